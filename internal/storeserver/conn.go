@@ -1,0 +1,165 @@
+package storeserver
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/plasmastream/plasmastream/internal/storewire"
+)
+
+// conn is one client connection: a goroutine reads and handles requests in
+// order and writes their replies; replies completed elsewhere are written
+// by short-lived goroutines under the same write lock.
+type conn struct {
+	s   *Server
+	uc  *net.UnixConn
+	c   *client
+	r   *bufio.Reader
+	wmu sync.Mutex
+	out []byte // reply buffer, reused; guarded by wmu
+	wg  sync.WaitGroup
+
+	closeOnce sync.Once
+}
+
+func newConn(s *Server, uc *net.UnixConn) *conn {
+	cn := &conn{s: s, uc: uc, r: bufio.NewReaderSize(uc, 64<<10)}
+	cn.c = newClient(peerPID(uc))
+	cn.c.send = cn.sendAsync
+	cn.c.drop = cn.close
+	return cn
+}
+
+func peerPID(uc *net.UnixConn) uint32 {
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var pid uint32
+	raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = uint32(cred.Pid)
+		}
+	})
+	return pid
+}
+
+func (cn *conn) close() { cn.closeOnce.Do(func() { cn.uc.Close() }) }
+
+// serve runs the connection to its end and then returns everything the
+// client held to the store.
+func (cn *conn) serve() {
+	log := cn.s.log.With("pid", cn.c.pid)
+	cn.s.st.mu.Lock()
+	cn.s.st.clients++
+	cn.s.st.mu.Unlock()
+	defer func() {
+		cn.close()
+		cn.s.st.disconnect(cn.c)
+		cn.wg.Wait()
+		log.Debug("client disconnected")
+	}()
+	if err := cn.handshake(); err != nil {
+		log.Warn("handshake failed", "err", err)
+		return
+	}
+	log.Debug("client connected")
+	var buf []byte
+	for {
+		h, p, nb, err := storewire.ReadFrame(cn.r, buf, storewire.MaxRequestPayload)
+		buf = nb
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				log.Warn("dropping client: unreadable frame", "err", err)
+				if h.Length > 0 {
+					// Tell the client why before hanging up: the stream
+					// cannot be resynchronised after a bad header.
+					cn.reply(storewire.TypeError, h.ReqID, storewire.ErrorReply{
+						Code: storewire.CodeInvalidRequest, Message: err.Error()}.Append(nil))
+				}
+			}
+			return
+		}
+		t, reply, err := cn.handle(h, p)
+		if err != nil {
+			var oe *opError
+			if !errors.As(err, &oe) {
+				oe = &opError{code: storewire.CodeInvalidRequest, msg: fmt.Sprintf("%s: %v", h.Type, err)}
+			}
+			log.Debug("request failed", "type", h.Type, "err", oe.msg)
+			t, reply = storewire.TypeError, storewire.ErrorReply{Code: oe.code, Message: oe.msg}.Append(nil)
+		} else if reply == nil {
+			continue // answered later (blocked Get) or by a stream (List pages)
+		}
+		if err := cn.reply(t, h.ReqID, reply); err != nil {
+			return
+		}
+	}
+}
+
+// handshake reads Hello and answers with the arena descriptor attached.
+func (cn *conn) handshake() error {
+	h, p, _, err := storewire.ReadFrame(cn.r, nil, 64)
+	var m storewire.Hello
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return err
+		}
+		err = fmt.Errorf("unreadable hello (is this a plasma store client?): %w", err)
+	} else if h.Type != storewire.TypeHello {
+		err = fmt.Errorf("first message is %s, want Hello", h.Type)
+	} else if err = m.Decode(p); err == nil && string(m.Magic[:]) != storewire.Magic {
+		err = fmt.Errorf("bad magic %q", m.Magic[:])
+	} else if err == nil && m.Version != storewire.Version {
+		err = fmt.Errorf("protocol version %d not supported (this store speaks %d)", m.Version, storewire.Version)
+		cn.reply(storewire.TypeError, h.ReqID, storewire.ErrorReply{Code: storewire.CodeVersion, Message: err.Error()}.Append(nil))
+		return err
+	}
+	if err != nil {
+		cn.reply(storewire.TypeError, h.ReqID, storewire.ErrorReply{Code: storewire.CodeInvalidRequest, Message: err.Error()}.Append(nil))
+		return err
+	}
+	a := cn.s.arena
+	payload := storewire.HelloReply{Version: storewire.Version, ArenaSize: a.Size, Capacity: cn.s.cfg.Capacity}.Append(nil)
+	frame := storewire.AppendFrame(nil, storewire.TypeHello|storewire.ReplyBit, h.ReqID, payload)
+	oob := syscall.UnixRights(int(a.File.Fd()))
+	n, oobn, err := cn.uc.WriteMsgUnix(frame, oob, nil)
+	if err != nil {
+		return fmt.Errorf("send arena descriptor: %w", err)
+	}
+	if n != len(frame) || oobn != len(oob) {
+		return fmt.Errorf("short handshake write (%d/%d bytes, %d/%d control)", n, len(frame), oobn, len(oob))
+	}
+	return nil
+}
+
+// reply writes one frame.
+func (cn *conn) reply(t storewire.Type, reqID uint32, payload []byte) error {
+	cn.wmu.Lock()
+	defer cn.wmu.Unlock()
+	cn.out = storewire.AppendFrame(cn.out[:0], t, reqID, payload)
+	_, err := cn.uc.Write(cn.out)
+	if cap(cn.out) > 1<<20 {
+		cn.out = nil // do not pin a large List reply's buffer forever
+	}
+	return err
+}
+
+// sendAsync writes a reply from outside the connection's goroutine without
+// blocking the caller, which may hold the state mutex.
+func (cn *conn) sendAsync(t storewire.Type, reqID uint32, payload []byte) {
+	cn.wg.Add(1)
+	go func() {
+		defer cn.wg.Done()
+		if cn.reply(t, reqID, payload) != nil {
+			cn.close()
+		}
+	}()
+}

@@ -1,0 +1,157 @@
+package storeserver
+
+import (
+	"sort"
+
+	"github.com/plasmastream/plasmastream/internal/storewire"
+)
+
+// allocate finds room for size bytes. When the allocator has no block big
+// enough it first compacts (if enough bytes are free but scattered), then
+// evicts least recently used objects one at a time, compacting again
+// whenever the free bytes suffice but are not contiguous. It fails only
+// when the pinned objects (unsealed or referenced) leave no room; the error
+// says so with the figures. Caller holds s.mu.
+func (s *state) allocate(oid id, size uint64) (uint64, error) {
+	if off, ok := s.alloc.Alloc(size); ok {
+		return off, nil
+	}
+	for {
+		if s.alloc.FreeBytes() >= roundUp(size) && s.alloc.LargestFree() < roundUp(size) {
+			s.compact()
+		}
+		if off, ok := s.alloc.Alloc(size); ok {
+			return off, nil
+		}
+		if s.lru.Len() == 0 {
+			return 0, errf(storewire.CodeOutOfMemory,
+				"store full: object %s needs %d bytes; capacity %d, %d in use or unsealed, %d free, largest free block %d",
+				hexID(oid), size, s.alloc.Capacity(), s.pinned, s.alloc.FreeBytes(), s.alloc.LargestFree())
+		}
+		s.evictOne()
+	}
+}
+
+func roundUp(n uint64) uint64 { return (n + 63) &^ 63 }
+
+// evictOne removes the least recently used unreferenced sealed object.
+func (s *state) evictOne() uint64 {
+	o := s.lru.Front().Value.(*object)
+	s.n.evictions++
+	s.n.evictedBytes += o.allocSize
+	s.publish(storewire.EventEvicted, o)
+	s.remove(o)
+	return o.allocSize
+}
+
+// evict frees at least n bytes by LRU eviction, or as much as it can.
+func (s *state) evict(n uint64) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var freed uint64
+	for freed < n && s.lru.Len() > 0 {
+		freed += s.evictOne()
+	}
+	return freed
+}
+
+// compact slides every movable object (sealed, unreferenced: nobody holds a
+// view of it) down to the lowest free address that fits, in address order,
+// so free space gathers between and above the pinned objects instead of
+// being scattered. Freeing an object and re-allocating lowest-first always
+// yields an offset at or below the old one, and copy has memmove semantics,
+// so overlapping moves are safe. Caller holds s.mu.
+func (s *state) compact() {
+	movable := make([]*object, 0, s.lru.Len())
+	for e := s.lru.Front(); e != nil; e = e.Next() {
+		movable = append(movable, e.Value.(*object))
+	}
+	sort.Slice(movable, func(i, j int) bool { return movable[i].off < movable[j].off })
+	s.n.compactions++
+	for _, o := range movable {
+		if err := s.alloc.Free(o.off); err != nil {
+			panic("storeserver: compaction free: " + err.Error())
+		}
+		off, ok := s.alloc.AllocLowest(o.allocSize)
+		if !ok || off > o.off {
+			panic("storeserver: compaction could not re-place an object at or below its offset")
+		}
+		if off != o.off {
+			n := o.dataSize + uint64(o.metaSize)
+			copy(s.mem[off:off+n], s.mem[o.off:o.off+n])
+			s.n.movedBytes += n
+			o.off = off
+		}
+	}
+}
+
+// publish queues an event for every subscriber. A subscriber whose queue
+// is full is dropped rather than allowed to stall the store.
+func (s *state) publish(kind uint8, o *object) {
+	if len(s.subs) == 0 {
+		return
+	}
+	ev := storewire.Event{Kind: kind, ID: o.id, DataSize: o.dataSize, MetaSize: o.metaSize, TimeNs: s.now().UnixNano()}
+	for c := range s.subs {
+		select {
+		case c.events <- ev:
+		default:
+			delete(s.subs, c)
+			go c.drop()
+		}
+	}
+}
+
+// subscribe makes c a subscriber with a queue of n events.
+func (s *state) subscribe(c *client, n int) <-chan storewire.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.events == nil {
+		c.events = make(chan storewire.Event, n)
+	}
+	s.subs[c] = struct{}{}
+	return c.events
+}
+
+// list describes every object, sealed or not, in offset order.
+func (s *state) list() []storewire.Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]storewire.Info, 0, len(s.objects))
+	for _, o := range s.objects {
+		st := storewire.StateCreated
+		if o.sealed {
+			st = storewire.StateSealed
+		}
+		var last int64
+		if !o.lastUse.IsZero() {
+			last = o.lastUse.UnixNano()
+		}
+		out = append(out, storewire.Info{
+			ID: o.id, DataSize: o.dataSize, MetaSize: o.metaSize, RefCount: uint32(o.refs),
+			CreateTimeNs: o.created.UnixNano(), ConstructNs: o.constructNs, CreatorPID: o.creatorPID,
+			State: st, DeletePending: o.deletePending, HasDigest: o.hasDigest, Digest: o.digest,
+			LastUseUnixNs: last, Offset: o.off,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Offset < out[j].Offset })
+	return out
+}
+
+func (s *state) stats() storewire.StatsReply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sealed uint64
+	for _, o := range s.objects {
+		if o.sealed {
+			sealed++
+		}
+	}
+	return storewire.StatsReply{
+		Capacity: s.alloc.Capacity(), Used: s.alloc.Used(), Objects: uint64(len(s.objects)),
+		Sealed: sealed, Pinned: s.pinned, LargestFree: s.alloc.LargestFree(),
+		FreeBlocks: uint64(s.alloc.FreeBlocks()), Evictions: s.n.evictions,
+		EvictedBytes: s.n.evictedBytes, Compactions: s.n.compactions,
+		MovedBytes: s.n.movedBytes, Clients: uint64(s.clients),
+	}
+}

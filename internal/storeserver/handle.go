@@ -1,0 +1,123 @@
+package storeserver
+
+import (
+	"fmt"
+
+	"github.com/plasmastream/plasmastream/internal/storewire"
+)
+
+// decoder is a request message.
+type decoder interface{ Decode([]byte) error }
+
+func decode(m decoder, p []byte) error {
+	if err := m.Decode(p); err != nil {
+		return &opError{code: storewire.CodeInvalidRequest, msg: err.Error()}
+	}
+	return nil
+}
+
+// handle runs one request and returns the reply type and payload. A nil
+// payload with a nil error means the reply is sent later or was already
+// sent.
+func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, error) {
+	st, c := cn.s.st, cn.c
+	rt := h.Type | storewire.ReplyBit
+	switch h.Type {
+	case storewire.TypeCreate:
+		var m storewire.Create
+		if err := decode(&m, p); err != nil {
+			return 0, nil, err
+		}
+		loc, err := st.create(c, &m)
+		if err != nil {
+			return 0, nil, err
+		}
+		return rt, loc.Append(nil), nil
+	case storewire.TypeCreateAndSeal:
+		var m storewire.CreateAndSeal
+		if err := decode(&m, p); err != nil {
+			return 0, nil, err
+		}
+		return rt, []byte{}, st.createAndSeal(c, &m)
+	case storewire.TypeSeal:
+		var m storewire.Seal
+		if err := decode(&m, p); err != nil {
+			return 0, nil, err
+		}
+		return rt, []byte{}, st.seal(c, &m)
+	case storewire.TypeAbort, storewire.TypeRelease, storewire.TypeContains:
+		var m storewire.ObjectRef
+		if err := decode(&m, p); err != nil {
+			return 0, nil, err
+		}
+		switch h.Type {
+		case storewire.TypeAbort:
+			return rt, []byte{}, st.abort(c, m.ID)
+		case storewire.TypeRelease:
+			return rt, []byte{}, st.release(c, m.ID)
+		}
+		var has storewire.Code
+		if st.contains(m.ID) {
+			has = 1
+		}
+		return rt, storewire.Codes{Codes: []storewire.Code{has}}.Append(nil), nil
+	case storewire.TypeGet, storewire.TypeDelete:
+		var m storewire.IDList
+		if err := decode(&m, p); err != nil {
+			return 0, nil, err
+		}
+		if h.Type == storewire.TypeDelete {
+			return rt, storewire.Codes{Codes: st.del(m.IDs)}.Append(nil), nil
+		}
+		reply, err := st.get(c, h.ReqID, &m)
+		return rt, reply, err
+	case storewire.TypeList:
+		return 0, nil, cn.list(h.ReqID)
+	case storewire.TypeEvict:
+		var m storewire.Number
+		if err := decode(&m, p); err != nil {
+			return 0, nil, err
+		}
+		return rt, storewire.Number{N: st.evict(m.N)}.Append(nil), nil
+	case storewire.TypeStats:
+		return rt, st.stats().Append(nil), nil
+	case storewire.TypeSubscribe:
+		cn.subscribe()
+		return rt, []byte{}, nil
+	}
+	return 0, nil, errf(storewire.CodeInvalidRequest, "unknown request type %d", uint16(h.Type))
+}
+
+// list sends the object table in pages; every page but the last has More.
+func (cn *conn) list(reqID uint32) error {
+	infos := cn.s.st.list()
+	for {
+		n := min(len(infos), storewire.MaxInfosPerPage)
+		page := storewire.ListReply{More: n < len(infos), Infos: infos[:n]}
+		if err := cn.reply(storewire.TypeList|storewire.ReplyBit, reqID, page.Append(nil)); err != nil {
+			return fmt.Errorf("send list: %w", err)
+		}
+		infos = infos[n:]
+		if len(infos) == 0 {
+			return nil
+		}
+	}
+}
+
+// subscribe starts the goroutine that forwards events to this client. It
+// ends when the state closes the queue at disconnect.
+func (cn *conn) subscribe() {
+	if cn.c.events != nil {
+		return
+	}
+	events := cn.s.st.subscribe(cn.c, cn.s.cfg.EventQueue)
+	cn.wg.Add(1)
+	go func() {
+		defer cn.wg.Done()
+		for ev := range events {
+			if cn.reply(storewire.TypeEvent, 0, ev.Append(nil)) != nil {
+				cn.close()
+			}
+		}
+	}()
+}

@@ -1,0 +1,336 @@
+package storeserver
+
+import (
+	"container/list"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/alloc"
+	"github.com/plasmastream/plasmastream/internal/storewire"
+)
+
+type id = storewire.ID
+
+// object is one entry of the object table.
+type object struct {
+	id        id
+	off       uint64 // allocation start; data at off, metadata at off+dataSize
+	dataSize  uint64
+	metaSize  uint32
+	allocSize uint64 // dataSize+metaSize, at least 1 (the allocator rounds to 64)
+
+	sealed        bool
+	creator       *client // nil once sealed
+	refs          int
+	deletePending bool
+	lru           *list.Element // non-nil iff on the LRU list
+
+	created     time.Time
+	constructNs int64 // create to seal; -1 while unsealed
+	creatorPID  uint32
+	lastUse     time.Time
+	hasDigest   bool
+	digest      [storewire.DigestSize]byte
+}
+
+// client is the per-connection part of the state.
+type client struct {
+	pid     uint32
+	refs    map[id]int     // references this client holds
+	created map[id]*object // its unsealed objects
+	waits   map[*waiter]struct{}
+	events  chan storewire.Event                 // non-nil once subscribed
+	send    func(storewire.Type, uint32, []byte) // async replies
+	drop    func()                               // ends the connection
+	pending int                                  // blocked Gets in flight
+}
+
+func newClient(pid uint32) *client {
+	return &client{pid: pid, refs: map[id]int{}, created: map[id]*object{}, waits: map[*waiter]struct{}{}}
+}
+
+// opError is a failed request: its code travels in an Error reply.
+type opError struct {
+	code storewire.Code
+	msg  string
+}
+
+func (e *opError) Error() string { return e.msg }
+
+func errf(code storewire.Code, format string, args ...any) error {
+	return &opError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+func hexID(i id) string { return hex.EncodeToString(i[:]) }
+
+// counters are the Stats figures that are not derived from the table.
+type counters struct {
+	evictions, evictedBytes, compactions, movedBytes uint64
+}
+
+// state is the whole store behind one mutex.
+type state struct {
+	mu      sync.Mutex
+	mem     []byte // the store's mapping of the arena
+	alloc   *alloc.Allocator
+	objects map[id]*object
+	lru     *list.List // of *object, least recently used at the front
+	waiters map[id]map[*waiter]struct{}
+	subs    map[*client]struct{}
+	clients int
+	pinned  uint64 // bytes of objects that are unsealed or referenced
+	n       counters
+	now     func() time.Time
+}
+
+func newState(mem []byte, capacity uint64) *state {
+	return &state{
+		mem:     mem,
+		alloc:   alloc.New(capacity),
+		objects: map[id]*object{},
+		lru:     list.New(),
+		waiters: map[id]map[*waiter]struct{}{},
+		subs:    map[*client]struct{}{},
+		now:     time.Now,
+	}
+}
+
+func allocSize(data uint64, meta uint32) uint64 {
+	if n := data + uint64(meta); n > 0 {
+		return n
+	}
+	return 1
+}
+
+// create reserves an object for c and copies its metadata into place.
+func (s *state) create(c *client, m *storewire.Create) (storewire.Location, error) {
+	if m.DataSize > s.alloc.Capacity() {
+		return storewire.Location{}, errf(storewire.CodeOutOfMemory,
+			"object %s: data size %d exceeds the store capacity %d", hexID(m.ID), m.DataSize, s.alloc.Capacity())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.place(c, m.ID, m.DataSize, m.Metadata)
+	if err != nil {
+		return storewire.Location{}, err
+	}
+	c.created[o.id] = o
+	s.ref(c, o)
+	return storewire.Location{Offset: o.off, DataSize: o.dataSize, MetaSize: o.metaSize}, nil
+}
+
+// place allocates an unsealed object (making room if needed) and writes
+// its metadata. Caller holds s.mu.
+func (s *state) place(c *client, oid id, dataSize uint64, meta []byte) (*object, error) {
+	if o, ok := s.objects[oid]; ok {
+		what := "sealed"
+		switch {
+		case !o.sealed:
+			what = "being created"
+		case o.deletePending:
+			what = "pending deletion"
+		}
+		return nil, errf(storewire.CodeObjectExists, "object %s already exists (%s)", hexID(oid), what)
+	}
+	size := allocSize(dataSize, uint32(len(meta)))
+	off, err := s.allocate(oid, size)
+	if err != nil {
+		return nil, err
+	}
+	o := &object{
+		id: oid, off: off, dataSize: dataSize, metaSize: uint32(len(meta)), allocSize: size,
+		creator: c, created: s.now(), constructNs: -1, creatorPID: c.pid,
+	}
+	copy(s.mem[off+dataSize:], meta)
+	s.objects[oid] = o
+	s.pinned += size
+	return o, nil
+}
+
+// seal makes c's object immutable and visible, wakes blocked Gets and
+// notifies subscribers.
+func (s *state) seal(c *client, m *storewire.Seal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.objects[m.ID]
+	switch {
+	case !ok:
+		return errf(storewire.CodeObjectNotFound, "seal: object %s does not exist", hexID(m.ID))
+	case o.sealed:
+		return errf(storewire.CodeAlreadySealed, "seal: object %s is already sealed", hexID(m.ID))
+	case o.creator != c:
+		return errf(storewire.CodeNotCreator, "seal: object %s was created by another client (pid %d)", hexID(m.ID), o.creatorPID)
+	}
+	o.hasDigest, o.digest = m.HasDigest, m.Digest
+	s.sealLocked(o)
+	return nil
+}
+
+func (s *state) sealLocked(o *object) {
+	now := s.now()
+	o.sealed = true
+	o.constructNs = now.Sub(o.created).Nanoseconds()
+	o.lastUse = now
+	if o.creator != nil {
+		delete(o.creator.created, o.id)
+		o.creator = nil
+	}
+	if o.refs == 0 {
+		s.pinned -= o.allocSize
+		o.lru = s.lru.PushBack(o)
+	}
+	s.publish(storewire.EventSealed, o)
+	s.wake(o)
+}
+
+// createAndSeal stores a small object whole; the client keeps no reference.
+func (s *state) createAndSeal(c *client, m *storewire.CreateAndSeal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.place(c, m.ID, uint64(len(m.Data)), m.Metadata)
+	if err != nil {
+		return err
+	}
+	copy(s.mem[o.off:], m.Data)
+	s.sealLocked(o)
+	return nil
+}
+
+// abort frees c's unsealed object.
+func (s *state) abort(c *client, oid id) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.objects[oid]
+	switch {
+	case !ok:
+		return errf(storewire.CodeObjectNotFound, "abort: object %s does not exist", hexID(oid))
+	case o.sealed:
+		return errf(storewire.CodeAlreadySealed, "abort: object %s is already sealed", hexID(oid))
+	case o.creator != c:
+		return errf(storewire.CodeNotCreator, "abort: object %s was created by another client (pid %d)", hexID(oid), o.creatorPID)
+	}
+	s.abortLocked(c, o)
+	return nil
+}
+
+func (s *state) abortLocked(c *client, o *object) {
+	delete(c.created, o.id)
+	if n := c.refs[o.id]; n > 0 {
+		delete(c.refs, o.id)
+		o.refs -= n
+	}
+	if o.refs > 0 {
+		// Only the creator can hold a reference to an unsealed object.
+		panic(fmt.Sprintf("storeserver: unsealed object %s has %d foreign references", hexID(o.id), o.refs))
+	}
+	s.pinned -= o.allocSize
+	s.remove(o)
+}
+
+// remove drops an unreferenced object from the table and frees its memory.
+func (s *state) remove(o *object) {
+	if o.lru != nil {
+		s.lru.Remove(o.lru)
+		o.lru = nil
+	}
+	delete(s.objects, o.id)
+	if err := s.alloc.Free(o.off); err != nil {
+		panic(fmt.Sprintf("storeserver: free of object %s at %d: %v", hexID(o.id), o.off, err))
+	}
+}
+
+// ref gives c one more reference to o.
+func (s *state) ref(c *client, o *object) {
+	if o.refs == 0 && o.sealed {
+		s.pinned += o.allocSize
+	}
+	if o.lru != nil {
+		s.lru.Remove(o.lru)
+		o.lru = nil
+	}
+	o.refs++
+	c.refs[o.id]++
+}
+
+// release drops one of c's references to oid.
+func (s *state) release(c *client, oid id) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.refs[oid] == 0 {
+		return errf(storewire.CodeNotReferenced, "release: this client holds no reference to object %s", hexID(oid))
+	}
+	s.releaseLocked(c, s.objects[oid], 1)
+	return nil
+}
+
+func (s *state) releaseLocked(c *client, o *object, n int) {
+	if c.refs[o.id] -= n; c.refs[o.id] == 0 {
+		delete(c.refs, o.id)
+	}
+	o.refs -= n
+	if o.refs > 0 || !o.sealed {
+		return
+	}
+	s.pinned -= o.allocSize
+	if o.deletePending {
+		s.publish(storewire.EventDeleted, o)
+		s.remove(o)
+		return
+	}
+	o.lastUse = s.now()
+	o.lru = s.lru.PushBack(o)
+}
+
+// contains reports whether oid is sealed and not pending deletion.
+func (s *state) contains(oid id) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.objects[oid]
+	return ok && o.sealed && !o.deletePending
+}
+
+// del deletes each id, deferring those in use to their last release.
+func (s *state) del(ids []id) []storewire.Code {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	codes := make([]storewire.Code, len(ids))
+	for i, oid := range ids {
+		o, ok := s.objects[oid]
+		switch {
+		case !ok || o.deletePending:
+			codes[i] = storewire.CodeObjectNotFound
+		case !o.sealed:
+			codes[i] = storewire.CodeObjectNotSealed
+		case o.refs > 0:
+			o.deletePending = true
+			codes[i] = storewire.CodeDeleteDeferred
+		default:
+			s.publish(storewire.EventDeleted, o)
+			s.remove(o)
+		}
+	}
+	return codes
+}
+
+// disconnect frees c's unsealed objects, drops its references and its
+// blocked Gets. It runs however the connection ended.
+func (s *state) disconnect(c *client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for w := range c.waits {
+		s.cancelWait(w)
+	}
+	for _, o := range c.created {
+		s.abortLocked(c, o)
+	}
+	for oid, n := range c.refs {
+		s.releaseLocked(c, s.objects[oid], n)
+	}
+	delete(s.subs, c)
+	if c.events != nil {
+		close(c.events) // publish no longer sees c: it left s.subs above
+	}
+	s.clients--
+}

@@ -1,0 +1,164 @@
+package storewire
+
+// Object states as they travel.
+const (
+	StateCreated uint8 = 1
+	StateSealed  uint8 = 2
+)
+
+// Info describes one object (List reply entries).
+type Info struct {
+	ID            ID
+	DataSize      uint64
+	MetaSize      uint32
+	RefCount      uint32
+	CreateTimeNs  int64 // unix nanoseconds
+	ConstructNs   int64 // create to seal; -1 while unsealed
+	CreatorPID    uint32
+	State         uint8
+	DeletePending bool
+	HasDigest     bool
+	Digest        [DigestSize]byte
+	LastUseUnixNs int64 // last release (LRU position)
+	Offset        uint64
+}
+
+// InfoSize is the encoded size of one Info.
+const InfoSize = IDSize + 8 + 4 + 4 + 8 + 8 + 4 + 1 + 1 + 1 + DigestSize + 8 + 8
+
+func (m *Info) append(e *Enc) {
+	e.ID(m.ID)
+	e.U64(m.DataSize)
+	e.U32(m.MetaSize)
+	e.U32(m.RefCount)
+	e.I64(m.CreateTimeNs)
+	e.I64(m.ConstructNs)
+	e.U32(m.CreatorPID)
+	e.U8(m.State)
+	e.U8(b2u(m.DeletePending))
+	e.U8(b2u(m.HasDigest))
+	e.Raw(m.Digest[:])
+	e.I64(m.LastUseUnixNs)
+	e.U64(m.Offset)
+}
+
+func (m *Info) read(d *Dec) {
+	m.ID = d.ID("id")
+	m.DataSize = d.U64("data size")
+	m.MetaSize = d.U32("metadata size")
+	m.RefCount = d.U32("ref count")
+	m.CreateTimeNs = d.I64("create time")
+	m.ConstructNs = d.I64("construct duration")
+	m.CreatorPID = d.U32("creator pid")
+	m.State = d.U8("state")
+	m.DeletePending = d.U8("delete pending") != 0
+	m.HasDigest = d.U8("has digest") != 0
+	copy(m.Digest[:], d.Raw("digest", DigestSize))
+	m.LastUseUnixNs = d.I64("last use")
+	m.Offset = d.U64("offset")
+}
+
+// ListReply is one page of a List. The server sends pages with the same
+// request id until one has More=false.
+type ListReply struct {
+	More  bool
+	Infos []Info
+}
+
+// MaxInfosPerPage keeps a List page well under MaxReplyPayload.
+const MaxInfosPerPage = 65536
+
+func (m ListReply) Append(b []byte) []byte {
+	e := Enc{b}
+	e.U8(b2u(m.More))
+	e.U32(uint32(len(m.Infos)))
+	for i := range m.Infos {
+		m.Infos[i].append(&e)
+	}
+	return e.B
+}
+
+func (m *ListReply) Decode(p []byte) error {
+	d := NewDec(p)
+	m.More = d.U8("more") != 0
+	n := d.Count("info count", InfoSize, MaxInfosPerPage)
+	m.Infos = make([]Info, n)
+	for i := range m.Infos {
+		m.Infos[i].read(d)
+	}
+	return d.Done()
+}
+
+// Event kinds pushed to subscribers.
+const (
+	EventSealed  uint8 = 1
+	EventDeleted uint8 = 2
+	EventEvicted uint8 = 3
+)
+
+// Event is pushed (request id 0) to a connection that sent Subscribe.
+type Event struct {
+	Kind     uint8
+	ID       ID
+	DataSize uint64
+	MetaSize uint32
+	TimeNs   int64
+}
+
+func (m Event) Append(b []byte) []byte {
+	e := Enc{b}
+	e.U8(m.Kind)
+	e.ID(m.ID)
+	e.U64(m.DataSize)
+	e.U32(m.MetaSize)
+	e.I64(m.TimeNs)
+	return e.B
+}
+
+func (m *Event) Decode(p []byte) error {
+	d := NewDec(p)
+	m.Kind = d.U8("kind")
+	m.ID = d.ID("id")
+	m.DataSize = d.U64("data size")
+	m.MetaSize = d.U32("metadata size")
+	m.TimeNs = d.I64("time")
+	return d.Done()
+}
+
+// StatsReply is the store's accounting.
+type StatsReply struct {
+	Capacity     uint64 // bytes usable for objects
+	Used         uint64 // bytes allocated to objects (64-byte rounded)
+	Objects      uint64 // sealed and unsealed
+	Sealed       uint64
+	Pinned       uint64 // bytes of objects referenced by a client or unsealed
+	LargestFree  uint64 // largest contiguous free block
+	FreeBlocks   uint64
+	Evictions    uint64 // objects evicted since start
+	EvictedBytes uint64
+	Compactions  uint64 // compaction passes since start
+	MovedBytes   uint64 // bytes moved by compaction
+	Clients      uint64 // connected clients
+}
+
+func (m StatsReply) Append(b []byte) []byte {
+	e := Enc{b}
+	for _, f := range m.fieldsPtr() {
+		e.U64(*f)
+	}
+	return e.B
+}
+
+func (m *StatsReply) Decode(p []byte) error {
+	d := NewDec(p)
+	for _, f := range m.fieldsPtr() {
+		*f = d.U64("stat")
+	}
+	return d.Done()
+}
+
+func (m *StatsReply) fieldsPtr() []*uint64 {
+	return []*uint64{&m.Capacity, &m.Used, &m.Objects, &m.Sealed, &m.Pinned,
+		&m.LargestFree, &m.FreeBlocks, &m.Evictions, &m.EvictedBytes,
+		&m.Compactions, &m.MovedBytes, &m.Clients}
+}

@@ -1,0 +1,305 @@
+package storewire
+
+import "fmt"
+
+// Code is a result code carried by Error replies and per-object statuses.
+type Code uint16
+
+const (
+	CodeOK              Code = 0
+	CodeObjectExists    Code = 1
+	CodeObjectNotFound  Code = 2
+	CodeOutOfMemory     Code = 3
+	CodeObjectNotSealed Code = 4
+	CodeAlreadySealed   Code = 5
+	CodeNotCreator      Code = 6
+	CodeInvalidRequest  Code = 7
+	CodeTooLarge        Code = 8
+	CodeVersion         Code = 9
+	CodeInternal        Code = 10
+	CodeDeleteDeferred  Code = 11 // Delete status: in use, deleted at last release
+	CodeNotReferenced   Code = 12 // Release of an object this client does not hold
+)
+
+// ID is an object id as it travels: 20 raw bytes.
+type ID = [IDSize]byte
+
+// Hello opens every connection. The server answers with HelloReply and the
+// arena file descriptor (SCM_RIGHTS) in the same sendmsg.
+type Hello struct {
+	Magic   [4]byte
+	Version uint16
+}
+
+func (m Hello) Append(b []byte) []byte {
+	e := Enc{b}
+	e.Raw(m.Magic[:])
+	e.U16(m.Version)
+	return e.B
+}
+
+func (m *Hello) Decode(p []byte) error {
+	d := NewDec(p)
+	copy(m.Magic[:], d.Raw("magic", 4))
+	m.Version = d.U16("version")
+	return d.Done()
+}
+
+// HelloReply describes the arena the attached descriptor refers to.
+type HelloReply struct {
+	Version   uint16
+	ArenaSize uint64 // bytes to map
+	Capacity  uint64 // bytes usable for objects
+}
+
+func (m HelloReply) Append(b []byte) []byte {
+	e := Enc{b}
+	e.U16(m.Version)
+	e.U64(m.ArenaSize)
+	e.U64(m.Capacity)
+	return e.B
+}
+
+func (m *HelloReply) Decode(p []byte) error {
+	d := NewDec(p)
+	m.Version = d.U16("version")
+	m.ArenaSize = d.U64("arena size")
+	m.Capacity = d.U64("capacity")
+	return d.Done()
+}
+
+// Create reserves an object; the reply tells where it lives in the arena.
+type Create struct {
+	ID       ID
+	DataSize uint64
+	Metadata []byte
+}
+
+func (m Create) Append(b []byte) []byte {
+	e := Enc{b}
+	e.ID(m.ID)
+	e.U64(m.DataSize)
+	e.Bytes32(m.Metadata)
+	return e.B
+}
+
+func (m *Create) Decode(p []byte) error {
+	d := NewDec(p)
+	m.ID = d.ID("id")
+	m.DataSize = d.U64("data size")
+	m.Metadata = d.Bytes32("metadata", MaxMetadata)
+	return d.Done()
+}
+
+// Location is where an object's bytes are: data at Offset, metadata right
+// after the data.
+type Location struct {
+	Offset   uint64
+	DataSize uint64
+	MetaSize uint32
+}
+
+func (m Location) Append(b []byte) []byte {
+	e := Enc{b}
+	e.U64(m.Offset)
+	e.U64(m.DataSize)
+	e.U32(m.MetaSize)
+	return e.B
+}
+
+func (m *Location) read(d *Dec) {
+	m.Offset = d.U64("offset")
+	m.DataSize = d.U64("data size")
+	m.MetaSize = d.U32("metadata size")
+}
+
+func (m *Location) Decode(p []byte) error {
+	d := NewDec(p)
+	m.read(d)
+	return d.Done()
+}
+
+// CreateAndSeal creates, fills and seals a small object in one round trip.
+type CreateAndSeal struct {
+	ID       ID
+	Data     []byte
+	Metadata []byte
+}
+
+func (m CreateAndSeal) Append(b []byte) []byte {
+	e := Enc{b}
+	e.ID(m.ID)
+	e.Bytes32(m.Data)
+	e.Bytes32(m.Metadata)
+	return e.B
+}
+
+func (m *CreateAndSeal) Decode(p []byte) error {
+	d := NewDec(p)
+	m.ID = d.ID("id")
+	m.Data = d.Bytes32("data", MaxInlineData)
+	m.Metadata = d.Bytes32("metadata", MaxMetadata)
+	return d.Done()
+}
+
+// ObjectRef names one object: Abort, Release and Contains.
+type ObjectRef struct{ ID ID }
+
+func (m ObjectRef) Append(b []byte) []byte { return append(b, m.ID[:]...) }
+
+func (m *ObjectRef) Decode(p []byte) error {
+	d := NewDec(p)
+	m.ID = d.ID("id")
+	return d.Done()
+}
+
+// Seal makes an object immutable and visible. A client may supply the
+// BLAKE3 digest of the data it wrote (HasDigest=1).
+type Seal struct {
+	ID        ID
+	HasDigest bool
+	Digest    [DigestSize]byte
+}
+
+func (m Seal) Append(b []byte) []byte {
+	e := Enc{b}
+	e.ID(m.ID)
+	e.U8(b2u(m.HasDigest))
+	e.Raw(m.Digest[:])
+	return e.B
+}
+
+func (m *Seal) Decode(p []byte) error {
+	d := NewDec(p)
+	m.ID = d.ID("id")
+	m.HasDigest = d.U8("has digest") != 0
+	copy(m.Digest[:], d.Raw("digest", DigestSize))
+	return d.Done()
+}
+
+// IDList is a list of ids: Get (with its timeout) and Delete.
+type IDList struct {
+	TimeoutMs int64 // Get only: -1 forever, 0 poll, N milliseconds
+	IDs       []ID
+}
+
+func (m IDList) Append(b []byte) []byte {
+	e := Enc{b}
+	e.I64(m.TimeoutMs)
+	e.U32(uint32(len(m.IDs)))
+	for _, id := range m.IDs {
+		e.ID(id)
+	}
+	return e.B
+}
+
+func (m *IDList) Decode(p []byte) error {
+	d := NewDec(p)
+	m.TimeoutMs = d.I64("timeout")
+	n := d.Count("id count", IDSize, MaxIDsPerRequest)
+	m.IDs = make([]ID, n)
+	for i := range m.IDs {
+		m.IDs[i] = d.ID("id")
+	}
+	return d.Done()
+}
+
+// GetReply has one entry per requested id, in request order.
+type GetReply struct{ Objects []GetResult }
+
+// GetResult is a found object's location, or Found=false.
+type GetResult struct {
+	Found bool
+	Location
+}
+
+const getResultSize = 1 + 8 + 8 + 4
+
+func (m GetReply) Append(b []byte) []byte {
+	e := Enc{b}
+	e.U32(uint32(len(m.Objects)))
+	for _, o := range m.Objects {
+		e.U8(b2u(o.Found))
+		e.B = o.Location.Append(e.B)
+	}
+	return e.B
+}
+
+func (m *GetReply) Decode(p []byte) error {
+	d := NewDec(p)
+	n := d.Count("object count", getResultSize, MaxIDsPerRequest)
+	m.Objects = make([]GetResult, n)
+	for i := range m.Objects {
+		m.Objects[i].Found = d.U8("found") != 0
+		m.Objects[i].Location.read(d)
+	}
+	return d.Done()
+}
+
+// Codes is a list of per-object result codes (Delete reply), or a single
+// flag (Contains reply: one code, 1 = sealed and present).
+type Codes struct{ Codes []Code }
+
+func (m Codes) Append(b []byte) []byte {
+	e := Enc{b}
+	e.U32(uint32(len(m.Codes)))
+	for _, c := range m.Codes {
+		e.U16(uint16(c))
+	}
+	return e.B
+}
+
+func (m *Codes) Decode(p []byte) error {
+	d := NewDec(p)
+	n := d.Count("code count", 2, MaxIDsPerRequest)
+	m.Codes = make([]Code, n)
+	for i := range m.Codes {
+		m.Codes[i] = Code(d.U16("code"))
+	}
+	return d.Done()
+}
+
+// Number is a single u64: the Evict request (bytes wanted) and its reply
+// (bytes freed).
+type Number struct{ N uint64 }
+
+func (m Number) Append(b []byte) []byte { e := Enc{b}; e.U64(m.N); return e.B }
+
+func (m *Number) Decode(p []byte) error {
+	d := NewDec(p)
+	m.N = d.U64("number")
+	return d.Done()
+}
+
+// ErrorReply answers a request that failed as a whole.
+type ErrorReply struct {
+	Code    Code
+	Message string
+}
+
+func (m ErrorReply) Append(b []byte) []byte {
+	e := Enc{b}
+	e.U16(uint16(m.Code))
+	msg := m.Message
+	if len(msg) > 4096 {
+		msg = msg[:4096]
+	}
+	e.Bytes32([]byte(msg))
+	return e.B
+}
+
+func (m *ErrorReply) Decode(p []byte) error {
+	d := NewDec(p)
+	m.Code = Code(d.U16("code"))
+	m.Message = string(d.Bytes32("message", 4096))
+	return d.Done()
+}
+
+func (m ErrorReply) Error() string { return fmt.Sprintf("%s (code %d)", m.Message, m.Code) }
+
+func b2u(v bool) uint8 {
+	if v {
+		return 1
+	}
+	return 0
+}

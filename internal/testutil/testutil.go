@@ -1,0 +1,135 @@
+// Package testutil starts the project's real components for tests: stores
+// in-process or as processes of the real binaries, on temporary sockets.
+package testutil
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/storeserver"
+)
+
+// ShortDir returns a fresh temporary directory with a short path (unix
+// socket paths are limited to 107 bytes), removed at the end of the test.
+func ShortDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "ps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// StartStore runs a store in this process on a temporary socket and stops
+// it at the end of the test. The arena is a memfd.
+func StartStore(t testing.TB, capacity uint64) (string, *storeserver.Server) {
+	t.Helper()
+	sock := filepath.Join(ShortDir(t), "store.sock")
+	srv, err := storeserver.New(storeserver.Config{Socket: sock, Capacity: capacity})
+	if err != nil {
+		t.Fatalf("start store: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("store: %v", err)
+		}
+	})
+	return sock, srv
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+	buildOut  []byte
+)
+
+// Binaries builds every command of the module once per test binary and
+// returns the directory holding them.
+func Binaries(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binDir, buildErr = os.MkdirTemp("", "psbin")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-race", "-o", binDir+"/", "./cmd/...")
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("build binaries: %v\n%s", buildErr, buildOut)
+	}
+	return binDir
+}
+
+// StartStoreProcess runs the real plasma-store-server binary with extra
+// arguments on a temporary socket and stops it (SIGTERM) at the end.
+func StartStoreProcess(t testing.TB, memory string, args ...string) (string, *exec.Cmd) {
+	t.Helper()
+	sock := filepath.Join(ShortDir(t), "store.sock")
+	cmd := exec.Command(filepath.Join(Binaries(t), "plasma-store-server"),
+		append([]string{"-m", memory, "-s", sock}, args...)...)
+	cmd.Stderr = &prefixWriter{t: t, prefix: "store: "}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	WaitSocket(t, sock, exited)
+	return sock, cmd
+}
+
+// WaitSocket waits until something accepts connections on sock.
+func WaitSocket(t testing.TB, sock string, exited <-chan struct{}) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("process serving %s exited before listening", sock)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("nothing listening on %s after 20s", sock)
+}
+
+type prefixWriter struct {
+	t      testing.TB
+	prefix string
+}
+
+func (w *prefixWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s%s", w.prefix, strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,288 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/plasmastream/plasmastream/internal/arena"
+	"github.com/plasmastream/plasmastream/internal/storewire"
+)
+
+// Limits of the store protocol.
+const (
+	MaxMetadata   = storewire.MaxMetadata   // bytes of metadata per object
+	MaxInlineData = storewire.MaxInlineData // largest CreateAndSeal data
+	MaxGetIDs     = storewire.MaxIDsPerRequest
+)
+
+// Client is a connection to a plasma-store-server with the store's arena
+// mapped into this process.
+type Client struct {
+	m        *mux
+	socket   string
+	rw, ro   []byte // writable and read-only mappings of the arena
+	capacity uint64
+}
+
+// Object is a sealed object returned by Get: read-only views over shared
+// memory, valid until Release (or Close).
+type Object struct {
+	ID       ObjectID
+	Data     []byte
+	Metadata []byte
+}
+
+// Connect connects to the store listening on socket and maps its arena.
+func Connect(ctx context.Context, socket string) (*Client, error) {
+	m, f, hr, err := dial(ctx, socket)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // the mappings outlive the descriptor
+	rw, err := arena.Map(f, hr.ArenaSize, true)
+	if err != nil {
+		m.close()
+		return nil, err
+	}
+	ro, err := arena.Map(f, hr.ArenaSize, false)
+	if err != nil {
+		unix.Munmap(rw)
+		m.close()
+		return nil, err
+	}
+	return &Client{m: m, socket: socket, rw: rw, ro: ro, capacity: hr.Capacity}, nil
+}
+
+// Close disconnects. The store releases every reference this client held
+// and aborts its unsealed objects; every view this client returned becomes
+// invalid (the arena is unmapped).
+func (c *Client) Close() error {
+	c.m.close()
+	<-c.m.done
+	err := unix.Munmap(c.rw)
+	if err2 := unix.Munmap(c.ro); err == nil {
+		err = err2
+	}
+	return err
+}
+
+// Capacity is the number of bytes the store can hold.
+func (c *Client) Capacity() uint64 { return c.capacity }
+
+// Socket is the path this client is connected to.
+func (c *Client) Socket() string { return c.socket }
+
+func (c *Client) view(mem []byte, off, n uint64) ([]byte, error) {
+	if off > uint64(len(mem)) || n > uint64(len(mem))-off {
+		return nil, fmt.Errorf("store returned a range [%d, +%d) outside the arena of %d bytes", off, n, len(mem))
+	}
+	return mem[off : off+n : off+n], nil
+}
+
+// Create reserves an object of dataSize bytes with the given metadata
+// (at most MaxMetadata bytes) and returns a writable view of its data.
+// The object is invisible to others until Seal; the creator holds one
+// reference to it (Release after Seal).
+func (c *Client) Create(ctx context.Context, id ObjectID, dataSize uint64, metadata []byte) ([]byte, error) {
+	if len(metadata) > MaxMetadata {
+		return nil, fmt.Errorf("create %s: metadata of %d bytes exceeds %d: %w", id, len(metadata), MaxMetadata, ErrTooLarge)
+	}
+	f, err := c.m.call(ctx, storewire.TypeCreate, storewire.Create{ID: id, DataSize: dataSize, Metadata: metadata}.Append(nil), nil)
+	if err != nil {
+		return nil, err
+	}
+	var loc storewire.Location
+	if err := loc.Decode(f.p); err != nil {
+		return nil, fmt.Errorf("create %s: %w", id, err)
+	}
+	return c.view(c.rw, loc.Offset, loc.DataSize)
+}
+
+// CreateAndSeal stores a small object (data up to MaxInlineData bytes) in
+// one round trip. The caller holds no reference afterwards.
+func (c *Client) CreateAndSeal(ctx context.Context, id ObjectID, data, metadata []byte) error {
+	if len(data) > MaxInlineData || len(metadata) > MaxMetadata {
+		return fmt.Errorf("create-and-seal %s: %d bytes of data, %d of metadata exceed %d and %d: %w",
+			id, len(data), len(metadata), MaxInlineData, MaxMetadata, ErrTooLarge)
+	}
+	_, err := c.m.call(ctx, storewire.TypeCreateAndSeal, storewire.CreateAndSeal{ID: id, Data: data, Metadata: metadata}.Append(nil), nil)
+	return err
+}
+
+// Seal makes an object this client created immutable and visible.
+func (c *Client) Seal(ctx context.Context, id ObjectID) error {
+	_, err := c.m.call(ctx, storewire.TypeSeal, storewire.Seal{ID: id}.Append(nil), nil)
+	return err
+}
+
+// Abort discards an unsealed object this client created.
+func (c *Client) Abort(ctx context.Context, id ObjectID) error {
+	_, err := c.m.call(ctx, storewire.TypeAbort, storewire.ObjectRef{ID: id}.Append(nil), nil)
+	return err
+}
+
+// Release drops one reference obtained by Get or Create.
+func (c *Client) Release(ctx context.Context, id ObjectID) error {
+	_, err := c.m.call(ctx, storewire.TypeRelease, storewire.ObjectRef{ID: id}.Append(nil), nil)
+	return err
+}
+
+// Contains reports whether the object is sealed in the store.
+func (c *Client) Contains(ctx context.Context, id ObjectID) (bool, error) {
+	f, err := c.m.call(ctx, storewire.TypeContains, storewire.ObjectRef{ID: id}.Append(nil), nil)
+	if err != nil {
+		return false, err
+	}
+	var r storewire.Codes
+	if err := r.Decode(f.p); err != nil || len(r.Codes) != 1 {
+		return false, fmt.Errorf("contains %s: malformed reply", id)
+	}
+	return r.Codes[0] == 1, nil
+}
+
+// Get returns the sealed objects, waiting up to timeout for those not yet
+// sealed (negative: forever; zero: do not wait). The result has one entry
+// per id, nil for an object that did not become available. Each non-nil
+// entry holds a reference: Release it when done.
+func (c *Client) Get(ctx context.Context, ids []ObjectID, timeout time.Duration) ([]*Object, error) {
+	if len(ids) > MaxGetIDs {
+		return nil, fmt.Errorf("get: %d ids exceed %d: %w", len(ids), MaxGetIDs, ErrTooLarge)
+	}
+	ms := int64(-1)
+	if timeout >= 0 {
+		ms = timeout.Milliseconds()
+		if ms == 0 && timeout > 0 {
+			ms = 1
+		}
+	}
+	req := storewire.IDList{TimeoutMs: ms, IDs: make([]storewire.ID, len(ids))}
+	for i, id := range ids {
+		req.IDs[i] = id
+	}
+	f, err := c.m.call(ctx, storewire.TypeGet, req.Append(nil), c.releaseLate(ids))
+	if err != nil {
+		return nil, err
+	}
+	var r storewire.GetReply
+	if err := r.Decode(f.p); err != nil || len(r.Objects) != len(ids) {
+		return nil, fmt.Errorf("get: malformed reply (%v)", err)
+	}
+	out := make([]*Object, len(ids))
+	for i, res := range r.Objects {
+		if !res.Found {
+			continue
+		}
+		o := &Object{ID: ids[i]}
+		if o.Data, err = c.view(c.ro, res.Offset, res.DataSize); err == nil {
+			o.Metadata, err = c.view(c.ro, res.Offset+res.DataSize, uint64(res.MetaSize))
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i] = o
+	}
+	return out, nil
+}
+
+// releaseLate releases what a Get reply that nobody waits for any more
+// (its context ended) grants.
+func (c *Client) releaseLate(ids []ObjectID) func(frame) {
+	return func(f frame) {
+		var r storewire.GetReply
+		if f.t != storewire.TypeGet|storewire.ReplyBit || r.Decode(f.p) != nil {
+			return
+		}
+		for i, res := range r.Objects {
+			if res.Found && i < len(ids) {
+				c.Release(context.Background(), ids[i])
+			}
+		}
+	}
+}
+
+// GetOne is Get for one id; a missing object is ErrObjectNotFound.
+func (c *Client) GetOne(ctx context.Context, id ObjectID, timeout time.Duration) (*Object, error) {
+	objs, err := c.Get(ctx, []ObjectID{id}, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if objs[0] == nil {
+		return nil, &Error{Code: storewire.CodeObjectNotFound, Message: fmt.Sprintf("object %s not found in store %s", id, c.socket)}
+	}
+	return objs[0], nil
+}
+
+// Delete deletes objects. It returns one error per id: nil when deleted,
+// or deferred until the last reference is released; ErrObjectNotFound or
+// ErrObjectNotSealed otherwise.
+func (c *Client) Delete(ctx context.Context, ids ...ObjectID) ([]error, error) {
+	req := storewire.IDList{IDs: make([]storewire.ID, len(ids))}
+	for i, id := range ids {
+		req.IDs[i] = id
+	}
+	f, err := c.m.call(ctx, storewire.TypeDelete, req.Append(nil), nil)
+	if err != nil {
+		return nil, err
+	}
+	var r storewire.Codes
+	if err := r.Decode(f.p); err != nil || len(r.Codes) != len(ids) {
+		return nil, errors.New("delete: malformed reply")
+	}
+	errs := make([]error, len(ids))
+	for i, code := range r.Codes {
+		errs[i] = codeError(code, ids[i], "delete")
+	}
+	return errs, nil
+}
+
+// Evict asks the store to free at least n bytes by evicting least recently
+// used unreferenced objects; it returns the bytes freed.
+func (c *Client) Evict(ctx context.Context, n uint64) (uint64, error) {
+	f, err := c.m.call(ctx, storewire.TypeEvict, storewire.Number{N: n}.Append(nil), nil)
+	if err != nil {
+		return 0, err
+	}
+	var r storewire.Number
+	if err := r.Decode(f.p); err != nil {
+		return 0, fmt.Errorf("evict: %w", err)
+	}
+	return r.N, nil
+}
+
+// Put stores data under its content address (ContentID) and returns the
+// id. Putting bytes that are already stored succeeds.
+func (c *Client) Put(ctx context.Context, data, metadata []byte) (ObjectID, error) {
+	id := ContentID(data)
+	err := c.PutID(ctx, id, data, metadata)
+	if errors.Is(err, ErrObjectExists) {
+		err = nil
+	}
+	return id, err
+}
+
+// PutID stores data under id: one round trip for small objects, otherwise
+// Create, a copy into shared memory, Seal and Release.
+func (c *Client) PutID(ctx context.Context, id ObjectID, data, metadata []byte) error {
+	if len(data) <= inlineThreshold {
+		return c.CreateAndSeal(ctx, id, data, metadata)
+	}
+	buf, err := c.Create(ctx, id, uint64(len(data)), metadata)
+	if err != nil {
+		return err
+	}
+	copy(buf, data)
+	if err := c.Seal(ctx, id); err != nil {
+		c.Abort(context.Background(), id)
+		return err
+	}
+	return c.Release(ctx, id)
+}
+
+// inlineThreshold is the size up to which PutID sends the data inside the
+// request: below it one round trip costs less than mapping-side copying
+// plus two more round trips.
+const inlineThreshold = 64 << 10

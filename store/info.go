@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/storewire"
+)
+
+// State of an object.
+type State string
+
+const (
+	StateCreated State = "created" // being written by its creator
+	StateSealed  State = "sealed"  // immutable and visible
+)
+
+// ObjectInfo describes one object, as List returns it.
+type ObjectInfo struct {
+	ID                ObjectID      `json:"id"`
+	DataSize          uint64        `json:"data_size"`
+	MetadataSize      uint32        `json:"metadata_size"`
+	RefCount          uint32        `json:"ref_count"`
+	State             State         `json:"state"`
+	CreateTime        time.Time     `json:"create_time"`
+	ConstructDuration time.Duration `json:"construct_duration"` // -1 while unsealed
+	CreatorPID        uint32        `json:"creator_pid"`
+	DeletePending     bool          `json:"delete_pending"`
+	LastUse           time.Time     `json:"last_use"`
+	Offset            uint64        `json:"offset"`
+	Digest            string        `json:"digest,omitempty"` // BLAKE3, 64 hex, when known
+}
+
+// MarshalText writes the id as hex (JSON, logs).
+func (id ObjectID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText parses 40 hex digits.
+func (id *ObjectID) UnmarshalText(b []byte) error {
+	v, err := ParseObjectID(string(b))
+	*id = v
+	return err
+}
+
+// List describes every object in the store, sealed or not, in arena order.
+func (c *Client) List(ctx context.Context) ([]ObjectInfo, error) {
+	_, ch, err := c.m.start(storewire.TypeList, nil, 4)
+	if err != nil {
+		return nil, err
+	}
+	var out []ObjectInfo
+	for {
+		var f frame
+		var ok bool
+		select {
+		case f, ok = <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list: %w", ctx.Err())
+		}
+		if f, err = c.m.check(storewire.TypeList, f, ok); err != nil {
+			return nil, err
+		}
+		var page storewire.ListReply
+		if err := page.Decode(f.p); err != nil {
+			return nil, fmt.Errorf("list: %w", err)
+		}
+		for _, in := range page.Infos {
+			out = append(out, infoFromWire(in))
+		}
+		if !page.More {
+			return out, nil
+		}
+	}
+}
+
+func infoFromWire(in storewire.Info) ObjectInfo {
+	info := ObjectInfo{
+		ID: in.ID, DataSize: in.DataSize, MetadataSize: in.MetaSize, RefCount: in.RefCount,
+		State: StateCreated, CreateTime: time.Unix(0, in.CreateTimeNs),
+		ConstructDuration: time.Duration(in.ConstructNs), CreatorPID: in.CreatorPID,
+		DeletePending: in.DeletePending, Offset: in.Offset,
+	}
+	if in.State == storewire.StateSealed {
+		info.State = StateSealed
+	}
+	if in.LastUseUnixNs != 0 {
+		info.LastUse = time.Unix(0, in.LastUseUnixNs)
+	}
+	if in.HasDigest {
+		info.Digest = hex.EncodeToString(in.Digest[:])
+	}
+	return info
+}
+
+// Stats is the store's accounting.
+type Stats struct {
+	Capacity     uint64 `json:"capacity"`
+	Used         uint64 `json:"used"`
+	Objects      uint64 `json:"objects"`
+	Sealed       uint64 `json:"sealed"`
+	Pinned       uint64 `json:"pinned"`
+	LargestFree  uint64 `json:"largest_free"`
+	FreeBlocks   uint64 `json:"free_blocks"`
+	Evictions    uint64 `json:"evictions"`
+	EvictedBytes uint64 `json:"evicted_bytes"`
+	Compactions  uint64 `json:"compactions"`
+	MovedBytes   uint64 `json:"moved_bytes"`
+	Clients      uint64 `json:"clients"`
+}
+
+// Stats returns the store's capacity, usage and counters.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	f, err := c.m.call(ctx, storewire.TypeStats, nil, nil)
+	if err != nil {
+		return Stats{}, err
+	}
+	var r storewire.StatsReply
+	if err := r.Decode(f.p); err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	return Stats(r), nil
+}

@@ -1,0 +1,98 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/storewire"
+)
+
+// EventKind says what happened to an object.
+type EventKind string
+
+const (
+	EventSealed  EventKind = "sealed"
+	EventDeleted EventKind = "deleted"
+	EventEvicted EventKind = "evicted"
+)
+
+var eventKinds = map[uint8]EventKind{
+	storewire.EventSealed: EventSealed, storewire.EventDeleted: EventDeleted, storewire.EventEvicted: EventEvicted,
+}
+
+// Event is one notification from the store.
+type Event struct {
+	Kind         EventKind `json:"event"`
+	ID           ObjectID  `json:"id"`
+	DataSize     uint64    `json:"data_size"`
+	MetadataSize uint32    `json:"metadata_size"`
+	Time         time.Time `json:"time"`
+}
+
+// Subscription delivers every seal, delete and eviction in the store, in
+// order, on its own connection. A subscriber that falls more than the
+// store's event queue behind is disconnected by the store (so that it
+// cannot stall it); Events is then closed and Err says why.
+type Subscription struct {
+	m      *mux
+	events chan Event
+	err    error
+}
+
+// Subscribe opens a subscription on socket.
+func Subscribe(ctx context.Context, socket string) (*Subscription, error) {
+	m, f, _, err := dial(ctx, socket)
+	if err != nil {
+		return nil, err
+	}
+	f.Close() // a subscriber needs no shared memory
+	if _, err := m.call(ctx, storewire.TypeSubscribe, nil, nil); err != nil {
+		m.close()
+		return nil, err
+	}
+	s := &Subscription{m: m, events: make(chan Event, 1024)}
+	go s.forward()
+	return s, nil
+}
+
+// Subscribe opens a subscription to the store this client is connected to.
+func (c *Client) Subscribe(ctx context.Context) (*Subscription, error) {
+	return Subscribe(ctx, c.socket)
+}
+
+func (s *Subscription) forward() {
+	defer close(s.events)
+	for {
+		select {
+		case f := <-s.m.events:
+			var ev storewire.Event
+			if f.t != storewire.TypeEvent || ev.Decode(f.p) != nil {
+				s.err = fmt.Errorf("subscription: unexpected %s frame", f.t)
+				s.m.close()
+				return
+			}
+			select {
+			case s.events <- Event{Kind: eventKinds[ev.Kind], ID: ev.ID, DataSize: ev.DataSize,
+				MetadataSize: ev.MetaSize, Time: time.Unix(0, ev.TimeNs)}:
+			case <-s.m.done:
+			}
+		case <-s.m.done:
+			s.m.mu.Lock()
+			s.err = s.m.err
+			s.m.mu.Unlock()
+			return
+		}
+	}
+}
+
+// Events delivers the notifications; it is closed when the subscription
+// ends.
+func (s *Subscription) Events() <-chan Event { return s.events }
+
+// Err is why the subscription ended (ErrClosed after Close); valid once
+// Events is closed.
+func (s *Subscription) Err() error { return s.err }
+
+// Close ends the subscription.
+func (s *Subscription) Close() error { return s.m.close() }
