@@ -45,18 +45,15 @@ func (id *ObjectID) UnmarshalText(b []byte) error {
 
 // List describes every object in the store, sealed or not, in arena order.
 func (c *Client) List(ctx context.Context) ([]ObjectInfo, error) {
-	_, ch, err := c.m.start(storewire.TypeList, nil, 4)
+	p, err := c.m.start(storewire.TypeList, nil)
 	if err != nil {
 		return nil, err
 	}
 	var out []ObjectInfo
 	for {
-		var f frame
-		var ok bool
-		select {
-		case f, ok = <-ch:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list: %w", ctx.Err())
+		f, ok, err := c.m.recv(ctx, p, nil)
+		if err != nil {
+			return nil, fmt.Errorf("list: %w", err)
 		}
 		if f, err = c.m.check(storewire.TypeList, f, ok); err != nil {
 			return nil, err

@@ -47,12 +47,14 @@ func Subscribe(ctx context.Context, socket string) (*Subscription, error) {
 		return nil, err
 	}
 	f.Close() // a subscriber needs no shared memory
+	// Listen before subscribing: the first events may overtake the reply.
+	p := m.listen()
 	if _, err := m.call(ctx, storewire.TypeSubscribe, nil, nil); err != nil {
 		m.close()
 		return nil, err
 	}
 	s := &Subscription{m: m, events: make(chan Event, 1024)}
-	go s.forward()
+	go s.forward(p)
 	return s, nil
 }
 
@@ -61,27 +63,26 @@ func (c *Client) Subscribe(ctx context.Context) (*Subscription, error) {
 	return Subscribe(ctx, c.socket)
 }
 
-func (s *Subscription) forward() {
+func (s *Subscription) forward(p *pend) {
 	defer close(s.events)
 	for {
-		select {
-		case f := <-s.m.events:
-			var ev storewire.Event
-			if f.t != storewire.TypeEvent || ev.Decode(f.p) != nil {
-				s.err = fmt.Errorf("subscription: unexpected %s frame", f.t)
-				s.m.close()
-				return
-			}
-			select {
-			case s.events <- Event{Kind: eventKinds[ev.Kind], ID: ev.ID, DataSize: ev.DataSize,
-				MetadataSize: ev.MetaSize, Time: time.Unix(0, ev.TimeNs)}:
-			case <-s.m.done:
-			}
-		case <-s.m.done:
+		f, ok, _ := s.m.recv(context.Background(), p, nil)
+		if !ok {
 			s.m.mu.Lock()
 			s.err = s.m.err
 			s.m.mu.Unlock()
 			return
+		}
+		var ev storewire.Event
+		if f.t != storewire.TypeEvent || ev.Decode(f.p) != nil {
+			s.err = fmt.Errorf("subscription: unexpected %s frame", f.t)
+			s.m.close()
+			return
+		}
+		select {
+		case s.events <- Event{Kind: eventKinds[ev.Kind], ID: ev.ID, DataSize: ev.DataSize,
+			MetadataSize: ev.MetaSize, Time: time.Unix(0, ev.TimeNs)}:
+		case <-s.m.done:
 		}
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/plasmastream/plasmastream/internal/spinread"
 	"github.com/plasmastream/plasmastream/internal/storewire"
 )
 
@@ -30,12 +32,20 @@ type conn struct {
 }
 
 func newConn(s *Server, uc *net.UnixConn) *conn {
-	cn := &conn{s: s, uc: uc, r: bufio.NewReaderSize(uc, 64<<10)}
+	var src io.Reader = uc
+	if sr, err := spinread.New(uc, serverSpin); err == nil {
+		src = sr
+	}
+	cn := &conn{s: s, uc: uc, r: bufio.NewReaderSize(src, 64<<10)}
 	cn.c = newClient(peerPID(uc))
 	cn.c.send = cn.sendAsync
 	cn.c.drop = cn.close
 	return cn
 }
+
+// serverSpin is how long a connection polls for the client's next request
+// before parking (see package spinread for the measurements behind it).
+var serverSpin = 50 * time.Microsecond
 
 func peerPID(uc *net.UnixConn) uint32 {
 	raw, err := uc.SyscallConn()

@@ -70,7 +70,11 @@ func Binaries(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-race", "-o", binDir+"/", "./cmd/...")
+		args := []string{"build", "-o", binDir + "/", "./cmd/..."}
+		if raceEnabled {
+			args = []string{"build", "-race", "-o", binDir + "/", "./cmd/..."}
+		}
+		cmd := exec.Command("go", args...)
 		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
 		buildOut, buildErr = cmd.CombinedOutput()
 	})

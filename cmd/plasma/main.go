@@ -1,0 +1,17 @@
+// Command plasma is the everyday tool for a Plasma store: put, get, ls,
+// rm, evict, watch, stat and benchmarks.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/plasmastream/plasmastream/internal/plasmacmd"
+)
+
+func main() {
+	if err := plasmacmd.New().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "plasma:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,46 @@
+package plasmacmd
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plasmastream/plasmastream/internal/bench"
+)
+
+func (o *options) benchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the store and the transfers; the last line printed is JSON",
+	}
+	var cfg bench.StoreConfig
+	storeCmd := &cobra.Command{
+		Use:   "store",
+		Short: "Benchmark the store at -s (start it with -m 1GiB)",
+		Long: `Benchmark the running store at -s: Put of a large object against
+single-thread memcpy, Get+Release latency of a 1 KiB and a large object,
+and 1 KiB create+seal rate from one client; with redis-server installed, the
+same Gets against Redis. Prints a table and, as its last line, JSON.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := o.context()
+			defer cancel()
+			cfg.Socket = o.socket
+			res, err := bench.Store(ctx, cfg, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(res)
+			fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			return nil
+		},
+	}
+	f := storeCmd.Flags()
+	f.IntVar(&cfg.LargeSize, "large", 256<<20, "bytes of the large object")
+	f.IntVar(&cfg.Rounds, "rounds", 7, "timed repetitions of each large operation")
+	f.IntVar(&cfg.GetIters, "gets", 2000, "Get+Release round trips per size")
+	f.IntVar(&cfg.Creates, "creates", 50000, "1 KiB objects created and sealed")
+	cmd.AddCommand(storeCmd)
+	return cmd
+}

@@ -1,0 +1,198 @@
+package plasmacmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plasmastream/plasmastream/internal/cliutil"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+func (o *options) putCmd() *cobra.Command {
+	var idHex, meta, metaFile string
+	cmd := &cobra.Command{
+		Use:   "put [--id HEX40] [--metadata STRING | --metadata-file FILE] FILE|-",
+		Short: "Store a file (or stdin) as a sealed object and print its id",
+		Long: `Store a file (or stdin, "-") as a sealed object and print its id alone.
+
+Without --id the id is the content address: the first 20 bytes of the
+BLAKE3 hash of the data, so the same bytes always get the same id, and
+putting them again succeeds and prints the same id.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if meta != "" && metaFile != "" {
+				return errors.New("give --metadata or --metadata-file, not both")
+			}
+			metadata := []byte(meta)
+			if metaFile != "" {
+				var err error
+				if metadata, err = os.ReadFile(metaFile); err != nil {
+					return err
+				}
+			}
+			if len(metadata) > store.MaxMetadata {
+				return fmt.Errorf("metadata is %d bytes; at most %d are allowed", len(metadata), store.MaxMetadata)
+			}
+			data, err := readInput(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := o.context()
+			defer cancel()
+			c, err := o.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var id store.ObjectID
+			if idHex == "" {
+				id, err = c.Put(ctx, data, metadata)
+			} else if id, err = store.ParseObjectID(idHex); err == nil {
+				err = c.PutID(ctx, id, data, metadata)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), id)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&idHex, "id", "", "object id, 40 hex digits (default: content address)")
+	cmd.Flags().StringVar(&meta, "metadata", "", "metadata to store with the object")
+	cmd.Flags().StringVar(&metaFile, "metadata-file", "", "file whose content is the metadata")
+	return cmd
+}
+
+func readInput(cmd *cobra.Command, name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(cmd.InOrStdin())
+	}
+	return os.ReadFile(name)
+}
+
+func (o *options) getCmd() *cobra.Command {
+	var timeoutMs int64
+	var metadata bool
+	var output string
+	cmd := &cobra.Command{
+		Use:   "get [--timeout MS] [--metadata] [-o FILE] ID",
+		Short: "Write an object's data (or metadata) to stdout or a file",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := store.ParseObjectID(args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := o.context()
+			defer cancel()
+			c, err := o.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			obj, err := c.GetOne(ctx, id, time.Duration(timeoutMs)*time.Millisecond)
+			if err != nil {
+				if errors.Is(err, store.ErrObjectNotFound) {
+					return fmt.Errorf("object %s is not in the store at %s (waited %d ms)", id, o.socket, max(timeoutMs, 0))
+				}
+				return err
+			}
+			defer c.Release(ctx, id)
+			b := obj.Data
+			if metadata {
+				b = obj.Metadata
+			}
+			return writeOutput(cmd, output, b)
+		},
+	}
+	cmd.Flags().Int64Var(&timeoutMs, "timeout", 0, "milliseconds to wait for the object to be sealed (-1: forever)")
+	cmd.Flags().BoolVar(&metadata, "metadata", false, "write the metadata instead of the data")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to FILE instead of stdout")
+	return cmd
+}
+
+func writeOutput(cmd *cobra.Command, path string, b []byte) error {
+	if path == "" {
+		_, err := cmd.OutOrStdout().Write(b)
+		return err
+	}
+	// Written beside the target and renamed, so FILE is never half written.
+	tmp := path + ".partial"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func (o *options) rmCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm ID...",
+		Short: "Delete objects (deferred until released when in use)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids := make([]store.ObjectID, len(args))
+			for i, a := range args {
+				var err error
+				if ids[i], err = store.ParseObjectID(a); err != nil {
+					return err
+				}
+			}
+			ctx, cancel := o.context()
+			defer cancel()
+			c, err := o.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			errs, err := c.Delete(ctx, ids...)
+			if err != nil {
+				return err
+			}
+			failed := 0
+			for i, e := range errs {
+				if e != nil {
+					failed++
+					fmt.Fprintf(cmd.ErrOrStderr(), "plasma: %v\n", e)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", ids[i])
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d objects not deleted", failed, len(ids))
+			}
+			return nil
+		},
+	}
+}
+
+func (o *options) evictCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "evict BYTES",
+		Short: "Evict least recently used unreferenced objects to free BYTES",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := cliutil.ParseSize(args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := o.context()
+			defer cancel()
+			c, err := o.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			freed, err := c.Evict(ctx, n)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "evicted %d bytes\n", freed)
+			return nil
+		},
+	}
+}

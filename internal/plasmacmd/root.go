@@ -1,0 +1,47 @@
+// Package plasmacmd is the `plasma` command line tool: thin commands over
+// the store client.
+package plasmacmd
+
+import (
+	"context"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plasmastream/plasmastream/internal/cliutil"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+type options struct {
+	socket string
+}
+
+// New returns the root command.
+func New() *cobra.Command {
+	o := &options{}
+	root := &cobra.Command{
+		Use:           "plasma",
+		Short:         "Put, get and inspect objects in a Plasma store",
+		Version:       cliutil.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVarP(&o.socket, "socket", "s", "/tmp/plasma", "unix socket of the plasma-store-server")
+	root.Flags().BoolP("version", "V", false, "print the version and exit")
+	root.SetVersionTemplate("plasma {{.Version}}\n")
+	root.AddCommand(o.putCmd(), o.getCmd(), o.lsCmd(), o.rmCmd(), o.evictCmd(), o.watchCmd(), o.statCmd(), o.benchCmd())
+	return root
+}
+
+// context ends on SIGINT or SIGTERM, so every command stops cleanly.
+func (o *options) context() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+}
+
+func (o *options) connect(ctx context.Context) (*store.Client, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return store.Connect(cctx, o.socket)
+}

@@ -1,0 +1,137 @@
+"""The store protocol, version 1: frames and message payloads.
+
+docs/store-protocol.md is the authoritative description; this module and
+the Go package internal/storewire implement the same byte layout. All
+integers are little-endian.
+"""
+
+from __future__ import annotations
+
+import struct
+
+MAGIC = b"PLSM"
+VERSION = 1
+
+HEADER = struct.Struct("<IHHI")  # payload length, type, flags, request id
+HEADER_SIZE = HEADER.size  # 12
+
+MAX_REQUEST_PAYLOAD = 8 << 20
+MAX_REPLY_PAYLOAD = 64 << 20
+MAX_METADATA = 64 << 10
+MAX_INLINE_DATA = 4 << 20
+MAX_IDS_PER_REQUEST = 65536
+DIGEST_SIZE = 32
+
+# Message types.
+HELLO = 1
+CREATE = 2
+CREATE_AND_SEAL = 3
+SEAL = 4
+ABORT = 5
+GET = 6
+RELEASE = 7
+CONTAINS = 8
+DELETE = 9
+LIST = 10
+EVICT = 11
+SUBSCRIBE = 12
+EVENT = 13
+STATS = 14
+REPLY_BIT = 0x8000
+ERROR = 0xFFFF
+
+TYPE_NAMES = {
+    HELLO: "Hello", CREATE: "Create", CREATE_AND_SEAL: "CreateAndSeal", SEAL: "Seal",
+    ABORT: "Abort", GET: "Get", RELEASE: "Release", CONTAINS: "Contains",
+    DELETE: "Delete", LIST: "List", EVICT: "Evict", SUBSCRIBE: "Subscribe",
+    EVENT: "Event", STATS: "Stats", ERROR: "Error",
+}
+
+
+def type_name(t: int) -> str:
+    if t in TYPE_NAMES:
+        return TYPE_NAMES[t]
+    if t & REPLY_BIT and (t & ~REPLY_BIT) in TYPE_NAMES:
+        return TYPE_NAMES[t & ~REPLY_BIT] + "Reply"
+    return f"Type({t})"
+
+
+# Result codes that travel as per-object statuses (Delete).
+CODE_OK = 0
+CODE_OBJECT_NOT_FOUND = 2
+CODE_OBJECT_NOT_SEALED = 4
+CODE_DELETE_DEFERRED = 11
+
+# Object states (List).
+STATE_CREATED = 1
+STATE_SEALED = 2
+
+# Event kinds.
+EVENT_SEALED = 1
+EVENT_DELETED = 2
+EVENT_EVICTED = 3
+EVENT_KINDS = {EVENT_SEALED: "sealed", EVENT_DELETED: "deleted", EVENT_EVICTED: "evicted"}
+
+U16 = struct.Struct("<H")
+U32 = struct.Struct("<I")
+U64 = struct.Struct("<Q")
+I64_U32 = struct.Struct("<qI")  # Get/Delete: timeout_ms, count
+HELLO_REPLY = struct.Struct("<HQQ")  # version, arena_size, capacity
+LOCATION = struct.Struct("<QQI")  # offset, data_size, metadata_size
+GET_RESULT = struct.Struct("<BQQI")  # found, offset, data_size, metadata_size
+CONTAINS_REPLY = struct.Struct("<IH")  # count (=1), code
+ERROR_HEAD = struct.Struct("<HI")  # code, message length
+# id, data_size, metadata_size, ref_count, create_time_ns, construct_ns,
+# creator_pid, state, delete_pending, has_digest, digest, last_use_ns, offset
+INFO = struct.Struct("<20sQIIqqIBBB32sqQ")
+LIST_HEAD = struct.Struct("<BI")  # more, count
+EVENT_BODY = struct.Struct("<B20sQIq")  # kind, id, data_size, metadata_size, time_ns
+STATS_REPLY = struct.Struct("<12Q")
+STATS_FIELDS = (
+    "capacity", "used", "objects", "sealed", "pinned", "largest_free", "free_blocks",
+    "evictions", "evicted_bytes", "compactions", "moved_bytes", "clients",
+)
+NO_DIGEST = bytes(1 + DIGEST_SIZE)  # Seal: has_digest=0, zero digest
+
+assert INFO.size == 107 and EVENT_BODY.size == 41 and GET_RESULT.size == 21
+
+
+def frame(t: int, req_id: int, payload: bytes = b"") -> bytes:
+    """One frame: header followed by payload."""
+    return HEADER.pack(len(payload), t, 0, req_id) + payload
+
+
+def bytes32(b) -> bytes:
+    """A u32 length followed by the bytes."""
+    b = bytes(b)
+    return U32.pack(len(b)) + b
+
+
+def hello(version: int = VERSION) -> bytes:
+    return MAGIC + U16.pack(version)
+
+
+def id_list(timeout_ms: int, ids) -> bytes:
+    return I64_U32.pack(timeout_ms, len(ids)) + b"".join(ids)
+
+
+def decode_error(payload: bytes) -> tuple[int, str]:
+    if len(payload) < ERROR_HEAD.size:
+        return 10, f"undecodable error reply ({len(payload)} bytes)"
+    code, n = ERROR_HEAD.unpack_from(payload)
+    msg = bytes(payload[ERROR_HEAD.size:ERROR_HEAD.size + n]).decode("utf-8", "replace")
+    return code, msg
+
+
+def decode_codes(payload: bytes) -> list[int]:
+    (n,) = U32.unpack_from(payload)
+    if len(payload) != 4 + 2 * n:
+        raise ValueError(f"code list of {n} entries in {len(payload)} bytes")
+    return list(struct.unpack_from(f"<{n}H", payload, 4))
+
+
+def decode_get(payload: bytes) -> list[tuple[int, int, int, int]]:
+    (n,) = U32.unpack_from(payload)
+    if len(payload) != 4 + GET_RESULT.size * n:
+        raise ValueError(f"get reply of {n} entries in {len(payload)} bytes")
+    return list(GET_RESULT.iter_unpack(memoryview(payload)[4:]))
