@@ -46,7 +46,7 @@ func Create(capacity uint64, opt Options) (*Arena, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := reserve(f, size, opt.Dir); err != nil {
+	if err := reserve(f, size, opt); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func openBacking(opt Options) (*os.File, error) {
 	return f, nil
 }
 
-func reserve(f *os.File, size uint64, dir string) error {
+func reserve(f *os.File, size uint64, opt Options) error {
 	if err := f.Truncate(int64(size)); err != nil {
 		return fmt.Errorf("size arena to %d bytes: %w", size, err)
 	}
@@ -92,12 +92,15 @@ func reserve(f *os.File, size uint64, dir string) error {
 		return nil
 	}
 	where := "memfd"
-	if dir != "" {
+	if dir := opt.Dir; dir != "" {
 		where = dir
 		var st unix.Statfs_t
 		if unix.Statfs(dir, &st) == nil {
 			where = fmt.Sprintf("%s (%d bytes free)", dir, st.Bavail*uint64(st.Bsize))
 		}
+	}
+	if opt.HugePages {
+		where += " backed by huge pages (reserve enough 2 MiB pages first: sysctl vm.nr_hugepages=N)"
 	}
 	return fmt.Errorf("cannot reserve %d bytes of shared memory in %s: %w", size, where, err)
 }

@@ -77,7 +77,11 @@ func (cn *conn) serve() {
 		log.Debug("client disconnected")
 	}()
 	if err := cn.handshake(); err != nil {
-		log.Warn("handshake failed", "err", err)
+		if errors.Is(err, io.EOF) {
+			log.Debug("connection closed before hello") // e.g. a liveness probe
+		} else {
+			log.Warn("handshake failed", "err", err)
+		}
 		return
 	}
 	log.Debug("client connected")

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: Go (with the race detector) and the Python
+# client. Installs what the tests need from Debian when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/bin/python3 ] || need+=(python3)
+/usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
+/usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+go vet ./...
+go test -race -count=1 -timeout 20m ./...
+if [ -d python/tests ]; then
+  /usr/bin/python3 -m pytest -q python/tests
+fi
