@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
+
+	"lukechampine.com/blake3"
 
 	"golang.org/x/sys/unix"
 
@@ -23,6 +26,7 @@ const (
 // mapped into this process.
 type Client struct {
 	m        *mux
+	arena    *os.File // kept open for zero-copy sends (ArenaFile)
 	socket   string
 	rw, ro   []byte // writable and read-only mappings of the arena
 	capacity uint64
@@ -34,6 +38,12 @@ type Object struct {
 	ID       ObjectID
 	Data     []byte
 	Metadata []byte
+	// Offset is where Data starts in the arena (see ArenaFile).
+	Offset uint64
+	// Digest is the BLAKE3 hash of Data when the store knows it (it was
+	// given at Seal, as Put does); HasDigest says whether it does.
+	Digest    [32]byte
+	HasDigest bool
 }
 
 // Connect connects to the store listening on socket and maps its arena.
@@ -42,19 +52,20 @@ func Connect(ctx context.Context, socket string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close() // the mappings outlive the descriptor
 	rw, err := arena.Map(f, hr.ArenaSize, true)
 	if err != nil {
+		f.Close()
 		m.close()
 		return nil, err
 	}
 	ro, err := arena.Map(f, hr.ArenaSize, false)
 	if err != nil {
 		unix.Munmap(rw)
+		f.Close()
 		m.close()
 		return nil, err
 	}
-	return &Client{m: m, socket: socket, rw: rw, ro: ro, capacity: hr.Capacity}, nil
+	return &Client{m: m, arena: f, socket: socket, rw: rw, ro: ro, capacity: hr.Capacity}, nil
 }
 
 // Close disconnects. The store releases every reference this client held
@@ -67,8 +78,14 @@ func (c *Client) Close() error {
 	if err2 := unix.Munmap(c.ro); err == nil {
 		err = err2
 	}
+	c.arena.Close()
 	return err
 }
+
+// ArenaFile is the store's shared-memory file, for zero-copy sends of
+// objects (sendfile from Object.Offset). It stays owned by the Client: do
+// not close it, and do not use it after Close.
+func (c *Client) ArenaFile() *os.File { return c.arena }
 
 // Capacity is the number of bytes the store can hold.
 func (c *Client) Capacity() uint64 { return c.capacity }
@@ -105,11 +122,25 @@ func (c *Client) Create(ctx context.Context, id ObjectID, dataSize uint64, metad
 // CreateAndSeal stores a small object (data up to MaxInlineData bytes) in
 // one round trip. The caller holds no reference afterwards.
 func (c *Client) CreateAndSeal(ctx context.Context, id ObjectID, data, metadata []byte) error {
+	return c.createAndSeal(ctx, id, data, metadata, nil)
+}
+
+// CreateAndSealDigest is CreateAndSeal with the BLAKE3 digest of data,
+// which the store keeps with the object (the caller vouches for it).
+func (c *Client) CreateAndSealDigest(ctx context.Context, id ObjectID, data, metadata []byte, digest [32]byte) error {
+	return c.createAndSeal(ctx, id, data, metadata, &digest)
+}
+
+func (c *Client) createAndSeal(ctx context.Context, id ObjectID, data, metadata []byte, digest *[32]byte) error {
 	if len(data) > MaxInlineData || len(metadata) > MaxMetadata {
 		return fmt.Errorf("create-and-seal %s: %d bytes of data, %d of metadata exceed %d and %d: %w",
 			id, len(data), len(metadata), MaxInlineData, MaxMetadata, ErrTooLarge)
 	}
-	_, err := c.m.call(ctx, storewire.TypeCreateAndSeal, storewire.CreateAndSeal{ID: id, Data: data, Metadata: metadata}.Append(nil), nil)
+	m := storewire.CreateAndSeal{ID: id, Data: data, Metadata: metadata}
+	if digest != nil {
+		m.HasDigest, m.Digest = true, *digest
+	}
+	_, err := c.m.call(ctx, storewire.TypeCreateAndSeal, m.Append(nil), nil)
 	return err
 }
 
@@ -119,16 +150,44 @@ func (c *Client) Seal(ctx context.Context, id ObjectID) error {
 	return err
 }
 
+// SealDigest is Seal with the BLAKE3 digest of the data, which the store
+// keeps with the object (the caller vouches for it).
+func (c *Client) SealDigest(ctx context.Context, id ObjectID, digest [32]byte) error {
+	_, err := c.m.call(ctx, storewire.TypeSeal, storewire.Seal{ID: id, HasDigest: true, Digest: digest}.Append(nil), nil)
+	return err
+}
+
 // Abort discards an unsealed object this client created.
 func (c *Client) Abort(ctx context.Context, id ObjectID) error {
 	_, err := c.m.call(ctx, storewire.TypeAbort, storewire.ObjectRef{ID: id}.Append(nil), nil)
 	return err
 }
 
-// Release drops one reference obtained by Get or Create.
-func (c *Client) Release(ctx context.Context, id ObjectID) error {
-	_, err := c.m.call(ctx, storewire.TypeRelease, storewire.ObjectRef{ID: id}.Append(nil), nil)
-	return err
+// Release drops one reference, obtained by Get or Create, to each object
+// (an id given twice drops two). The error names every object this client
+// held no reference to (ErrNotReferenced).
+func (c *Client) Release(ctx context.Context, ids ...ObjectID) error {
+	f, err := c.m.call(ctx, storewire.TypeRelease, idList(0, ids).Append(nil), nil)
+	if err != nil {
+		return err
+	}
+	var r storewire.Codes
+	if err := r.Decode(f.p); err != nil || len(r.Codes) != len(ids) {
+		return errors.New("release: malformed reply")
+	}
+	var errs []error
+	for i, code := range r.Codes {
+		errs = append(errs, codeError(code, ids[i], "release"))
+	}
+	return errors.Join(errs...)
+}
+
+func idList(timeoutMs int64, ids []ObjectID) storewire.IDList {
+	l := storewire.IDList{TimeoutMs: timeoutMs, IDs: make([]storewire.ID, len(ids))}
+	for i, id := range ids {
+		l.IDs[i] = id
+	}
+	return l
 }
 
 // Contains reports whether the object is sealed in the store.
@@ -159,11 +218,7 @@ func (c *Client) Get(ctx context.Context, ids []ObjectID, timeout time.Duration)
 			ms = 1
 		}
 	}
-	req := storewire.IDList{TimeoutMs: ms, IDs: make([]storewire.ID, len(ids))}
-	for i, id := range ids {
-		req.IDs[i] = id
-	}
-	f, err := c.m.call(ctx, storewire.TypeGet, req.Append(nil), c.releaseLate(ids))
+	f, err := c.m.call(ctx, storewire.TypeGet, idList(ms, ids).Append(nil), c.releaseLate(ids))
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +231,7 @@ func (c *Client) Get(ctx context.Context, ids []ObjectID, timeout time.Duration)
 		if !res.Found {
 			continue
 		}
-		o := &Object{ID: ids[i]}
+		o := &Object{ID: ids[i], Offset: res.Offset, Digest: res.Digest, HasDigest: res.HasDigest}
 		if o.Data, err = c.view(c.ro, res.Offset, res.DataSize); err == nil {
 			o.Metadata, err = c.view(c.ro, res.Offset+res.DataSize, uint64(res.MetaSize))
 		}
@@ -196,10 +251,14 @@ func (c *Client) releaseLate(ids []ObjectID) func(frame) {
 		if f.t != storewire.TypeGet|storewire.ReplyBit || r.Decode(f.p) != nil {
 			return
 		}
+		var held []ObjectID
 		for i, res := range r.Objects {
 			if res.Found && i < len(ids) {
-				c.Release(context.Background(), ids[i])
+				held = append(held, ids[i])
 			}
+		}
+		if len(held) > 0 {
+			c.Release(context.Background(), held...)
 		}
 	}
 }
@@ -220,11 +279,7 @@ func (c *Client) GetOne(ctx context.Context, id ObjectID, timeout time.Duration)
 // or deferred until the last reference is released; ErrObjectNotFound or
 // ErrObjectNotSealed otherwise.
 func (c *Client) Delete(ctx context.Context, ids ...ObjectID) ([]error, error) {
-	req := storewire.IDList{IDs: make([]storewire.ID, len(ids))}
-	for i, id := range ids {
-		req.IDs[i] = id
-	}
-	f, err := c.m.call(ctx, storewire.TypeDelete, req.Append(nil), nil)
+	f, err := c.m.call(ctx, storewire.TypeDelete, idList(0, ids).Append(nil), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -254,10 +309,13 @@ func (c *Client) Evict(ctx context.Context, n uint64) (uint64, error) {
 }
 
 // Put stores data under its content address (ContentID) and returns the
-// id. Putting bytes that are already stored succeeds.
+// id. Putting bytes that are already stored succeeds. The BLAKE3 digest
+// computed for the id is kept with the object.
 func (c *Client) Put(ctx context.Context, data, metadata []byte) (ObjectID, error) {
-	id := ContentID(data)
-	err := c.PutID(ctx, id, data, metadata)
+	digest := blake3.Sum256(data)
+	var id ObjectID
+	copy(id[:], digest[:IDSize])
+	err := c.put(ctx, id, data, metadata, &digest)
 	if errors.Is(err, ErrObjectExists) {
 		err = nil
 	}
@@ -267,15 +325,23 @@ func (c *Client) Put(ctx context.Context, data, metadata []byte) (ObjectID, erro
 // PutID stores data under id: one round trip for small objects, otherwise
 // Create, a copy into shared memory, Seal and Release.
 func (c *Client) PutID(ctx context.Context, id ObjectID, data, metadata []byte) error {
+	return c.put(ctx, id, data, metadata, nil)
+}
+
+func (c *Client) put(ctx context.Context, id ObjectID, data, metadata []byte, digest *[32]byte) error {
 	if len(data) <= inlineThreshold {
-		return c.CreateAndSeal(ctx, id, data, metadata)
+		return c.createAndSeal(ctx, id, data, metadata, digest)
 	}
 	buf, err := c.Create(ctx, id, uint64(len(data)), metadata)
 	if err != nil {
 		return err
 	}
 	copy(buf, data)
-	if err := c.Seal(ctx, id); err != nil {
+	seal := storewire.Seal{ID: id}
+	if digest != nil {
+		seal.HasDigest, seal.Digest = true, *digest
+	}
+	if _, err := c.m.call(ctx, storewire.TypeSeal, seal.Append(nil), nil); err != nil {
 		c.Abort(context.Background(), id)
 		return err
 	}

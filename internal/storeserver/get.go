@@ -65,7 +65,8 @@ func (s *state) get(c *client, reqID uint32, m *storewire.IDList) ([]byte, error
 func (s *state) fill(w *waiter, i int, o *object) {
 	s.ref(w.c, o)
 	w.res[i] = storewire.GetResult{Found: true, Location: storewire.Location{
-		Offset: o.off, DataSize: o.dataSize, MetaSize: o.metaSize}}
+		Offset: o.off, DataSize: o.dataSize, MetaSize: o.metaSize},
+		HasDigest: o.hasDigest, Digest: o.digest}
 }
 
 // wake hands a newly sealed object to every waiter blocked on it.

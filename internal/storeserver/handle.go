@@ -45,29 +45,29 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 			return 0, nil, err
 		}
 		return rt, []byte{}, st.seal(c, &m)
-	case storewire.TypeAbort, storewire.TypeRelease, storewire.TypeContains:
+	case storewire.TypeAbort, storewire.TypeContains:
 		var m storewire.ObjectRef
 		if err := decode(&m, p); err != nil {
 			return 0, nil, err
 		}
-		switch h.Type {
-		case storewire.TypeAbort:
+		if h.Type == storewire.TypeAbort {
 			return rt, []byte{}, st.abort(c, m.ID)
-		case storewire.TypeRelease:
-			return rt, []byte{}, st.release(c, m.ID)
 		}
 		var has storewire.Code
 		if st.contains(m.ID) {
 			has = 1
 		}
 		return rt, storewire.Codes{Codes: []storewire.Code{has}}.Append(nil), nil
-	case storewire.TypeGet, storewire.TypeDelete:
+	case storewire.TypeGet, storewire.TypeDelete, storewire.TypeRelease:
 		var m storewire.IDList
 		if err := decode(&m, p); err != nil {
 			return 0, nil, err
 		}
-		if h.Type == storewire.TypeDelete {
+		switch h.Type {
+		case storewire.TypeDelete:
 			return rt, storewire.Codes{Codes: st.del(m.IDs)}.Append(nil), nil
+		case storewire.TypeRelease:
+			return rt, storewire.Codes{Codes: st.release(c, m.IDs)}.Append(nil), nil
 		}
 		reply, err := st.get(c, h.ReqID, &m)
 		return rt, reply, err

@@ -194,6 +194,7 @@ func (s *state) createAndSeal(c *client, m *storewire.CreateAndSeal) error {
 		return err
 	}
 	copy(s.mem[o.off:], m.Data)
+	o.hasDigest, o.digest = m.HasDigest, m.Digest
 	s.sealLocked(o)
 	return nil
 }
@@ -254,15 +255,20 @@ func (s *state) ref(c *client, o *object) {
 	c.refs[o.id]++
 }
 
-// release drops one of c's references to oid.
-func (s *state) release(c *client, oid id) error {
+// release drops one of c's references to each id (an id listed twice
+// drops two).
+func (s *state) release(c *client, ids []id) []storewire.Code {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.refs[oid] == 0 {
-		return errf(storewire.CodeNotReferenced, "release: this client holds no reference to object %s", hexID(oid))
+	codes := make([]storewire.Code, len(ids))
+	for i, oid := range ids {
+		if c.refs[oid] == 0 {
+			codes[i] = storewire.CodeNotReferenced
+			continue
+		}
+		s.releaseLocked(c, s.objects[oid], 1)
 	}
-	s.releaseLocked(c, s.objects[oid], 1)
-	return nil
+	return codes
 }
 
 func (s *state) releaseLocked(c *client, o *object, n int) {

@@ -19,11 +19,12 @@ func samples() map[Type]message {
 		TypeHello | ReplyBit:  HelloReply{Version: 1, ArenaSize: 1 << 30, Capacity: 1<<30 - 5},
 		TypeCreate:            Create{ID: id, DataSize: 1 << 40, Metadata: []byte("meta")},
 		TypeCreate | ReplyBit: Location{Offset: 64, DataSize: 10, MetaSize: 4},
-		TypeCreateAndSeal:     CreateAndSeal{ID: id, Data: []byte("data"), Metadata: []byte("m")},
+		TypeCreateAndSeal:     CreateAndSeal{ID: id, Data: []byte("data"), Metadata: []byte("m"), HasDigest: true, Digest: [32]byte{7}},
 		TypeSeal:              Seal{ID: id, HasDigest: true, Digest: [32]byte{9}},
-		TypeRelease:           ObjectRef{ID: id},
+		TypeAbort:             ObjectRef{ID: id},
+		TypeRelease:           IDList{IDs: []ID{id}},
 		TypeGet:               IDList{TimeoutMs: -1, IDs: []ID{id, {}}},
-		TypeGet | ReplyBit:    GetReply{Objects: []GetResult{{Found: true, Location: Location{Offset: 128, DataSize: 3, MetaSize: 1}}, {}}},
+		TypeGet | ReplyBit:    GetReply{Objects: []GetResult{{Found: true, Location: Location{Offset: 128, DataSize: 3, MetaSize: 1}, HasDigest: true, Digest: [32]byte{1}}, {}}},
 		TypeDelete | ReplyBit: Codes{Codes: []Code{CodeOK, CodeDeleteDeferred}},
 		TypeEvict:             Number{N: 12345},
 		TypeList | ReplyBit:   ListReply{More: true, Infos: []Info{{ID: id, DataSize: 5, State: StateSealed, ConstructNs: -1, HasDigest: true}}},
@@ -48,13 +49,13 @@ func decoderFor(t Type) interface{ Decode([]byte) error } {
 		return &CreateAndSeal{}
 	case TypeSeal:
 		return &Seal{}
-	case TypeRelease, TypeAbort, TypeContains:
+	case TypeAbort, TypeContains:
 		return &ObjectRef{}
-	case TypeGet, TypeDelete:
+	case TypeGet, TypeDelete, TypeRelease:
 		return &IDList{}
 	case TypeGet | ReplyBit:
 		return &GetReply{}
-	case TypeDelete | ReplyBit, TypeContains | ReplyBit:
+	case TypeDelete | ReplyBit, TypeContains | ReplyBit, TypeRelease | ReplyBit:
 		return &Codes{}
 	case TypeEvict, TypeEvict | ReplyBit:
 		return &Number{}

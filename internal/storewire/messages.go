@@ -119,11 +119,14 @@ func (m *Location) Decode(p []byte) error {
 	return d.Done()
 }
 
-// CreateAndSeal creates, fills and seals a small object in one round trip.
+// CreateAndSeal creates, fills and seals a small object in one round trip,
+// optionally with the BLAKE3 digest of its data.
 type CreateAndSeal struct {
-	ID       ID
-	Data     []byte
-	Metadata []byte
+	ID        ID
+	Data      []byte
+	Metadata  []byte
+	HasDigest bool
+	Digest    [DigestSize]byte
 }
 
 func (m CreateAndSeal) Append(b []byte) []byte {
@@ -131,6 +134,8 @@ func (m CreateAndSeal) Append(b []byte) []byte {
 	e.ID(m.ID)
 	e.Bytes32(m.Data)
 	e.Bytes32(m.Metadata)
+	e.U8(b2u(m.HasDigest))
+	e.Raw(m.Digest[:])
 	return e.B
 }
 
@@ -139,10 +144,12 @@ func (m *CreateAndSeal) Decode(p []byte) error {
 	m.ID = d.ID("id")
 	m.Data = d.Bytes32("data", MaxInlineData)
 	m.Metadata = d.Bytes32("metadata", MaxMetadata)
+	m.HasDigest = d.U8("has digest") != 0
+	copy(m.Digest[:], d.Raw("digest", DigestSize))
 	return d.Done()
 }
 
-// ObjectRef names one object: Abort, Release and Contains.
+// ObjectRef names one object: Abort and Contains.
 type ObjectRef struct{ ID ID }
 
 func (m ObjectRef) Append(b []byte) []byte { return append(b, m.ID[:]...) }
@@ -177,7 +184,7 @@ func (m *Seal) Decode(p []byte) error {
 	return d.Done()
 }
 
-// IDList is a list of ids: Get (with its timeout) and Delete.
+// IDList is a list of ids: Get (with its timeout), Release and Delete.
 type IDList struct {
 	TimeoutMs int64 // Get only: -1 forever, 0 poll, N milliseconds
 	IDs       []ID
@@ -207,13 +214,16 @@ func (m *IDList) Decode(p []byte) error {
 // GetReply has one entry per requested id, in request order.
 type GetReply struct{ Objects []GetResult }
 
-// GetResult is a found object's location, or Found=false.
+// GetResult is a found object's location and digest (when the store knows
+// it), or Found=false.
 type GetResult struct {
 	Found bool
 	Location
+	HasDigest bool
+	Digest    [DigestSize]byte
 }
 
-const getResultSize = 1 + 8 + 8 + 4
+const getResultSize = 1 + 8 + 8 + 4 + 1 + DigestSize
 
 func (m GetReply) Append(b []byte) []byte {
 	e := Enc{b}
@@ -221,6 +231,8 @@ func (m GetReply) Append(b []byte) []byte {
 	for _, o := range m.Objects {
 		e.U8(b2u(o.Found))
 		e.B = o.Location.Append(e.B)
+		e.U8(b2u(o.HasDigest))
+		e.Raw(o.Digest[:])
 	}
 	return e.B
 }
@@ -230,8 +242,11 @@ func (m *GetReply) Decode(p []byte) error {
 	n := d.Count("object count", getResultSize, MaxIDsPerRequest)
 	m.Objects = make([]GetResult, n)
 	for i := range m.Objects {
-		m.Objects[i].Found = d.U8("found") != 0
-		m.Objects[i].Location.read(d)
+		o := &m.Objects[i]
+		o.Found = d.U8("found") != 0
+		o.Location.read(d)
+		o.HasDigest = d.U8("has digest") != 0
+		copy(o.Digest[:], d.Raw("digest", DigestSize))
 	}
 	return d.Done()
 }
