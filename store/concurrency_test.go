@@ -204,7 +204,7 @@ func TestMalformedInput(t *testing.T) {
 					}
 					break // connection dropped: fine
 				}
-				if h.Type == storewire.TypeError {
+				if storewire.Type(h.Type) == storewire.TypeError {
 					var e storewire.ErrorReply
 					if e.Decode(p) != nil || e.Message == "" {
 						t.Fatal("error reply without a message")

@@ -85,7 +85,7 @@ func handshake(uc *net.UnixConn) (*os.File, storewire.HelloReply, error) {
 		}
 	}
 	p := buf[storewire.HeaderSize:total]
-	if h.Type == storewire.TypeError {
+	if storewire.Type(h.Type) == storewire.TypeError {
 		var e storewire.ErrorReply
 		if err := e.Decode(p); err != nil {
 			return closeFile(f), hr, err

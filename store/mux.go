@@ -248,13 +248,14 @@ func (m *mux) dispatch(h storewire.Header, payload []byte) {
 	dst := m.pending[h.ReqID]
 	// A List reply comes in pages: the request stays registered until the
 	// last one (More=0). Id 0 (events) stays registered for good.
-	more := h.Type == storewire.TypeList|storewire.ReplyBit && len(payload) > 0 && payload[0] == 1
+	t := storewire.Type(h.Type)
+	more := t == storewire.TypeList|storewire.ReplyBit && len(payload) > 0 && payload[0] == 1
 	if h.ReqID != 0 && !more {
 		delete(m.pending, h.ReqID)
 	}
 	m.mu.Unlock()
 	if dst != nil {
-		dst.push(frame{h.Type, payload})
+		dst.push(frame{t, payload})
 	}
 }
 

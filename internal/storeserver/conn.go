@@ -105,9 +105,9 @@ func (cn *conn) serve() {
 		if err != nil {
 			var oe *opError
 			if !errors.As(err, &oe) {
-				oe = &opError{code: storewire.CodeInvalidRequest, msg: fmt.Sprintf("%s: %v", h.Type, err)}
+				oe = &opError{code: storewire.CodeInvalidRequest, msg: fmt.Sprintf("%s: %v", storewire.Type(h.Type), err)}
 			}
-			log.Debug("request failed", "type", h.Type, "err", oe.msg)
+			log.Debug("request failed", "type", storewire.Type(h.Type), "err", oe.msg)
 			t, reply = storewire.TypeError, storewire.ErrorReply{Code: oe.code, Message: oe.msg}.Append(nil)
 		} else if reply == nil {
 			continue // answered later (blocked Get) or by a stream (List pages)
@@ -127,8 +127,8 @@ func (cn *conn) handshake() error {
 			return err
 		}
 		err = fmt.Errorf("unreadable hello (is this a plasma store client?): %w", err)
-	} else if h.Type != storewire.TypeHello {
-		err = fmt.Errorf("first message is %s, want Hello", h.Type)
+	} else if storewire.Type(h.Type) != storewire.TypeHello {
+		err = fmt.Errorf("first message is %s, want Hello", storewire.Type(h.Type))
 	} else if err = m.Decode(p); err == nil && string(m.Magic[:]) != storewire.Magic {
 		err = fmt.Errorf("bad magic %q", m.Magic[:])
 	} else if err == nil && m.Version != storewire.Version {

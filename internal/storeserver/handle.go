@@ -21,8 +21,9 @@ func decode(m decoder, p []byte) error {
 // sent.
 func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, error) {
 	st, c := cn.s.st, cn.c
-	rt := h.Type | storewire.ReplyBit
-	switch h.Type {
+	t := storewire.Type(h.Type)
+	rt := t | storewire.ReplyBit
+	switch t {
 	case storewire.TypeCreate:
 		var m storewire.Create
 		if err := decode(&m, p); err != nil {
@@ -50,7 +51,7 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 		if err := decode(&m, p); err != nil {
 			return 0, nil, err
 		}
-		if h.Type == storewire.TypeAbort {
+		if t == storewire.TypeAbort {
 			return rt, []byte{}, st.abort(c, m.ID)
 		}
 		var has storewire.Code
@@ -63,7 +64,7 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 		if err := decode(&m, p); err != nil {
 			return 0, nil, err
 		}
-		switch h.Type {
+		switch t {
 		case storewire.TypeDelete:
 			return rt, storewire.Codes{Codes: st.del(m.IDs)}.Append(nil), nil
 		case storewire.TypeRelease:
@@ -85,7 +86,7 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 		cn.subscribe()
 		return rt, []byte{}, nil
 	}
-	return 0, nil, errf(storewire.CodeInvalidRequest, "unknown request type %d", uint16(h.Type))
+	return 0, nil, errf(storewire.CodeInvalidRequest, "unknown request type %d", h.Type)
 }
 
 // list sends the object table in pages; every page but the last has More.

@@ -69,7 +69,7 @@ type ListReply struct {
 const MaxInfosPerPage = 65536
 
 func (m ListReply) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.U8(b2u(m.More))
 	e.U32(uint32(len(m.Infos)))
 	for i := range m.Infos {
@@ -106,7 +106,7 @@ type Event struct {
 }
 
 func (m Event) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.U8(m.Kind)
 	e.ID(m.ID)
 	e.U64(m.DataSize)
@@ -142,7 +142,7 @@ type StatsReply struct {
 }
 
 func (m StatsReply) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	for _, f := range m.fieldsPtr() {
 		e.U64(*f)
 	}

@@ -32,7 +32,7 @@ type Hello struct {
 }
 
 func (m Hello) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.Raw(m.Magic[:])
 	e.U16(m.Version)
 	return e.B
@@ -53,7 +53,7 @@ type HelloReply struct {
 }
 
 func (m HelloReply) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.U16(m.Version)
 	e.U64(m.ArenaSize)
 	e.U64(m.Capacity)
@@ -76,7 +76,7 @@ type Create struct {
 }
 
 func (m Create) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.ID(m.ID)
 	e.U64(m.DataSize)
 	e.Bytes32(m.Metadata)
@@ -100,7 +100,7 @@ type Location struct {
 }
 
 func (m Location) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.U64(m.Offset)
 	e.U64(m.DataSize)
 	e.U32(m.MetaSize)
@@ -130,7 +130,7 @@ type CreateAndSeal struct {
 }
 
 func (m CreateAndSeal) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.ID(m.ID)
 	e.Bytes32(m.Data)
 	e.Bytes32(m.Metadata)
@@ -169,7 +169,7 @@ type Seal struct {
 }
 
 func (m Seal) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.ID(m.ID)
 	e.U8(b2u(m.HasDigest))
 	e.Raw(m.Digest[:])
@@ -191,7 +191,7 @@ type IDList struct {
 }
 
 func (m IDList) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.I64(m.TimeoutMs)
 	e.U32(uint32(len(m.IDs)))
 	for _, id := range m.IDs {
@@ -226,7 +226,7 @@ type GetResult struct {
 const getResultSize = 1 + 8 + 8 + 4 + 1 + DigestSize
 
 func (m GetReply) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.U32(uint32(len(m.Objects)))
 	for _, o := range m.Objects {
 		e.U8(b2u(o.Found))
@@ -256,7 +256,7 @@ func (m *GetReply) Decode(p []byte) error {
 type Codes struct{ Codes []Code }
 
 func (m Codes) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.U32(uint32(len(m.Codes)))
 	for _, c := range m.Codes {
 		e.U16(uint16(c))
@@ -278,7 +278,7 @@ func (m *Codes) Decode(p []byte) error {
 // (bytes freed).
 type Number struct{ N uint64 }
 
-func (m Number) Append(b []byte) []byte { e := Enc{b}; e.U64(m.N); return e.B }
+func (m Number) Append(b []byte) []byte { e := Enc{B: b}; e.U64(m.N); return e.B }
 
 func (m *Number) Decode(p []byte) error {
 	d := NewDec(p)
@@ -293,7 +293,7 @@ type ErrorReply struct {
 }
 
 func (m ErrorReply) Append(b []byte) []byte {
-	e := Enc{b}
+	e := Enc{B: b}
 	e.U16(uint16(m.Code))
 	msg := m.Message
 	if len(msg) > 4096 {

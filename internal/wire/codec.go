@@ -1,4 +1,11 @@
-package storewire
+// Package wire holds what every binary protocol of the project shares: a
+// 12-byte frame header and bounds-checked little-endian field codecs.
+//
+// Decoders never trust a length: every read is bounds-checked and every
+// count is checked against the bytes that remain before anything is
+// allocated, so a hostile or corrupted frame costs an error, never a panic
+// or a large allocation.
+package wire
 
 import (
 	"encoding/binary"
@@ -84,7 +91,7 @@ func (d *Dec) U64(what string) uint64 {
 func (d *Dec) I64(what string) int64 { return int64(d.U64(what)) }
 
 func (d *Dec) ID(what string) (id [20]byte) {
-	if p := d.take(what, IDSize); p != nil {
+	if p := d.take(what, 20); p != nil {
 		copy(id[:], p)
 	}
 	return id
