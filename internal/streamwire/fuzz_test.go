@@ -1,0 +1,147 @@
+package streamwire
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/plasmastream/plasmastream/internal/storewire"
+	"github.com/plasmastream/plasmastream/internal/wire"
+)
+
+type message interface{ Append([]byte) []byte }
+
+type decoder interface{ Decode([]byte) error }
+
+func samples() []message {
+	id := ID{1, 2, 3}
+	return []message{
+		Hello{Magic: [4]byte{'P', 'L', 'S', 'S'}, Version: Version, Role: RolePeer, Name: "node-a"},
+		HelloReply{Version: Version, Node: "node-b"},
+		Ping{Nonce: 42},
+		Sync{Peers: []PeerRequest{{Kind: KindCopy, Addr: "[::1]:2022", IDs: []ID{id, {9}}}, {Kind: KindTake, Addr: "10.0.0.1:2021", IDs: []ID{{7}}}}},
+		Copy{IDs: []ID{id}},
+		ObjectHeader{Index: 3, ID: id, Status: StatusOK, DataSize: MaxDataSize, MetaSize: MaxMetadataSize},
+		Ack{Index: 3, Status: StatusIntegrityFailure},
+		Progress{BytesDone: 1, BytesTotal: 2, ObjectsDone: 3, ObjectsTotal: 4},
+		StatReply{Node: "n", Version: "v", UptimeNs: 5, Connections: 6, Store: storewire.StatsReply{Capacity: 7}},
+		PeerResult{Kind: KindTake, Addr: "h:1", Status: StatusNotFound, Message: "m", Bytes: 9, DurationNs: 10,
+			Objects: []ObjectResult{{ID: id, Status: StatusNotFound, Message: "gone"}, {Status: StatusOK, Bytes: 5, DeletedAtSource: true}}},
+		SyncDone{Status: StatusTooManyObjects, Message: "x", Bytes: 1, Objects: 2, DurationNs: 3},
+		ErrorReply{Status: StatusServerBusy, Message: "busy"},
+		Deleted{Indexes: []uint32{0, 5}},
+	}
+}
+
+func decoders() []decoder {
+	return []decoder{&Hello{}, &HelloReply{}, &Ping{}, &Sync{}, &Copy{}, &ObjectHeader{}, &Ack{},
+		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for i, m := range samples() {
+		p := m.Append(nil)
+		d := decoders()[i]
+		if err := d.Decode(p); err != nil {
+			t.Fatalf("%T: %v", m, err)
+		}
+		if got := reflect.ValueOf(d).Elem().Interface(); !reflect.DeepEqual(got, m) {
+			t.Errorf("%T round trip:\n got %#v\nwant %#v", m, got, m)
+		}
+		for n := range len(p) {
+			if decoders()[i].Decode(p[:n]) == nil {
+				t.Errorf("%T: %d-byte prefix accepted", m, n)
+			}
+		}
+	}
+}
+
+// The counts and sizes can express every allowed value: 65,536 objects,
+// 64 KiB of metadata, 16 TB of data, 1024 peer requests.
+func TestLimitsAreExpressible(t *testing.T) {
+	ids := make([]ID, MaxObjectsPerPeerRequest)
+	for i := range ids {
+		ids[i] = ID{byte(i), byte(i >> 8), 1}
+	}
+	var c Copy
+	if err := c.Decode(Copy{IDs: ids}.Append(nil)); err != nil || len(c.IDs) != MaxObjectsPerPeerRequest {
+		t.Fatalf("65,536 ids: %d %v", len(c.IDs), err)
+	}
+	if st, msg := ValidateIDs(c.IDs, nil); st != StatusOK {
+		t.Fatalf("65,536 unique ids rejected: %s", msg)
+	}
+	peers := make([]PeerRequest, MaxPeerRequests)
+	for i := range peers {
+		peers[i] = PeerRequest{Kind: KindCopy, Addr: "h:1", IDs: []ID{{byte(i), byte(i >> 8), 2}}}
+	}
+	var s Sync
+	if err := s.Decode(Sync{Peers: peers}.Append(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if st, msg := s.Validate(); st != StatusOK {
+		t.Fatalf("1024 peer requests rejected: %s", msg)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	one := []ID{{1}}
+	many := make([]ID, MaxObjectsPerPeerRequest+1)
+	for i := range many {
+		many[i] = ID{byte(i), byte(i >> 8), byte(i >> 16)}
+	}
+	tooMany := make([]PeerRequest, MaxPeerRequests+1)
+	for i := range tooMany {
+		tooMany[i] = PeerRequest{Kind: KindCopy, Addr: "h:1", IDs: []ID{{byte(i), byte(i >> 8), 9}}}
+	}
+	cases := []struct {
+		sync Sync
+		want Status
+		msg  string
+	}{
+		{Sync{}, StatusNoPeerRequests, "at least one"},
+		{Sync{Peers: tooMany}, StatusTooManyPeerRequests, "1025 peer requests"},
+		{Sync{Peers: []PeerRequest{{Kind: KindCopy, Addr: "h:1"}}}, StatusNoObjects, "at least one object"},
+		{Sync{Peers: []PeerRequest{{Kind: KindCopy, Addr: "h:1", IDs: many}}}, StatusTooManyObjects, "65537 objects"},
+		{Sync{Peers: []PeerRequest{{Kind: KindCopy, Addr: "h:1", IDs: []ID{{1}, {1}}}}}, StatusDuplicateID, "more than once"},
+		{Sync{Peers: []PeerRequest{{Kind: KindCopy, Addr: "h:1", IDs: one}, {Kind: KindTake, Addr: "g:2", IDs: one}}}, StatusDuplicateID, "peer request 2"},
+		{Sync{Peers: []PeerRequest{{Kind: KindCopy, Addr: "nohost", IDs: one}}}, StatusBadAddress, "host:port"},
+		{Sync{Peers: []PeerRequest{{Kind: 7, Addr: "h:1", IDs: one}}}, StatusMalformed, "unknown kind"},
+	}
+	for _, tc := range cases {
+		st, msg := tc.sync.Validate()
+		if st != tc.want || !strings.Contains(msg, tc.msg) {
+			t.Errorf("got %s %q, want %s mentioning %q", st, msg, tc.want, tc.msg)
+		}
+	}
+}
+
+// FuzzDecode: no decoder panics on any input, and whatever decodes
+// re-encodes to the same length and decodes to itself.
+func FuzzDecode(f *testing.F) {
+	for i, m := range samples() {
+		f.Add(uint8(i), m.Append(nil))
+	}
+	f.Fuzz(func(t *testing.T, which uint8, p []byte) {
+		wire.ReadFrame(bytes.NewReader(p), nil, MaxControlFrame)
+		ds := decoders()
+		d := ds[int(which)%len(ds)]
+		if d.Decode(p) != nil {
+			return
+		}
+		if s, ok := d.(*Sync); ok {
+			s.Validate()
+		}
+		re := reflect.ValueOf(d).Elem().Interface().(message).Append(nil)
+		if len(re) != len(p) {
+			t.Fatalf("%T: %d bytes decoded, %d re-encoded", d, len(p), len(re))
+		}
+		d2 := decoders()[int(which)%len(ds)]
+		if err := d2.Decode(re); err != nil {
+			t.Fatalf("%T: re-encoding does not decode: %v", d, err)
+		}
+		if re2 := reflect.ValueOf(d2).Elem().Interface().(message).Append(nil); !bytes.Equal(re, re2) {
+			t.Fatalf("%T: unstable encoding", d)
+		}
+	})
+}

@@ -1,0 +1,333 @@
+package streamwire
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/plasmastream/plasmastream/internal/storewire"
+	"github.com/plasmastream/plasmastream/internal/wire"
+)
+
+func wireDec(p []byte) *Dec { return wire.NewDec(p) }
+
+// Hello opens every connection.
+type Hello struct {
+	Magic   [4]byte
+	Version uint16
+	Role    Role
+	Name    string // the connecting node or program, for logs
+}
+
+func (m Hello) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.Raw(m.Magic[:])
+	e.U16(m.Version)
+	e.U8(uint8(m.Role))
+	e.Bytes32([]byte(truncate(m.Name, MaxNameLen)))
+	return e.B
+}
+
+func (m *Hello) Decode(p []byte) error {
+	d := wireDec(p)
+	copy(m.Magic[:], d.Raw("magic", 4))
+	m.Version = d.U16("version")
+	m.Role = Role(d.U8("role"))
+	m.Name = string(d.Bytes32("name", MaxNameLen))
+	return d.Done()
+}
+
+// HelloReply accepts a connection (an ErrorReply refuses it).
+type HelloReply struct {
+	Version uint16
+	Node    string // the server's node name
+}
+
+func (m HelloReply) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.U16(m.Version)
+	e.Bytes32([]byte(truncate(m.Node, MaxNameLen)))
+	return e.B
+}
+
+func (m *HelloReply) Decode(p []byte) error {
+	d := wireDec(p)
+	m.Version = d.U16("version")
+	m.Node = string(d.Bytes32("node", MaxNameLen))
+	return d.Done()
+}
+
+// Ping carries a nonce echoed by the reply.
+type Ping struct{ Nonce uint64 }
+
+func (m Ping) Append(b []byte) []byte { e := Enc{B: b}; e.U64(m.Nonce); return e.B }
+
+func (m *Ping) Decode(p []byte) error {
+	d := wireDec(p)
+	m.Nonce = d.U64("nonce")
+	return d.Done()
+}
+
+// Kind is COPY or TAKE.
+type Kind uint8
+
+const (
+	KindCopy Kind = 1
+	KindTake Kind = 2
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindCopy:
+		return "COPY"
+	case KindTake:
+		return "TAKE"
+	}
+	return fmt.Sprintf("KIND(%d)", uint8(k))
+}
+
+// PeerRequest asks the server to fetch objects from one peer.
+type PeerRequest struct {
+	Kind Kind
+	Addr string // host:port, IPv6 hosts in brackets
+	IDs  []ID
+}
+
+// Sync is a client's request: fetch from these peers.
+type Sync struct{ Peers []PeerRequest }
+
+func (m Sync) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.U32(uint32(len(m.Peers)))
+	for _, p := range m.Peers {
+		e.U8(uint8(p.Kind))
+		e.Bytes32([]byte(p.Addr))
+		appendIDs(&e, p.IDs)
+	}
+	return e.B
+}
+
+func (m *Sync) Decode(p []byte) error {
+	d := wireDec(p)
+	// Each peer request takes at least 9 bytes, which bounds the count.
+	n := d.Count("peer request count", 9, MaxFrame)
+	m.Peers = make([]PeerRequest, n)
+	for i := range m.Peers {
+		pr := &m.Peers[i]
+		pr.Kind = Kind(d.U8("kind"))
+		pr.Addr = string(d.Bytes32("peer address", MaxAddrLen))
+		pr.IDs = readIDs(d)
+	}
+	return d.Done()
+}
+
+func appendIDs(e *Enc, ids []ID) {
+	e.U32(uint32(len(ids)))
+	for _, id := range ids {
+		e.ID(id)
+	}
+}
+
+func readIDs(d *Dec) []ID {
+	n := d.Count("object count", IDSize, MaxFrame/IDSize)
+	ids := make([]ID, n)
+	for i := range ids {
+		ids[i] = d.ID("object id")
+	}
+	return ids
+}
+
+// Validate checks the limits of a SYNC before anything moves, returning
+// the first violation with its own status and a sentence naming it.
+func (m *Sync) Validate() (Status, string) {
+	switch {
+	case len(m.Peers) == 0:
+		return StatusNoPeerRequests, "SYNC needs at least one peer request"
+	case len(m.Peers) > MaxPeerRequests:
+		return StatusTooManyPeerRequests, fmt.Sprintf("SYNC has %d peer requests; at most %d are allowed", len(m.Peers), MaxPeerRequests)
+	}
+	seen := make(map[ID]struct{})
+	for i, p := range m.Peers {
+		if p.Kind != KindCopy && p.Kind != KindTake {
+			return StatusMalformed, fmt.Sprintf("peer request %d: unknown kind %d", i+1, p.Kind)
+		}
+		if st, msg := ValidateAddr(p.Addr); st != StatusOK {
+			return st, fmt.Sprintf("peer request %d: %s", i+1, msg)
+		}
+		if st, msg := ValidateIDs(p.IDs, seen); st != StatusOK {
+			return st, fmt.Sprintf("peer request %d (%s %s): %s", i+1, p.Kind, p.Addr, msg)
+		}
+	}
+	return StatusOK, ""
+}
+
+// ValidateAddr checks that a peer address is host:port.
+func ValidateAddr(addr string) (Status, string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return StatusBadAddress, fmt.Sprintf("peer address %q is not host:port (IPv6 as [::1]:2021)", addr)
+	}
+	return StatusOK, ""
+}
+
+// ValidateIDs checks the object limits of one peer request; seen carries
+// the ids of earlier peer requests of the same SYNC (nil for a lone COPY).
+func ValidateIDs(ids []ID, seen map[ID]struct{}) (Status, string) {
+	switch {
+	case len(ids) == 0:
+		return StatusNoObjects, "at least one object must be requested"
+	case len(ids) > MaxObjectsPerPeerRequest:
+		return StatusTooManyObjects, fmt.Sprintf("%d objects requested; at most %d are allowed", len(ids), MaxObjectsPerPeerRequest)
+	}
+	if seen == nil {
+		seen = make(map[ID]struct{}, len(ids))
+	}
+	for _, id := range ids {
+		if _, dup := seen[id]; dup {
+			return StatusDuplicateID, fmt.Sprintf("object %x is requested more than once", id[:])
+		}
+		seen[id] = struct{}{}
+	}
+	return StatusOK, ""
+}
+
+// Copy is a COPY or TAKE from a peer: the ids it wants.
+type Copy struct{ IDs []ID }
+
+func (m Copy) Append(b []byte) []byte { e := Enc{B: b}; appendIDs(&e, m.IDs); return e.B }
+
+func (m *Copy) Decode(p []byte) error {
+	d := wireDec(p)
+	m.IDs = readIDs(d)
+	return d.Done()
+}
+
+// ObjectHeader announces one object of a COPY/TAKE reply. When Status is
+// OK it is followed by MetaSize bytes of metadata, DataSize bytes of data
+// and the 32-byte BLAKE3 digest of the data, all raw.
+type ObjectHeader struct {
+	Index    uint32 // position in the COPY request
+	ID       ID
+	Status   Status
+	DataSize uint64
+	MetaSize uint32
+}
+
+func (m ObjectHeader) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.U32(m.Index)
+	e.ID(m.ID)
+	e.U16(uint16(m.Status))
+	e.U64(m.DataSize)
+	e.U32(m.MetaSize)
+	return e.B
+}
+
+func (m *ObjectHeader) Decode(p []byte) error {
+	d := wireDec(p)
+	m.Index = d.U32("index")
+	m.ID = d.ID("id")
+	m.Status = Status(d.U16("status"))
+	m.DataSize = d.U64("data size")
+	m.MetaSize = d.U32("metadata size")
+	return d.Done()
+}
+
+// Ack tells the sender what became of one object at the receiver (TAKE
+// deletes at the source on an OK ack only).
+type Ack struct {
+	Index  uint32
+	Status Status
+}
+
+func (m Ack) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.U32(m.Index)
+	e.U16(uint16(m.Status))
+	return e.B
+}
+
+func (m *Ack) Decode(p []byte) error {
+	d := wireDec(p)
+	m.Index = d.U32("index")
+	m.Status = Status(d.U16("status"))
+	return d.Done()
+}
+
+// Progress is sent to a SYNC client while its transfers run.
+type Progress struct {
+	BytesDone, BytesTotal     uint64
+	ObjectsDone, ObjectsTotal uint32
+}
+
+func (m Progress) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.U64(m.BytesDone)
+	e.U64(m.BytesTotal)
+	e.U32(m.ObjectsDone)
+	e.U32(m.ObjectsTotal)
+	return e.B
+}
+
+func (m *Progress) Decode(p []byte) error {
+	d := wireDec(p)
+	m.BytesDone = d.U64("bytes done")
+	m.BytesTotal = d.U64("bytes total")
+	m.ObjectsDone = d.U32("objects done")
+	m.ObjectsTotal = d.U32("objects total")
+	return d.Done()
+}
+
+// StatReply describes a server and its store.
+type StatReply struct {
+	Node        string
+	Version     string
+	UptimeNs    int64
+	Connections uint32
+	Store       storewire.StatsReply
+}
+
+func (m StatReply) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.Bytes32([]byte(truncate(m.Node, MaxNameLen)))
+	e.Bytes32([]byte(truncate(m.Version, MaxNameLen)))
+	e.I64(m.UptimeNs)
+	e.U32(m.Connections)
+	return m.Store.Append(e.B)
+}
+
+func (m *StatReply) Decode(p []byte) error {
+	d := wireDec(p)
+	m.Node = string(d.Bytes32("node", MaxNameLen))
+	m.Version = string(d.Bytes32("version", MaxNameLen))
+	m.UptimeNs = d.I64("uptime")
+	m.Connections = d.U32("connections")
+	rest := d.Raw("store stats", 12*8)
+	if err := d.Done(); err != nil {
+		return err
+	}
+	return m.Store.Decode(rest)
+}
+
+// Deleted lists, after a TAKE, the indexes of the objects the source
+// deleted (those the receiver acknowledged as sealed and the source's store
+// agreed to delete).
+type Deleted struct{ Indexes []uint32 }
+
+func (m Deleted) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.U32(uint32(len(m.Indexes)))
+	for _, i := range m.Indexes {
+		e.U32(i)
+	}
+	return e.B
+}
+
+func (m *Deleted) Decode(p []byte) error {
+	d := wireDec(p)
+	n := d.Count("index count", 4, MaxObjectsPerPeerRequest)
+	m.Indexes = make([]uint32, n)
+	for i := range m.Indexes {
+		m.Indexes[i] = d.U32("index")
+	}
+	return d.Done()
+}

@@ -1,0 +1,116 @@
+// Package streamwire is the byte layout of the Plasma Stream protocol
+// spoken over TCP between plasma-stream-servers (COPY, TAKE) and between a
+// client and its server (SYNC, PING, STAT, LIST). It is documented byte by
+// byte in docs/stream-protocol.md; the two change together.
+//
+// Framing is package wire's: a 12-byte header and a payload. Object bytes
+// are the exception: after an ObjectHeader frame the sender writes the
+// metadata, the data and the 32-byte BLAKE3 digest of the data raw, so
+// that they can be sent with sendfile and received straight into shared
+// memory.
+//
+// Decoders check structure only (lengths, bounds, trailing bytes). Limits
+// with their own result codes (at most 65,536 objects per peer request,
+// 1024 peer requests per SYNC, unique ids...) are checked by Validate, so a
+// client is told which limit it broke rather than "malformed".
+package streamwire
+
+import (
+	"fmt"
+
+	"github.com/plasmastream/plasmastream/internal/wire"
+)
+
+// Protocol constants.
+const (
+	Magic   = "PLSS"
+	Version = 1
+
+	IDSize     = 20
+	DigestSize = 32
+
+	// Limits of seed 000.
+	MaxObjectsPerPeerRequest = 65536
+	MaxPeerRequests          = 1024
+	MaxDataSize              = 16_000_000_000_000 // 16 TB, inclusive
+	MaxMetadataSize          = 64 << 10           // 64 KiB, inclusive
+
+	// MaxFrame bounds every frame. The largest legal one is a SYNC of 1024
+	// peer requests of 65,536 ids each: about 1.34 GB.
+	MaxFrame = 1536 << 20
+	// MaxControlFrame bounds frames other than SYNC and COPY/TAKE.
+	MaxControlFrame = 64 << 20
+	MaxAddrLen      = 1024
+	MaxNameLen      = 255
+	MaxMessageLen   = 4096
+)
+
+// Type identifies a message.
+type Type uint16
+
+const (
+	TypeHello        Type = 1
+	TypePing         Type = 2
+	TypeSync         Type = 3
+	TypeCopy         Type = 4
+	TypeTake         Type = 5
+	TypeStat         Type = 6
+	TypeList         Type = 7
+	TypeProgress     Type = 10
+	TypeSyncResult   Type = 11 // SyncDone: the last frame of a SYNC reply
+	TypePeerResult   Type = 12
+	TypeCopyBegin    Type = 20
+	TypeObjectHeader Type = 21
+	TypeCopyEnd      Type = 22
+	TypeAck          Type = 23
+	TypeAckEnd       Type = 24
+	TypeDeleted      Type = 25 // TAKE: which objects the source deleted
+	TypeError        Type = 0xFFFF
+	ReplyBit         Type = 0x8000
+)
+
+var typeNames = map[Type]string{
+	TypeHello: "HELLO", TypePing: "PING", TypeSync: "SYNC", TypeCopy: "COPY", TypeTake: "TAKE",
+	TypeStat: "STAT", TypeList: "LIST", TypeProgress: "PROGRESS", TypeSyncResult: "SYNC-RESULT", TypePeerResult: "PEER-RESULT",
+	TypeCopyBegin: "COPY-BEGIN", TypeObjectHeader: "OBJECT", TypeCopyEnd: "COPY-END",
+	TypeAck: "ACK", TypeAckEnd: "ACK-END", TypeDeleted: "DELETED", TypeError: "ERROR",
+}
+
+func (t Type) String() string {
+	if n, ok := typeNames[t]; ok {
+		return n
+	}
+	if n, ok := typeNames[t&^ReplyBit]; ok {
+		return n + "-REPLY"
+	}
+	return fmt.Sprintf("TYPE(%d)", uint16(t))
+}
+
+// Role says who opened a connection.
+type Role uint8
+
+const (
+	RoleClient Role = 1 // SYNC, PING, STAT, LIST
+	RolePeer   Role = 2 // COPY, TAKE (another server, or a client copying directly)
+)
+
+// ID is an object id as it travels.
+type ID = [IDSize]byte
+
+type (
+	Enc = wire.Enc
+	Dec = wire.Dec
+)
+
+func b2u(v bool) uint8 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// AppendFrame appends a frame of type t to dst. Request ids are unused by
+// this protocol (one request at a time per connection) and always 0.
+func AppendFrame(dst []byte, t Type, payload []byte) []byte {
+	return wire.AppendFrame(dst, uint16(t), 0, payload)
+}
