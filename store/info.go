@@ -58,17 +58,29 @@ func (c *Client) List(ctx context.Context) ([]ObjectInfo, error) {
 		if f, err = c.m.check(storewire.TypeList, f, ok); err != nil {
 			return nil, err
 		}
-		var page storewire.ListReply
-		if err := page.Decode(f.p); err != nil {
+		infos, more, err := UnmarshalListPage(f.p)
+		if err != nil {
 			return nil, fmt.Errorf("list: %w", err)
 		}
-		for _, in := range page.Infos {
-			out = append(out, infoFromWire(in))
-		}
-		if !page.More {
+		out = append(out, infos...)
+		if !more {
 			return out, nil
 		}
 	}
+}
+
+// UnmarshalListPage decodes one page of a List reply of the store
+// protocol. plasma-stream-server forwards such pages for a remote LIST;
+// the stream client decodes them with this.
+func UnmarshalListPage(p []byte) (infos []ObjectInfo, more bool, err error) {
+	var page storewire.ListReply
+	if err := page.Decode(p); err != nil {
+		return nil, false, err
+	}
+	for _, in := range page.Infos {
+		infos = append(infos, infoFromWire(in))
+	}
+	return infos, page.More, nil
 }
 
 func infoFromWire(in storewire.Info) ObjectInfo {

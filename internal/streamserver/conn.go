@@ -1,0 +1,189 @@
+package streamserver
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/cliutil"
+	"github.com/plasmastream/plasmastream/internal/storewire"
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+// serveConn runs one connection: the handshake, then requests one at a
+// time until the peer hangs up, idles too long or breaks the protocol.
+func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	c := transfer.NewConn(nc, s.cfg.IOTimeout)
+	log := s.log.With("peer", c.Peer)
+	s.metrics.connections.Inc()
+	defer s.metrics.connections.Dec()
+	hello, err := s.handshake(c)
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			log.Warn("handshake failed", "err", err)
+		}
+		return
+	}
+	log = log.With("name", hello.Name)
+	for {
+		t, p, err := c.ReadFrame(streamwire.MaxFrame)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				log.Debug("connection ended", "err", err)
+				s.metrics.request("read", streamwire.StatusMalformed)
+				// A bad header cannot be skipped: say why, then hang up.
+				c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: err.Error()}.Append(nil))
+			}
+			return
+		}
+		if t != streamwire.TypeSync && t != streamwire.TypeCopy && t != streamwire.TypeTake && len(p) > streamwire.MaxControlFrame {
+			c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: fmt.Sprintf("%s frame of %d bytes is too large", t, len(p))}.Append(nil))
+			return
+		}
+		status, err := s.handle(ctx, c, t, p)
+		s.metrics.request(t.String(), status)
+		if err != nil {
+			log.Info("request failed", "type", t, "err", err)
+			return
+		}
+		// Waiting for the next request: a longer, idle deadline.
+		nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	}
+}
+
+// handshake reads Hello and accepts or refuses the connection.
+func (s *Server) handshake(c *transfer.Conn) (streamwire.Hello, error) {
+	var h streamwire.Hello
+	t, p, err := c.ReadFrame(256)
+	if err != nil {
+		return h, err
+	}
+	refuse := func(st streamwire.Status, msg string) (streamwire.Hello, error) {
+		c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: st, Message: msg}.Append(nil))
+		return h, errors.New(msg)
+	}
+	if t != streamwire.TypeHello || h.Decode(p) != nil || string(h.Magic[:]) != streamwire.Magic {
+		return refuse(streamwire.StatusMalformed, "not a Plasma Stream client: the first message must be HELLO")
+	}
+	if h.Version != streamwire.Version {
+		return refuse(streamwire.StatusVersionMismatch, fmt.Sprintf("protocol version %d not supported; %s speaks version %d", h.Version, s.cfg.NodeName, streamwire.Version))
+	}
+	return h, c.Send(streamwire.TypeHello|streamwire.ReplyBit, streamwire.HelloReply{Version: streamwire.Version, Node: s.cfg.NodeName}.Append(nil))
+}
+
+// handle answers one request. A returned error ends the connection.
+func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type, p []byte) (streamwire.Status, error) {
+	reply := t | streamwire.ReplyBit
+	malformed := func(err error) (streamwire.Status, error) {
+		msg := fmt.Sprintf("malformed %s request: %v", t, err)
+		return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: msg}.Append(nil))
+	}
+	switch t {
+	case streamwire.TypePing:
+		var m streamwire.Ping
+		if err := m.Decode(p); err != nil {
+			return malformed(err)
+		}
+		return streamwire.StatusOK, c.Send(reply, m.Append(nil))
+	case streamwire.TypeStat:
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
+		defer cancel()
+		st, err := s.st.Stats(sctx)
+		if err != nil {
+			return s.storeFailed(c, err)
+		}
+		return streamwire.StatusOK, c.Send(reply, streamwire.StatReply{
+			Node: s.cfg.NodeName, Version: cliutil.Version, UptimeNs: int64(time.Since(s.start)),
+			Connections: uint32(s.active.Load()), Store: storewire.StatsReply(st),
+		}.Append(nil))
+	case streamwire.TypeList:
+		return s.list(ctx, c)
+	case streamwire.TypeCopy, streamwire.TypeTake:
+		var m streamwire.Copy
+		if err := m.Decode(p); err != nil {
+			return malformed(err)
+		}
+		kind := streamwire.KindCopy
+		if t == streamwire.TypeTake {
+			kind = streamwire.KindTake
+		}
+		start := time.Now()
+		err := transfer.Send(ctx, c, s.st, kind, m.IDs, transfer.SendOptions{GetTimeout: s.cfg.PlasmaTimeout, Stats: &s.stats})
+		s.metrics.duration.WithLabelValues("send").Observe(time.Since(start).Seconds())
+		if err != nil {
+			return streamwire.StatusConnectionLost, fmt.Errorf("%s of %d objects to %s: %w", kind, len(m.IDs), c.Peer, err)
+		}
+		return streamwire.StatusOK, nil
+	case streamwire.TypeSync:
+		var m streamwire.Sync
+		if err := m.Decode(p); err != nil {
+			return malformed(err)
+		}
+		return s.sync(ctx, c, &m)
+	}
+	msg := fmt.Sprintf("unknown request type %d", uint16(t))
+	return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: msg}.Append(nil))
+}
+
+func (s *Server) storeFailed(c *transfer.Conn, err error) (streamwire.Status, error) {
+	msg := fmt.Sprintf("the store of %s failed: %v", s.cfg.NodeName, err)
+	return streamwire.StatusStoreError, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusStoreError, Message: msg}.Append(nil))
+}
+
+// list sends the store's object table in pages (the store's List layout).
+func (s *Server) list(ctx context.Context, c *transfer.Conn) (streamwire.Status, error) {
+	lctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
+	defer cancel()
+	infos, err := s.st.List(lctx)
+	if err != nil {
+		return s.storeFailed(c, err)
+	}
+	page := storewire.ListReply{}
+	for {
+		n := min(len(infos), storewire.MaxInfosPerPage)
+		page.More = n < len(infos)
+		page.Infos = page.Infos[:0]
+		for _, in := range infos[:n] {
+			page.Infos = append(page.Infos, infoToWire(in))
+		}
+		if err := c.Send(streamwire.TypeList|streamwire.ReplyBit, page.Append(nil)); err != nil {
+			return streamwire.StatusConnectionLost, err
+		}
+		infos = infos[n:]
+		if !page.More {
+			return streamwire.StatusOK, nil
+		}
+	}
+}
+
+// infoToWire is the inverse of the store client's decoding: LIST replies
+// carry the store protocol's Info layout.
+func infoToWire(in store.ObjectInfo) storewire.Info {
+	w := storewire.Info{
+		ID: in.ID, DataSize: in.DataSize, MetaSize: in.MetadataSize, RefCount: in.RefCount,
+		CreateTimeNs: in.CreateTime.UnixNano(), ConstructNs: int64(in.ConstructDuration),
+		CreatorPID: in.CreatorPID, State: storewire.StateCreated, DeletePending: in.DeletePending,
+		Offset: in.Offset,
+	}
+	if in.State == store.StateSealed {
+		w.State = storewire.StateSealed
+	}
+	if !in.LastUse.IsZero() {
+		w.LastUseUnixNs = in.LastUse.UnixNano()
+	}
+	if len(in.Digest) == 2*storewire.DigestSize {
+		if _, err := hex.Decode(w.Digest[:], []byte(in.Digest)); err == nil {
+			w.HasDigest = true
+		}
+	}
+	return w
+}

@@ -1,0 +1,62 @@
+package streamserver
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+)
+
+// metrics are the server's Prometheus series, in a registry of its own
+// (no global state: several servers can run in one process, as tests do).
+type metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	connections prometheus.Gauge
+	busy        prometheus.Counter
+	duration    *prometheus.HistogramVec
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plasma_stream_requests_total", Help: "Requests served, by type and result status.",
+		}, []string{"type", "status"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "plasma_stream_connections_active", Help: "Connections being served.",
+		}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plasma_stream_busy_rejections_total", Help: "Connections refused because --max-connections was reached.",
+		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "plasma_stream_transfer_duration_seconds", Help: "Duration of COPY/TAKE transfers, sending to peers or receiving from them.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"direction"}),
+	}
+	st := &s.stats
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	m.reg.MustRegister(m.requests, m.connections, m.busy, m.duration,
+		counter("plasma_stream_bytes_sent_total", "Object bytes (data and metadata) sent to peers.", func() float64 { return float64(st.BytesSent.Load()) }),
+		counter("plasma_stream_objects_sent_total", "Objects sent to peers.", func() float64 { return float64(st.ObjectsSent.Load()) }),
+		counter("plasma_stream_bytes_received_total", "Object bytes received, verified and sealed.", func() float64 { return float64(st.BytesReceived.Load()) }),
+		counter("plasma_stream_objects_received_total", "Objects received, verified and sealed.", func() float64 { return float64(st.ObjectsReceived.Load()) }),
+		counter("plasma_stream_integrity_failures_total", "Objects rejected because their BLAKE3 digest did not match.", func() float64 { return float64(st.IntegrityFailures.Load()) }),
+		counter("plasma_stream_take_deletes_total", "Objects deleted at this source after a TAKE.", func() float64 { return float64(st.DeletedOnTake.Load()) }),
+		collectors.NewGoCollector(),
+	)
+	return m
+}
+
+func (m *metrics) request(typ string, status streamwire.Status) {
+	m.requests.WithLabelValues(typ, status.String()).Inc()
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

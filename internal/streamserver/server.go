@@ -1,0 +1,207 @@
+// Package streamserver is plasma-stream-server: it serves COPY and TAKE
+// to peers from the local store, runs SYNC for its clients (pulling from
+// many peers at once into the local store), and answers PING, STAT and
+// LIST. Transfers themselves are package transfer's.
+//
+// Every connection costs one goroutine and is bounded by MaxConnections;
+// connections beyond it are told "server busy" and closed at once. Every
+// read and write has a deadline (IOTimeout per step; IdleTimeout between
+// requests), so a dead, slow or malicious peer costs one connection.
+package streamserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+// Config is everything plasma-stream-server needs; cmd fills it from
+// flags and the TOML file.
+type Config struct {
+	MaxConnections  int           `toml:"max-connections"`
+	PlasmaSocket    string        `toml:"plasma-socket"`
+	PlasmaTimeout   time.Duration `toml:"-"` // set from plasma-timeout (ms)
+	Port            int           `toml:"port"`
+	Bind            string        `toml:"bind"`
+	NodeName        string        `toml:"node-name"`
+	MetricsAddr     string        `toml:"metrics-addr"`
+	IOTimeout       time.Duration `toml:"-"`
+	IdleTimeout     time.Duration `toml:"-"`
+	SyncConcurrency int           `toml:"sync-concurrency"`
+	Logger          *slog.Logger  `toml:"-"`
+}
+
+// Defaults of seed 000 and of the rest.
+const (
+	DefaultMaxConnections  = 128
+	DefaultPlasmaSocket    = "/tmp/plasma"
+	DefaultPlasmaTimeout   = 10 * time.Millisecond
+	DefaultPort            = 2021
+	DefaultIdleTimeout     = 5 * time.Minute
+	DefaultSyncConcurrency = 16
+)
+
+func (c *Config) defaults() {
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.PlasmaSocket == "" {
+		c.PlasmaSocket = DefaultPlasmaSocket
+	}
+	if c.PlasmaTimeout <= 0 {
+		c.PlasmaTimeout = DefaultPlasmaTimeout
+	}
+	if c.IOTimeout <= 0 {
+		c.IOTimeout = transfer.DefaultTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.SyncConcurrency <= 0 {
+		c.SyncConcurrency = DefaultSyncConcurrency
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Server is a running stream server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	st      *store.Client
+	ln      net.Listener
+	metrics *metrics
+	stats   transfer.Stats
+	start   time.Time
+	active  atomic.Int64
+	httpSrv *http.Server
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// ErrNoStore is returned by New when the local store cannot be reached.
+var ErrNoStore = errors.New("no Plasma store")
+
+// New connects to the local store and binds the port; nothing is served
+// until Serve.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.defaults()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := store.Connect(cctx, cfg.PlasmaSocket)
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: start plasma-store-server first (plasma-store-server -m SIZE -s %s): %v",
+			ErrNoStore, cfg.PlasmaSocket, cfg.PlasmaSocket, err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on port %d: %w", cfg.Port, err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, st: st, ln: ln, start: time.Now(), conns: map[net.Conn]struct{}{}}
+	s.metrics = newMetrics(s)
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			st.Close()
+			return nil, fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
+		}
+		s.httpSrv = &http.Server{Handler: s.metrics.handler(), ReadHeaderTimeout: 10 * time.Second}
+		go s.httpSrv.Serve(mln)
+	}
+	if cfg.NodeName == "" {
+		s.cfg.NodeName = ln.Addr().String()
+	}
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Node is the server's node name.
+func (s *Server) Node() string { return s.cfg.NodeName }
+
+// Stats are the server's transfer counters.
+func (s *Server) Stats() *transfer.Stats { return &s.stats }
+
+// Serve accepts connections until ctx ends, then closes them all, waits
+// for their goroutines and disconnects from the store.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
+	defer stop()
+	s.log.Info("stream server serving", "addr", s.ln.Addr().String(), "node", s.cfg.NodeName, "store", s.cfg.PlasmaSocket)
+	var err error
+	for {
+		var nc net.Conn
+		nc, err = s.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			break
+		}
+		if s.active.Load() >= int64(s.cfg.MaxConnections) {
+			s.metrics.busy.Inc()
+			go s.refuse(nc)
+			continue
+		}
+		s.active.Add(1)
+		s.track(nc, true)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.active.Add(-1)
+			defer s.track(nc, false)
+			s.serveConn(ctx, nc)
+		}()
+	}
+	s.mu.Lock()
+	for nc := range s.conns {
+		nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	if s.httpSrv != nil {
+		s.httpSrv.Close()
+	}
+	s.st.Close()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("accept: %w", err)
+}
+
+func (s *Server) track(nc net.Conn, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.conns[nc] = struct{}{}
+	} else {
+		delete(s.conns, nc)
+		nc.Close()
+	}
+}
+
+// refuse tells a connection beyond MaxConnections that the server is busy.
+func (s *Server) refuse(nc net.Conn) {
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(2 * time.Second))
+	msg := fmt.Sprintf("server busy: %s already serves its maximum of %d connections; try again later", s.cfg.NodeName, s.cfg.MaxConnections)
+	nc.Write(streamwire.AppendFrame(nil, streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusServerBusy, Message: msg}.Append(nil)))
+}

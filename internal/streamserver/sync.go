@@ -1,0 +1,169 @@
+package streamserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/transfer"
+)
+
+// progress is shared by the peer requests of one SYNC.
+type progress struct {
+	bytes, objects atomic.Uint64
+	objectsTotal   uint32
+}
+
+func (p *progress) add(b int64, o int) {
+	p.bytes.Add(uint64(b))
+	p.objects.Add(uint64(o))
+}
+
+func (p *progress) frame() []byte {
+	return streamwire.Progress{BytesDone: p.bytes.Load(), ObjectsDone: uint32(p.objects.Load()), ObjectsTotal: p.objectsTotal}.Append(nil)
+}
+
+// progressInterval is how often a SYNC client hears how far it got.
+const progressInterval = 250 * time.Millisecond
+
+// sync runs a client's SYNC: every limit is checked before anything moves;
+// then the peer requests run concurrently (at most SyncConcurrency at
+// once), progress frames flow to the client, and the reply is one
+// PeerResult per peer request, in order, and a SyncDone.
+func (s *Server) sync(ctx context.Context, c *transfer.Conn, m *streamwire.Sync) (streamwire.Status, error) {
+	if st, msg := m.Validate(); st != streamwire.StatusOK {
+		return st, c.Send(streamwire.TypeSyncResult, streamwire.SyncDone{Status: st, Message: "SYNC rejected: " + msg}.Append(nil))
+	}
+	start := time.Now()
+	prog := &progress{}
+	for _, pr := range m.Peers {
+		prog.objectsTotal += uint32(len(pr.IDs))
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopWatch := watchHangup(c, cancel)
+
+	var wmu sync.Mutex
+	tickDone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(progressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-tickDone:
+				return
+			case <-t.C:
+				wmu.Lock()
+				if c.Send(streamwire.TypeProgress, prog.frame()) != nil {
+					cancel()
+				}
+				wmu.Unlock()
+			}
+		}
+	}()
+
+	results := make([]streamwire.PeerResult, len(m.Peers))
+	sem := make(chan struct{}, s.cfg.SyncConcurrency)
+	var wg sync.WaitGroup
+	for i, pr := range m.Peers {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i] = s.runPeer(sctx, pr, prog)
+		}()
+	}
+	wg.Wait()
+	close(tickDone)
+	if err := stopWatch(); err != nil {
+		return streamwire.StatusCancelled, err
+	}
+
+	wmu.Lock()
+	defer wmu.Unlock()
+	done := streamwire.SyncDone{Status: streamwire.StatusOK, DurationNs: int64(time.Since(start))}
+	var failedPeers, failedObjects int
+	for _, r := range results {
+		if err := c.WriteFrame(streamwire.TypePeerResult, r.Append(nil)); err != nil {
+			return streamwire.StatusConnectionLost, err
+		}
+		done.Bytes += r.Bytes
+		for _, o := range r.Objects {
+			if o.Status.Success() {
+				done.Objects++
+			} else {
+				failedObjects++
+			}
+		}
+		if r.Status != streamwire.StatusOK {
+			failedPeers++
+			if done.Status == streamwire.StatusOK {
+				done.Status = r.Status
+			}
+		}
+	}
+	if failedPeers > 0 {
+		done.Message = fmt.Sprintf("%d of %d peer requests failed (%d objects)", failedPeers, len(results), failedObjects)
+	}
+	return done.Status, c.Send(streamwire.TypeSyncResult, done.Append(nil))
+}
+
+// watchHangup cancels a running SYNC when its client goes away: it waits
+// for a byte (consuming nothing) on the client connection, which a
+// well-behaved client never sends during a SYNC. stop ends the watch and
+// reports whether the client hung up.
+func watchHangup(c *transfer.Conn, cancel func()) (stop func() error) {
+	c.NC.SetReadDeadline(time.Time{})
+	gone := make(chan error, 1)
+	go func() {
+		_, err := c.R.Peek(1)
+		gone <- err
+		if err != nil && !isTimeout(err) {
+			cancel()
+		}
+	}()
+	return func() error {
+		c.NC.SetReadDeadline(time.Unix(1, 0))
+		err := <-gone
+		c.NC.SetReadDeadline(time.Time{})
+		if err != nil && !isTimeout(err) {
+			return fmt.Errorf("client %s went away during SYNC: %w", c.Peer, err)
+		}
+		return nil
+	}
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
+// runPeer executes one peer request into the local store.
+func (s *Server) runPeer(ctx context.Context, pr streamwire.PeerRequest, prog *progress) streamwire.PeerResult {
+	start := time.Now()
+	r := streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK}
+	defer func() { s.metrics.duration.WithLabelValues("receive").Observe(time.Since(start).Seconds()) }()
+	c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
+	if err != nil {
+		st := streamwire.StatusPeerUnreachable
+		var er *streamwire.ErrorReply
+		if errors.As(err, &er) {
+			st = er.Status
+		}
+		r.Status, r.Message = st, fmt.Sprintf("peer %s: %v", pr.Addr, err)
+		r.Objects = make([]streamwire.ObjectResult, len(pr.IDs))
+		for i, id := range pr.IDs {
+			r.Objects[i] = streamwire.ObjectResult{ID: id, Status: st, Message: r.Message}
+		}
+		r.DurationNs = int64(time.Since(start))
+		return r
+	}
+	defer c.Close()
+	objs, err := transfer.Receive(ctx, c, s.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add})
+	r.Objects, r.DurationNs = objs, int64(time.Since(start))
+	return transfer.Summarize(r, err)
+}

@@ -1,0 +1,179 @@
+// Package transfer moves objects between a store and a TCP connection:
+// the sending side of COPY/TAKE (Send) and the receiving side (Receive),
+// shared by plasma-stream-server and the Go client's direct Copy/Take.
+//
+// Every read and write on the connection has a deadline (Conn.Timeout per
+// step of at most a few MiB), so a dead, slow or malicious peer costs its
+// own connection and nothing else. A received object is created in the
+// store, filled straight from the socket, verified against the sender's
+// BLAKE3 digest and only then sealed; on any failure it is aborted, so no
+// half-written or unsealed object is ever left visible.
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/wire"
+)
+
+// DefaultTimeout is the deadline of one network step.
+const DefaultTimeout = 30 * time.Second
+
+// Conn is a stream protocol connection with per-step deadlines.
+type Conn struct {
+	NC      net.Conn
+	R       *bufio.Reader
+	W       *bufio.Writer
+	Timeout time.Duration
+	Peer    string // the remote address, for errors
+}
+
+// NewConn wraps nc.
+func NewConn(nc net.Conn, timeout time.Duration) *Conn {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &Conn{NC: nc, R: bufio.NewReaderSize(nc, 256<<10), W: bufio.NewWriterSize(nc, 256<<10),
+		Timeout: timeout, Peer: nc.RemoteAddr().String()}
+}
+
+// ReadFrame reads one frame of at most max payload bytes.
+func (c *Conn) ReadFrame(max uint32) (streamwire.Type, []byte, error) {
+	return c.readFrameUntil(time.Now().Add(c.Timeout), max)
+}
+
+// readFrameUntil reads one frame with the given deadline (zero: none).
+func (c *Conn) readFrameUntil(deadline time.Time, max uint32) (streamwire.Type, []byte, error) {
+	c.NC.SetReadDeadline(deadline)
+	h, p, _, err := wire.ReadFrame(c.R, nil, max)
+	if err != nil {
+		return 0, nil, err
+	}
+	return streamwire.Type(h.Type), p, nil
+}
+
+// Expect reads a frame that must be of type want and decodes it into m; an
+// ErrorReply in its place is returned as the error.
+func (c *Conn) Expect(want streamwire.Type, m interface{ Decode([]byte) error }) error {
+	t, p, err := c.ReadFrame(streamwire.MaxControlFrame)
+	if err != nil {
+		return err
+	}
+	if t == streamwire.TypeError && want != streamwire.TypeError {
+		var e streamwire.ErrorReply
+		if err := e.Decode(p); err != nil {
+			return &ProtocolError{Msg: fmt.Sprintf("undecodable error reply: %v", err)}
+		}
+		return &e
+	}
+	if t != want {
+		return &ProtocolError{Msg: fmt.Sprintf("got %s, want %s", t, want)}
+	}
+	if err := m.Decode(p); err != nil {
+		return &ProtocolError{Msg: fmt.Sprintf("%s: %v", t, err)}
+	}
+	return nil
+}
+
+// WriteFrame buffers one frame.
+func (c *Conn) WriteFrame(t streamwire.Type, payload []byte) error {
+	c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
+	var hb [wire.HeaderSize]byte
+	wire.PutHeader(hb[:], wire.Header{Length: uint32(len(payload)), Type: uint16(t)})
+	if _, err := c.W.Write(hb[:]); err != nil {
+		return err
+	}
+	_, err := c.W.Write(payload)
+	return err
+}
+
+// Flush sends what is buffered.
+func (c *Conn) Flush() error {
+	c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
+	return c.W.Flush()
+}
+
+// Send writes one frame and flushes.
+func (c *Conn) Send(t streamwire.Type, payload []byte) error {
+	if err := c.WriteFrame(t, payload); err != nil {
+		return err
+	}
+	return c.Flush()
+}
+
+// ReadFull reads len(b) raw bytes in steps, each with its own deadline,
+// calling progress after each step.
+func (c *Conn) ReadFull(b []byte, progress func(int)) error {
+	for len(b) > 0 {
+		n := min(len(b), stepSize)
+		c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
+		if _, err := io.ReadFull(c.R, b[:n]); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(n)
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// stepSize is the most bytes moved under one deadline: at the default
+// 30 s deadline a peer slower than ~140 KB/s is dropped.
+const stepSize = 4 << 20
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.NC.Close() }
+
+// CloseOnDone closes the connection when ctx ends, unblocking any read or
+// write; call the returned function to stop watching.
+func (c *Conn) CloseOnDone(ctx context.Context) func() bool {
+	return context.AfterFunc(ctx, func() { c.NC.Close() })
+}
+
+// ProtocolError is a peer that broke the protocol.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return "protocol error: " + e.Msg }
+
+// Hello performs the client side of the handshake.
+func Hello(c *Conn, role streamwire.Role, name string) (streamwire.HelloReply, error) {
+	var hr streamwire.HelloReply
+	h := streamwire.Hello{Version: streamwire.Version, Role: role, Name: name}
+	copy(h.Magic[:], streamwire.Magic)
+	if err := c.Send(streamwire.TypeHello, h.Append(nil)); err != nil {
+		return hr, err
+	}
+	err := c.Expect(streamwire.TypeHello|streamwire.ReplyBit, &hr)
+	return hr, err
+}
+
+// Dial connects to a stream server and performs the handshake.
+func Dial(ctx context.Context, addr string, role streamwire.Role, name string, timeout time.Duration) (*Conn, streamwire.HelloReply, error) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	d := net.Dialer{Timeout: min(timeout, 10*time.Second), KeepAlive: 15 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, streamwire.HelloReply{}, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	c := NewConn(nc, timeout)
+	stop := c.CloseOnDone(ctx)
+	defer stop()
+	hr, err := Hello(c, role, name)
+	if err != nil {
+		nc.Close()
+		return nil, hr, err
+	}
+	return c, hr, nil
+}

@@ -1,0 +1,334 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"lukechampine.com/blake3"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+// ReceiveOptions tune the receiving side.
+type ReceiveOptions struct {
+	Stats *Stats
+	// Progress, if set, is called as bytes arrive and objects complete.
+	Progress func(bytes int64, objects int)
+}
+
+// smallMax is the largest object received into a scratch buffer and
+// stored with one CreateAndSeal; larger ones are received in place.
+const smallMax = 1 << 20
+
+// hashStep is the unit handed to the hashing goroutine while the next one
+// is read from the socket.
+const hashStep = 1 << 20
+
+// Receive fetches ids from the peer behind c into st with a COPY or TAKE
+// and returns one result per id, in order. Objects already in st are
+// reported AlreadyPresent without being requested. The error is the
+// peer-level failure, if any (objects not finished then carry
+// ConnectionLost or NotAttempted); per-object failures are in the results.
+func Receive(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, ids []streamwire.ID, opt ReceiveOptions) ([]streamwire.ObjectResult, error) {
+	if opt.Stats == nil {
+		opt.Stats = &Stats{}
+	}
+	if opt.Progress == nil {
+		opt.Progress = func(int64, int) {}
+	}
+	res := make([]streamwire.ObjectResult, len(ids))
+	for i := range res {
+		res[i].ID = ids[i]
+	}
+	want, err := missing(ctx, st, ids, res)
+	if err != nil || len(want) == 0 {
+		return res, err
+	}
+	stop := c.CloseOnDone(ctx)
+	defer stop()
+	r := &receiver{c: c, st: st, opt: opt, res: res, want: want, ids: ids}
+	err = r.run(ctx, kind)
+	for _, i := range want {
+		if res[i].Status == streamwire.StatusOK && !r.done[i] {
+			res[i].Status = streamwire.StatusNotAttempted
+			if err != nil {
+				res[i].Status = streamwire.StatusConnectionLost
+				res[i].Message = err.Error()
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return res, err
+}
+
+// missing marks the ids st already holds and returns the indexes of the
+// others.
+func missing(ctx context.Context, st *store.Client, ids []streamwire.ID, res []streamwire.ObjectResult) ([]int, error) {
+	oids := make([]store.ObjectID, len(ids))
+	for i, id := range ids {
+		oids[i] = id
+	}
+	objs, err := st.Get(ctx, oids, 0)
+	if err != nil {
+		for i := range res {
+			res[i].Status, res[i].Message = streamwire.StatusStoreError, err.Error()
+		}
+		return nil, fmt.Errorf("local store: %w", err)
+	}
+	var want []int
+	var held []store.ObjectID
+	for i, o := range objs {
+		if o != nil {
+			res[i].Status = streamwire.StatusAlreadyPresent
+			held = append(held, o.ID)
+		} else {
+			want = append(want, i)
+		}
+	}
+	if len(held) > 0 {
+		st.Release(ctx, held...)
+	}
+	return want, nil
+}
+
+type receiver struct {
+	c    *Conn
+	st   *store.Client
+	opt  ReceiveOptions
+	res  []streamwire.ObjectResult
+	ids  []streamwire.ID
+	want []int        // request index -> index in res
+	done map[int]bool // res indexes whose header arrived
+}
+
+func (r *receiver) run(ctx context.Context, kind streamwire.Kind) error {
+	r.done = make(map[int]bool, len(r.want))
+	req := streamwire.Copy{IDs: make([]streamwire.ID, len(r.want))}
+	for j, i := range r.want {
+		req.IDs[j] = r.ids[i]
+	}
+	t := streamwire.TypeCopy
+	if kind == streamwire.KindTake {
+		t = streamwire.TypeTake
+	}
+	if err := r.c.Send(t, req.Append(nil)); err != nil {
+		return err
+	}
+	var begin streamwire.ErrorReply
+	if err := r.c.Expect(streamwire.TypeCopyBegin, &begin); err != nil {
+		return err
+	}
+	if begin.Status != streamwire.StatusOK {
+		for _, i := range r.want {
+			r.res[i].Status, r.res[i].Message = begin.Status, begin.Message
+			r.done[i] = true
+		}
+		return nil
+	}
+	if err := r.objects(ctx); err != nil {
+		return err
+	}
+	if err := r.c.Send(streamwire.TypeAckEnd, nil); err != nil {
+		return err
+	}
+	if kind == streamwire.KindTake {
+		var d streamwire.Deleted
+		if err := r.c.Expect(streamwire.TypeDeleted, &d); err != nil {
+			return err
+		}
+		for _, j := range d.Indexes {
+			if int(j) < len(r.want) {
+				r.res[r.want[j]].DeletedAtSource = true
+			}
+		}
+	}
+	return nil
+}
+
+// objects receives every ObjectHeader and its bytes until CopyEnd.
+func (r *receiver) objects(ctx context.Context) error {
+	for {
+		t, p, err := r.c.ReadFrame(streamwire.MaxControlFrame)
+		if err != nil {
+			return err
+		}
+		switch t {
+		case streamwire.TypeCopyEnd:
+			return nil
+		case streamwire.TypeObjectHeader:
+		default:
+			return &ProtocolError{Msg: fmt.Sprintf("got %s during a COPY", t)}
+		}
+		var h streamwire.ObjectHeader
+		if err := h.Decode(p); err != nil {
+			return &ProtocolError{Msg: err.Error()}
+		}
+		if err := r.check(&h); err != nil {
+			return err
+		}
+		i := r.want[h.Index]
+		r.done[i] = true
+		if h.Status != streamwire.StatusOK {
+			r.res[i].Status = h.Status
+			continue
+		}
+		status, msg, err := r.object(ctx, &h)
+		r.res[i].Status, r.res[i].Message = status, msg
+		if status == streamwire.StatusOK {
+			r.res[i].Bytes = h.DataSize + uint64(h.MetaSize)
+		}
+		if err != nil {
+			return err
+		}
+		if err := r.c.WriteFrame(streamwire.TypeAck, streamwire.Ack{Index: h.Index, Status: status}.Append(nil)); err != nil {
+			return err
+		}
+		r.opt.Progress(0, 1)
+	}
+}
+
+// check rejects headers a correct sender never sends.
+func (r *receiver) check(h *streamwire.ObjectHeader) error {
+	switch {
+	case int(h.Index) >= len(r.want):
+		return &ProtocolError{Msg: fmt.Sprintf("object index %d out of range", h.Index)}
+	case h.ID != r.ids[r.want[h.Index]]:
+		return &ProtocolError{Msg: fmt.Sprintf("object %d is %x, not the requested %x", h.Index, h.ID[:], r.ids[r.want[h.Index]][:])}
+	case r.done[r.want[h.Index]]:
+		return &ProtocolError{Msg: fmt.Sprintf("object %x sent twice", h.ID[:])}
+	case h.DataSize > streamwire.MaxDataSize || h.MetaSize > streamwire.MaxMetadataSize:
+		return &ProtocolError{Msg: fmt.Sprintf("object %x announces %d bytes of data and %d of metadata, beyond the limits", h.ID[:], h.DataSize, h.MetaSize)}
+	}
+	return nil
+}
+
+// object receives one object's bytes. A non-nil error means the connection
+// is unusable; the status says what became of the object either way.
+func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader) (streamwire.Status, string, error) {
+	meta := make([]byte, h.MetaSize)
+	if err := r.c.ReadFull(meta, nil); err != nil {
+		return streamwire.StatusConnectionLost, err.Error(), err
+	}
+	if h.DataSize <= smallMax {
+		return r.small(ctx, h, meta)
+	}
+	buf, err := r.st.Create(ctx, h.ID, h.DataSize, meta)
+	if err != nil {
+		status, msg := storeStatus(err)
+		if derr := r.drain(int64(h.DataSize) + streamwire.DigestSize); derr != nil {
+			return status, msg, derr
+		}
+		return status, msg, nil
+	}
+	status, msg, err := r.fill(h, buf)
+	if status != streamwire.StatusOK {
+		r.st.Abort(context.Background(), h.ID)
+		return status, msg, err
+	}
+	return status, msg, nil
+}
+
+// fill reads the data into buf while a goroutine hashes what has arrived,
+// then checks the digest and seals.
+func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte) (streamwire.Status, string, error) {
+	chunks := make(chan []byte, 4)
+	sum := make(chan [32]byte, 1)
+	go func() {
+		hs := blake3.New(32, nil)
+		for b := range chunks {
+			hs.Write(b)
+		}
+		var d [32]byte
+		copy(d[:], hs.Sum(nil))
+		sum <- d
+	}()
+	for off := 0; off < len(buf); {
+		n := min(hashStep, len(buf)-off)
+		if err := r.c.ReadFull(buf[off:off+n], nil); err != nil {
+			close(chunks)
+			<-sum
+			return streamwire.StatusConnectionLost, err.Error(), err
+		}
+		chunks <- buf[off : off+n]
+		r.opt.Progress(int64(n), 0)
+		off += n
+	}
+	close(chunks)
+	var want [32]byte
+	err := r.c.ReadFull(want[:], nil)
+	got := <-sum
+	if err != nil {
+		return streamwire.StatusConnectionLost, err.Error(), err
+	}
+	if got != want {
+		r.opt.Stats.IntegrityFailures.Add(1)
+		return streamwire.StatusIntegrityFailure, msgDigestMismatch, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.st.SealDigest(ctx, h.ID, got); err != nil {
+		status, msg := storeStatus(err)
+		return status, msg, nil
+	}
+	r.st.Release(ctx, h.ID)
+	r.opt.Stats.BytesReceived.Add(h.DataSize + uint64(h.MetaSize))
+	r.opt.Stats.ObjectsReceived.Add(1)
+	return streamwire.StatusOK, "", nil
+}
+
+// small receives a small object into memory, verifies it and stores it
+// with one CreateAndSeal.
+func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, meta []byte) (streamwire.Status, string, error) {
+	data := make([]byte, h.DataSize+streamwire.DigestSize)
+	if err := r.c.ReadFull(data, nil); err != nil {
+		return streamwire.StatusConnectionLost, err.Error(), err
+	}
+	r.opt.Progress(int64(h.DataSize), 0)
+	var want [32]byte
+	copy(want[:], data[h.DataSize:])
+	data = data[:h.DataSize]
+	if blake3.Sum256(data) != want {
+		r.opt.Stats.IntegrityFailures.Add(1)
+		return streamwire.StatusIntegrityFailure, msgDigestMismatch, nil
+	}
+	if err := r.st.CreateAndSealDigest(ctx, h.ID, data, meta, want); err != nil {
+		status, msg := storeStatus(err)
+		return status, msg, nil
+	}
+	r.opt.Stats.BytesReceived.Add(h.DataSize + uint64(h.MetaSize))
+	r.opt.Stats.ObjectsReceived.Add(1)
+	return streamwire.StatusOK, "", nil
+}
+
+// drain discards n bytes of an object that cannot be stored, keeping the
+// connection usable for the objects after it.
+func (r *receiver) drain(n int64) error {
+	for n > 0 {
+		step := min(n, stepSize)
+		r.c.NC.SetReadDeadline(time.Now().Add(r.c.Timeout))
+		if _, err := io.CopyN(io.Discard, r.c.R, step); err != nil {
+			return err
+		}
+		n -= step
+	}
+	return nil
+}
+
+// storeStatus maps a local store error to an object status.
+func storeStatus(err error) (streamwire.Status, string) {
+	switch {
+	case errors.Is(err, store.ErrObjectExists):
+		return streamwire.StatusAlreadyPresent, ""
+	case errors.Is(err, store.ErrOutOfMemory):
+		return streamwire.StatusStoreFull, err.Error()
+	}
+	return streamwire.StatusStoreError, err.Error()
+}
+
+const msgDigestMismatch = "BLAKE3 of the received data does not match the sender's digest"

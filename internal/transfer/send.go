@@ -1,0 +1,210 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"lukechampine.com/blake3"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+// Stats counts what moved; plasma-stream-server exports it as metrics.
+type Stats struct {
+	BytesSent, ObjectsSent           atomic.Uint64
+	BytesReceived, ObjectsReceived   atomic.Uint64
+	IntegrityFailures, DeletedOnTake atomic.Uint64
+}
+
+// SendOptions tune the sending side.
+type SendOptions struct {
+	// GetTimeout is how long to wait for a requested object that is still
+	// being created (plasma-stream-server's --plasma-timeout).
+	GetTimeout time.Duration
+	Stats      *Stats
+}
+
+// sendfileMin is the data size from which the sender hands bytes to the
+// kernel with sendfile instead of copying them through the write buffer.
+const sendfileMin = 256 << 10
+
+// Send answers a COPY or TAKE whose ids were just read from c: it checks
+// the limits, streams every object from the store, collects the
+// receiver's acknowledgements and, for TAKE, deletes what the receiver
+// sealed. Objects stay referenced (so their memory cannot be reused under
+// an in-flight sendfile) until the receiver has acknowledged them.
+func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, ids []streamwire.ID, opt SendOptions) error {
+	if opt.Stats == nil {
+		opt.Stats = &Stats{}
+	}
+	if status, msg := streamwire.ValidateIDs(ids, nil); status != streamwire.StatusOK {
+		return c.Send(streamwire.TypeCopyBegin, streamwire.ErrorReply{Status: status, Message: msg}.Append(nil))
+	}
+	oids := make([]store.ObjectID, len(ids))
+	for i, id := range ids {
+		oids[i] = id
+	}
+	objs, err := st.Get(ctx, oids, opt.GetTimeout)
+	if err != nil {
+		msg := fmt.Sprintf("the store of the source could not be read: %v", err)
+		return errors.Join(err, c.Send(streamwire.TypeCopyBegin, streamwire.ErrorReply{Status: streamwire.StatusPeerStoreError, Message: msg}.Append(nil)))
+	}
+	var held []store.ObjectID
+	for _, o := range objs {
+		if o != nil {
+			held = append(held, o.ID)
+		}
+	}
+	defer func() {
+		if len(held) > 0 {
+			st.Release(context.Background(), held...)
+		}
+	}()
+	stop := c.CloseOnDone(ctx)
+	defer stop()
+
+	acks := make(chan ackResult, 1)
+	var sent atomic.Bool
+	go func() { acks <- readAcks(c, len(ids), &sent) }()
+	if err := c.WriteFrame(streamwire.TypeCopyBegin, streamwire.ErrorReply{Status: streamwire.StatusOK}.Append(nil)); err != nil {
+		return err
+	}
+	for i, o := range objs {
+		if err := sendObject(c, st, uint32(i), ids[i], o, opt.Stats); err != nil {
+			c.Close()
+			<-acks
+			return fmt.Errorf("send object %x: %w", ids[i][:], err)
+		}
+	}
+	if err := c.Send(streamwire.TypeCopyEnd, nil); err != nil {
+		c.Close()
+		<-acks
+		return err
+	}
+	sent.Store(true)
+	c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
+	ack := <-acks
+	if ack.err != nil {
+		return fmt.Errorf("acknowledgements: %w", ack.err)
+	}
+	if kind != streamwire.KindTake {
+		return nil
+	}
+	return c.Send(streamwire.TypeDeleted, deleteTaken(st, oids, objs, ack.ok, &held, opt.Stats).Append(nil))
+}
+
+// sendObject writes one object's header, metadata, data and digest.
+func sendObject(c *Conn, st *store.Client, index uint32, id streamwire.ID, o *store.Object, stats *Stats) error {
+	h := streamwire.ObjectHeader{Index: index, ID: id, Status: streamwire.StatusOK}
+	switch {
+	case o == nil:
+		h.Status = streamwire.StatusNotFound
+	case len(o.Metadata) > streamwire.MaxMetadataSize:
+		h.Status = streamwire.StatusMetadataTooLarge
+	case uint64(len(o.Data)) > streamwire.MaxDataSize:
+		h.Status = streamwire.StatusDataTooLarge
+	default:
+		h.DataSize, h.MetaSize = uint64(len(o.Data)), uint32(len(o.Metadata))
+	}
+	if err := c.WriteFrame(streamwire.TypeObjectHeader, h.Append(nil)); err != nil || h.Status != streamwire.StatusOK {
+		return err
+	}
+	digest := o.Digest
+	if !o.HasDigest {
+		digest = blake3.Sum256(o.Data)
+	}
+	if _, err := c.W.Write(o.Metadata); err != nil {
+		return err
+	}
+	if len(o.Data) >= sendfileMin {
+		if err := c.Flush(); err != nil {
+			return err
+		}
+		if err := sendFile(c, st.ArenaFile(), int64(o.Offset), int64(len(o.Data))); err != nil {
+			return err
+		}
+	} else if _, err := c.W.Write(o.Data); err != nil {
+		return err
+	}
+	if _, err := c.W.Write(digest[:]); err != nil {
+		return err
+	}
+	stats.BytesSent.Add(uint64(len(o.Data) + len(o.Metadata)))
+	stats.ObjectsSent.Add(1)
+	return nil
+}
+
+type ackResult struct {
+	ok  []bool // per index: the receiver sealed it
+	err error
+}
+
+// readAcks collects the receiver's Ack frames until AckEnd. While the
+// sender is still sending, a dead receiver shows up as a failed write, so
+// acks are awaited without a deadline; once everything is sent (sent is
+// set) each read has the usual one.
+func readAcks(c *Conn, n int, sent *atomic.Bool) ackResult {
+	res := ackResult{ok: make([]bool, n)}
+	for {
+		deadline := time.Time{}
+		if sent.Load() {
+			deadline = time.Now().Add(c.Timeout)
+		}
+		t, p, err := c.readFrameUntil(deadline, streamwire.MaxControlFrame)
+		if err != nil {
+			res.err = err
+			return res
+		}
+		switch t {
+		case streamwire.TypeAck:
+			var a streamwire.Ack
+			if err := a.Decode(p); err != nil || int(a.Index) >= n {
+				res.err = &ProtocolError{Msg: fmt.Sprintf("bad ACK (%v)", err)}
+				return res
+			}
+			res.ok[a.Index] = a.Status.Success()
+		case streamwire.TypeAckEnd:
+			return res
+		default:
+			res.err = &ProtocolError{Msg: fmt.Sprintf("got %s while waiting for ACKs", t)}
+			return res
+		}
+	}
+}
+
+// deleteTaken deletes, for a TAKE, the objects the receiver sealed, after
+// dropping our references so that the delete is immediate where nobody
+// else uses them. It returns the indexes the store deleted.
+func deleteTaken(st *store.Client, oids []store.ObjectID, objs []*store.Object, acked []bool, held *[]store.ObjectID, stats *Stats) streamwire.Deleted {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var del []store.ObjectID
+	var idx []uint32
+	for i, o := range objs {
+		if o != nil && acked[i] {
+			del = append(del, oids[i])
+			idx = append(idx, uint32(i))
+		}
+	}
+	var out streamwire.Deleted
+	if len(del) == 0 {
+		return out
+	}
+	st.Release(ctx, *held...)
+	*held = nil
+	errs, err := st.Delete(ctx, del...)
+	if err != nil {
+		return out // best effort, as the protocol says: the objects stay
+	}
+	for i, e := range errs {
+		if e == nil {
+			out.Indexes = append(out.Indexes, idx[i])
+			stats.DeletedOnTake.Add(1)
+		}
+	}
+	return out
+}

@@ -1,0 +1,221 @@
+// Package stream is the Go client of plasma-stream-server.
+//
+//	c, err := stream.Connect(ctx, "127.0.0.1:2021")
+//	oid, err := stream.ParseObjectID("0102030405060708090a0b0c0d0e0f1011121314")
+//	res, err := c.Sync(ctx, []stream.PeerRequest{
+//	    {Kind: stream.Copy, From: "127.0.0.1:2022", Objects: []stream.ObjectID{oid}},
+//	})
+//	c.Close()
+//
+// Sync asks the server to pull objects from other servers into its store
+// (seed 000's SYNC). CopyFrom and TakeFrom pull from a remote server
+// straight into a store of this machine, without a local stream server. Ping, Stat and
+// List inspect a server.
+//
+// A Client holds one connection and runs one request at a time; it is
+// safe for concurrent use (requests queue). Open several for parallelism.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+// ObjectID names an object: 20 bytes, 40 hex digits.
+type ObjectID = store.ObjectID
+
+// ParseObjectID parses 40 hex digits.
+func ParseObjectID(s string) (ObjectID, error) { return store.ParseObjectID(s) }
+
+// Limits of the protocol (seed 000).
+const (
+	MaxObjectsPerPeerRequest = streamwire.MaxObjectsPerPeerRequest
+	MaxPeerRequests          = streamwire.MaxPeerRequests
+	MaxDataSize              = streamwire.MaxDataSize
+	MaxMetadataSize          = streamwire.MaxMetadataSize
+)
+
+// Client is a connection to a plasma-stream-server.
+type Client struct {
+	addr string
+	node string
+	opt  options
+	mu   sync.Mutex
+	c    *transfer.Conn
+	dead error
+}
+
+// Option configures Connect.
+type Option func(*options)
+
+type options struct {
+	timeout time.Duration
+	name    string
+}
+
+// WithTimeout sets the deadline of each network step (default 30 s).
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithName names this client in the server's logs (default: host/pid).
+func WithName(name string) Option { return func(o *options) { o.name = name } }
+
+// Connect connects to the stream server at addr (host:port; IPv6 as
+// [::1]:2021).
+func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) {
+	o := options{timeout: transfer.DefaultTimeout}
+	if h, err := os.Hostname(); err == nil {
+		o.name = fmt.Sprintf("%s/%d", h, os.Getpid())
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	return connect(ctx, addr, streamwire.RoleClient, o)
+}
+
+func connect(ctx context.Context, addr string, role streamwire.Role, o options) (*Client, error) {
+	c, hr, err := transfer.Dial(ctx, addr, role, o.name, o.timeout)
+	if err != nil {
+		return nil, wrapErr(addr, err)
+	}
+	return &Client{addr: addr, node: hr.Node, opt: o, c: c}, nil
+}
+
+// wrapErr names the server in an error and keeps refusals matchable.
+func wrapErr(addr string, err error) error {
+	var er *streamwire.ErrorReply
+	if errors.As(err, &er) {
+		return &Error{Status: Status(er.Status), Msg: fmt.Sprintf("%s: %s", addr, er.Message)}
+	}
+	return fmt.Errorf("stream server %s: %w", addr, err)
+}
+
+// Node is the server's node name.
+func (c *Client) Node() string { return c.node }
+
+// Addr is the server's address.
+func (c *Client) Addr() string { return c.addr }
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.c.Close() }
+
+// do runs one request exclusively on the connection. A connection that
+// failed mid-request is not reused.
+func (c *Client) do(ctx context.Context, f func(*transfer.Conn) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead != nil {
+		return c.dead
+	}
+	stop := c.c.CloseOnDone(ctx)
+	err := f(c.c)
+	stop()
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	var se *Error
+	if err != nil && !errors.As(err, &se) {
+		c.dead = fmt.Errorf("connection to %s unusable after: %w", c.addr, err)
+		c.c.Close()
+		return wrapErr(c.addr, err)
+	}
+	return err
+}
+
+// Ping measures a round trip to the server.
+func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	var rtt time.Duration
+	err := c.do(ctx, func(tc *transfer.Conn) error {
+		start := time.Now()
+		nonce := uint64(start.UnixNano())
+		if err := tc.Send(streamwire.TypePing, streamwire.Ping{Nonce: nonce}.Append(nil)); err != nil {
+			return err
+		}
+		var p streamwire.Ping
+		if err := tc.Expect(streamwire.TypePing|streamwire.ReplyBit, &p); err != nil {
+			return replyErr(c.addr, err)
+		}
+		if p.Nonce != nonce {
+			return &transfer.ProtocolError{Msg: "PING answered with another nonce"}
+		}
+		rtt = time.Since(start)
+		return nil
+	})
+	return rtt, err
+}
+
+// ServerStat describes a server and its store.
+type ServerStat struct {
+	Node        string        `json:"node"`
+	Version     string        `json:"version"`
+	Uptime      time.Duration `json:"uptime"`
+	Connections int           `json:"connections"`
+	Store       store.Stats   `json:"store"`
+}
+
+// Stat returns the server's identity and its store's figures.
+func (c *Client) Stat(ctx context.Context) (ServerStat, error) {
+	var out ServerStat
+	err := c.do(ctx, func(tc *transfer.Conn) error {
+		if err := tc.Send(streamwire.TypeStat, nil); err != nil {
+			return err
+		}
+		var r streamwire.StatReply
+		if err := tc.Expect(streamwire.TypeStat|streamwire.ReplyBit, &r); err != nil {
+			return replyErr(c.addr, err)
+		}
+		out = ServerStat{Node: r.Node, Version: r.Version, Uptime: time.Duration(r.UptimeNs),
+			Connections: int(r.Connections), Store: store.Stats(r.Store)}
+		return nil
+	})
+	return out, err
+}
+
+// List describes every object in the server's store.
+func (c *Client) List(ctx context.Context) ([]store.ObjectInfo, error) {
+	var out []store.ObjectInfo
+	err := c.do(ctx, func(tc *transfer.Conn) error {
+		if err := tc.Send(streamwire.TypeList, nil); err != nil {
+			return err
+		}
+		for {
+			t, p, err := tc.ReadFrame(streamwire.MaxControlFrame)
+			if err != nil {
+				return err
+			}
+			if t == streamwire.TypeError {
+				var e streamwire.ErrorReply
+				e.Decode(p)
+				return &Error{Status: Status(e.Status), Msg: fmt.Sprintf("%s: %s", c.addr, e.Message)}
+			}
+			if t != streamwire.TypeList|streamwire.ReplyBit {
+				return &transfer.ProtocolError{Msg: fmt.Sprintf("got %s in a LIST reply", t)}
+			}
+			infos, more, err := store.UnmarshalListPage(p)
+			if err != nil {
+				return &transfer.ProtocolError{Msg: err.Error()}
+			}
+			out = append(out, infos...)
+			if !more {
+				return nil
+			}
+		}
+	})
+	return out, err
+}
+
+// replyErr turns an error reply into an *Error naming the server.
+func replyErr(addr string, err error) error {
+	var er *streamwire.ErrorReply
+	if errors.As(err, &er) {
+		return &Error{Status: Status(er.Status), Msg: fmt.Sprintf("%s: %s", addr, er.Message)}
+	}
+	return err
+}

@@ -1,0 +1,252 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+// Kind is COPY (the source keeps its objects) or TAKE (the source deletes
+// each object once the receiver has sealed it; best effort).
+type Kind = streamwire.Kind
+
+const (
+	Copy = streamwire.KindCopy
+	Take = streamwire.KindTake
+)
+
+// PeerRequest asks for Objects from the server at From.
+type PeerRequest struct {
+	Kind    Kind
+	From    string // host:port of a plasma-stream-server; IPv6 as [::1]:2021
+	Objects []ObjectID
+}
+
+// Status is the result of a request, peer request or object.
+type Status = streamwire.Status
+
+// Statuses callers act on (see the protocol document for all).
+const (
+	StatusOK                  = streamwire.StatusOK
+	StatusAlreadyPresent      = streamwire.StatusAlreadyPresent
+	StatusNotFound            = streamwire.StatusNotFound
+	StatusStoreFull           = streamwire.StatusStoreFull
+	StatusPeerUnreachable     = streamwire.StatusPeerUnreachable
+	StatusIntegrityFailure    = streamwire.StatusIntegrityFailure
+	StatusNoObjects           = streamwire.StatusNoObjects
+	StatusTooManyObjects      = streamwire.StatusTooManyObjects
+	StatusNoPeerRequests      = streamwire.StatusNoPeerRequests
+	StatusTooManyPeerRequests = streamwire.StatusTooManyPeerRequests
+	StatusDuplicateID         = streamwire.StatusDuplicateID
+	StatusServerBusy          = streamwire.StatusServerBusy
+	StatusConnectionLost      = streamwire.StatusConnectionLost
+	StatusNotAttempted        = streamwire.StatusNotAttempted
+)
+
+// ObjectResult is what became of one object.
+type ObjectResult struct {
+	ID              ObjectID `json:"id"`
+	Status          Status   `json:"-"`
+	Bytes           uint64   `json:"bytes"`
+	DeletedAtSource bool     `json:"deleted_at_source,omitempty"`
+	Message         string   `json:"message,omitempty"` // names the object, the peer and the cause
+}
+
+// OK reports whether the object is at the destination (copied now or
+// already present).
+func (r ObjectResult) OK() bool { return r.Status.Success() }
+
+// PeerResult is what became of one peer request.
+type PeerResult struct {
+	Kind     Kind           `json:"-"`
+	From     string         `json:"from"`
+	Status   Status         `json:"-"`
+	Message  string         `json:"message,omitempty"`
+	Bytes    uint64         `json:"bytes"`
+	Duration time.Duration  `json:"duration"`
+	Objects  []ObjectResult `json:"objects"`
+}
+
+// SyncResult is the whole outcome of a SYNC.
+type SyncResult struct {
+	Status   Status        `json:"-"`
+	Message  string        `json:"message,omitempty"`
+	Bytes    uint64        `json:"bytes"`
+	Objects  uint64        `json:"objects"` // objects now at the destination
+	Duration time.Duration `json:"duration"`
+	Peers    []PeerResult  `json:"peers"`
+}
+
+// Failed lists every object that did not arrive, across peer requests.
+func (r *SyncResult) Failed() []ObjectResult {
+	var out []ObjectResult
+	for _, p := range r.Peers {
+		for _, o := range p.Objects {
+			if !o.OK() {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
+// Error is a failure with a protocol status: a refused request (a limit,
+// server busy...) or a SYNC in which something failed.
+type Error struct {
+	Status Status
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Progress reports a running SYNC.
+type Progress struct {
+	Bytes        uint64
+	Objects      int
+	ObjectsTotal int
+}
+
+// Sync asks the server to fetch the objects of every peer request into its
+// store, running the peer requests concurrently. The result holds every
+// per-peer and per-object outcome; err is non-nil (an *Error) when the
+// SYNC was rejected or any peer request or object failed.
+func (c *Client) Sync(ctx context.Context, reqs []PeerRequest) (*SyncResult, error) {
+	return c.SyncProgress(ctx, reqs, nil)
+}
+
+// SyncProgress is Sync with a callback called as the server reports
+// progress (a few times a second).
+func (c *Client) SyncProgress(ctx context.Context, reqs []PeerRequest, progress func(Progress)) (*SyncResult, error) {
+	m := streamwire.Sync{Peers: make([]streamwire.PeerRequest, len(reqs))}
+	for i, r := range reqs {
+		m.Peers[i] = streamwire.PeerRequest{Kind: r.Kind, Addr: r.From, IDs: toWire(r.Objects)}
+	}
+	// Limits are checked here too, so an invalid SYNC costs no round trip.
+	if st, msg := m.Validate(); st != streamwire.StatusOK {
+		return &SyncResult{Status: st, Message: msg}, &Error{Status: st, Msg: "SYNC rejected: " + msg}
+	}
+	res := &SyncResult{}
+	err := c.do(ctx, func(tc *transfer.Conn) error {
+		if err := tc.Send(streamwire.TypeSync, m.Append(nil)); err != nil {
+			return err
+		}
+		for {
+			// Progress frames come every 250 ms, so a silent server is dead.
+			t, p, err := tc.ReadFrame(streamwire.MaxControlFrame)
+			if err != nil {
+				return err
+			}
+			switch t {
+			case streamwire.TypeProgress:
+				var pr streamwire.Progress
+				if err := pr.Decode(p); err != nil {
+					return &transfer.ProtocolError{Msg: err.Error()}
+				}
+				if progress != nil {
+					progress(Progress{Bytes: pr.BytesDone, Objects: int(pr.ObjectsDone), ObjectsTotal: int(pr.ObjectsTotal)})
+				}
+			case streamwire.TypePeerResult:
+				var pr streamwire.PeerResult
+				if err := pr.Decode(p); err != nil {
+					return &transfer.ProtocolError{Msg: err.Error()}
+				}
+				res.Peers = append(res.Peers, peerFromWire(pr))
+			case streamwire.TypeSyncResult:
+				var d streamwire.SyncDone
+				if err := d.Decode(p); err != nil {
+					return &transfer.ProtocolError{Msg: err.Error()}
+				}
+				res.Status, res.Message, res.Bytes, res.Objects = d.Status, d.Message, d.Bytes, d.Objects
+				res.Duration = time.Duration(d.DurationNs)
+				return nil
+			case streamwire.TypeError:
+				var e streamwire.ErrorReply
+				e.Decode(p)
+				return &Error{Status: e.Status, Msg: fmt.Sprintf("%s: %s", c.addr, e.Message)}
+			default:
+				return &transfer.ProtocolError{Msg: fmt.Sprintf("got %s in a SYNC reply", t)}
+			}
+		}
+	})
+	if err != nil {
+		return res, err
+	}
+	return res, res.err()
+}
+
+// err is the *Error a SYNC result implies, or nil when all went well.
+func (r *SyncResult) err() error {
+	if r.Status == streamwire.StatusOK {
+		return nil
+	}
+	msg := r.Message
+	if failed := r.Failed(); len(failed) > 0 {
+		msg += "; first: " + failed[0].Message
+	}
+	return &Error{Status: r.Status, Msg: msg}
+}
+
+func toWire(ids []ObjectID) []streamwire.ID {
+	out := make([]streamwire.ID, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}
+
+func peerFromWire(p streamwire.PeerResult) PeerResult {
+	r := PeerResult{Kind: p.Kind, From: p.Addr, Status: p.Status, Message: p.Message, Bytes: p.Bytes,
+		Duration: time.Duration(p.DurationNs), Objects: make([]ObjectResult, len(p.Objects))}
+	for i, o := range p.Objects {
+		r.Objects[i] = ObjectResult{ID: o.ID, Status: o.Status, Bytes: o.Bytes, DeletedAtSource: o.DeletedAtSource, Message: o.Message}
+	}
+	return r
+}
+
+// CopyFrom fetches objects from the stream server at from straight into
+// the local store dst (no local stream server involved).
+func CopyFrom(ctx context.Context, from string, dst *store.Client, ids []ObjectID, opts ...Option) (*PeerResult, error) {
+	return direct(ctx, streamwire.KindCopy, from, dst, ids, opts)
+}
+
+// TakeFrom is CopyFrom, after which the source deletes each object the
+// local store sealed (best effort).
+func TakeFrom(ctx context.Context, from string, dst *store.Client, ids []ObjectID, opts ...Option) (*PeerResult, error) {
+	return direct(ctx, streamwire.KindTake, from, dst, ids, opts)
+}
+
+func direct(ctx context.Context, kind Kind, from string, dst *store.Client, ids []ObjectID, opts []Option) (*PeerResult, error) {
+	wids := toWire(ids)
+	if st, msg := streamwire.ValidateIDs(wids, nil); st != streamwire.StatusOK {
+		return &PeerResult{Kind: kind, From: from, Status: st, Message: msg}, &Error{Status: st, Msg: fmt.Sprintf("%s %s rejected: %s", kind, from, msg)}
+	}
+	o := options{timeout: transfer.DefaultTimeout, name: "direct"}
+	for _, f := range opts {
+		f(&o)
+	}
+	start := time.Now()
+	c, err := connect(ctx, from, streamwire.RolePeer, o)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	objs, err := transfer.Receive(ctx, c.c, dst, kind, wids, transfer.ReceiveOptions{})
+	wr := transfer.Summarize(streamwire.PeerResult{Kind: kind, Addr: from, Status: streamwire.StatusOK,
+		Objects: objs, DurationNs: int64(time.Since(start))}, err)
+	r := peerFromWire(wr)
+	if r.Status != streamwire.StatusOK {
+		return &r, &Error{Status: r.Status, Msg: r.Message}
+	}
+	return &r, nil
+}
+
+// IsStatus reports whether err is an *Error with status st.
+func IsStatus(err error, st Status) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == st
+}
