@@ -1,0 +1,82 @@
+package testutil
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// FreePort returns a TCP port that was free a moment ago on host.
+func FreePort(t testing.TB, host string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Node is a store process and a stream server process on loopback.
+type Node struct {
+	Name   string
+	Socket string // the store's unix socket
+	Addr   string // the stream server's host:port
+	Store  *exec.Cmd
+	Stream *exec.Cmd
+}
+
+// StartNode starts a plasma-store-server of the given memory and a
+// plasma-stream-server in front of it, with extra stream server flags.
+// Both stop at the end of the test.
+func StartNode(t testing.TB, name, memory string, streamArgs ...string) *Node {
+	t.Helper()
+	sock, storeCmd := StartStoreProcess(t, memory)
+	n := &Node{Name: name, Socket: sock, Store: storeCmd}
+	n.Stream, n.Addr = StartStreamServer(t, name, sock, "127.0.0.1", streamArgs...)
+	return n
+}
+
+// StartStreamServer runs plasma-stream-server for the store at sock,
+// bound to host on a free port.
+func StartStreamServer(t testing.TB, name, sock, host string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	port := FreePort(t, host)
+	cmd := exec.Command(filepath.Join(Binaries(t), "plasma-stream-server"),
+		append([]string{"-s", sock, "-p", strconv.Itoa(port), "--bind", host, "--node-name", name, "--log-level", "warn"}, args...)...)
+	cmd.Stderr = &prefixWriter{t: t, prefix: name + ": "}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return cmd, addr
+		}
+		select {
+		case <-exited:
+			t.Fatalf("stream server %s exited before listening", name)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream server %s not listening on %s after 20s", name, addr)
+		}
+	}
+}
