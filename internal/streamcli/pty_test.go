@@ -1,0 +1,122 @@
+package streamcli_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/plasmastream/plasmastream/internal/testutil"
+)
+
+// screen collects what the CLI writes to its terminal.
+type screen struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *screen) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *screen) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// waitFor waits until the screen shows want count times.
+func (s *screen) waitFor(t *testing.T, want string, count int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(s.String(), want) < count {
+		if time.Now().After(deadline) {
+			t.Fatalf("terminal never showed %q (%d times); it shows:\n%s", want, count, s.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCLITerminal runs the CLI on a pseudo-terminal: the prompt, commands,
+// history in ~/.plasma_stream_history, and quit.
+func TestCLITerminal(t *testing.T) {
+	a, b := startNode(t, "node-a", "16MiB"), startNode(t, "node-b", "16MiB")
+	id, err := connect(t, b.sock).Put(context.Background(), []byte("typed at a prompt"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "plasma-stream-cli"), "-a", a.addr)
+	cmd.Env = append(raceEnv(), "HOME="+home, "TERM=xterm")
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 200})
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer tty.Close()
+	var scr screen
+	copied := make(chan struct{})
+	go func() { defer close(copied); bytesCopy(&scr, tty) }()
+
+	scr.waitFor(t, "plasma-stream> ", 1)
+	if !strings.Contains(scr.String(), "Connected to "+a.addr+" (node node-a)") {
+		t.Errorf("no banner: %q", scr.String())
+	}
+	tty.WriteString("ping\r")
+	scr.waitFor(t, "ok: pong from node-a in ", 1)
+	scr.waitFor(t, "plasma-stream> ", 2)
+	tty.WriteString("copy " + b.addr + " " + id.String() + "\r")
+	scr.waitFor(t, "ok: 1 object (1 copied, 0 already present), 17 B in ", 1)
+	scr.waitFor(t, "plasma-stream> ", 3)
+	tty.WriteString("bogus\r")
+	scr.waitFor(t, `error: unknown command "bogus"`, 1)
+	scr.waitFor(t, "plasma-stream> ", 4)
+	tty.WriteString("help\r")
+	scr.waitFor(t, "LIST (or LS)", 1)
+	scr.waitFor(t, "plasma-stream> ", 5)
+	tty.WriteString("quit\r")
+
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("quit: %v; terminal:\n%s", err, scr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("quit did not exit; terminal:\n%s", scr.String())
+	}
+	tty.Close()
+	<-copied
+
+	hist, err := os.ReadFile(filepath.Join(home, ".plasma_stream_history"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(hist); !strings.Contains(got, "ping\n") || !strings.Contains(got, "copy "+b.addr) {
+		t.Errorf("history file: %q", got)
+	}
+}
+
+func bytesCopy(dst *screen, src *os.File) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			dst.Write(buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
