@@ -41,6 +41,34 @@ same Gets against Redis. Prints a table and, as its last line, JSON.`,
 	f.IntVar(&cfg.Rounds, "rounds", 7, "timed repetitions of each large operation")
 	f.IntVar(&cfg.GetIters, "gets", 2000, "Get+Release round trips per size")
 	f.IntVar(&cfg.Creates, "creates", 50000, "1 KiB objects created and sealed")
-	cmd.AddCommand(storeCmd)
+	var scfg bench.StreamConfig
+	streamCmd := &cobra.Command{
+		Use:   "stream",
+		Short: "Benchmark transfers between two nodes it starts itself",
+		Long: `Start two stores and two stream servers (binaries beside this program or
+on PATH) on loopback and measure: one large object moved by SYNC COPY
+against iperf3 single-stream throughput over the same loopback (apt-get
+install iperf3), and many small objects in one COPY. Prints a table and,
+as its last line, JSON.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := o.context()
+			defer cancel()
+			res, err := bench.Stream(ctx, scfg, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(res)
+			fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			return nil
+		},
+	}
+	sf := streamCmd.Flags()
+	sf.IntVar(&scfg.LargeSize, "large", 1<<30, "bytes of the large object")
+	sf.IntVar(&scfg.SmallCount, "small-count", 10000, "small objects in one COPY")
+	sf.IntVar(&scfg.SmallSize, "small-size", 4096, "bytes of each small object")
+	sf.IntVar(&scfg.Rounds, "rounds", 3, "timed repetitions")
+	sf.StringVar(&scfg.BinDir, "bin", "", "directory of plasma-store-server and plasma-stream-server (default: beside this program, then PATH)")
+	cmd.AddCommand(storeCmd, streamCmd)
 	return cmd
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"lukechampine.com/blake3"
 
+	"github.com/plasmastream/plasmastream/internal/b3"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/store"
 )
@@ -20,13 +22,12 @@ type ReceiveOptions struct {
 	Progress func(bytes int64, objects int)
 }
 
+// storeWorkers bounds the small objects being stored at once.
+const storeWorkers = 32
+
 // smallMax is the largest object received into a scratch buffer and
 // stored with one CreateAndSeal; larger ones are received in place.
 const smallMax = 1 << 20
-
-// hashStep is the unit handed to the hashing goroutine while the next one
-// is read from the socket.
-const hashStep = 1 << 20
 
 // Receive fetches ids from the peer behind c into st with a COPY or TAKE
 // and returns one result per id, in order. Objects already in st are
@@ -50,8 +51,9 @@ func Receive(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kin
 	}
 	stop := c.CloseOnDone(ctx)
 	defer stop()
-	r := &receiver{c: c, st: st, opt: opt, res: res, want: want, ids: ids}
+	r := &receiver{c: c, st: st, opt: opt, res: res, want: want, ids: ids, slots: make(chan struct{}, storeWorkers)}
 	err = r.run(ctx, kind)
+	r.wg.Wait()
 	for _, i := range want {
 		if res[i].Status == streamwire.StatusOK && !r.done[i] {
 			res[i].Status = streamwire.StatusNotAttempted
@@ -105,6 +107,13 @@ type receiver struct {
 	ids  []streamwire.ID
 	want []int        // request index -> index in res
 	done map[int]bool // res indexes whose header arrived
+
+	// Small objects are stored by workers, so that many CreateAndSeal
+	// requests are in flight on the store connection at once.
+	wg     sync.WaitGroup
+	slots  chan struct{}
+	mu     sync.Mutex // guards res statuses, acks on c.W, ackErr
+	ackErr error
 }
 
 func (r *receiver) run(ctx context.Context, kind streamwire.Kind) error {
@@ -160,7 +169,10 @@ func (r *receiver) objects(ctx context.Context) error {
 		}
 		switch t {
 		case streamwire.TypeCopyEnd:
-			return nil
+			r.wg.Wait()
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.ackErr
 		case streamwire.TypeObjectHeader:
 		default:
 			return &ProtocolError{Msg: fmt.Sprintf("got %s during a COPY", t)}
@@ -178,19 +190,27 @@ func (r *receiver) objects(ctx context.Context) error {
 			r.res[i].Status = h.Status
 			continue
 		}
-		status, msg, err := r.object(ctx, &h)
-		r.res[i].Status, r.res[i].Message = status, msg
-		if status == streamwire.StatusOK {
-			r.res[i].Bytes = h.DataSize + uint64(h.MetaSize)
-		}
-		if err != nil {
+		if err := r.object(ctx, &h, i); err != nil {
 			return err
 		}
-		if err := r.c.WriteFrame(streamwire.TypeAck, streamwire.Ack{Index: h.Index, Status: status}.Append(nil)); err != nil {
-			return err
-		}
-		r.opt.Progress(0, 1)
 	}
+}
+
+// finish records what became of object i and acknowledges it to the
+// sender. It may run on a store worker goroutine.
+func (r *receiver) finish(h *streamwire.ObjectHeader, i int, status streamwire.Status, msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res[i].Status, r.res[i].Message = status, msg
+	if status == streamwire.StatusOK {
+		r.res[i].Bytes = h.DataSize + uint64(h.MetaSize)
+		r.opt.Stats.BytesReceived.Add(r.res[i].Bytes)
+		r.opt.Stats.ObjectsReceived.Add(1)
+	}
+	if err := r.c.WriteFrame(streamwire.TypeAck, streamwire.Ack{Index: h.Index, Status: status}.Append(nil)); err != nil && r.ackErr == nil {
+		r.ackErr = err
+	}
+	r.opt.Progress(0, 1)
 }
 
 // check rejects headers a correct sender never sends.
@@ -208,61 +228,51 @@ func (r *receiver) check(h *streamwire.ObjectHeader) error {
 	return nil
 }
 
-// object receives one object's bytes. A non-nil error means the connection
-// is unusable; the status says what became of the object either way.
-func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader) (streamwire.Status, string, error) {
+// object receives one object's bytes and stores it (small objects on a
+// worker). A non-nil error means the connection is unusable.
+func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int) error {
 	meta := make([]byte, h.MetaSize)
 	if err := r.c.ReadFull(meta, nil); err != nil {
-		return streamwire.StatusConnectionLost, err.Error(), err
+		r.finish(h, i, streamwire.StatusConnectionLost, err.Error())
+		return err
 	}
 	if h.DataSize <= smallMax {
-		return r.small(ctx, h, meta)
+		return r.small(ctx, h, i, meta)
 	}
 	buf, err := r.st.Create(ctx, h.ID, h.DataSize, meta)
 	if err != nil {
 		status, msg := storeStatus(err)
-		if derr := r.drain(int64(h.DataSize) + streamwire.DigestSize); derr != nil {
-			return status, msg, derr
-		}
-		return status, msg, nil
+		derr := r.drain(int64(h.DataSize) + streamwire.DigestSize)
+		r.finish(h, i, status, msg)
+		return derr
 	}
 	status, msg, err := r.fill(h, buf)
 	if status != streamwire.StatusOK {
 		r.st.Abort(context.Background(), h.ID)
-		return status, msg, err
 	}
-	return status, msg, nil
+	r.finish(h, i, status, msg)
+	return err
 }
 
-// fill reads the data into buf while a goroutine hashes what has arrived,
-// then checks the digest and seals.
+// fill reads the data into buf segment by segment while every core hashes
+// the segments that have arrived, then checks the digest and seals.
 func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte) (streamwire.Status, string, error) {
-	chunks := make(chan []byte, 4)
-	sum := make(chan [32]byte, 1)
-	go func() {
-		hs := blake3.New(32, nil)
-		for b := range chunks {
-			hs.Write(b)
-		}
-		var d [32]byte
-		copy(d[:], hs.Sum(nil))
-		sum <- d
-	}()
+	pool := b3.NewPool(uint64(len(buf)))
 	for off := 0; off < len(buf); {
-		n := min(hashStep, len(buf)-off)
+		n := min(b3.SegmentSize, len(buf)-off)
 		if err := r.c.ReadFull(buf[off:off+n], nil); err != nil {
-			close(chunks)
-			<-sum
+			pool.Close()
 			return streamwire.StatusConnectionLost, err.Error(), err
 		}
-		chunks <- buf[off : off+n]
+		if n == b3.SegmentSize {
+			pool.Add(off/b3.SegmentSize, buf[off:off+n])
+		}
 		r.opt.Progress(int64(n), 0)
 		off += n
 	}
-	close(chunks)
 	var want [32]byte
 	err := r.c.ReadFull(want[:], nil)
-	got := <-sum
+	got := pool.Sum(buf)
 	if err != nil {
 		return streamwire.StatusConnectionLost, err.Error(), err
 	}
@@ -277,17 +287,16 @@ func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte) (streamwire.Stat
 		return status, msg, nil
 	}
 	r.st.Release(ctx, h.ID)
-	r.opt.Stats.BytesReceived.Add(h.DataSize + uint64(h.MetaSize))
-	r.opt.Stats.ObjectsReceived.Add(1)
 	return streamwire.StatusOK, "", nil
 }
 
-// small receives a small object into memory, verifies it and stores it
-// with one CreateAndSeal.
-func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, meta []byte) (streamwire.Status, string, error) {
+// small receives a small object into memory and verifies it; a worker
+// then stores it with one CreateAndSeal.
+func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int, meta []byte) error {
 	data := make([]byte, h.DataSize+streamwire.DigestSize)
 	if err := r.c.ReadFull(data, nil); err != nil {
-		return streamwire.StatusConnectionLost, err.Error(), err
+		r.finish(h, i, streamwire.StatusConnectionLost, err.Error())
+		return err
 	}
 	r.opt.Progress(int64(h.DataSize), 0)
 	var want [32]byte
@@ -295,15 +304,20 @@ func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, meta [
 	data = data[:h.DataSize]
 	if blake3.Sum256(data) != want {
 		r.opt.Stats.IntegrityFailures.Add(1)
-		return streamwire.StatusIntegrityFailure, msgDigestMismatch, nil
+		r.finish(h, i, streamwire.StatusIntegrityFailure, msgDigestMismatch)
+		return nil
 	}
-	if err := r.st.CreateAndSealDigest(ctx, h.ID, data, meta, want); err != nil {
-		status, msg := storeStatus(err)
-		return status, msg, nil
-	}
-	r.opt.Stats.BytesReceived.Add(h.DataSize + uint64(h.MetaSize))
-	r.opt.Stats.ObjectsReceived.Add(1)
-	return streamwire.StatusOK, "", nil
+	r.slots <- struct{}{}
+	r.wg.Add(1)
+	go func() {
+		defer func() { <-r.slots; r.wg.Done() }()
+		status, msg := streamwire.StatusOK, ""
+		if err := r.st.CreateAndSealDigest(ctx, h.ID, data, meta, want); err != nil {
+			status, msg = storeStatus(err)
+		}
+		r.finish(h, i, status, msg)
+	}()
+	return nil
 }
 
 // drain discards n bytes of an object that cannot be stored, keeping the

@@ -7,8 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"lukechampine.com/blake3"
-
+	"github.com/plasmastream/plasmastream/internal/b3"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/store"
 )
@@ -115,7 +114,7 @@ func sendObject(c *Conn, st *store.Client, index uint32, id streamwire.ID, o *st
 	}
 	digest := o.Digest
 	if !o.HasDigest {
-		digest = blake3.Sum256(o.Data)
+		digest = b3.Sum(o.Data)
 	}
 	if _, err := c.W.Write(o.Metadata); err != nil {
 		return err

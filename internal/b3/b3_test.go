@@ -1,0 +1,53 @@
+package b3
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"lukechampine.com/blake3"
+)
+
+// Every size class, including exact segment multiples, partial chunks and
+// tails of one chunk, gives blake3.Sum256's digest.
+func TestSumMatchesBLAKE3(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sizes := []int{0, 1, 1023, 1024, 1025, SegmentSize - 1, SegmentSize, SegmentSize + 1,
+		SegmentSize + 1024, 2 * SegmentSize, 2*SegmentSize + 5, 3 * SegmentSize, 3*SegmentSize + 1023*1024 + 7,
+		4 * SegmentSize, 5*SegmentSize + 3*1024, 8*SegmentSize - 1, 8*SegmentSize + 1}
+	for range 10 {
+		sizes = append(sizes, SegmentSize+rng.IntN(12*SegmentSize))
+	}
+	for _, n := range sizes {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		if got, want := Sum(data), blake3.Sum256(data); got != want {
+			t.Fatalf("size %d: %x, want %x", n, got, want)
+		}
+		p := NewPool(uint64(n))
+		for i := range p.t.Segments() { // out of order
+			j := p.t.Segments() - 1 - i
+			p.Add(j, data[j*SegmentSize:])
+		}
+		if got := p.Sum(data); got != blake3.Sum256(data) {
+			t.Fatalf("pool, size %d: wrong digest", n)
+		}
+	}
+}
+
+func BenchmarkSum(b *testing.B) {
+	data := make([]byte, 256<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		Sum(data)
+	}
+}
+
+func BenchmarkSum256Library(b *testing.B) {
+	data := make([]byte, 256<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		blake3.Sum256(data)
+	}
+}

@@ -1,0 +1,304 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/plasmastream/plasmastream/store"
+	"github.com/plasmastream/plasmastream/stream"
+)
+
+// StreamConfig sizes the stream benchmark.
+type StreamConfig struct {
+	LargeSize  int // bytes of the large object (default 1 GiB)
+	SmallCount int // small objects in one COPY (default 10,000)
+	SmallSize  int // bytes of each (default 4 KiB)
+	Rounds     int // timed repetitions (default 3)
+	IperfSecs  int // iperf3 run length (default 3)
+	BinDir     string
+}
+
+func (c *StreamConfig) defaults() {
+	if c.LargeSize == 0 {
+		c.LargeSize = 1 << 30
+	}
+	if c.SmallCount == 0 {
+		c.SmallCount = 10000
+	}
+	if c.SmallSize == 0 {
+		c.SmallSize = 4 << 10
+	}
+	if c.Rounds == 0 {
+		c.Rounds = 3
+	}
+	if c.IperfSecs == 0 {
+		c.IperfSecs = 3
+	}
+}
+
+// node is a store and a stream server started by the benchmark.
+type node struct {
+	sock, addr string
+	procs      []*exec.Cmd
+}
+
+func (n *node) stop() {
+	for i := len(n.procs) - 1; i >= 0; i-- {
+		n.procs[i].Process.Signal(os.Interrupt)
+		n.procs[i].Wait()
+	}
+}
+
+// Stream measures transfers between two nodes it starts itself: one large
+// object by SYNC COPY against iperf3 over the same loopback, and many
+// small objects in one COPY.
+func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any, error) {
+	cfg.defaults()
+	dir, err := os.MkdirTemp("", "psbench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	memory := strconv.Itoa(cfg.LargeSize + cfg.SmallCount*(cfg.SmallSize+64) + 64<<20)
+	var nodes []*node
+	defer func() {
+		for _, n := range nodes {
+			n.stop()
+		}
+	}()
+	for _, name := range []string{"a", "b"} {
+		n, err := startNode(ctx, cfg.BinDir, filepath.Join(dir, name+".sock"), name, memory)
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, n)
+	}
+	a, b := nodes[0], nodes[1]
+	res := map[string]any{"large_bytes": cfg.LargeSize, "small_count": cfg.SmallCount, "small_bytes": cfg.SmallSize}
+
+	iperf, err := iperf3(ctx, cfg.IperfSecs)
+	if err != nil {
+		res["iperf3"] = "error: " + err.Error()
+	} else {
+		res["iperf3_GBps"] = round(iperf)
+	}
+	copyRate, err := copyLarge(ctx, a, b, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res["copy_GBps"] = round(copyRate)
+	if iperf > 0 {
+		res["copy_ratio"] = round(copyRate / iperf)
+	}
+	small, err := copySmall(ctx, a, b, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res["small_objects_per_s"] = int(small)
+	printStreamTable(w, res)
+	return res, nil
+}
+
+// binary finds a program beside the running executable, else on PATH.
+func binary(dir, name string) (string, error) {
+	if dir == "" {
+		if exe, err := os.Executable(); err == nil {
+			dir = filepath.Dir(exe)
+		}
+	}
+	if p := filepath.Join(dir, name); fileExists(p) {
+		return p, nil
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s is neither beside this program nor on PATH (go build -o bin/ ./cmd/...)", name)
+	}
+	return p, nil
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func startNode(ctx context.Context, binDir, sock, name, memory string) (*node, error) {
+	storeBin, err := binary(binDir, "plasma-store-server")
+	if err != nil {
+		return nil, err
+	}
+	streamBin, err := binary(binDir, "plasma-stream-server")
+	if err != nil {
+		return nil, err
+	}
+	n := &node{sock: sock}
+	st := exec.Command(storeBin, "-m", memory, "-s", sock, "--log-level", "warn")
+	st.Stderr = os.Stderr
+	if err := st.Start(); err != nil {
+		return nil, err
+	}
+	n.procs = append(n.procs, st)
+	if err := waitUnix(sock, 30*time.Second); err != nil {
+		n.stop()
+		return nil, fmt.Errorf("store %s: %w", name, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		n.stop()
+		return nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	n.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	ss := exec.Command(streamBin, "-s", sock, "-p", strconv.Itoa(port), "--bind", "127.0.0.1", "--node-name", name, "--log-level", "warn")
+	ss.Stderr = os.Stderr
+	if err := ss.Start(); err != nil {
+		n.stop()
+		return nil, err
+	}
+	n.procs = append(n.procs, ss)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := stream.Connect(ctx, n.addr); err == nil {
+			c.Close()
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			n.stop()
+			return nil, fmt.Errorf("stream server %s not answering on %s", name, n.addr)
+		}
+	}
+}
+
+// iperf3 measures single-stream loopback throughput in GB/s.
+func iperf3(ctx context.Context, secs int) (float64, error) {
+	bin, err := exec.LookPath("iperf3")
+	if err != nil {
+		return 0, fmt.Errorf("iperf3 is not installed (apt-get install iperf3)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	srv := exec.CommandContext(ctx, bin, "-s", "-1", "-B", "127.0.0.1", "-p", port)
+	if err := srv.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	var out []byte
+	for range 50 {
+		time.Sleep(50 * time.Millisecond)
+		out, err = exec.CommandContext(ctx, bin, "-c", "127.0.0.1", "-p", port, "-t", strconv.Itoa(secs), "-J").Output()
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("iperf3 client: %v", err)
+	}
+	var r struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil || r.End.SumReceived.BitsPerSecond == 0 {
+		return 0, fmt.Errorf("iperf3 output: %v", err)
+	}
+	return r.End.SumReceived.BitsPerSecond / 8 / 1e9, nil
+}
+
+// copyLarge times SYNC COPY of one large object from b to a (median of
+// rounds), with verification on as always.
+func copyLarge(ctx context.Context, a, b *node, cfg StreamConfig) (float64, error) {
+	src, err := store.Connect(ctx, b.sock)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	data := make([]byte, cfg.LargeSize)
+	for i := 0; i < len(data); i += 4096 {
+		data[i] = byte(i >> 12)
+	}
+	id, err := src.Put(ctx, data, nil) // content-addressed: the store keeps the digest
+	if err != nil {
+		return 0, fmt.Errorf("put the large object into b: %w", err)
+	}
+	data = nil
+	var times []time.Duration
+	err = timedSyncs(ctx, a, b, []store.ObjectID{id}, cfg.Rounds, &times)
+	return float64(cfg.LargeSize) / 1e9 / median(times).Seconds(), err
+}
+
+// copySmall times one COPY of many small objects.
+func copySmall(ctx context.Context, a, b *node, cfg StreamConfig) (float64, error) {
+	src, err := store.Connect(ctx, b.sock)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	ids := make([]store.ObjectID, cfg.SmallCount)
+	buf := make([]byte, cfg.SmallSize)
+	for i := range ids {
+		copy(buf, strconv.Itoa(i))
+		if ids[i], err = src.Put(ctx, buf, nil); err != nil {
+			return 0, err
+		}
+	}
+	var times []time.Duration
+	err = timedSyncs(ctx, a, b, ids, cfg.Rounds, &times)
+	return float64(cfg.SmallCount) / median(times).Seconds(), err
+}
+
+// timedSyncs runs rounds of SYNC COPY of ids from b into a, deleting them
+// from a after each.
+func timedSyncs(ctx context.Context, a, b *node, ids []store.ObjectID, rounds int, times *[]time.Duration) error {
+	c, err := stream.Connect(ctx, a.addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	dst, err := store.Connect(ctx, a.sock)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	for range rounds {
+		start := time.Now()
+		res, err := c.Sync(ctx, []stream.PeerRequest{{Kind: stream.Copy, From: b.addr, Objects: ids}})
+		if err != nil {
+			return fmt.Errorf("sync copy of %d objects: %w", len(ids), err)
+		}
+		*times = append(*times, time.Since(start))
+		if res.Objects != uint64(len(ids)) {
+			return fmt.Errorf("sync copied %d of %d objects", res.Objects, len(ids))
+		}
+		for i := 0; i < len(ids); i += store.MaxGetIDs {
+			if _, err := dst.Delete(ctx, ids[i:min(i+store.MaxGetIDs, len(ids))]...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func printStreamTable(w io.Writer, r map[string]any) {
+	fmt.Fprintf(w, "plasma stream benchmark (two nodes on loopback, verification on)\n")
+	if v, ok := r["iperf3_GBps"]; ok {
+		fmt.Fprintf(w, "  %-44s %10v GB/s\n", "iperf3, one TCP stream", v)
+	} else {
+		fmt.Fprintf(w, "  iperf3: %v\n", r["iperf3"])
+	}
+	fmt.Fprintf(w, "  %-44s %10v GB/s", fmt.Sprintf("SYNC COPY of one %d MiB object", r["large_bytes"].(int)>>20), r["copy_GBps"])
+	if v, ok := r["copy_ratio"]; ok {
+		fmt.Fprintf(w, "  (ratio %v)", v)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  %-44s %10v /s\n", fmt.Sprintf("COPY of %d objects of %d bytes", r["small_count"], r["small_bytes"]), r["small_objects_per_s"])
+}
