@@ -77,6 +77,7 @@ machine (plasma-store-server); otherwise the stream server fails to start.`,
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9121) at /metrics")
 	f.DurationVar(&ioTimeout, "io-timeout", 30*time.Second, "deadline of each network step; a peer silent for longer is dropped")
 	f.IntVar(&cfg.SyncConcurrency, "sync-concurrency", streamserver.DefaultSyncConcurrency, "peer requests of one SYNC run at once")
+	f.BoolVar(&cfg.Pprof, "debug-pprof", false, "also serve Go's profiler at /debug/pprof/ on --metrics-addr")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&configFile, "config", "", "TOML file with the same options (keys are the long flag names); flags win")
 	f.BoolP("version", "V", false, "Prints version information")

@@ -18,7 +18,6 @@ import (
 	"runtime"
 	"sync"
 
-	"lukechampine.com/blake3"
 	"lukechampine.com/blake3/guts"
 )
 
@@ -45,43 +44,72 @@ func (t *Tree) Segments() int { return len(t.cvs) }
 // SetSegment records the chaining value of full segment i, whose bytes are
 // seg (SegmentSize of them).
 func (t *Tree) SetSegment(i int, seg []byte) {
-	key := guts.IV
-	t.cvs[i] = guts.ChainingValue(guts.CompressEigentree(seg[:SegmentSize:SegmentSize], &key, uint64(i)*segmentChunks, 0))
+	t.cvs[i] = subtreeCV(seg[:SegmentSize], uint64(i)*segmentChunks)
 }
 
 // Root returns the digest of data, the whole message, using the recorded
 // segment values (every full segment must have been set) and hashing the
-// tail beyond the last full segment.
+// rest.
 func (t *Tree) Root(data []byte) [32]byte {
-	if t.size <= SegmentSize {
-		return blake3.Sum256(data)
-	}
 	n := chunks(t.size)
-	left := largestPow2Below(n)
-	key := guts.IV
-	root := guts.ParentNode(t.cv(data, 0, left), t.cv(data, left, n-left), &key, guts.FlagRoot)
+	var root guts.Node
+	if n <= guts.MaxSIMD {
+		root = leaf(data, 0)
+	} else {
+		left := largestPow2Below(n)
+		key := guts.IV
+		root = guts.ParentNode(t.cv(data, 0, left), t.cv(data, left, n-left), &key, 0)
+	}
+	root.Flags |= guts.FlagRoot
 	out := guts.WordsToBytes(guts.CompressNode(root))
 	var d [32]byte
 	copy(d[:], out[:32])
 	return d
 }
 
-// cv is the chaining value of the subtree of count chunks from chunk start.
+// cv is the chaining value of the subtree of count chunks from chunk
+// start, taken from the recorded segments where it is one.
 func (t *Tree) cv(data []byte, start, count uint64) [8]uint32 {
-	key := guts.IV
-	switch {
-	case count == segmentChunks && start%segmentChunks == 0 && (start+count)*guts.ChunkSize <= t.size:
+	if count == segmentChunks && start%segmentChunks == 0 && int(start/segmentChunks) < len(t.cvs) {
 		return t.cvs[start/segmentChunks]
-	case count == 1:
-		from := start * guts.ChunkSize
-		to := min(from+guts.ChunkSize, t.size)
-		return guts.ChainingValue(guts.CompressChunk(data[from:to], &key, start, 0))
-	case bits.OnesCount64(count) == 1 && (start+count)*guts.ChunkSize <= t.size && count < segmentChunks:
-		from := start * guts.ChunkSize
-		return guts.ChainingValue(guts.CompressEigentree(data[from:from+count*guts.ChunkSize], &key, start, 0))
+	}
+	if count <= guts.MaxSIMD {
+		return guts.ChainingValue(leaf(chunkRange(data, start, count), start))
 	}
 	left := largestPow2Below(count)
+	key := guts.IV
 	return guts.ChainingValue(guts.ParentNode(t.cv(data, start, left), t.cv(data, start+left, count-left), &key, 0))
+}
+
+// subtreeCV hashes a subtree serially: 16-chunk leaves with the SIMD
+// compressor, merged pairwise. data starts at chunk counter.
+func subtreeCV(data []byte, counter uint64) [8]uint32 {
+	count := chunks(uint64(len(data)))
+	if count <= guts.MaxSIMD {
+		return guts.ChainingValue(leaf(data, counter))
+	}
+	left := largestPow2Below(count)
+	key := guts.IV
+	split := left * guts.ChunkSize
+	return guts.ChainingValue(guts.ParentNode(subtreeCV(data[:split], counter), subtreeCV(data[split:], counter+left), &key, 0))
+}
+
+// leaf is the (unfinalised) root node of at most 16 chunks of data
+// starting at chunk counter.
+func leaf(data []byte, counter uint64) guts.Node {
+	key := guts.IV
+	const full = guts.MaxSIMD * guts.ChunkSize
+	if len(data) == full {
+		return guts.CompressBuffer((*[full]byte)(data), full, &key, counter, 0)
+	}
+	var buf [full]byte
+	copy(buf[:], data)
+	return guts.CompressBuffer(&buf, len(data), &key, counter, 0)
+}
+
+func chunkRange(data []byte, start, count uint64) []byte {
+	from := start * guts.ChunkSize
+	return data[from:min(from+count*guts.ChunkSize, uint64(len(data)))]
 }
 
 func chunks(size uint64) uint64 {
@@ -98,7 +126,7 @@ func largestPow2Below(n uint64) uint64 { return 1 << (bits.Len64(n-1) - 1) }
 func Sum(data []byte) [32]byte {
 	t := NewTree(uint64(len(data)))
 	if t.size <= SegmentSize {
-		return blake3.Sum256(data)
+		return t.Root(data) // serial: no goroutine for small data
 	}
 	work := make(chan int, t.Segments())
 	for i := range t.Segments() {

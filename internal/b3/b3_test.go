@@ -11,7 +11,7 @@ import (
 // tails of one chunk, gives blake3.Sum256's digest.
 func TestSumMatchesBLAKE3(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	sizes := []int{0, 1, 1023, 1024, 1025, SegmentSize - 1, SegmentSize, SegmentSize + 1,
+	sizes := []int{0, 1, 1023, 1024, 1025, 4096, 16 << 10, 16<<10 + 1, 32<<10 + 5, 100 << 10, SegmentSize - 1, SegmentSize, SegmentSize + 1,
 		SegmentSize + 1024, 2 * SegmentSize, 2*SegmentSize + 5, 3 * SegmentSize, 3*SegmentSize + 1023*1024 + 7,
 		4 * SegmentSize, 5*SegmentSize + 3*1024, 8*SegmentSize - 1, 8*SegmentSize + 1}
 	for range 10 {
@@ -46,6 +46,22 @@ func BenchmarkSum(b *testing.B) {
 
 func BenchmarkSum256Library(b *testing.B) {
 	data := make([]byte, 256<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		blake3.Sum256(data)
+	}
+}
+
+func BenchmarkSum4KiB(b *testing.B) {
+	data := make([]byte, 4096)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		Sum(data)
+	}
+}
+
+func BenchmarkSum256Library4KiB(b *testing.B) {
+	data := make([]byte, 4096)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		blake3.Sum256(data)

@@ -39,6 +39,7 @@ type Config struct {
 	IOTimeout       time.Duration `toml:"-"`
 	IdleTimeout     time.Duration `toml:"-"`
 	SyncConcurrency int           `toml:"sync-concurrency"`
+	Pprof           bool          `toml:"debug-pprof"` // profiler on the metrics address
 	Logger          *slog.Logger  `toml:"-"`
 }
 
@@ -121,7 +122,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			st.Close()
 			return nil, fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
 		}
-		s.httpSrv = &http.Server{Handler: s.metrics.handler(), ReadHeaderTimeout: 10 * time.Second}
+		s.httpSrv = &http.Server{Handler: s.metrics.handler(cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go s.httpSrv.Serve(mln)
 	}
 	if cfg.NodeName == "" {

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"lukechampine.com/blake3"
-
 	"github.com/plasmastream/plasmastream/internal/b3"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/store"
@@ -302,7 +300,7 @@ func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int,
 	var want [32]byte
 	copy(want[:], data[h.DataSize:])
 	data = data[:h.DataSize]
-	if blake3.Sum256(data) != want {
+	if b3.Sum(data) != want {
 		r.opt.Stats.IntegrityFailures.Add(1)
 		r.finish(h, i, streamwire.StatusIntegrityFailure, msgDigestMismatch)
 		return nil
