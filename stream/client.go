@@ -103,6 +103,15 @@ func (c *Client) Node() string { return c.node }
 // Addr is the server's address.
 func (c *Client) Addr() string { return c.addr }
 
+// Err reports why the connection can no longer be used (a request failed
+// in a way that left it out of step), or nil while it can. A client whose
+// Err is set must be replaced by a new Connect.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dead
+}
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.c.Close() }
 

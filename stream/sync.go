@@ -174,6 +174,14 @@ func (c *Client) SyncProgress(ctx context.Context, reqs []PeerRequest, progress 
 		}
 	})
 	if err != nil {
+		if res.Status == streamwire.StatusOK {
+			res.Status = transfer.ErrStatus(err)
+			var se *Error
+			if errors.As(err, &se) {
+				res.Status = se.Status
+			}
+			res.Message = err.Error()
+		}
 		return res, err
 	}
 	return res, res.err()
@@ -230,12 +238,14 @@ func direct(ctx context.Context, kind Kind, from string, dst *store.Client, ids 
 		f(&o)
 	}
 	start := time.Now()
-	c, err := connect(ctx, from, streamwire.RolePeer, o)
-	if err != nil {
-		return nil, err
+	dial := func() (*transfer.Conn, error) {
+		c, err := connect(ctx, from, streamwire.RolePeer, o)
+		if err != nil {
+			return nil, err
+		}
+		return c.c, nil
 	}
-	defer c.Close()
-	objs, err := transfer.Receive(ctx, c.c, dst, kind, wids, transfer.ReceiveOptions{})
+	objs, err := transfer.Receive(ctx, dial, dst, kind, wids, transfer.ReceiveOptions{})
 	wr := transfer.Summarize(streamwire.PeerResult{Kind: kind, Addr: from, Status: streamwire.StatusOK,
 		Objects: objs, DurationNs: int64(time.Since(start))}, err)
 	r := peerFromWire(wr)

@@ -26,7 +26,7 @@ func main() {
 func command() *cobra.Command {
 	var cfg streamserver.Config
 	var timeoutMs int64
-	var ioTimeout time.Duration
+	var ioTimeout, idleTimeout time.Duration
 	var level, configFile string
 	cmd := &cobra.Command{
 		Use:   "plasma-stream-server [OPTIONS]",
@@ -55,7 +55,7 @@ machine (plasma-store-server); otherwise the stream server fails to start.`,
 				return fmt.Errorf("--plasma-timeout must be at least 1 ms, got %d", timeoutMs)
 			}
 			cfg.PlasmaTimeout = time.Duration(timeoutMs) * time.Millisecond
-			cfg.IOTimeout = ioTimeout
+			cfg.IOTimeout, cfg.IdleTimeout = ioTimeout, idleTimeout
 			cfg.Logger = log
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -76,6 +76,7 @@ machine (plasma-store-server); otherwise the stream server fails to start.`,
 	f.StringVar(&cfg.NodeName, "node-name", host, "name of this node in logs and replies")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9121) at /metrics")
 	f.DurationVar(&ioTimeout, "io-timeout", 30*time.Second, "deadline of each network step; a peer silent for longer is dropped")
+	f.DurationVar(&idleTimeout, "idle-timeout", streamserver.DefaultIdleTimeout, "a connection silent this long between requests is closed")
 	f.IntVar(&cfg.SyncConcurrency, "sync-concurrency", streamserver.DefaultSyncConcurrency, "peer requests of one SYNC run at once")
 	f.BoolVar(&cfg.Pprof, "debug-pprof", false, "also serve Go's profiler at /debug/pprof/ on --metrics-addr")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")

@@ -2,6 +2,7 @@ package streamserver
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -35,18 +36,19 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	}
 	log = log.With("name", hello.Name)
 	for {
-		t, p, err := c.ReadFrame(streamwire.MaxFrame)
+		t, p, err := c.ReadRequest(s.cfg.IdleTimeout)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				log.Debug("connection ended", "err", err)
-				s.metrics.request("read", streamwire.StatusMalformed)
-				// A bad header cannot be skipped: say why, then hang up.
-				c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: err.Error()}.Append(nil))
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
-		}
-		if t != streamwire.TypeSync && t != streamwire.TypeCopy && t != streamwire.TypeTake && len(p) > streamwire.MaxControlFrame {
-			c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: fmt.Sprintf("%s frame of %d bytes is too large", t, len(p))}.Append(nil))
+			status := streamwire.StatusMalformed
+			if isTimeout(err) {
+				status = streamwire.StatusTimeout
+			}
+			log.Debug("connection ended", "err", err)
+			s.metrics.request("read", status)
+			// A bad or missing frame cannot be skipped: say why, hang up.
+			c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: status, Message: fmt.Sprintf("%s: closing the connection: %v", s.cfg.NodeName, err)}.Append(nil))
 			return
 		}
 		status, err := s.handle(ctx, c, t, p)
@@ -55,21 +57,28 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			log.Info("request failed", "type", t, "err", err)
 			return
 		}
-		// Waiting for the next request: a longer, idle deadline.
-		nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	}
 }
+
+// maxHello bounds a HELLO frame (a 255-byte name makes 266 bytes).
+const maxHello = 512
 
 // handshake reads Hello and accepts or refuses the connection.
 func (s *Server) handshake(c *transfer.Conn) (streamwire.Hello, error) {
 	var h streamwire.Hello
-	t, p, err := c.ReadFrame(256)
-	if err != nil {
-		return h, err
-	}
 	refuse := func(st streamwire.Status, msg string) (streamwire.Hello, error) {
 		c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: st, Message: msg}.Append(nil))
 		return h, errors.New(msg)
+	}
+	t, p, err := c.ReadFrame(maxHello)
+	if errors.Is(err, io.EOF) {
+		return h, err
+	} else if err != nil {
+		return refuse(streamwire.StatusMalformed, fmt.Sprintf("not a Plasma Stream client (%v): the first message must be HELLO", err))
+	}
+	if t == streamwire.TypeHello && len(p) >= 6 && string(p[:4]) == streamwire.Magic && binary.LittleEndian.Uint16(p[4:]) != streamwire.Version {
+		// Checked before the rest: a later version's HELLO may be longer.
+		return refuse(streamwire.StatusVersionMismatch, fmt.Sprintf("protocol version %d not supported; %s speaks version %d", binary.LittleEndian.Uint16(p[4:]), s.cfg.NodeName, streamwire.Version))
 	}
 	if t != streamwire.TypeHello || h.Decode(p) != nil || string(h.Magic[:]) != streamwire.Magic {
 		return refuse(streamwire.StatusMalformed, "not a Plasma Stream client: the first message must be HELLO")
@@ -94,7 +103,13 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 			return malformed(err)
 		}
 		return streamwire.StatusOK, c.Send(reply, m.Append(nil))
-	case streamwire.TypeStat:
+	case streamwire.TypeStat, streamwire.TypeList:
+		if len(p) != 0 {
+			return malformed(fmt.Errorf("%d unexpected payload bytes", len(p)))
+		}
+		if t == streamwire.TypeList {
+			return s.list(ctx, c)
+		}
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
 		defer cancel()
 		st, err := s.st.Stats(sctx)
@@ -105,8 +120,6 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 			Node: s.cfg.NodeName, Version: cliutil.Version, UptimeNs: int64(time.Since(s.start)),
 			Connections: uint32(s.active.Load()), Store: storewire.StatsReply(st),
 		}.Append(nil))
-	case streamwire.TypeList:
-		return s.list(ctx, c)
 	case streamwire.TypeCopy, streamwire.TypeTake:
 		var m streamwire.Copy
 		if err := m.Decode(p); err != nil {

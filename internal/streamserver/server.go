@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -37,7 +38,7 @@ type Config struct {
 	NodeName        string        `toml:"node-name"`
 	MetricsAddr     string        `toml:"metrics-addr"`
 	IOTimeout       time.Duration `toml:"-"`
-	IdleTimeout     time.Duration `toml:"-"`
+	IdleTimeout     time.Duration `toml:"-"` // between requests
 	SyncConcurrency int           `toml:"sync-concurrency"`
 	Pprof           bool          `toml:"debug-pprof"` // profiler on the metrics address
 	Logger          *slog.Logger  `toml:"-"`
@@ -200,9 +201,16 @@ func (s *Server) track(nc net.Conn, add bool) {
 }
 
 // refuse tells a connection beyond MaxConnections that the server is busy.
+// It then half-closes and drains what the client sent (its HELLO) before
+// closing, so that the kernel does not reset the connection and lose the
+// message.
 func (s *Server) refuse(nc net.Conn) {
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(2 * time.Second))
 	msg := fmt.Sprintf("server busy: %s already serves its maximum of %d connections; try again later", s.cfg.NodeName, s.cfg.MaxConnections)
 	nc.Write(streamwire.AppendFrame(nil, streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusServerBusy, Message: msg}.Append(nil)))
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	io.Copy(io.Discard, io.LimitReader(nc, 1<<16))
 }

@@ -49,7 +49,10 @@ func (s *Server) sync(ctx context.Context, c *transfer.Conn, m *streamwire.Sync)
 
 	var wmu sync.Mutex
 	tickDone := make(chan struct{})
+	var ticking sync.WaitGroup
+	ticking.Add(1)
 	go func() {
+		defer ticking.Done()
 		t := time.NewTicker(progressInterval)
 		defer t.Stop()
 		for {
@@ -79,6 +82,7 @@ func (s *Server) sync(ctx context.Context, c *transfer.Conn, m *streamwire.Sync)
 	}
 	wg.Wait()
 	close(tickDone)
+	ticking.Wait() // no PROGRESS may follow the results
 	if err := stopWatch(); err != nil {
 		return streamwire.StatusCancelled, err
 	}
@@ -145,25 +149,15 @@ func isTimeout(err error) bool {
 // runPeer executes one peer request into the local store.
 func (s *Server) runPeer(ctx context.Context, pr streamwire.PeerRequest, prog *progress) streamwire.PeerResult {
 	start := time.Now()
-	r := streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK}
 	defer func() { s.metrics.duration.WithLabelValues("receive").Observe(time.Since(start).Seconds()) }()
-	c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
-	if err != nil {
-		st := streamwire.StatusPeerUnreachable
-		var er *streamwire.ErrorReply
-		if errors.As(err, &er) {
-			st = er.Status
+	dial := func() (*transfer.Conn, error) {
+		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("peer %s: %w", pr.Addr, err)
 		}
-		r.Status, r.Message = st, fmt.Sprintf("peer %s: %v", pr.Addr, err)
-		r.Objects = make([]streamwire.ObjectResult, len(pr.IDs))
-		for i, id := range pr.IDs {
-			r.Objects[i] = streamwire.ObjectResult{ID: id, Status: st, Message: r.Message}
-		}
-		r.DurationNs = int64(time.Since(start))
-		return r
+		return c, nil
 	}
-	defer c.Close()
-	objs, err := transfer.Receive(ctx, c, s.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add})
-	r.Objects, r.DurationNs = objs, int64(time.Since(start))
-	return transfer.Summarize(r, err)
+	objs, err := transfer.Receive(ctx, dial, s.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add})
+	return transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,
+		Objects: objs, DurationNs: int64(time.Since(start))}, err)
 }

@@ -3,6 +3,7 @@ package streamwire
 import (
 	"fmt"
 	"net"
+	"strconv"
 
 	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/wire"
@@ -163,7 +164,7 @@ func (m *Sync) Validate() (Status, string) {
 // ValidateAddr checks that a peer address is host:port.
 func ValidateAddr(addr string) (Status, string) {
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" || port == "" {
+	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil {
 		return StatusBadAddress, fmt.Sprintf("peer address %q is not host:port (IPv6 as [::1]:2021)", addr)
 	}
 	return StatusOK, ""

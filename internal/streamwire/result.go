@@ -9,6 +9,10 @@ type ObjectResult struct {
 	Message         string // empty, or a sentence naming the cause
 }
 
+// MaxObjectMessageLen bounds each object's message so that a PeerResult of
+// 65,536 objects stays well under MaxControlFrame.
+const MaxObjectMessageLen = 512
+
 const objectResultMinSize = IDSize + 2 + 8 + 1 + 4
 
 // PeerResult is what became of one peer request. A SYNC reply is one
@@ -38,7 +42,7 @@ func (m PeerResult) Append(b []byte) []byte {
 		e.U16(uint16(o.Status))
 		e.U64(o.Bytes)
 		e.U8(b2u(o.DeletedAtSource))
-		e.Bytes32([]byte(truncate(o.Message, MaxMessageLen)))
+		e.Bytes32([]byte(truncate(o.Message, MaxObjectMessageLen)))
 	}
 	return e.B
 }
@@ -59,7 +63,7 @@ func (m *PeerResult) Decode(p []byte) error {
 		o.Status = Status(d.U16("status"))
 		o.Bytes = d.U64("bytes")
 		o.DeletedAtSource = d.U8("deleted at source") != 0
-		o.Message = string(d.Bytes32("message", MaxMessageLen))
+		o.Message = string(d.Bytes32("message", MaxObjectMessageLen))
 	}
 	return d.Done()
 }

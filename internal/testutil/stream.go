@@ -80,3 +80,46 @@ func StartStreamServer(t testing.TB, name, sock, host string, args ...string) (*
 		}
 	}
 }
+
+// StartProcess runs one of the module's binaries with args until the end
+// of the test (then SIGINT, SIGKILL after 10 s).
+func StartProcess(t testing.TB, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(Binaries(t), name), args...)
+	cmd.Stderr = &prefixWriter{t: t, prefix: name + ": "}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return cmd
+}
+
+// RunBinary runs one of the module's binaries to completion and returns
+// its combined output.
+func RunBinary(t testing.TB, name string, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(Binaries(t), name), args...).CombinedOutput()
+	return string(out), err
+}
+
+// WaitTCP waits until addr accepts connections.
+func WaitTCP(t testing.TB, addr string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+	}
+	t.Fatalf("nothing listening on %s after 20s", addr)
+}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -45,17 +46,53 @@ func NewConn(nc net.Conn, timeout time.Duration) *Conn {
 
 // ReadFrame reads one frame of at most max payload bytes.
 func (c *Conn) ReadFrame(max uint32) (streamwire.Type, []byte, error) {
-	return c.readFrameUntil(time.Now().Add(c.Timeout), max)
+	return c.readFrame(time.Now().Add(c.Timeout), func(streamwire.Type) uint32 { return max })
 }
 
-// readFrameUntil reads one frame with the given deadline (zero: none).
-func (c *Conn) readFrameUntil(deadline time.Time, max uint32) (streamwire.Type, []byte, error) {
-	c.NC.SetReadDeadline(deadline)
-	h, p, _, err := wire.ReadFrame(c.R, nil, max)
+// ReadRequest waits up to idle for the next request's header, then reads
+// its payload under the usual step deadlines. SYNC, COPY and TAKE may be
+// large; every other request is bounded by MaxControlFrame.
+func (c *Conn) ReadRequest(idle time.Duration) (streamwire.Type, []byte, error) {
+	return c.readFrame(time.Now().Add(idle), func(t streamwire.Type) uint32 {
+		switch t {
+		case streamwire.TypeSync, streamwire.TypeCopy, streamwire.TypeTake:
+			return streamwire.MaxFrame
+		}
+		return streamwire.MaxControlFrame
+	})
+}
+
+// readFrame reads a header by headerDeadline (zero: none) and a payload of
+// at most limit(type) bytes in steps, each with its own deadline. Memory
+// grows with the bytes that actually arrive, so a header announcing a
+// huge frame costs nothing until the peer sends it.
+func (c *Conn) readFrame(headerDeadline time.Time, limit func(streamwire.Type) uint32) (streamwire.Type, []byte, error) {
+	c.NC.SetReadDeadline(headerDeadline)
+	var hb [wire.HeaderSize]byte
+	if _, err := io.ReadFull(c.R, hb[:]); err != nil {
+		return 0, nil, err
+	}
+	h, err := wire.ParseHeader(hb[:], ^uint32(0))
 	if err != nil {
 		return 0, nil, err
 	}
-	return streamwire.Type(h.Type), p, nil
+	t := streamwire.Type(h.Type)
+	if max := limit(t); h.Length > max {
+		return t, nil, fmt.Errorf("%w: %s frame of %d bytes, at most %d allowed", wire.ErrFrameTooLarge, t, h.Length, max)
+	}
+	p := make([]byte, 0, min(int(h.Length), stepSize))
+	for len(p) < int(h.Length) {
+		n := min(int(h.Length)-len(p), stepSize)
+		p = slices.Grow(p, n)[:len(p)+n]
+		c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
+		if _, err := io.ReadFull(c.R, p[len(p)-n:]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return t, nil, err
+		}
+	}
+	return t, p, nil
 }
 
 // Expect reads a frame that must be of type want and decodes it into m; an

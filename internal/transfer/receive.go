@@ -27,12 +27,13 @@ const storeWorkers = 32
 // stored with one CreateAndSeal; larger ones are received in place.
 const smallMax = 1 << 20
 
-// Receive fetches ids from the peer behind c into st with a COPY or TAKE
-// and returns one result per id, in order. Objects already in st are
-// reported AlreadyPresent without being requested. The error is the
-// peer-level failure, if any (objects not finished then carry
-// ConnectionLost or NotAttempted); per-object failures are in the results.
-func Receive(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, ids []streamwire.ID, opt ReceiveOptions) ([]streamwire.ObjectResult, error) {
+// Receive fetches ids into st with a COPY or TAKE over a connection dial
+// opens, and returns one result per id, in order. Objects already in st
+// are reported AlreadyPresent without being requested (and without
+// dialling, when that is all of them). The error is the peer-level
+// failure, if any (objects not finished then carry its status); per-object
+// failures are in the results.
+func Receive(ctx context.Context, dial func() (*Conn, error), st *store.Client, kind streamwire.Kind, ids []streamwire.ID, opt ReceiveOptions) ([]streamwire.ObjectResult, error) {
 	if opt.Stats == nil {
 		opt.Stats = &Stats{}
 	}
@@ -47,6 +48,15 @@ func Receive(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kin
 	if err != nil || len(want) == 0 {
 		return res, err
 	}
+	c, err := dial()
+	if err != nil {
+		st := ErrStatus(err)
+		for _, i := range want {
+			res[i].Status, res[i].Message = st, err.Error()
+		}
+		return res, err
+	}
+	defer c.Close()
 	stop := c.CloseOnDone(ctx)
 	defer stop()
 	r := &receiver{c: c, st: st, opt: opt, res: res, want: want, ids: ids, slots: make(chan struct{}, storeWorkers)}
@@ -54,10 +64,9 @@ func Receive(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kin
 	r.wg.Wait()
 	for _, i := range want {
 		if res[i].Status == streamwire.StatusOK && !r.done[i] {
-			res[i].Status = streamwire.StatusNotAttempted
+			res[i].Status, res[i].Message = streamwire.StatusProtocolError, "the peer ended the transfer without sending it"
 			if err != nil {
-				res[i].Status = streamwire.StatusConnectionLost
-				res[i].Message = err.Error()
+				res[i].Status, res[i].Message = ErrStatus(err), err.Error()
 			}
 		}
 	}
@@ -186,6 +195,7 @@ func (r *receiver) objects(ctx context.Context) error {
 		r.done[i] = true
 		if h.Status != streamwire.StatusOK {
 			r.res[i].Status = h.Status
+			r.opt.Progress(0, 1)
 			continue
 		}
 		if err := r.object(ctx, &h, i); err != nil {
@@ -208,7 +218,7 @@ func (r *receiver) finish(h *streamwire.ObjectHeader, i int, status streamwire.S
 	if err := r.c.WriteFrame(streamwire.TypeAck, streamwire.Ack{Index: h.Index, Status: status}.Append(nil)); err != nil && r.ackErr == nil {
 		r.ackErr = err
 	}
-	r.opt.Progress(0, 1)
+	r.opt.Progress(int64(h.MetaSize), 1)
 }
 
 // check rejects headers a correct sender never sends.
@@ -239,7 +249,7 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 	}
 	buf, err := r.st.Create(ctx, h.ID, h.DataSize, meta)
 	if err != nil {
-		status, msg := storeStatus(err)
+		status, msg := r.storeStatus(h.ID, err)
 		derr := r.drain(int64(h.DataSize) + streamwire.DigestSize)
 		r.finish(h, i, status, msg)
 		return derr
@@ -281,7 +291,7 @@ func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte) (streamwire.Stat
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.st.SealDigest(ctx, h.ID, got); err != nil {
-		status, msg := storeStatus(err)
+		status, msg := r.storeStatus(h.ID, err)
 		return status, msg, nil
 	}
 	r.st.Release(ctx, h.ID)
@@ -311,7 +321,7 @@ func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int,
 		defer func() { <-r.slots; r.wg.Done() }()
 		status, msg := streamwire.StatusOK, ""
 		if err := r.st.CreateAndSealDigest(ctx, h.ID, data, meta, want); err != nil {
-			status, msg = storeStatus(err)
+			status, msg = r.storeStatus(h.ID, err)
 		}
 		r.finish(h, i, status, msg)
 	}()
@@ -333,10 +343,18 @@ func (r *receiver) drain(n int64) error {
 }
 
 // storeStatus maps a local store error to an object status.
-func storeStatus(err error) (streamwire.Status, string) {
+func (r *receiver) storeStatus(id streamwire.ID, err error) (streamwire.Status, string) {
 	switch {
 	case errors.Is(err, store.ErrObjectExists):
-		return streamwire.StatusAlreadyPresent, ""
+		// Present only if sealed: an object another client is still
+		// creating may yet be aborted, and a TAKE must not delete the
+		// source's copy on its account.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if ok, cerr := r.st.Contains(ctx, id); cerr == nil && ok {
+			return streamwire.StatusAlreadyPresent, ""
+		}
+		return streamwire.StatusStoreError, "another client of the destination store is creating this object"
 	case errors.Is(err, store.ErrOutOfMemory):
 		return streamwire.StatusStoreFull, err.Error()
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/store"
 )
 
 // Summarize sets a peer result's status, totals and messages from its
@@ -26,10 +28,7 @@ func Summarize(r streamwire.PeerResult, err error) streamwire.PeerResult {
 	}
 	switch {
 	case err != nil:
-		r.Status = streamwire.StatusConnectionLost
-		if errors.Is(err, context.Canceled) {
-			r.Status = streamwire.StatusCancelled
-		}
+		r.Status = ErrStatus(err)
 		r.Message = fmt.Sprintf("peer %s: %v (%d of %d objects not received)", r.Addr, err, failed, len(r.Objects))
 	case failed > 0:
 		r.Message = fmt.Sprintf("%d of %d objects from %s failed", failed, len(r.Objects), r.Addr)
@@ -42,4 +41,27 @@ func joinMsg(status, msg string) string {
 		return status
 	}
 	return status + ": " + msg
+}
+
+// ErrStatus classifies a peer-level failure.
+func ErrStatus(err error) streamwire.Status {
+	var er *streamwire.ErrorReply
+	var pe *ProtocolError
+	var se *store.Error
+	var te interface{ Timeout() bool }
+	switch {
+	case errors.As(err, &er):
+		return er.Status
+	case errors.Is(err, context.Canceled):
+		return streamwire.StatusCancelled
+	case errors.As(err, &pe):
+		return streamwire.StatusProtocolError
+	case errors.As(err, &se) || errors.Is(err, store.ErrClosed):
+		return streamwire.StatusStoreError
+	case errors.As(err, &te) && te.Timeout():
+		return streamwire.StatusTimeout
+	case errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
+		return streamwire.StatusPeerUnreachable
+	}
+	return streamwire.StatusConnectionLost
 }

@@ -72,8 +72,10 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 	if err := c.WriteFrame(streamwire.TypeCopyBegin, streamwire.ErrorReply{Status: streamwire.StatusOK}.Append(nil)); err != nil {
 		return err
 	}
+	sentOK := make([]bool, len(objs)) // sent with status OK: only these may be deleted on TAKE
 	for i, o := range objs {
-		if err := sendObject(c, st, uint32(i), ids[i], o, opt.Stats); err != nil {
+		var err error
+		if sentOK[i], err = sendObject(c, st, uint32(i), ids[i], o, opt.Stats); err != nil {
 			c.Close()
 			<-acks
 			return fmt.Errorf("send object %x: %w", ids[i][:], err)
@@ -93,11 +95,15 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 	if kind != streamwire.KindTake {
 		return nil
 	}
+	for i := range ack.ok {
+		ack.ok[i] = ack.ok[i] && sentOK[i]
+	}
 	return c.Send(streamwire.TypeDeleted, deleteTaken(st, oids, objs, ack.ok, &held, opt.Stats).Append(nil))
 }
 
-// sendObject writes one object's header, metadata, data and digest.
-func sendObject(c *Conn, st *store.Client, index uint32, id streamwire.ID, o *store.Object, stats *Stats) error {
+// sendObject writes one object's header and, when it can be sent, its
+// metadata, data and digest; sent says whether it was.
+func sendObject(c *Conn, st *store.Client, index uint32, id streamwire.ID, o *store.Object, stats *Stats) (sent bool, err error) {
 	h := streamwire.ObjectHeader{Index: index, ID: id, Status: streamwire.StatusOK}
 	switch {
 	case o == nil:
@@ -110,31 +116,31 @@ func sendObject(c *Conn, st *store.Client, index uint32, id streamwire.ID, o *st
 		h.DataSize, h.MetaSize = uint64(len(o.Data)), uint32(len(o.Metadata))
 	}
 	if err := c.WriteFrame(streamwire.TypeObjectHeader, h.Append(nil)); err != nil || h.Status != streamwire.StatusOK {
-		return err
+		return false, err
 	}
 	digest := o.Digest
 	if !o.HasDigest {
 		digest = b3.Sum(o.Data)
 	}
 	if _, err := c.W.Write(o.Metadata); err != nil {
-		return err
+		return false, err
 	}
 	if len(o.Data) >= sendfileMin {
 		if err := c.Flush(); err != nil {
-			return err
+			return false, err
 		}
 		if err := sendFile(c, st.ArenaFile(), int64(o.Offset), int64(len(o.Data))); err != nil {
-			return err
+			return false, err
 		}
 	} else if _, err := c.W.Write(o.Data); err != nil {
-		return err
+		return false, err
 	}
 	if _, err := c.W.Write(digest[:]); err != nil {
-		return err
+		return false, err
 	}
 	stats.BytesSent.Add(uint64(len(o.Data) + len(o.Metadata)))
 	stats.ObjectsSent.Add(1)
-	return nil
+	return true, nil
 }
 
 type ackResult struct {
@@ -153,7 +159,7 @@ func readAcks(c *Conn, n int, sent *atomic.Bool) ackResult {
 		if sent.Load() {
 			deadline = time.Now().Add(c.Timeout)
 		}
-		t, p, err := c.readFrameUntil(deadline, streamwire.MaxControlFrame)
+		t, p, err := c.readFrame(deadline, func(streamwire.Type) uint32 { return streamwire.MaxControlFrame })
 		if err != nil {
 			res.err = err
 			return res

@@ -1,0 +1,101 @@
+package testutil
+
+import (
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// Proxy is a TCP proxy for fault injection between two stream servers: it
+// can flip one byte of the server-to-client direction, stall that
+// direction after some bytes, or cut the connection there.
+type Proxy struct {
+	Addr string
+
+	// Set before traffic flows; offsets count server-to-client bytes of
+	// each connection.
+	FlipAt  int64 // flip the byte at this offset (-1: never)
+	StallAt int64 // stop forwarding at this offset until Resume (-1: never)
+	CutAt   int64 // close both sides at this offset (-1: never)
+
+	stalled   chan struct{} // closed when a connection reaches StallAt
+	resume    chan struct{}
+	once      sync.Once
+	stallOnce sync.Once
+	ln        net.Listener
+	wg        sync.WaitGroup
+}
+
+// StartProxy forwards connections on a new local port to target.
+func StartProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{Addr: ln.Addr().String(), FlipAt: -1, StallAt: -1, CutAt: -1,
+		stalled: make(chan struct{}), resume: make(chan struct{}), ln: ln}
+	go p.accept(target)
+	t.Cleanup(func() { p.Resume(); ln.Close(); p.wg.Wait() })
+	return p
+}
+
+// Stalled is closed once a connection has stalled at StallAt.
+func (p *Proxy) Stalled() <-chan struct{} { return p.stalled }
+
+// Resume lets stalled connections go on.
+func (p *Proxy) Resume() { p.once.Do(func() { close(p.resume) }) }
+
+func (p *Proxy) accept(target string) {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); io.Copy(s, c); s.(*net.TCPConn).CloseWrite() }()
+		go func() { defer p.wg.Done(); p.pump(c, s); c.Close(); s.Close() }()
+	}
+}
+
+// pump copies server to client, applying the faults.
+func (p *Proxy) pump(dst, src net.Conn) {
+	buf := make([]byte, 64<<10)
+	var off int64
+	stalledHere := false
+	for {
+		n, err := src.Read(buf)
+		for i := 0; i < n; i++ {
+			pos := off + int64(i)
+			if pos == p.FlipAt {
+				buf[i] ^= 0x55
+			}
+		}
+		chunk := buf[:n]
+		if p.CutAt >= 0 && off+int64(n) > p.CutAt {
+			dst.Write(chunk[:p.CutAt-off])
+			return
+		}
+		if p.StallAt >= 0 && !stalledHere && off+int64(n) > p.StallAt {
+			k := p.StallAt - off
+			dst.Write(chunk[:k])
+			stalledHere = true
+			p.stallOnce.Do(func() { close(p.stalled) })
+			<-p.resume
+			chunk = chunk[k:]
+		}
+		if _, werr := dst.Write(chunk); werr != nil {
+			return
+		}
+		off += int64(n)
+		if err != nil {
+			return
+		}
+	}
+}
