@@ -1,6 +1,7 @@
 package plasmacmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,39 +33,34 @@ construct_duration (nanoseconds; -1 while unsealed), creator_pid,
 delete_pending, last_use, offset and digest (when known).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.context()
-			defer cancel()
-			c, err := o.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			infos, err := c.List(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				if infos == nil {
-					infos = []store.ObjectInfo{}
+			return o.withClient(func(ctx context.Context, c *store.Client) error {
+				infos, err := c.List(ctx)
+				if err != nil {
+					return err
 				}
-				return printJSON(cmd.OutOrStdout(), infos)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTATE\tDATA\tMETA\tREFS\tCREATED\tCONSTRUCT\tPID")
-			for _, in := range infos {
-				state := string(in.State)
-				if in.DeletePending {
-					state += " (deleting)"
+				if asJSON {
+					if infos == nil {
+						infos = []store.ObjectInfo{}
+					}
+					return printJSON(cmd.OutOrStdout(), infos)
 				}
-				construct := "-"
-				if in.ConstructDuration >= 0 {
-					construct = in.ConstructDuration.Round(time.Microsecond).String()
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tSTATE\tDATA\tMETA\tREFS\tCREATED\tCONSTRUCT\tPID")
+				for _, in := range infos {
+					state := string(in.State)
+					if in.DeletePending {
+						state += " (deleting)"
+					}
+					construct := "-"
+					if in.ConstructDuration >= 0 {
+						construct = in.ConstructDuration.Round(time.Microsecond).String()
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%d\n", in.ID, state,
+						humanize.IBytes(in.DataSize), in.MetadataSize, in.RefCount,
+						in.CreateTime.Format("2006-01-02 15:04:05"), construct, in.CreatorPID)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%d\n", in.ID, state,
-					humanize.IBytes(in.DataSize), in.MetadataSize, in.RefCount,
-					in.CreateTime.Format("2006-01-02 15:04:05"), construct, in.CreatorPID)
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -78,31 +74,26 @@ func (o *options) statCmd() *cobra.Command {
 		Short: "Show the store's capacity, usage and counters",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.context()
-			defer cancel()
-			c, err := o.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			st, err := c.Stats(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), st)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "socket:        %s\n", o.socket)
-			fmt.Fprintf(w, "capacity:      %s (%d bytes)\n", humanize.IBytes(st.Capacity), st.Capacity)
-			fmt.Fprintf(w, "used:          %s (%.1f%%), %s pinned by clients\n", humanize.IBytes(st.Used),
-				100*float64(st.Used)/float64(max(st.Capacity, 1)), humanize.IBytes(st.Pinned))
-			fmt.Fprintf(w, "objects:       %d (%d sealed)\n", st.Objects, st.Sealed)
-			fmt.Fprintf(w, "largest free:  %s in %d free blocks\n", humanize.IBytes(st.LargestFree), st.FreeBlocks)
-			fmt.Fprintf(w, "evictions:     %d (%s)\n", st.Evictions, humanize.IBytes(st.EvictedBytes))
-			fmt.Fprintf(w, "compactions:   %d (%s moved)\n", st.Compactions, humanize.IBytes(st.MovedBytes))
-			fmt.Fprintf(w, "clients:       %d\n", st.Clients)
-			return nil
+			return o.withClient(func(ctx context.Context, c *store.Client) error {
+				st, err := c.Stats(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), st)
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "socket:        %s\n", o.socket)
+				fmt.Fprintf(w, "capacity:      %s (%d bytes)\n", humanize.IBytes(st.Capacity), st.Capacity)
+				fmt.Fprintf(w, "used:          %s (%.1f%%), %s pinned by clients\n", humanize.IBytes(st.Used),
+					100*float64(st.Used)/float64(max(st.Capacity, 1)), humanize.IBytes(st.Pinned))
+				fmt.Fprintf(w, "objects:       %d (%d sealed)\n", st.Objects, st.Sealed)
+				fmt.Fprintf(w, "largest free:  %s in %d free blocks\n", humanize.IBytes(st.LargestFree), st.FreeBlocks)
+				fmt.Fprintf(w, "evictions:     %d (%s)\n", st.Evictions, humanize.IBytes(st.EvictedBytes))
+				fmt.Fprintf(w, "compactions:   %d (%s moved)\n", st.Compactions, humanize.IBytes(st.MovedBytes))
+				fmt.Fprintf(w, "clients:       %d\n", st.Clients)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

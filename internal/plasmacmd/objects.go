@@ -1,6 +1,7 @@
 package plasmacmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -42,24 +43,19 @@ putting them again succeeds and prints the same id.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := o.context()
-			defer cancel()
-			c, err := o.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var id store.ObjectID
-			if idHex == "" {
-				id, err = c.Put(ctx, data, metadata)
-			} else if id, err = store.ParseObjectID(idHex); err == nil {
-				err = c.PutID(ctx, id, data, metadata)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), id)
-			return nil
+			return o.withClient(func(ctx context.Context, c *store.Client) error {
+				var id store.ObjectID
+				if idHex == "" {
+					id, err = c.Put(ctx, data, metadata)
+				} else if id, err = store.ParseObjectID(idHex); err == nil {
+					err = c.PutID(ctx, id, data, metadata)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), id)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&idHex, "id", "", "object id, 40 hex digits (default: content address)")
@@ -88,26 +84,21 @@ func (o *options) getCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := o.context()
-			defer cancel()
-			c, err := o.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			obj, err := c.GetOne(ctx, id, time.Duration(timeoutMs)*time.Millisecond)
-			if err != nil {
-				if errors.Is(err, store.ErrObjectNotFound) {
-					return fmt.Errorf("object %s is not in the store at %s (waited %d ms)", id, o.socket, max(timeoutMs, 0))
+			return o.withClient(func(ctx context.Context, c *store.Client) error {
+				obj, err := c.GetOne(ctx, id, time.Duration(timeoutMs)*time.Millisecond)
+				if err != nil {
+					if errors.Is(err, store.ErrObjectNotFound) {
+						return fmt.Errorf("object %s is not in the store at %s (waited %d ms)", id, o.socket, max(timeoutMs, 0))
+					}
+					return err
 				}
-				return err
-			}
-			defer c.Release(ctx, id)
-			b := obj.Data
-			if metadata {
-				b = obj.Metadata
-			}
-			return writeOutput(cmd, output, b)
+				defer c.Release(ctx, id)
+				b := obj.Data
+				if metadata {
+					b = obj.Metadata
+				}
+				return writeOutput(cmd, output, b)
+			})
 		},
 	}
 	cmd.Flags().Int64Var(&timeoutMs, "timeout", 0, "milliseconds to wait for the object to be sealed (-1: forever)")
@@ -142,30 +133,25 @@ func (o *options) rmCmd() *cobra.Command {
 					return err
 				}
 			}
-			ctx, cancel := o.context()
-			defer cancel()
-			c, err := o.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			errs, err := c.Delete(ctx, ids...)
-			if err != nil {
-				return err
-			}
-			failed := 0
-			for i, e := range errs {
-				if e != nil {
-					failed++
-					fmt.Fprintf(cmd.ErrOrStderr(), "plasma: %v\n", e)
-					continue
+			return o.withClient(func(ctx context.Context, c *store.Client) error {
+				errs, err := c.Delete(ctx, ids...)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", ids[i])
-			}
-			if failed > 0 {
-				return fmt.Errorf("%d of %d objects not deleted", failed, len(ids))
-			}
-			return nil
+				failed := 0
+				for i, e := range errs {
+					if e != nil {
+						failed++
+						fmt.Fprintf(cmd.ErrOrStderr(), "plasma: %v\n", e)
+						continue
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", ids[i])
+				}
+				if failed > 0 {
+					return fmt.Errorf("%d of %d objects not deleted", failed, len(ids))
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -180,19 +166,14 @@ func (o *options) evictCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := o.context()
-			defer cancel()
-			c, err := o.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			freed, err := c.Evict(ctx, n)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "evicted %d bytes\n", freed)
-			return nil
+			return o.withClient(func(ctx context.Context, c *store.Client) error {
+				freed, err := c.Evict(ctx, n)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "evicted %d bytes\n", freed)
+				return nil
+			})
 		},
 	}
 }

@@ -40,6 +40,19 @@ func (o *options) context() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 }
 
+// withClient runs f with a connected client and a context that ends on
+// SIGINT or SIGTERM.
+func (o *options) withClient(f func(context.Context, *store.Client) error) error {
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := o.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return f(ctx, c)
+}
+
 func (o *options) connect(ctx context.Context) (*store.Client, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,68 +30,15 @@ type node struct {
 func startNode(t *testing.T, name, memory string) node {
 	t.Helper()
 	sock, _ := testutil.StartStoreProcess(t, memory)
-	return node{name: name, sock: sock, addr: startStreamServer(t, name, sock, "127.0.0.1")}
+	_, addr := testutil.StartStreamServer(t, name, sock, "127.0.0.1")
+	return node{name: name, sock: sock, addr: addr}
 }
 
-// startStreamServer runs plasma-stream-server for the store at sock on a
-// free port of host and stops it (SIGTERM) at the end of the test.
-func startStreamServer(t *testing.T, name, sock, host string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(filepath.Join(testutil.Binaries(t), "plasma-stream-server"),
-		"-s", sock, "-p", strconv.Itoa(port), "--bind", host, "--node-name", name, "--log-level", "warn")
-	cmd.Stderr = &logWriter{t: t, prefix: name + ": "}
-	cmd.Env = raceEnv()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case <-exited:
-			t.Fatalf("stream server %s exited before listening", name)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream server %s not listening on %s after 20s", name, addr)
-		}
-	}
-}
 
 // raceEnv is the environment for a binary built with -race, without the
 // race runtime's one-second pause at exit.
 func raceEnv() []string {
 	return append(os.Environ(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
-}
-
-type logWriter struct {
-	t      *testing.T
-	prefix string
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s%s", w.prefix, strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // cli runs plasma-stream-cli -a addr with input on a pipe.
@@ -332,7 +278,7 @@ func TestCLIIPv6Peer(t *testing.T) {
 	}
 	a := startNode(t, "node-a", "16MiB")
 	bsock, _ := testutil.StartStoreProcess(t, "16MiB")
-	baddr := startStreamServer(t, "node-b6", bsock, "::1")
+	_, baddr := testutil.StartStreamServer(t, "node-b6", bsock, "::1")
 	id, err := connect(t, bsock).Put(context.Background(), []byte("over IPv6"), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -46,23 +45,8 @@ func StartNode(t testing.TB, name, memory string, streamArgs ...string) *Node {
 func StartStreamServer(t testing.TB, name, sock, host string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
 	port := FreePort(t, host)
-	cmd := exec.Command(filepath.Join(Binaries(t), "plasma-stream-server"),
-		append([]string{"-s", sock, "-p", strconv.Itoa(port), "--bind", host, "--node-name", name, "--log-level", "warn"}, args...)...)
-	cmd.Stderr = &prefixWriter{t: t, prefix: name + ": "}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
+	cmd, exited := startProc(t, name, "plasma-stream-server",
+		append([]string{"-s", sock, "-p", strconv.Itoa(port), "--bind", host, "--node-name", name, "--log-level", "warn"}, args...))
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -85,22 +69,7 @@ func StartStreamServer(t testing.TB, name, sock, host string, args ...string) (*
 // of the test (then SIGINT, SIGKILL after 10 s).
 func StartProcess(t testing.TB, name string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(Binaries(t), name), args...)
-	cmd.Stderr = &prefixWriter{t: t, prefix: name + ": "}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
+	cmd, _ := startProc(t, name, name, args)
 	return cmd
 }
 

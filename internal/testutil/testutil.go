@@ -85,13 +85,24 @@ func Binaries(t testing.TB) string {
 }
 
 // StartStoreProcess runs the real plasma-store-server binary with extra
-// arguments on a temporary socket and stops it (SIGTERM) at the end.
+// arguments on a temporary socket and stops it (SIGINT) at the end.
 func StartStoreProcess(t testing.TB, memory string, args ...string) (string, *exec.Cmd) {
 	t.Helper()
 	sock := filepath.Join(ShortDir(t), "store.sock")
-	cmd := exec.Command(filepath.Join(Binaries(t), "plasma-store-server"),
-		append([]string{"-m", memory, "-s", sock}, args...)...)
-	cmd.Stderr = &prefixWriter{t: t, prefix: "store: "}
+	cmd, exited := startProc(t, "store", "plasma-store-server", append([]string{"-m", memory, "-s", sock}, args...))
+	WaitSocket(t, sock, exited)
+	return sock, cmd
+}
+
+// startProc runs one of the module's binaries until the end of the test
+// (then SIGINT, SIGKILL after 10 s), its stderr in the test log. exited is
+// closed when the process ends.
+func startProc(t testing.TB, logName, bin string, args []string) (*exec.Cmd, <-chan struct{}) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(Binaries(t), bin), args...)
+	cmd.Stderr = &prefixWriter{t: t, prefix: logName + ": "}
+	// Race-built binaries otherwise pause a second at exit.
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +117,7 @@ func StartStoreProcess(t testing.TB, memory string, args ...string) (string, *ex
 			<-exited
 		}
 	})
-	WaitSocket(t, sock, exited)
-	return sock, cmd
+	return cmd, exited
 }
 
 // WaitSocket waits until something accepts connections on sock.
