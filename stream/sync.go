@@ -239,11 +239,8 @@ func direct(ctx context.Context, kind Kind, from string, dst *store.Client, ids 
 	}
 	start := time.Now()
 	dial := func() (*transfer.Conn, error) {
-		c, err := connect(ctx, from, streamwire.RolePeer, o)
-		if err != nil {
-			return nil, err
-		}
-		return c.c, nil
+		c, _, err := transfer.Dial(ctx, from, streamwire.RolePeer, o.name, o.timeout)
+		return c, err // a refusal keeps its status (busy, version)
 	}
 	objs, err := transfer.Receive(ctx, dial, dst, kind, wids, transfer.ReceiveOptions{})
 	wr := transfer.Summarize(streamwire.PeerResult{Kind: kind, Addr: from, Status: streamwire.StatusOK,

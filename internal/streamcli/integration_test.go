@@ -34,7 +34,6 @@ func startNode(t *testing.T, name, memory string) node {
 	return node{name: name, sock: sock, addr: addr}
 }
 
-
 // raceEnv is the environment for a binary built with -race, without the
 // race runtime's one-second pause at exit.
 func raceEnv() []string {

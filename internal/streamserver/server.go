@@ -4,7 +4,8 @@
 // LIST. Transfers themselves are package transfer's.
 //
 // Every connection costs one goroutine and is bounded by MaxConnections;
-// connections beyond it are told "server busy" and closed at once. Every
+// connections beyond it are told "server busy" at once and closed (after a
+// drain of at most 2 s, so that the message is not lost to a reset). Every
 // read and write has a deadline (IOTimeout per step; IdleTimeout between
 // requests), so a dead, slow or malicious peer costs one connection.
 package streamserver

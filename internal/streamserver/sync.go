@@ -152,10 +152,7 @@ func (s *Server) runPeer(ctx context.Context, pr streamwire.PeerRequest, prog *p
 	defer func() { s.metrics.duration.WithLabelValues("receive").Observe(time.Since(start).Seconds()) }()
 	dial := func() (*transfer.Conn, error) {
 		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
-		if err != nil {
-			return nil, fmt.Errorf("peer %s: %w", pr.Addr, err)
-		}
-		return c, nil
+		return c, err // Summarize names the peer
 	}
 	objs, err := transfer.Receive(ctx, dial, s.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add})
 	return transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,

@@ -234,7 +234,9 @@ func (m *ObjectHeader) Decode(p []byte) error {
 }
 
 // Ack tells the sender what became of one object at the receiver (TAKE
-// deletes at the source on an OK ack only).
+// deletes at the source only objects it sent and that were acknowledged
+// with a success status: OK or AlreadyPresent, the latter only when the
+// receiver's copy is sealed).
 type Ack struct {
 	Index  uint32
 	Status Status

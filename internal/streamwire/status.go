@@ -27,7 +27,7 @@ const (
 	StatusTimeout             Status = 18
 	StatusConnectionLost      Status = 19 // the peer went away mid-transfer
 	StatusBadAddress          Status = 20
-	StatusNotAttempted        Status = 21 // not tried: an earlier failure ended the peer request
+	StatusNotAttempted        Status = 21 // reserved: not produced by this version
 	StatusProtocolError       Status = 22 // a peer broke the protocol
 	StatusInternal            Status = 23
 	StatusCancelled           Status = 24
