@@ -1,9 +1,12 @@
 package store_test
 
 import (
+	"encoding/hex"
+
 	"bytes"
 	"context"
 	"errors"
+	"lukechampine.com/blake3"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -137,12 +140,14 @@ func TestSubscribe(t *testing.T) {
 	a, _ := c.Put(ctx, pattern(600<<10, 1), nil)
 	c.Delete(ctx, a)
 	b, _ := c.Put(ctx, pattern(600<<10, 2), []byte("xy"))
-	d, _ := c.Put(ctx, pattern(600<<10, 3), nil) // evicts b
+	d := store.RandomObjectID()
+	c.PutID(ctx, d, pattern(600<<10, 3), nil) // evicts b; no digest given
+	da, db := b3hex(pattern(600<<10, 1)), b3hex(pattern(600<<10, 2))
 	want := []store.Event{
-		{Kind: store.EventSealed, ID: a, DataSize: 600 << 10},
-		{Kind: store.EventDeleted, ID: a, DataSize: 600 << 10},
-		{Kind: store.EventSealed, ID: b, DataSize: 600 << 10, MetadataSize: 2},
-		{Kind: store.EventEvicted, ID: b, DataSize: 600 << 10, MetadataSize: 2},
+		{Kind: store.EventSealed, ID: a, DataSize: 600 << 10, Digest: da},
+		{Kind: store.EventDeleted, ID: a, DataSize: 600 << 10, Digest: da},
+		{Kind: store.EventSealed, ID: b, DataSize: 600 << 10, MetadataSize: 2, Digest: db},
+		{Kind: store.EventEvicted, ID: b, DataSize: 600 << 10, MetadataSize: 2, Digest: db},
 		{Kind: store.EventSealed, ID: d, DataSize: 600 << 10},
 	}
 	for i, w := range want {
@@ -223,4 +228,9 @@ func TestMalformedInput(t *testing.T) {
 			good.Release(ctx, id)
 		})
 	}
+}
+
+func b3hex(data []byte) string {
+	d := blake3.Sum256(data)
+	return hex.EncodeToString(d[:])
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -28,6 +29,7 @@ type Event struct {
 	DataSize     uint64    `json:"data_size"`
 	MetadataSize uint32    `json:"metadata_size"`
 	Time         time.Time `json:"time"`
+	Digest       string    `json:"digest,omitempty"` // BLAKE3, 64 hex, when known
 }
 
 // Subscription delivers every seal, delete and eviction in the store, in
@@ -80,8 +82,7 @@ func (s *Subscription) forward(p *pend) {
 			return
 		}
 		select {
-		case s.events <- Event{Kind: eventKinds[ev.Kind], ID: ev.ID, DataSize: ev.DataSize,
-			MetadataSize: ev.MetaSize, Time: time.Unix(0, ev.TimeNs)}:
+		case s.events <- eventFromWire(ev):
 		case <-s.m.done:
 		}
 	}
@@ -97,3 +98,12 @@ func (s *Subscription) Err() error { return s.err }
 
 // Close ends the subscription.
 func (s *Subscription) Close() error { return s.m.close() }
+
+func eventFromWire(ev storewire.Event) Event {
+	e := Event{Kind: eventKinds[ev.Kind], ID: ev.ID, DataSize: ev.DataSize,
+		MetadataSize: ev.MetaSize, Time: time.Unix(0, ev.TimeNs)}
+	if ev.HasDigest {
+		e.Digest = hex.EncodeToString(ev.Digest[:])
+	}
+	return e
+}

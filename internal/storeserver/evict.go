@@ -91,7 +91,8 @@ func (s *state) publish(kind uint8, o *object) {
 	if len(s.subs) == 0 {
 		return
 	}
-	ev := storewire.Event{Kind: kind, ID: o.id, DataSize: o.dataSize, MetaSize: o.metaSize, TimeNs: s.now().UnixNano()}
+	ev := storewire.Event{Kind: kind, ID: o.id, DataSize: o.dataSize, MetaSize: o.metaSize, TimeNs: s.now().UnixNano(),
+		HasDigest: o.hasDigest, Digest: o.digest}
 	for c := range s.subs {
 		select {
 		case c.events <- ev:

@@ -28,7 +28,7 @@ func samples() map[Type]message {
 		TypeDelete | ReplyBit: Codes{Codes: []Code{CodeOK, CodeDeleteDeferred}},
 		TypeEvict:             Number{N: 12345},
 		TypeList | ReplyBit:   ListReply{More: true, Infos: []Info{{ID: id, DataSize: 5, State: StateSealed, ConstructNs: -1, HasDigest: true}}},
-		TypeEvent:             Event{Kind: EventEvicted, ID: id, DataSize: 7, MetaSize: 2, TimeNs: 99},
+		TypeEvent:             Event{Kind: EventEvicted, ID: id, DataSize: 7, MetaSize: 2, TimeNs: 99, HasDigest: true, Digest: [32]byte{3}},
 		TypeStats | ReplyBit:  StatsReply{Capacity: 1, Used: 2, Objects: 3, Clients: 12},
 		TypeError:             ErrorReply{Code: CodeOutOfMemory, Message: "store full"},
 	}

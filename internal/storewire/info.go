@@ -98,11 +98,13 @@ const (
 
 // Event is pushed (request id 0) to a connection that sent Subscribe.
 type Event struct {
-	Kind     uint8
-	ID       ID
-	DataSize uint64
-	MetaSize uint32
-	TimeNs   int64
+	Kind      uint8
+	ID        ID
+	DataSize  uint64
+	MetaSize  uint32
+	TimeNs    int64
+	HasDigest bool // the object's BLAKE3 digest, when the store knows it
+	Digest    [DigestSize]byte
 }
 
 func (m Event) Append(b []byte) []byte {
@@ -112,6 +114,8 @@ func (m Event) Append(b []byte) []byte {
 	e.U64(m.DataSize)
 	e.U32(m.MetaSize)
 	e.I64(m.TimeNs)
+	e.U8(b2u(m.HasDigest))
+	e.Raw(m.Digest[:])
 	return e.B
 }
 
@@ -122,6 +126,8 @@ func (m *Event) Decode(p []byte) error {
 	m.DataSize = d.U64("data size")
 	m.MetaSize = d.U32("metadata size")
 	m.TimeNs = d.I64("time")
+	m.HasDigest = d.U8("has digest") != 0
+	copy(m.Digest[:], d.Raw("digest", DigestSize))
 	return d.Done()
 }
 

@@ -86,7 +86,7 @@ ERROR_HEAD = struct.Struct("<HI")  # code, message length
 # creator_pid, state, delete_pending, has_digest, digest, last_use_ns, offset
 INFO = struct.Struct("<20sQIIqqIBBB32sqQ")
 LIST_HEAD = struct.Struct("<BI")  # more, count
-EVENT_BODY = struct.Struct("<B20sQIq")  # kind, id, data_size, metadata_size, time_ns
+EVENT_BODY = struct.Struct("<B20sQIqB32s")  # kind, id, data_size, metadata_size, time_ns, has_digest, digest
 STATS_REPLY = struct.Struct("<12Q")
 STATS_FIELDS = (
     "capacity", "used", "objects", "sealed", "pinned", "largest_free", "free_blocks",
@@ -94,7 +94,7 @@ STATS_FIELDS = (
 )
 NO_DIGEST = bytes(1 + DIGEST_SIZE)  # Seal, CreateAndSeal: has_digest=0, zero digest
 
-assert INFO.size == 107 and EVENT_BODY.size == 41 and GET_RESULT.size == 54
+assert INFO.size == 107 and EVENT_BODY.size == 74 and GET_RESULT.size == 54
 
 
 def frame(t: int, req_id: int, payload: bytes = b"") -> bytes:

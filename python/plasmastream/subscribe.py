@@ -82,7 +82,7 @@ class Subscription:
                     continue
                 if len(p) != w.EVENT_BODY.size:
                     raise ProtocolError(f"event of {len(p)} bytes")
-                kind, oid, ds, ms, tns = w.EVENT_BODY.unpack(p)
+                kind, oid, ds, ms, tns, _has_digest, _digest = w.EVENT_BODY.unpack(p)
                 return Notification(w.EVENT_KINDS.get(kind, f"kind{kind}"), ObjectID(oid), ds, ms, tns)
 
     def __iter__(self):
