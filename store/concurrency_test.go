@@ -1,17 +1,17 @@
 package store_test
 
 import (
-	"encoding/hex"
-
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
-	"lukechampine.com/blake3"
 	"math/rand/v2"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"lukechampine.com/blake3"
 
 	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/testutil"
