@@ -73,7 +73,7 @@ func readInput(cmd *cobra.Command, name string) ([]byte, error) {
 
 func (o *options) getCmd() *cobra.Command {
 	var timeoutMs int64
-	var metadata bool
+	var metadata, local bool
 	var output string
 	cmd := &cobra.Command{
 		Use:   "get [--timeout MS] [--metadata] [-o FILE] ID",
@@ -86,6 +86,9 @@ func (o *options) getCmd() *cobra.Command {
 			}
 			return o.withClient(func(ctx context.Context, c *store.Client) error {
 				obj, err := c.GetOne(ctx, id, time.Duration(timeoutMs)*time.Millisecond)
+				if errors.Is(err, store.ErrObjectNotFound) && !local {
+					obj, err = o.fetch(ctx, c, id)
+				}
 				if err != nil {
 					if errors.Is(err, store.ErrObjectNotFound) {
 						return fmt.Errorf("object %s is not in the store at %s (waited %d ms)", id, o.socket, max(timeoutMs, 0))
@@ -102,6 +105,7 @@ func (o *options) getCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().Int64Var(&timeoutMs, "timeout", 0, "milliseconds to wait for the object to be sealed (-1: forever)")
+	cmd.Flags().BoolVar(&local, "local", false, "do not fall back to the cluster on a local miss")
 	cmd.Flags().BoolVar(&metadata, "metadata", false, "write the metadata instead of the data")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to FILE instead of stdout")
 	return cmd

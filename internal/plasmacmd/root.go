@@ -15,7 +15,8 @@ import (
 )
 
 type options struct {
-	socket string
+	socket  string
+	address string // the local stream server, for cluster operations
 }
 
 // New returns the root command.
@@ -29,9 +30,10 @@ func New() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVarP(&o.socket, "socket", "s", "/tmp/plasma", "unix socket of the plasma-store-server")
+	root.PersistentFlags().StringVarP(&o.address, "address", "a", "127.0.0.1:2021", "the local plasma-stream-server, for cluster operations")
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetVersionTemplate("plasma {{.Version}}\n")
-	root.AddCommand(o.putCmd(), o.getCmd(), o.lsCmd(), o.rmCmd(), o.evictCmd(), o.watchCmd(), o.statCmd(), o.benchCmd())
+	root.AddCommand(o.putCmd(), o.getCmd(), o.lsCmd(), o.rmCmd(), o.evictCmd(), o.watchCmd(), o.statCmd(), o.benchCmd(), o.nodesCmd(), o.locateCmd())
 	return root
 }
 

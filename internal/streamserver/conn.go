@@ -136,6 +136,12 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 			return streamwire.StatusConnectionLost, fmt.Errorf("%s of %d objects to %s: %w", kind, len(m.IDs), c.Peer, err)
 		}
 		return streamwire.StatusOK, nil
+	case streamwire.TypeFetch, streamwire.TypeNodes, streamwire.TypeLocate:
+		if s.cluster == nil {
+			msg := fmt.Sprintf("%s is not in a cluster (start plasma-stream-server with --etcd)", s.cfg.NodeName)
+			return streamwire.StatusNotClustered, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusNotClustered, Message: msg}.Append(nil))
+		}
+		return s.handleCluster(ctx, c, t, p)
 	case streamwire.TypeSync:
 		var m streamwire.Sync
 		if err := m.Decode(p); err != nil {

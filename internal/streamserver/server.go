@@ -42,6 +42,7 @@ type Config struct {
 	IdleTimeout     time.Duration `toml:"-"` // between requests
 	SyncConcurrency int           `toml:"sync-concurrency"`
 	Pprof           bool          `toml:"debug-pprof"` // profiler on the metrics address
+	Cluster         ClusterConfig `toml:"-"`
 	Logger          *slog.Logger  `toml:"-"`
 }
 
@@ -90,6 +91,7 @@ type Server struct {
 	start   time.Time
 	active  atomic.Int64
 	httpSrv *http.Server
+	cluster *clusterNode // nil when standalone
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -129,6 +131,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.NodeName == "" {
 		s.cfg.NodeName = ln.Addr().String()
+	}
+	if cfg.Cluster.Etcd != "" {
+		if err := s.joinCluster(ctx); err != nil {
+			s.shutdown()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -180,14 +188,24 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
-	if s.httpSrv != nil {
-		s.httpSrv.Close()
-	}
-	s.st.Close()
+	s.shutdown()
 	if ctx.Err() != nil {
 		return nil
 	}
 	return fmt.Errorf("accept: %w", err)
+}
+
+// shutdown releases what New acquired: the cluster registration (revoked:
+// this node's locations vanish at once), the metrics listener, the store.
+func (s *Server) shutdown() {
+	if s.cluster != nil {
+		s.cluster.close()
+	}
+	if s.httpSrv != nil {
+		s.httpSrv.Close()
+	}
+	s.ln.Close()
+	s.st.Close()
 }
 
 func (s *Server) track(nc net.Conn, add bool) {

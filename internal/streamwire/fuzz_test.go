@@ -31,12 +31,13 @@ func samples() []message {
 		SyncDone{Status: StatusTooManyObjects, Message: "x", Bytes: 1, Objects: 2, DurationNs: 3},
 		ErrorReply{Status: StatusServerBusy, Message: "busy"},
 		Deleted{Indexes: []uint32{0, 5}},
+		JSON{Body: []byte(`[{"name":"a"}]`)},
 	}
 }
 
 func decoders() []decoder {
 	return []decoder{&Hello{}, &HelloReply{}, &Ping{}, &Sync{}, &Copy{}, &ObjectHeader{}, &Ack{},
-		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}}
+		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}, &JSON{}}
 }
 
 func TestRoundTrip(t *testing.T) {

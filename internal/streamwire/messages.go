@@ -334,3 +334,15 @@ func (m *Deleted) Decode(p []byte) error {
 	}
 	return d.Done()
 }
+
+// JSON carries a control-plane reply as a JSON document (NODES, LOCATE):
+// these change shape more often than the data path and are small.
+type JSON struct{ Body []byte }
+
+func (m JSON) Append(b []byte) []byte { e := Enc{B: b}; e.Bytes32(m.Body); return e.B }
+
+func (m *JSON) Decode(p []byte) error {
+	d := wireDec(p)
+	m.Body = d.Bytes32("json", MaxControlFrame)
+	return d.Done()
+}

@@ -31,6 +31,7 @@ const (
 	StatusProtocolError       Status = 22 // a peer broke the protocol
 	StatusInternal            Status = 23
 	StatusCancelled           Status = 24
+	StatusNotClustered        Status = 25 // a cluster request to a standalone server
 )
 
 var statusNames = map[Status]string{
@@ -46,6 +47,7 @@ var statusNames = map[Status]string{
 	StatusConnectionLost: "connection lost", StatusBadAddress: "bad peer address",
 	StatusNotAttempted: "not attempted", StatusProtocolError: "protocol error",
 	StatusInternal: "internal error", StatusCancelled: "cancelled",
+	StatusNotClustered: "not in a cluster",
 }
 
 func (s Status) String() string {

@@ -56,6 +56,9 @@ const (
 	TypeTake         Type = 5
 	TypeStat         Type = 6
 	TypeList         Type = 7
+	TypeFetch        Type = 13 // cluster: make objects local, from any holder
+	TypeNodes        Type = 14 // cluster: the registered nodes (JSON reply)
+	TypeLocate       Type = 15 // cluster: the holders of one object (JSON reply)
 	TypeProgress     Type = 10
 	TypeSyncResult   Type = 11 // SyncDone: the last frame of a SYNC reply
 	TypePeerResult   Type = 12
@@ -71,7 +74,7 @@ const (
 
 var typeNames = map[Type]string{
 	TypeHello: "HELLO", TypePing: "PING", TypeSync: "SYNC", TypeCopy: "COPY", TypeTake: "TAKE",
-	TypeStat: "STAT", TypeList: "LIST", TypeProgress: "PROGRESS", TypeSyncResult: "SYNC-RESULT", TypePeerResult: "PEER-RESULT",
+	TypeStat: "STAT", TypeList: "LIST", TypeFetch: "FETCH", TypeNodes: "NODES", TypeLocate: "LOCATE", TypeProgress: "PROGRESS", TypeSyncResult: "SYNC-RESULT", TypePeerResult: "PEER-RESULT",
 	TypeCopyBegin: "COPY-BEGIN", TypeObjectHeader: "OBJECT", TypeCopyEnd: "COPY-END",
 	TypeAck: "ACK", TypeAckEnd: "ACK-END", TypeDeleted: "DELETED", TypeError: "ERROR",
 }

@@ -1,0 +1,299 @@
+// Package clustertest starts etcd for tests of any package: an embedded
+// member (StartEmbedded) or a real multi-member cluster of the etcd binary
+// (StartExternalCluster; Debian's etcd-server package provides /usr/bin/etcd).
+// Everything listens on free loopback ports, keeps its data in t.TempDir()
+// and is stopped by t.Cleanup.
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/etcdembed"
+)
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// LogBuffer is a slog logger whose output is printed by t.Log only if the
+// test failed (background goroutines may log after the test ends, so it
+// never calls t.Log while the test runs).
+func LogBuffer(t testing.TB) *slog.Logger {
+	b := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", b.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Embedded is an embedded etcd member for a test.
+type Embedded struct {
+	Dir       string
+	ClientURL string
+	PeerURL   string
+	Logger    *slog.Logger
+
+	mu     sync.Mutex
+	member *etcdembed.Member
+}
+
+// StartEmbedded starts an embedded member on free ports in a temporary
+// directory; t.Cleanup stops it (register the cleanups of its clients
+// after this call so that they run first: open keep-alive streams delay
+// the member's shutdown).
+func StartEmbedded(t testing.TB) *Embedded {
+	t.Helper()
+	e := &Embedded{
+		Dir:       filepath.Join(t.TempDir(), "etcd"),
+		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
+		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
+		Logger:    LogBuffer(t),
+	}
+	e.Start(t)
+	t.Cleanup(e.Stop)
+	return e
+}
+
+// Endpoints are the client URLs.
+func (e *Embedded) Endpoints() []string { return []string{e.ClientURL} }
+
+// Start starts the member again (same directory and ports) after Stop.
+func (e *Embedded) Start(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var m *etcdembed.Member
+	var err error
+	// The ports were free a moment ago; retry briefly if one is still in
+	// TIME_WAIT-ish trouble after a Stop.
+	for i := 0; i < 20; i++ {
+		m, err = etcdembed.Start(ctx, etcdembed.Config{Dir: e.Dir, ClientURL: e.ClientURL, PeerURL: e.PeerURL, Name: "test", Logger: e.Logger})
+		if err == nil || !strings.Contains(err.Error(), "in use") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("embedded etcd: %v", err)
+	}
+	e.mu.Lock()
+	e.member = m
+	e.mu.Unlock()
+}
+
+// Stop stops the member (no-op if stopped).
+func (e *Embedded) Stop() {
+	e.mu.Lock()
+	m := e.member
+	e.member = nil
+	e.mu.Unlock()
+	if m != nil {
+		m.Close()
+	}
+}
+
+// ExternalMember is one etcd process of an ExternalCluster.
+type ExternalMember struct {
+	Name      string
+	ClientURL string
+	PeerURL   string
+	Dir       string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *syncBuffer
+}
+
+// ExternalCluster is a multi-member etcd cluster of etcd processes.
+type ExternalCluster struct {
+	Members []*ExternalMember
+}
+
+// EtcdBinary is the etcd binary: $PLASMA_ETCD_BIN, else etcd in $PATH, else
+// "" (tests then skip).
+func EtcdBinary() string {
+	if b := os.Getenv("PLASMA_ETCD_BIN"); b != "" {
+		return b
+	}
+	b, _ := exec.LookPath("etcd")
+	return b
+}
+
+// StartExternalCluster runs an n-member etcd cluster of the etcd binary and
+// returns its client URLs. It skips the test when there is no etcd binary
+// (apt-get install etcd-server).
+func StartExternalCluster(t testing.TB, n int) []string {
+	t.Helper()
+	return StartExternal(t, n).Endpoints()
+}
+
+// StartExternal is StartExternalCluster giving control of the members.
+func StartExternal(t testing.TB, n int) *ExternalCluster {
+	t.Helper()
+	bin := EtcdBinary()
+	if bin == "" {
+		t.Skip("no etcd binary (apt-get install etcd-server, or set PLASMA_ETCD_BIN)")
+	}
+	root := t.TempDir()
+	c := &ExternalCluster{}
+	var initial []string
+	for i := 0; i < n; i++ {
+		m := &ExternalMember{
+			Name:      fmt.Sprintf("m%d", i),
+			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
+			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
+			Dir:       filepath.Join(root, fmt.Sprintf("m%d", i)),
+			done:      make(chan struct{}),
+			log:       &syncBuffer{},
+		}
+		c.Members = append(c.Members, m)
+		initial = append(initial, m.Name+"="+m.PeerURL)
+	}
+	t.Cleanup(func() {
+		for _, m := range c.Members {
+			m.stop(syscall.SIGTERM)
+		}
+		if t.Failed() {
+			for _, m := range c.Members {
+				t.Logf("etcd %s log:\n%s", m.Name, tail(m.log.String(), 4000))
+			}
+		}
+	})
+	for _, m := range c.Members {
+		m.cmd = exec.Command(bin,
+			"--name", m.Name,
+			"--data-dir", m.Dir,
+			"--listen-client-urls", m.ClientURL,
+			"--advertise-client-urls", m.ClientURL,
+			"--listen-peer-urls", m.PeerURL,
+			"--initial-advertise-peer-urls", m.PeerURL,
+			"--initial-cluster", strings.Join(initial, ","),
+			"--initial-cluster-token", "plasma-test",
+			"--initial-cluster-state", "new",
+			"--heartbeat-interval", "50",
+			"--election-timeout", "500",
+			"--logger", "zap",
+			"--log-outputs", "stderr",
+			"--log-level", "warn",
+		)
+		m.cmd.Stdout = m.log
+		m.cmd.Stderr = m.log
+		m.cmd.SysProcAttr = sysProcAttr()
+		if err := m.cmd.Start(); err != nil {
+			t.Fatalf("start etcd %s: %v", m.Name, err)
+		}
+		go func() {
+			m.cmd.Wait()
+			close(m.done)
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, m := range c.Members {
+		if err := m.waitHealthy(deadline); err != nil {
+			t.Fatalf("etcd %s: %v\n%s", m.Name, err, tail(m.log.String(), 4000))
+		}
+	}
+	return c
+}
+
+// Endpoints are the client URLs of all members (killed ones included).
+func (c *ExternalCluster) Endpoints() []string {
+	out := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		out[i] = m.ClientURL
+	}
+	return out
+}
+
+// Kill SIGKILLs member i and waits for it to exit.
+func (c *ExternalCluster) Kill(i int) { c.Members[i].stop(syscall.SIGKILL) }
+
+func (m *ExternalMember) stop(sig syscall.Signal) {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-m.done:
+		return
+	default:
+	}
+	m.cmd.Process.Signal(sig)
+	select {
+	case <-m.done:
+	case <-time.After(10 * time.Second):
+		m.cmd.Process.Kill()
+		<-m.done
+	}
+}
+
+func (m *ExternalMember) waitHealthy(deadline time.Time) error {
+	client := &http.Client{Timeout: time.Second}
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case <-m.done:
+			return fmt.Errorf("exited: %v", m.cmd.ProcessState)
+		default:
+		}
+		resp, err := client.Get(m.ClientURL + "/health")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && bytes.Contains(b, []byte(`"health":"true"`)) {
+				return nil
+			}
+			last = fmt.Sprintf("%s %s", resp.Status, b)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("not healthy in time (last: %s)", last)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,24 @@
+package cluster
+
+import (
+	"log/slog"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/plasmastream/plasmastream/internal/cluster/etcdlog"
+)
+
+// Dial makes an etcd client for endpoints (URLs such as
+// http://127.0.0.1:2379) whose own zap logging goes to logger at error level
+// only: at warn level the client logs every retried request while a member
+// is down. It does not wait for a connection: the first request (Open) does.
+func Dial(endpoints []string, logger *slog.Logger) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          5 * time.Second,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		Logger:               etcdlog.New(logger, etcdlog.DefaultLevel),
+	})
+}

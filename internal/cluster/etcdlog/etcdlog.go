@@ -1,0 +1,106 @@
+// Package etcdlog routes the zap logging of etcd (its embedded server and its
+// Go client) into a log/slog logger, at a level of our choosing, so that etcd
+// is quiet by default and its messages, when they come, look like ours.
+package etcdlog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// DefaultLevel is the level below which etcd's messages are dropped unless
+// asked otherwise: etcd is chatty at info and warn level (elections,
+// snapshots, every retried request while a member is down).
+const DefaultLevel = zapcore.ErrorLevel
+
+// ParseLevel turns "debug", "info", "warn", "error" (or "" for DefaultLevel)
+// into a zap level.
+func ParseLevel(s string) (zapcore.Level, error) {
+	if s == "" {
+		return DefaultLevel, nil
+	}
+	var l zapcore.Level
+	if err := l.UnmarshalText([]byte(strings.ToLower(s))); err != nil {
+		return DefaultLevel, fmt.Errorf("etcd log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// New returns a zap logger that writes entries at level or above to l, with
+// the attribute component=etcd. A nil l gives a logger that drops everything.
+func New(l *slog.Logger, level zapcore.Level) *zap.Logger {
+	if l == nil {
+		return zap.NewNop()
+	}
+	return zap.New(&core{h: l.With("component", "etcd").Handler(), level: level})
+}
+
+type core struct {
+	h     slog.Handler
+	level zapcore.Level
+}
+
+func (c *core) Enabled(l zapcore.Level) bool {
+	return l >= c.level && c.h.Enabled(context.Background(), slogLevel(l))
+}
+
+func (c *core) With(fields []zapcore.Field) zapcore.Core {
+	if len(fields) == 0 {
+		return c
+	}
+	return &core{h: c.h.WithAttrs(attrs(fields)), level: c.level}
+}
+
+func (c *core) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c *core) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
+	if e.LoggerName != "" {
+		r.AddAttrs(slog.String("logger", e.LoggerName))
+	}
+	r.AddAttrs(attrs(fields)...)
+	return c.h.Handle(context.Background(), r)
+}
+
+func (c *core) Sync() error { return nil }
+
+func slogLevel(l zapcore.Level) slog.Level {
+	switch {
+	case l <= zapcore.DebugLevel:
+		return slog.LevelDebug
+	case l == zapcore.InfoLevel:
+		return slog.LevelInfo
+	case l == zapcore.WarnLevel:
+		return slog.LevelWarn
+	default:
+		return slog.LevelError
+	}
+}
+
+func attrs(fields []zapcore.Field) []slog.Attr {
+	if len(fields) == 0 {
+		return nil
+	}
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range fields {
+		f.AddTo(enc)
+	}
+	out := make([]slog.Attr, 0, len(enc.Fields))
+	for _, f := range fields { // keep zap's field order
+		if v, ok := enc.Fields[f.Key]; ok {
+			out = append(out, slog.Any(f.Key, v))
+			delete(enc.Fields, f.Key)
+		}
+	}
+	return out
+}

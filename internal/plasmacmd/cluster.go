@@ -1,0 +1,119 @@
+package plasmacmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plasmastream/plasmastream/store"
+	"github.com/plasmastream/plasmastream/stream"
+)
+
+// withStream runs f with a client of the local stream server.
+func (o *options) withStream(f func(context.Context, *stream.Client) error) error {
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := stream.Connect(ctx, o.address)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return f(ctx, c)
+}
+
+// fetch asks the local stream server to pull id from the cluster into the
+// local store, then gets it there.
+func (o *options) fetch(ctx context.Context, c *store.Client, id store.ObjectID) (*store.Object, error) {
+	sc, err := stream.Connect(ctx, o.address)
+	if err != nil {
+		return nil, fmt.Errorf("object %s is not in the local store, and the stream server for the cluster is unreachable: %w", id, err)
+	}
+	defer sc.Close()
+	if _, err := sc.Fetch(ctx, []stream.ObjectID{id}); err != nil {
+		if stream.IsStatus(err, stream.StatusNotClustered) {
+			return nil, fmt.Errorf("object %s is not in the local store (%s is not in a cluster)", id, o.address)
+		}
+		return nil, fmt.Errorf("object %s is not in the local store and could not be fetched from the cluster: %w", id, err)
+	}
+	obj, err := c.GetOne(ctx, id, 10*time.Second)
+	if errors.Is(err, store.ErrObjectNotFound) {
+		return nil, fmt.Errorf("object %s was fetched from the cluster but is gone from the local store again (evicted?)", id)
+	}
+	return obj, err
+}
+
+func (o *options) nodesCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "nodes [--json]",
+		Short: "List the nodes of the cluster (through the stream server at -a)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.withStream(func(ctx context.Context, c *stream.Client) error {
+				nodes, err := c.Nodes(ctx)
+				if err != nil {
+					return err
+				}
+				sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+				if asJSON {
+					if nodes == nil {
+						nodes = []stream.Node{}
+					}
+					return printJSON(cmd.OutOrStdout(), nodes)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tADDRESS\tGROUPS\tVERSION\tSTARTED")
+				for _, n := range nodes {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, n.Address, strings.Join(n.Groups, ","), n.Version, n.Started.Format(time.RFC3339))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (o *options) locateCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "locate ID [--json]",
+		Short: "List the nodes that hold an object, according to the cluster directory",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := store.ParseObjectID(args[0])
+			if err != nil {
+				return err
+			}
+			return o.withStream(func(ctx context.Context, c *stream.Client) error {
+				locs, err := c.Locate(ctx, id)
+				if err != nil {
+					return err
+				}
+				holders := locs[id]
+				sort.Slice(holders, func(i, j int) bool { return holders[i].Node < holders[j].Node })
+				if asJSON {
+					if holders == nil {
+						holders = []stream.Location{}
+					}
+					return printJSON(cmd.OutOrStdout(), holders)
+				}
+				if len(holders) == 0 {
+					return fmt.Errorf("no node of the cluster holds object %s", id)
+				}
+				for _, h := range holders {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", h.Node, h.Address)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: an array of {node, address, size, digest}")
+	return cmd
+}

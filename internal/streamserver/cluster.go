@@ -1,0 +1,291 @@
+package streamserver
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/plasmastream/plasmastream/internal/cliutil"
+	"github.com/plasmastream/plasmastream/internal/cluster"
+	"github.com/plasmastream/plasmastream/internal/etcdembed"
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+// ClusterConfig joins a server to the cluster directory.
+type ClusterConfig struct {
+	Etcd       string        // "" standalone, "embedded", or client URLs separated by commas
+	EtcdDir    string        // data of the embedded member
+	EtcdListen string        // client address of the embedded member (host:port)
+	Prefix     string        // key prefix (default /plasma/)
+	Advertise  string        // host:port peers dial (default: derived from --bind and the port)
+	Groups     []string      // groups this node belongs to
+	LeaseTTL   time.Duration // registration lease (default 10 s)
+}
+
+// clusterNode is a stream server's part of the cluster: its etcd client
+// (and embedded member), its directory registration, the goroutine that
+// mirrors the local store's seals and deletions into the directory, and
+// the fetches in flight (one per object, shared by concurrent callers).
+type clusterNode struct {
+	member  *etcdembed.Member
+	cli     *clientv3.Client
+	dir     *cluster.Directory
+	sub     *store.Subscription
+	log     *slog.Logger
+	fetches singleflight.Group
+	wg      sync.WaitGroup
+}
+
+// joinCluster starts or connects to etcd, registers this node and starts
+// mirroring the store into the directory.
+func (s *Server) joinCluster(ctx context.Context) error {
+	cc := s.cfg.Cluster
+	n := &clusterNode{log: s.log.With("component", "cluster")}
+	endpoints := strings.Split(cc.Etcd, ",")
+	if cc.Etcd == "embedded" {
+		dir := cc.EtcdDir
+		if dir == "" {
+			return errors.New("--etcd embedded needs --etcd-dir, the directory of the embedded member's data")
+		}
+		listen := cc.EtcdListen
+		if listen == "" {
+			listen = "127.0.0.1:2379"
+		}
+		m, err := etcdembed.Start(ctx, etcdembed.Config{Dir: dir, ClientURL: "http://" + listen, Name: s.cfg.NodeName, Logger: n.log})
+		if err != nil {
+			return fmt.Errorf("embedded etcd: %w", err)
+		}
+		n.member, endpoints = m, m.Endpoints()
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		n.close()
+		return fmt.Errorf("etcd at %s: %w", strings.Join(endpoints, ","), err)
+	}
+	n.cli = cli
+	self := cluster.Node{Name: s.cfg.NodeName, Address: s.advertise(), Groups: cc.Groups, Version: cliutil.Version, Started: time.Now()}
+	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	n.dir, err = cluster.Open(octx, cluster.Config{Client: cli, Prefix: cc.Prefix, Self: self, LeaseTTL: cc.LeaseTTL, Logger: n.log})
+	if err != nil {
+		n.close()
+		return fmt.Errorf("register node %s in etcd at %s: %w", self.Name, strings.Join(endpoints, ","), err)
+	}
+	if err := n.mirror(ctx, s.st, s.cfg.PlasmaSocket); err != nil {
+		n.close()
+		return err
+	}
+	s.cluster = n
+	s.log.Info("joined the cluster", "node", self.Name, "advertise", self.Address, "groups", cc.Groups, "etcd", strings.Join(endpoints, ","))
+	return nil
+}
+
+// advertise is the address peers dial to reach this server.
+func (s *Server) advertise() string {
+	if a := s.cfg.Cluster.Advertise; a != "" {
+		return a
+	}
+	port := s.ln.Addr().(*net.TCPAddr).Port
+	host := s.cfg.Bind
+	if host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+		host = s.cfg.NodeName
+	}
+	return net.JoinHostPort(host, fmt.Sprint(port))
+}
+
+// mirror registers every sealed object of the store and then follows the
+// store's events: a seal adds a location, a delete or eviction removes it.
+// It subscribes before listing, so nothing sealed in between is missed
+// (adding a location twice is harmless).
+func (n *clusterNode) mirror(ctx context.Context, st *store.Client, socket string) error {
+	sub, err := store.Subscribe(ctx, socket)
+	if err != nil {
+		return fmt.Errorf("subscribe to the store: %w", err)
+	}
+	n.sub = sub
+	infos, err := st.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list the store: %w", err)
+	}
+	for _, in := range infos {
+		if in.State == store.StateSealed && !in.DeletePending {
+			n.add(ctx, in.ID, in.DataSize+uint64(in.MetadataSize), in.Digest)
+		}
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for ev := range sub.Events() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			switch ev.Kind {
+			case store.EventSealed:
+				n.add(ctx, ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
+			default:
+				if err := n.dir.RemoveLocation(ctx, ev.ID); err != nil {
+					n.log.Warn("directory: remove location", "object", ev.ID, "err", err)
+				}
+			}
+			cancel()
+		}
+		if err := sub.Err(); err != nil && !errors.Is(err, store.ErrClosed) {
+			n.log.Error("store subscription ended: the directory no longer follows this store", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (n *clusterNode) add(ctx context.Context, id store.ObjectID, size uint64, digestHex string) {
+	var digest *[32]byte
+	if d, err := hex.DecodeString(digestHex); err == nil && len(d) == 32 {
+		digest = (*[32]byte)(d)
+	}
+	if err := n.dir.AddLocation(ctx, id, size, digest); err != nil {
+		n.log.Warn("directory: add location", "object", id, "err", err)
+	}
+}
+
+func (n *clusterNode) close() {
+	if n.sub != nil {
+		n.sub.Close()
+	}
+	n.wg.Wait()
+	if n.dir != nil {
+		n.dir.Close()
+	}
+	if n.cli != nil {
+		n.cli.Close()
+	}
+	if n.member != nil {
+		n.member.Close()
+	}
+}
+
+// fetch makes each object available in the local store, pulling missing
+// ones from holders found in the directory: in random order, the next on
+// failure (a stale location costs one attempt). Concurrent fetches of one
+// object share one transfer.
+func (s *Server) fetch(ctx context.Context, ids []streamwire.ID) streamwire.PeerResult {
+	start := time.Now()
+	r := streamwire.PeerResult{Kind: streamwire.KindCopy, Addr: "cluster", Status: streamwire.StatusOK,
+		Objects: make([]streamwire.ObjectResult, len(ids))}
+	sem := make(chan struct{}, s.cfg.SyncConcurrency)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			v, _, _ := s.cluster.fetches.Do(string(id[:]), func() (any, error) { return s.fetchOne(ctx, id), nil })
+			r.Objects[i] = v.(streamwire.ObjectResult)
+		}()
+	}
+	wg.Wait()
+	r.DurationNs = int64(time.Since(start))
+	for _, o := range r.Objects {
+		r.Bytes += o.Bytes
+		if !o.Status.Success() && r.Status == streamwire.StatusOK {
+			r.Status, r.Message = o.Status, o.Message
+		}
+	}
+	return r
+}
+
+func (s *Server) fetchOne(ctx context.Context, id streamwire.ID) streamwire.ObjectResult {
+	if ok, err := s.st.Contains(ctx, id); err == nil && ok {
+		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusAlreadyPresent}
+	}
+	holders, err := s.cluster.dir.Holders(ctx, id)
+	if err != nil {
+		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusStoreError,
+			Message: fmt.Sprintf("object %x: the cluster directory is unreachable: %v", id[:], err)}
+	}
+	rand.Shuffle(len(holders), func(i, j int) { holders[i], holders[j] = holders[j], holders[i] })
+	var tried []string
+	last := streamwire.ObjectResult{ID: id, Status: streamwire.StatusNotFound,
+		Message: fmt.Sprintf("object %x: no node of the cluster holds it", id[:])}
+	for _, h := range holders {
+		if h.Node == s.cfg.NodeName {
+			continue // a stale location of our own
+		}
+		dial := func() (*transfer.Conn, error) {
+			c, _, err := transfer.Dial(ctx, h.Address, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
+			return c, err
+		}
+		res, err := transfer.Receive(ctx, dial, s.st, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: &s.stats})
+		o := res[0]
+		if o.Status.Success() {
+			return o
+		}
+		tried = append(tried, fmt.Sprintf("%s (%s): %s", h.Node, h.Address, o.Status))
+		last = o
+		if err == nil && o.Status == streamwire.StatusIntegrityFailure {
+			s.log.Warn("holder sent a corrupt copy", "object", fmt.Sprintf("%x", id[:]), "node", h.Node)
+		}
+	}
+	if len(tried) > 0 {
+		last.Message = fmt.Sprintf("object %x: every holder failed: %s", id[:], strings.Join(tried, "; "))
+	}
+	return last
+}
+
+// handleCluster answers FETCH, NODES and LOCATE.
+func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwire.Type, p []byte) (streamwire.Status, error) {
+	reply := t | streamwire.ReplyBit
+	var body any
+	switch t {
+	case streamwire.TypeNodes:
+		if len(p) != 0 {
+			return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: "NODES takes no payload"}.Append(nil))
+		}
+		nodes, err := s.cluster.dir.Nodes(ctx)
+		if err != nil {
+			return s.directoryFailed(c, err)
+		}
+		body = nodes
+	default:
+		var m streamwire.Copy
+		if err := m.Decode(p); err != nil {
+			return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: fmt.Sprintf("malformed %s: %v", t, err)}.Append(nil))
+		}
+		if st, msg := streamwire.ValidateIDs(m.IDs, nil); st != streamwire.StatusOK {
+			return st, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: st, Message: fmt.Sprintf("%s rejected: %s", t, msg)}.Append(nil))
+		}
+		if t == streamwire.TypeFetch {
+			r := s.fetch(ctx, m.IDs)
+			return r.Status, c.Send(reply, r.Append(nil))
+		}
+		locs := map[string][]cluster.Location{}
+		for _, id := range m.IDs {
+			l, err := s.cluster.dir.Holders(ctx, id)
+			if err != nil {
+				return s.directoryFailed(c, err)
+			}
+			locs[hex.EncodeToString(id[:])] = l
+		}
+		body = locs
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return streamwire.StatusInternal, err
+	}
+	return streamwire.StatusOK, c.Send(reply, streamwire.JSON{Body: b}.Append(nil))
+}
+
+func (s *Server) directoryFailed(c *transfer.Conn, err error) (streamwire.Status, error) {
+	msg := fmt.Sprintf("%s: the cluster directory (etcd) failed: %v", s.cfg.NodeName, err)
+	return streamwire.StatusStoreError, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusStoreError, Message: msg}.Append(nil))
+}

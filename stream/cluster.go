@@ -1,0 +1,97 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/transfer"
+)
+
+// StatusNotClustered answers a cluster request to a standalone server.
+const StatusNotClustered = streamwire.StatusNotClustered
+
+// Node is a member of the cluster, as registered in its directory.
+type Node struct {
+	Name    string    `json:"name"`
+	Address string    `json:"address"`
+	Groups  []string  `json:"groups"`
+	Version string    `json:"version,omitempty"`
+	Started time.Time `json:"started"`
+}
+
+// Location is a node that holds an object (a hint: it may be stale).
+type Location struct {
+	Node    string `json:"node"`
+	Address string `json:"address"`
+	Size    uint64 `json:"size"`
+	Digest  string `json:"digest,omitempty"`
+}
+
+// Fetch makes the objects available in the server's local store, pulling
+// the missing ones from any node of the cluster that holds them (trying
+// the next holder on failure). The result has one entry per object;
+// err is non-nil when any object could not be fetched.
+func (c *Client) Fetch(ctx context.Context, ids []ObjectID) (*PeerResult, error) {
+	var res PeerResult
+	err := c.do(ctx, func(tc *transfer.Conn) error {
+		if err := tc.Send(streamwire.TypeFetch, streamwire.Copy{IDs: toWire(ids)}.Append(nil)); err != nil {
+			return err
+		}
+		var r streamwire.PeerResult
+		if err := tc.Expect(streamwire.TypeFetch|streamwire.ReplyBit, &r); err != nil {
+			return replyErr(c.addr, err)
+		}
+		res = peerFromWire(r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.Status != streamwire.StatusOK {
+		return &res, &Error{Status: res.Status, Msg: res.Message}
+	}
+	return &res, nil
+}
+
+// Nodes lists the nodes registered in the cluster.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	var nodes []Node
+	err := c.jsonRequest(ctx, streamwire.TypeNodes, nil, &nodes)
+	return nodes, err
+}
+
+// Locate returns, for each object, the nodes the directory says hold it.
+func (c *Client) Locate(ctx context.Context, ids ...ObjectID) (map[ObjectID][]Location, error) {
+	var raw map[string][]Location
+	if err := c.jsonRequest(ctx, streamwire.TypeLocate, streamwire.Copy{IDs: toWire(ids)}.Append(nil), &raw); err != nil {
+		return nil, err
+	}
+	out := make(map[ObjectID][]Location, len(raw))
+	for k, v := range raw {
+		id, err := ParseObjectID(k)
+		if err != nil {
+			return nil, fmt.Errorf("LOCATE reply: %w", err)
+		}
+		out[id] = v
+	}
+	return out, nil
+}
+
+func (c *Client) jsonRequest(ctx context.Context, t streamwire.Type, payload []byte, v any) error {
+	return c.do(ctx, func(tc *transfer.Conn) error {
+		if err := tc.Send(t, payload); err != nil {
+			return err
+		}
+		var m streamwire.JSON
+		if err := tc.Expect(t|streamwire.ReplyBit, &m); err != nil {
+			return replyErr(c.addr, err)
+		}
+		if err := json.Unmarshal(m.Body, v); err != nil {
+			return &transfer.ProtocolError{Msg: fmt.Sprintf("%s reply: %v", t, err)}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,160 @@
+package stream_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/testutil"
+	"github.com/plasmastream/plasmastream/store"
+	"github.com/plasmastream/plasmastream/stream"
+)
+
+// startCluster starts node a with an embedded etcd member and the other
+// nodes joined to it, all with a 2 s lease, and returns the nodes and
+// their metrics ports.
+func startCluster(t *testing.T, names ...string) ([]*testutil.Node, []int) {
+	t.Helper()
+	etcd := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	var nodes []*testutil.Node
+	var metrics []int
+	for i, name := range names {
+		port := testutil.FreePort(t, "127.0.0.1")
+		metrics = append(metrics, port)
+		args := []string{"--lease-ttl", "2s", "--group", "all", "--group", "g-" + name, "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port)}
+		if i == 0 {
+			args = append(args, "--etcd", "embedded", "--etcd-dir", filepath.Join(t.TempDir(), "etcd"), "--etcd-listen", etcd)
+		} else {
+			args = append(args, "--etcd", "http://"+etcd)
+		}
+		nodes = append(nodes, testutil.StartNode(t, name, "64MiB", args...))
+	}
+	return nodes, metrics
+}
+
+func holders(t *testing.T, c *stream.Client, id stream.ObjectID) []string {
+	t.Helper()
+	locs, err := c.Locate(bg, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range locs[id] {
+		names = append(names, l.Node)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func waitHolders(t *testing.T, c *stream.Client, id stream.ObjectID, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := fmt.Sprint(holders(t, c, id))
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("holders of %s: %s, want %s", id, got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Any node gets any object; the directory follows seals and deletions; a
+// SIGKILLed node's locations vanish within the lease TTL and Gets go to
+// the other holders.
+func TestClusterGet(t *testing.T) {
+	nodes, _ := startCluster(t, "a", "b", "c")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	ca := streamClient(t, a.Addr)
+
+	ns, err := ca.Nodes(bg)
+	if err != nil || len(ns) != 3 {
+		t.Fatalf("nodes: %+v %v", ns, err)
+	}
+	for _, n := range ns {
+		if n.Address == "" || len(n.Groups) != 2 || n.Groups[0] != "all" {
+			t.Fatalf("node %+v lacks its address or groups", n)
+		}
+	}
+
+	data := pattern(3<<20, 11)
+	id, err := storeClient(t, c.Socket).Put(bg, data, []byte("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHolders(t, ca, id, "[c]")
+
+	// A Get on b: a local miss, fetched from c, then registered at b too.
+	res, err := streamClient(t, b.Addr).Fetch(bg, []stream.ObjectID{id})
+	if err != nil || res.Objects[0].Status != stream.StatusOK {
+		t.Fatalf("fetch on b: %v %+v", err, res)
+	}
+	mustHave(t, b.Socket, id, data, []byte("m"))
+	waitHolders(t, ca, id, "[b c]")
+
+	// c dies: its registration and locations vanish within the TTL.
+	c.Stream.Process.Signal(syscall.SIGKILL)
+	waitHolders(t, ca, id, "[b]")
+	if ns, _ := ca.Nodes(bg); len(ns) != 2 {
+		t.Fatalf("dead node still registered: %+v", ns)
+	}
+	// a fetches from the remaining holder.
+	if _, err := ca.Fetch(bg, []stream.ObjectID{id}); err != nil {
+		t.Fatalf("fetch on a after c died: %v", err)
+	}
+	mustHave(t, a.Socket, id, data, []byte("m"))
+
+	// A delete removes the location.
+	if _, err := storeClient(t, b.Socket).Delete(bg, id); err != nil {
+		t.Fatal(err)
+	}
+	waitHolders(t, ca, id, "[a]")
+
+	// An object nobody holds is reported as such, naming it.
+	missing := store.RandomObjectID()
+	if _, err := ca.Fetch(bg, []stream.ObjectID{missing}); !stream.IsStatus(err, stream.StatusNotFound) {
+		t.Fatalf("fetch of a missing object: %v", err)
+	}
+}
+
+// Concurrent Gets of one object on one node share one transfer.
+func TestClusterConcurrentGetsShareOneTransfer(t *testing.T) {
+	nodes, metrics := startCluster(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	data := pattern(8<<20, 12)
+	id, _ := storeClient(t, b.Socket).Put(bg, data, nil)
+	waitHolders(t, streamClient(t, a.Addr), id, "[b]")
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			c, err := stream.Connect(bg, a.Addr)
+			if err == nil {
+				_, err = c.Fetch(bg, []stream.ObjectID{id})
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustHave(t, a.Socket, id, data, nil)
+	if sent := scrape(t, metrics[1], "plasma_stream_objects_sent_total"); sent != 1 {
+		t.Fatalf("b sent the object %v times for 8 concurrent Gets", sent)
+	}
+}
+
+// A standalone server answers cluster requests with a clear refusal.
+func TestNotClustered(t *testing.T) {
+	a := testutil.StartNode(t, "a", "8MiB")
+	if _, err := streamClient(t, a.Addr).Nodes(bg); !stream.IsStatus(err, stream.StatusNotClustered) {
+		t.Fatalf("nodes on a standalone server: %v", err)
+	}
+}
