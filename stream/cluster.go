@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -94,4 +95,61 @@ func (c *Client) jsonRequest(ctx context.Context, t streamwire.Type, payload []b
 		}
 		return nil
 	})
+}
+
+// NodeOutcome is what a prefetch or a cluster delete did on one node.
+type NodeOutcome struct {
+	Node     string        `json:"node"`
+	Address  string        `json:"address"`
+	Status   string        `json:"status"`
+	OK       bool          `json:"ok"`
+	Message  string        `json:"message,omitempty"`
+	Source   string        `json:"source,omitempty"`
+	Duration time.Duration `json:"duration"`
+}
+
+// Prefetch asks the server, which must hold the object or know a node that
+// does, to spread it to every live member of group: a swarm in which each
+// node that finishes becomes a source and no source serves more than
+// fanout transfers at once (0: the server's default, 2). With wait, the
+// call returns the outcome on every member, and err is non-nil if any
+// failed; without, it returns once the swarm has started.
+func (c *Client) Prefetch(ctx context.Context, id ObjectID, group string, wait bool, fanout int) ([]NodeOutcome, error) {
+	var out []NodeOutcome
+	m := streamwire.Prefetch{ID: id, Group: group, Wait: wait, Fanout: uint8(min(max(fanout, 0), 255))}
+	if err := c.jsonRequest(ctx, streamwire.TypePrefetch, m.Append(nil), &out); err != nil {
+		return nil, err
+	}
+	return out, outcomeErr("prefetch of "+id.String()+" to group "+group, out)
+}
+
+// DeleteCluster deletes the objects on every node that holds them (best
+// effort), reporting each node.
+func (c *Client) DeleteCluster(ctx context.Context, ids ...ObjectID) ([]NodeOutcome, error) {
+	var out []NodeOutcome
+	if err := c.jsonRequest(ctx, streamwire.TypeDeleteAll, streamwire.Copy{IDs: toWire(ids)}.Append(nil), &out); err != nil {
+		return nil, err
+	}
+	return out, outcomeErr("cluster delete", out)
+}
+
+// DeleteLocal deletes the objects from the server's own store; objects it
+// does not have are fine. It returns the other failures, one sentence each.
+func (c *Client) DeleteLocal(ctx context.Context, ids []ObjectID) ([]string, error) {
+	var msgs []string
+	err := c.jsonRequest(ctx, streamwire.TypeDeleteLocal, streamwire.Copy{IDs: toWire(ids)}.Append(nil), &msgs)
+	return msgs, err
+}
+
+func outcomeErr(what string, out []NodeOutcome) error {
+	var failed []string
+	for _, o := range out {
+		if !o.OK {
+			failed = append(failed, o.Message)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return &Error{Status: streamwire.StatusPeerUnreachable, Msg: fmt.Sprintf("%s: %d of %d nodes failed: %s", what, len(failed), len(out), strings.Join(failed, "; "))}
 }

@@ -117,3 +117,39 @@ func (o *options) locateCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: an array of {node, address, size, digest}")
 	return cmd
 }
+
+// prefetch spreads a just-put object to a group and reports the outcome.
+func (o *options) prefetch(cmd *cobra.Command, id store.ObjectID, group string, wait bool) error {
+	return o.withStream(func(ctx context.Context, c *stream.Client) error {
+		out, err := c.Prefetch(ctx, id, group, wait, 0)
+		if wait {
+			printOutcomes(cmd, out)
+		}
+		return err
+	})
+}
+
+// deleteCluster deletes objects on every node holding them.
+func (o *options) deleteCluster(cmd *cobra.Command, ids []store.ObjectID) error {
+	return o.withStream(func(ctx context.Context, c *stream.Client) error {
+		out, err := c.DeleteCluster(ctx, ids...)
+		printOutcomes(cmd, out)
+		return err
+	})
+}
+
+// printOutcomes writes one line per node to stderr (stdout stays for ids).
+func printOutcomes(cmd *cobra.Command, out []stream.NodeOutcome) {
+	tw := tabwriter.NewWriter(cmd.ErrOrStderr(), 0, 4, 2, ' ', 0)
+	for _, n := range out {
+		line := fmt.Sprintf("%s\t%s\t%s", n.Node, n.Status, n.Duration.Round(time.Millisecond))
+		if n.Source != "" {
+			line += "\tfrom " + n.Source
+		}
+		if n.Message != "" {
+			line += "\t" + n.Message
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+}

@@ -15,9 +15,10 @@ import (
 )
 
 func (o *options) putCmd() *cobra.Command {
-	var idHex, meta, metaFile string
+	var idHex, meta, metaFile, group string
+	var wait bool
 	cmd := &cobra.Command{
-		Use:   "put [--id HEX40] [--metadata STRING | --metadata-file FILE] FILE|-",
+		Use:   "put [--id HEX40] [--metadata STRING | --metadata-file FILE] [--prefetch-group G [--wait]] FILE|-",
 		Short: "Store a file (or stdin) as a sealed object and print its id",
 		Long: `Store a file (or stdin, "-") as a sealed object and print its id alone.
 
@@ -54,10 +55,15 @@ putting them again succeeds and prints the same id.`,
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), id)
-				return nil
+				if group == "" {
+					return nil
+				}
+				return o.prefetch(cmd, id, group, wait)
 			})
 		},
 	}
+	cmd.Flags().StringVar(&group, "prefetch-group", "", "then spread the object to every node of this group (through the stream server at -a)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "with --prefetch-group: wait for the outcome, print it on stderr, fail if any node failed")
 	cmd.Flags().StringVar(&idHex, "id", "", "object id, 40 hex digits (default: content address)")
 	cmd.Flags().StringVar(&meta, "metadata", "", "metadata to store with the object")
 	cmd.Flags().StringVar(&metaFile, "metadata-file", "", "file whose content is the metadata")
@@ -125,8 +131,9 @@ func writeOutput(cmd *cobra.Command, path string, b []byte) error {
 }
 
 func (o *options) rmCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm ID...",
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "rm [--cluster] ID...",
 		Short: "Delete objects (deferred until released when in use)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -136,6 +143,9 @@ func (o *options) rmCmd() *cobra.Command {
 				if ids[i], err = store.ParseObjectID(a); err != nil {
 					return err
 				}
+			}
+			if all {
+				return o.deleteCluster(cmd, ids)
 			}
 			return o.withClient(func(ctx context.Context, c *store.Client) error {
 				errs, err := c.Delete(ctx, ids...)
@@ -158,6 +168,8 @@ func (o *options) rmCmd() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&all, "cluster", false, "delete on every node of the cluster that holds them (through the stream server at -a)")
+	return cmd
 }
 
 func (o *options) evictCmd() *cobra.Command {

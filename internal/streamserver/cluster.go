@@ -247,6 +247,28 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 	reply := t | streamwire.ReplyBit
 	var body any
 	switch t {
+	case streamwire.TypePrefetch:
+		var m streamwire.Prefetch
+		if err := m.Decode(p); err != nil {
+			return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: fmt.Sprintf("malformed PREFETCH: %v", err)}.Append(nil))
+		}
+		if !m.Wait {
+			// The swarm outlives the request: it belongs to the server
+			// and ends with it.
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				out, err := s.prefetch(ctx, m.ID, m.Group, int(m.Fanout)) // ctx is the server's, not the request's
+				s.log.Info("prefetch done", "object", fmt.Sprintf("%x", m.ID[:]), "group", m.Group, "nodes", len(out), "err", err)
+			}()
+			body = []NodeOutcome{}
+			break
+		}
+		out, err := s.prefetch(ctx, m.ID, m.Group, int(m.Fanout))
+		if err != nil {
+			return s.directoryFailed(c, err)
+		}
+		body = out
 	case streamwire.TypeNodes:
 		if len(p) != 0 {
 			return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: "NODES takes no payload"}.Append(nil))
@@ -267,6 +289,10 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 		if t == streamwire.TypeFetch {
 			r := s.fetch(ctx, m.IDs)
 			return r.Status, c.Send(reply, r.Append(nil))
+		}
+		if t == streamwire.TypeDeleteAll {
+			body = s.deleteEverywhere(ctx, m.IDs)
+			break
 		}
 		locs := map[string][]cluster.Location{}
 		for _, id := range m.IDs {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -136,7 +137,14 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 			return streamwire.StatusConnectionLost, fmt.Errorf("%s of %d objects to %s: %w", kind, len(m.IDs), c.Peer, err)
 		}
 		return streamwire.StatusOK, nil
-	case streamwire.TypeFetch, streamwire.TypeNodes, streamwire.TypeLocate:
+	case streamwire.TypeDeleteLocal:
+		var m streamwire.Copy
+		if err := m.Decode(p); err != nil {
+			return malformed(err)
+		}
+		b, _ := json.Marshal(s.deleteLocal(ctx, m.IDs))
+		return streamwire.StatusOK, c.Send(reply, streamwire.JSON{Body: b}.Append(nil))
+	case streamwire.TypeFetch, streamwire.TypeNodes, streamwire.TypeLocate, streamwire.TypePrefetch, streamwire.TypeDeleteAll:
 		if s.cluster == nil {
 			msg := fmt.Sprintf("%s is not in a cluster (start plasma-stream-server with --etcd)", s.cfg.NodeName)
 			return streamwire.StatusNotClustered, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusNotClustered, Message: msg}.Append(nil))

@@ -32,12 +32,13 @@ func samples() []message {
 		ErrorReply{Status: StatusServerBusy, Message: "busy"},
 		Deleted{Indexes: []uint32{0, 5}},
 		JSON{Body: []byte(`[{"name":"a"}]`)},
+		Prefetch{ID: id, Group: "gpu", Wait: true, Fanout: 2},
 	}
 }
 
 func decoders() []decoder {
 	return []decoder{&Hello{}, &HelloReply{}, &Ping{}, &Sync{}, &Copy{}, &ObjectHeader{}, &Ack{},
-		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}, &JSON{}}
+		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}, &JSON{}, &Prefetch{}}
 }
 
 func TestRoundTrip(t *testing.T) {

@@ -346,3 +346,30 @@ func (m *JSON) Decode(p []byte) error {
 	m.Body = d.Bytes32("json", MaxControlFrame)
 	return d.Done()
 }
+
+// Prefetch asks a server to spread an object it holds to every live member
+// of a group.
+type Prefetch struct {
+	ID     ID
+	Group  string
+	Wait   bool  // reply with the outcome (else at once, with the targets)
+	Fanout uint8 // transfers one source serves at once (0: the server's default)
+}
+
+func (m Prefetch) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.ID(m.ID)
+	e.Bytes32([]byte(m.Group))
+	e.U8(b2u(m.Wait))
+	e.U8(m.Fanout)
+	return e.B
+}
+
+func (m *Prefetch) Decode(p []byte) error {
+	d := wireDec(p)
+	m.ID = d.ID("id")
+	m.Group = string(d.Bytes32("group", MaxNameLen))
+	m.Wait = d.U8("wait") != 0
+	m.Fanout = d.U8("fanout")
+	return d.Done()
+}

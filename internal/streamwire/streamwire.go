@@ -59,6 +59,9 @@ const (
 	TypeFetch        Type = 13 // cluster: make objects local, from any holder
 	TypeNodes        Type = 14 // cluster: the registered nodes (JSON reply)
 	TypeLocate       Type = 15 // cluster: the holders of one object (JSON reply)
+	TypePrefetch     Type = 16 // cluster: spread an object to a group (JSON reply)
+	TypeDeleteAll    Type = 17 // cluster: delete objects on every holder (JSON reply)
+	TypeDeleteLocal  Type = 18 // delete objects from this server's store (JSON reply)
 	TypeProgress     Type = 10
 	TypeSyncResult   Type = 11 // SyncDone: the last frame of a SYNC reply
 	TypePeerResult   Type = 12
@@ -74,7 +77,8 @@ const (
 
 var typeNames = map[Type]string{
 	TypeHello: "HELLO", TypePing: "PING", TypeSync: "SYNC", TypeCopy: "COPY", TypeTake: "TAKE",
-	TypeStat: "STAT", TypeList: "LIST", TypeFetch: "FETCH", TypeNodes: "NODES", TypeLocate: "LOCATE", TypeProgress: "PROGRESS", TypeSyncResult: "SYNC-RESULT", TypePeerResult: "PEER-RESULT",
+	TypeStat: "STAT", TypeList: "LIST", TypeFetch: "FETCH", TypeNodes: "NODES", TypeLocate: "LOCATE",
+	TypePrefetch: "PREFETCH", TypeDeleteAll: "DELETE-CLUSTER", TypeDeleteLocal: "DELETE", TypeProgress: "PROGRESS", TypeSyncResult: "SYNC-RESULT", TypePeerResult: "PEER-RESULT",
 	TypeCopyBegin: "COPY-BEGIN", TypeObjectHeader: "OBJECT", TypeCopyEnd: "COPY-END",
 	TypeAck: "ACK", TypeAckEnd: "ACK-END", TypeDeleted: "DELETED", TypeError: "ERROR",
 }

@@ -1,0 +1,241 @@
+package streamserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/cluster"
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/store"
+	"github.com/plasmastream/plasmastream/stream"
+)
+
+// Prefetch defaults.
+const (
+	defaultFanout    = 2 // transfers one source serves at once
+	prefetchAttempts = 3 // sources tried per target before it is reported failed
+)
+
+// NodeOutcome is what a prefetch or a cluster delete did on one node.
+type NodeOutcome = stream.NodeOutcome
+
+// prefetch spreads object id from the nodes that hold it to every live
+// member of group, as a swarm: each node that finishes becomes a source,
+// and no source serves more than fanout transfers at once, so the object
+// crosses the network once per member instead of N times from the origin.
+// A target that fails is retried from another source. The outcome lists
+// every member.
+func (s *Server) prefetch(ctx context.Context, id streamwire.ID, group string, fanout int) ([]NodeOutcome, error) {
+	if fanout <= 0 {
+		fanout = defaultFanout
+	}
+	members, err := s.cluster.dir.GroupMembers(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	holders, err := s.cluster.dir.Holders(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := s.st.Contains(ctx, id); err == nil && ok {
+		holders = append(holders, cluster.Location{Node: s.cfg.NodeName, Address: s.advertise()})
+	}
+	if len(holders) == 0 {
+		return nil, fmt.Errorf("object %x is on no node of the cluster", id[:])
+	}
+	sw := newSwarm(holders, fanout)
+	var out []NodeOutcome
+	for _, m := range members {
+		if sw.holds[m.Name] {
+			out = append(out, NodeOutcome{Node: m.Name, Address: m.Address, Status: streamwire.StatusAlreadyPresent.String(), OK: true})
+		} else {
+			sw.queue = append(sw.queue, m)
+		}
+	}
+	out = append(out, sw.run(ctx, func(ctx context.Context, target cluster.Node, source cluster.Location) NodeOutcome {
+		return s.copyTo(ctx, id, target, source)
+	})...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, nil
+}
+
+// swarm schedules transfers: targets wait in queue; each source has at
+// most fanout transfers running; a finished target joins the sources.
+type swarm struct {
+	sources []cluster.Location
+	busy    map[string]int // source node -> running transfers
+	holds   map[string]bool
+	queue   []cluster.Node
+	tried   map[string]map[string]bool // target -> sources tried
+	fanout  int
+}
+
+func newSwarm(holders []cluster.Location, fanout int) *swarm {
+	sw := &swarm{busy: map[string]int{}, holds: map[string]bool{}, tried: map[string]map[string]bool{}, fanout: fanout}
+	for _, h := range holders {
+		if !sw.holds[h.Node] {
+			sw.holds[h.Node] = true
+			sw.sources = append(sw.sources, h)
+		}
+	}
+	return sw
+}
+
+type swarmResult struct {
+	target cluster.Node
+	source cluster.Location
+	out    NodeOutcome
+}
+
+func (sw *swarm) run(ctx context.Context, copyTo func(context.Context, cluster.Node, cluster.Location) NodeOutcome) []NodeOutcome {
+	results := make(chan swarmResult)
+	var out []NodeOutcome
+	running := 0
+	for len(sw.queue) > 0 || running > 0 {
+		for len(sw.queue) > 0 {
+			src, ok := sw.pickSource(sw.queue[0].Name)
+			if !ok {
+				break
+			}
+			target := sw.queue[0]
+			sw.queue = sw.queue[1:]
+			sw.busy[src.Node]++
+			sw.tried[target.Name][src.Node] = true
+			running++
+			go func() { results <- swarmResult{target, src, copyTo(ctx, target, src)} }()
+		}
+		if running == 0 { // targets left but no source they have not tried
+			for _, t := range sw.queue {
+				out = append(out, NodeOutcome{Node: t.Name, Address: t.Address, Status: streamwire.StatusPeerUnreachable.String(),
+					Message: fmt.Sprintf("node %s: every source failed", t.Name)})
+			}
+			break
+		}
+		r := <-results
+		running--
+		sw.busy[r.source.Node]--
+		switch {
+		case r.out.OK:
+			out = append(out, r.out)
+			sw.holds[r.target.Name] = true
+			sw.sources = append(sw.sources, cluster.Location{Node: r.target.Name, Address: r.target.Address})
+		case len(sw.tried[r.target.Name]) < prefetchAttempts && len(sw.tried[r.target.Name]) < len(sw.sources) && ctx.Err() == nil:
+			sw.queue = append(sw.queue, r.target) // another source next time
+		default:
+			out = append(out, r.out)
+		}
+	}
+	return out
+}
+
+// pickSource is the least busy source with a free slot that target has not
+// tried yet.
+func (sw *swarm) pickSource(target string) (cluster.Location, bool) {
+	if sw.tried[target] == nil {
+		sw.tried[target] = map[string]bool{}
+	}
+	best, found := cluster.Location{}, false
+	for _, src := range sw.sources {
+		if sw.busy[src.Node] >= sw.fanout || sw.tried[target][src.Node] {
+			continue
+		}
+		if !found || sw.busy[src.Node] < sw.busy[best.Node] {
+			best, found = src, true
+		}
+	}
+	return best, found
+}
+
+// copyTo asks target's stream server to COPY the object from source.
+func (s *Server) copyTo(ctx context.Context, id streamwire.ID, target cluster.Node, source cluster.Location) NodeOutcome {
+	start := time.Now()
+	o := NodeOutcome{Node: target.Name, Address: target.Address, Source: source.Node}
+	c, err := stream.Connect(ctx, target.Address, stream.WithName(s.cfg.NodeName+"/prefetch"), stream.WithTimeout(s.cfg.IOTimeout))
+	if err == nil {
+		_, err = c.Sync(ctx, []stream.PeerRequest{{Kind: stream.Copy, From: source.Address, Objects: []stream.ObjectID{id}}})
+		c.Close()
+	}
+	o.Duration = time.Since(start)
+	if err != nil {
+		o.Status, o.Message = streamwire.StatusPeerUnreachable.String(), fmt.Sprintf("node %s from %s: %v", target.Name, source.Node, err)
+		if se, ok := err.(*stream.Error); ok {
+			o.Status = se.Status.String()
+		}
+		return o
+	}
+	o.Status, o.OK = streamwire.StatusOK.String(), true
+	return o
+}
+
+// deleteEverywhere deletes objects on every node the directory says holds
+// them, and here; best effort, reported per node and object.
+func (s *Server) deleteEverywhere(ctx context.Context, ids []streamwire.ID) []NodeOutcome {
+	targets := map[string]string{s.cfg.NodeName: ""} // node -> address ("" = local)
+	for _, id := range ids {
+		holders, err := s.cluster.dir.Holders(ctx, id)
+		if err != nil {
+			return []NodeOutcome{{Node: s.cfg.NodeName, Status: streamwire.StatusStoreError.String(), Message: "the cluster directory failed: " + err.Error()}}
+		}
+		for _, h := range holders {
+			if h.Node != s.cfg.NodeName {
+				targets[h.Node] = h.Address
+			}
+		}
+	}
+	var out []NodeOutcome
+	for node, addr := range targets {
+		start := time.Now()
+		o := NodeOutcome{Node: node, Address: addr, Status: streamwire.StatusOK.String(), OK: true}
+		var msgs []string
+		var err error
+		if addr == "" {
+			o.Address = s.advertise()
+			msgs = s.deleteLocal(ctx, ids)
+		} else {
+			var c *stream.Client
+			if c, err = stream.Connect(ctx, addr, stream.WithName(s.cfg.NodeName+"/delete")); err == nil {
+				msgs, err = c.DeleteLocal(ctx, toIDs(ids))
+				c.Close()
+			}
+		}
+		switch {
+		case err != nil:
+			o.OK, o.Status, o.Message = false, streamwire.StatusPeerUnreachable.String(), fmt.Sprintf("node %s (%s): %v", node, addr, err)
+		case len(msgs) > 0:
+			o.Message = fmt.Sprint(msgs)
+		}
+		o.Duration = time.Since(start)
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+// deleteLocal deletes from this server's store; absent objects are fine
+// (a cluster delete is idempotent). It returns the other failures.
+func (s *Server) deleteLocal(ctx context.Context, ids []streamwire.ID) []string {
+	errs, err := s.st.Delete(ctx, toIDs(ids)...)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var msgs []string
+	for _, e := range errs {
+		if e != nil && !isNotFound(e) {
+			msgs = append(msgs, e.Error())
+		}
+	}
+	return msgs
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrObjectNotFound) }
+
+func toIDs(ids []streamwire.ID) []store.ObjectID {
+	out := make([]store.ObjectID, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}
