@@ -158,3 +158,78 @@ func TestNotClustered(t *testing.T) {
 		t.Fatalf("nodes on a standalone server: %v", err)
 	}
 }
+
+// Put with a prefetch group spreads the object to every live member and
+// reports each; a dead member is reported failed with a reason.
+func TestPrefetchToGroup(t *testing.T) {
+	nodes, _ := startCluster(t, "a", "b", "c", "d", "e")
+	a := nodes[0]
+	data := pattern(6<<20, 13)
+	id, _ := storeClient(t, a.Socket).Put(bg, data, []byte("p"))
+	ca := streamClient(t, a.Addr)
+	waitHolders(t, ca, id, "[a]")
+
+	out, err := ca.Prefetch(bg, id, "all", true, 1)
+	if err != nil {
+		t.Fatalf("prefetch: %v (%+v)", err, out)
+	}
+	got := map[string]stream.NodeOutcome{}
+	for _, o := range out {
+		got[o.Node] = o
+	}
+	if len(out) != 5 || !got["a"].OK || got["a"].Status != stream.StatusAlreadyPresent.String() {
+		t.Fatalf("outcome: %+v", out)
+	}
+	sources := map[string]bool{}
+	for _, n := range nodes[1:] {
+		o := got[n.Name]
+		if !o.OK || o.Source == "" {
+			t.Fatalf("node %s: %+v", n.Name, o)
+		}
+		sources[o.Source] = true
+		mustHave(t, n.Socket, id, data, []byte("p"))
+	}
+	// With a fan-out of 1 the origin cannot have served all four: the
+	// swarm used nodes that had finished as sources.
+	if len(sources) < 2 {
+		t.Fatalf("every copy came from %v: not a swarm", sources)
+	}
+	waitHolders(t, ca, id, "[a b c d e]")
+
+	// A member that died before its lease expired is reported, not hidden.
+	id2, _ := storeClient(t, a.Socket).Put(bg, pattern(1<<20, 14), nil)
+	nodes[4].Stream.Process.Signal(syscall.SIGKILL)
+	out, err = ca.Prefetch(bg, id2, "all", true, 0)
+	var failed []stream.NodeOutcome
+	for _, o := range out {
+		if !o.OK {
+			failed = append(failed, o)
+		}
+	}
+	if len(failed) == 1 && failed[0].Node == "e" && failed[0].Message != "" && err != nil {
+		return // the lease had not expired yet: e was tried and reported
+	}
+	if len(failed) == 0 && err == nil && len(out) == 4 {
+		return // the lease had expired: e is no longer a member
+	}
+	t.Fatalf("prefetch with a dead member: %v %+v", err, out)
+}
+
+func TestClusterDelete(t *testing.T) {
+	nodes, _ := startCluster(t, "a", "b", "c")
+	a := nodes[0]
+	id, _ := storeClient(t, a.Socket).Put(bg, pattern(1<<20, 15), nil)
+	ca := streamClient(t, a.Addr)
+	if _, err := ca.Prefetch(bg, id, "all", true, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitHolders(t, ca, id, "[a b c]")
+	out, err := ca.DeleteCluster(bg, id)
+	if err != nil || len(out) != 3 {
+		t.Fatalf("cluster delete: %v %+v", err, out)
+	}
+	for _, n := range nodes {
+		mustNotHave(t, n.Socket, id)
+	}
+	waitHolders(t, ca, id, "[]")
+}

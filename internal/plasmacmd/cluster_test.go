@@ -1,0 +1,82 @@
+package plasmacmd_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/testutil"
+)
+
+// The cluster commands of the plasma tool against three real nodes.
+func TestClusterCommands(t *testing.T) {
+	etcd := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	var nodes []*testutil.Node
+	for i, name := range []string{"a", "b", "c"} {
+		args := []string{"--lease-ttl", "2s", "--group", "all"}
+		if i == 0 {
+			args = append(args, "--etcd", "embedded", "--etcd-dir", filepath.Join(t.TempDir(), "etcd"), "--etcd-listen", etcd)
+		} else {
+			args = append(args, "--etcd", "http://"+etcd)
+		}
+		nodes = append(nodes, testutil.StartNode(t, name, "32MiB", args...))
+	}
+	bin := filepath.Join(testutil.Binaries(t), "plasma")
+	on := func(n *testutil.Node) *cli { return &cli{t: t, bin: bin, sock: n.Socket} }
+	a, b, c := on(nodes[0]), on(nodes[1]), on(nodes[2])
+	withAddr := func(n *testutil.Node, args ...string) []string { return append([]string{"-a", n.Addr}, args...) }
+
+	var listed []map[string]any
+	if err := json.Unmarshal([]byte(a.ok(nil, withAddr(nodes[0], "nodes", "--json")...)), &listed); err != nil || len(listed) != 3 {
+		t.Fatalf("nodes --json: %v %v", listed, err)
+	}
+	for _, n := range listed {
+		if n["name"] == nil || n["address"] == nil || n["groups"] == nil {
+			t.Fatalf("node entry %v lacks name, address or groups", n)
+		}
+	}
+
+	file := filepath.Join(t.TempDir(), "in")
+	os.WriteFile(file, []byte(strings.Repeat("spread me ", 100000)), 0o644)
+	out, errs, ok := a.run(nil, withAddr(nodes[0], "put", "--prefetch-group", "all", "--wait", file)...)
+	id := strings.TrimSpace(out)
+	if !ok || len(id) != 40 || !strings.Contains(errs, "b") || !strings.Contains(errs, "ok") {
+		t.Fatalf("put --prefetch-group --wait: %q %q", out, errs)
+	}
+	if got := c.ok(nil, "get", "--local", id); len(got) != 1000000 {
+		t.Fatalf("object not prefetched to c: %d bytes", len(got))
+	}
+	waitLocate(t, a, nodes[0], id, 3)
+
+	// A local miss on b is fetched from the cluster.
+	b.ok(nil, withAddr(nodes[1], "rm", id)...)
+	if got := b.ok(nil, withAddr(nodes[1], "get", id)...); len(got) != 1000000 {
+		t.Fatalf("get fell back to the cluster with %d bytes", len(got))
+	}
+	b.fail("not in the store", "get", "--local", "ffffffffffffffffffffffffffffffffffffffff")
+
+	// Deleted everywhere.
+	a.ok(nil, withAddr(nodes[0], "rm", "--cluster", id)...)
+	waitLocate(t, a, nodes[0], id, 0)
+	for _, n := range []*cli{a, b, c} {
+		n.fail("not in the store", "get", "--local", id)
+	}
+}
+
+func waitLocate(t *testing.T, c *cli, n *testutil.Node, id string, want int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var locs []map[string]any
+		json.Unmarshal([]byte(c.ok(nil, "-a", n.Addr, "locate", "--json", id)), &locs)
+		if len(locs) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("locate %s: %d holders, want %d", id, len(locs), want)
+		}
+	}
+}
