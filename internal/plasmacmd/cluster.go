@@ -28,18 +28,19 @@ func (o *options) withStream(f func(context.Context, *stream.Client) error) erro
 }
 
 // fetch asks the local stream server to pull id from the cluster into the
-// local store, then gets it there.
-func (o *options) fetch(ctx context.Context, c *store.Client, id store.ObjectID) (*store.Object, error) {
+// local store, then gets it there. Without a reachable, clustered stream
+// server it reports the local miss (errNoCluster wraps it).
+func (o *options) fetch(ctx context.Context, c *store.Client, id store.ObjectID, miss error) (*store.Object, error) {
 	sc, err := stream.Connect(ctx, o.address)
 	if err != nil {
-		return nil, fmt.Errorf("object %s is not in the local store, and the stream server for the cluster is unreachable: %w", id, err)
+		return nil, miss
 	}
 	defer sc.Close()
 	if _, err := sc.Fetch(ctx, []stream.ObjectID{id}); err != nil {
 		if stream.IsStatus(err, stream.StatusNotClustered) {
-			return nil, fmt.Errorf("object %s is not in the local store (%s is not in a cluster)", id, o.address)
+			return nil, miss
 		}
-		return nil, fmt.Errorf("object %s is not in the local store and could not be fetched from the cluster: %w", id, err)
+		return nil, fmt.Errorf("%w, nor could it be fetched from the cluster: %v", miss, err)
 	}
 	obj, err := c.GetOne(ctx, id, 10*time.Second)
 	if errors.Is(err, store.ErrObjectNotFound) {

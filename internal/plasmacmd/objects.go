@@ -92,13 +92,13 @@ func (o *options) getCmd() *cobra.Command {
 			}
 			return o.withClient(func(ctx context.Context, c *store.Client) error {
 				obj, err := c.GetOne(ctx, id, time.Duration(timeoutMs)*time.Millisecond)
-				if errors.Is(err, store.ErrObjectNotFound) && !local {
-					obj, err = o.fetch(ctx, c, id)
+				if errors.Is(err, store.ErrObjectNotFound) {
+					err = fmt.Errorf("object %s is not in the store at %s (waited %d ms)", id, o.socket, max(timeoutMs, 0))
+					if !local {
+						obj, err = o.fetch(ctx, c, id, err)
+					}
 				}
 				if err != nil {
-					if errors.Is(err, store.ErrObjectNotFound) {
-						return fmt.Errorf("object %s is not in the store at %s (waited %d ms)", id, o.socket, max(timeoutMs, 0))
-					}
 					return err
 				}
 				defer c.Release(ctx, id)

@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // FreePort returns a TCP port that was free a moment ago on host.
@@ -49,20 +52,36 @@ func StartStreamServer(t testing.TB, name, sock, host string, args ...string) (*
 		append([]string{"-s", sock, "-p", strconv.Itoa(port), "--bind", host, "--node-name", name, "--log-level", "warn"}, args...))
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return cmd, addr
-		}
+	for !helloOK(addr) {
 		select {
 		case <-exited:
-			t.Fatalf("stream server %s exited before listening", name)
+			t.Fatalf("stream server %s exited before serving", name)
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("stream server %s not listening on %s after 20s", name, addr)
+			t.Fatalf("stream server %s not serving on %s after 20s", name, addr)
 		}
 	}
+	return cmd, addr
+}
+
+// helloOK reports whether a stream server answers a HELLO on addr: it
+// accepts TCP connections as soon as it listens, but answers only once it
+// serves (after joining its cluster, for instance).
+func helloOK(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	h := streamwire.Hello{Version: streamwire.Version, Role: streamwire.RoleClient, Name: "testutil"}
+	copy(h.Magic[:], streamwire.Magic)
+	if _, err := c.Write(streamwire.AppendFrame(nil, streamwire.TypeHello, h.Append(nil))); err != nil {
+		return false
+	}
+	hdr, _, _, err := wire.ReadFrame(c, nil, 4096)
+	return err == nil && streamwire.Type(hdr.Type) == streamwire.TypeHello|streamwire.ReplyBit
 }
 
 // StartProcess runs one of the module's binaries with args until the end
