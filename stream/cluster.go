@@ -31,6 +31,9 @@ type Location struct {
 	Digest  string `json:"digest,omitempty"`
 }
 
+// Fetch and the other cluster requests wait for their reply as long as
+// ctx allows (the server's own transfers have deadlines).
+//
 // Fetch makes the objects available in the server's local store, pulling
 // the missing ones from any node of the cluster that holds them (trying
 // the next holder on failure). The result has one entry per object;
@@ -42,7 +45,7 @@ func (c *Client) Fetch(ctx context.Context, ids []ObjectID) (*PeerResult, error)
 			return err
 		}
 		var r streamwire.PeerResult
-		if err := tc.Expect(streamwire.TypeFetch|streamwire.ReplyBit, &r); err != nil {
+		if err := tc.ExpectSlow(streamwire.TypeFetch|streamwire.ReplyBit, &r); err != nil {
 			return replyErr(c.addr, err)
 		}
 		res = peerFromWire(r)
@@ -87,7 +90,7 @@ func (c *Client) jsonRequest(ctx context.Context, t streamwire.Type, payload []b
 			return err
 		}
 		var m streamwire.JSON
-		if err := tc.Expect(t|streamwire.ReplyBit, &m); err != nil {
+		if err := tc.ExpectSlow(t|streamwire.ReplyBit, &m); err != nil {
 			return replyErr(c.addr, err)
 		}
 		if err := json.Unmarshal(m.Body, v); err != nil {

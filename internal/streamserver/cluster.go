@@ -208,7 +208,7 @@ func (s *Server) fetchOne(ctx context.Context, id streamwire.ID) streamwire.Obje
 	if ok, err := s.st.Contains(ctx, id); err == nil && ok {
 		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusAlreadyPresent}
 	}
-	holders, err := s.cluster.dir.Holders(ctx, id)
+	holders, err := s.holders(ctx, id)
 	if err != nil {
 		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusStoreError,
 			Message: fmt.Sprintf("object %x: the cluster directory is unreachable: %v", id[:], err)}
@@ -242,7 +242,7 @@ func (s *Server) fetchOne(ctx context.Context, id streamwire.ID) streamwire.Obje
 	return last
 }
 
-// handleCluster answers FETCH, NODES and LOCATE.
+// handleCluster answers FETCH, NODES, LOCATE, PREFETCH and DELETE-CLUSTER.
 func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwire.Type, p []byte) (streamwire.Status, error) {
 	reply := t | streamwire.ReplyBit
 	var body any
@@ -265,7 +265,10 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 			break
 		}
 		out, err := s.prefetch(ctx, m.ID, m.Group, int(m.Fanout))
-		if err != nil {
+		var er *streamwire.ErrorReply
+		if errors.As(err, &er) {
+			return er.Status, c.Send(streamwire.TypeError, er.Append(nil))
+		} else if err != nil {
 			return s.directoryFailed(c, err)
 		}
 		body = out
@@ -273,7 +276,7 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 		if len(p) != 0 {
 			return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: "NODES takes no payload"}.Append(nil))
 		}
-		nodes, err := s.cluster.dir.Nodes(ctx)
+		nodes, err := s.nodes(ctx)
 		if err != nil {
 			return s.directoryFailed(c, err)
 		}
@@ -296,7 +299,7 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 		}
 		locs := map[string][]cluster.Location{}
 		for _, id := range m.IDs {
-			l, err := s.cluster.dir.Holders(ctx, id)
+			l, err := s.holders(ctx, id)
 			if err != nil {
 				return s.directoryFailed(c, err)
 			}
@@ -314,4 +317,24 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 func (s *Server) directoryFailed(c *transfer.Conn, err error) (streamwire.Status, error) {
 	msg := fmt.Sprintf("%s: the cluster directory (etcd) failed: %v", s.cfg.NodeName, err)
 	return streamwire.StatusStoreError, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusStoreError, Message: msg}.Append(nil))
+}
+
+// Directory reads, each bounded by the I/O timeout.
+
+func (s *Server) holders(ctx context.Context, id streamwire.ID) ([]cluster.Location, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
+	defer cancel()
+	return s.cluster.dir.Holders(ctx, id)
+}
+
+func (s *Server) nodes(ctx context.Context) ([]cluster.Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
+	defer cancel()
+	return s.cluster.dir.Nodes(ctx)
+}
+
+func (s *Server) groupMembers(ctx context.Context, group string) ([]cluster.Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
+	defer cancel()
+	return s.cluster.dir.GroupMembers(ctx, group)
 }

@@ -142,6 +142,9 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 		if err := m.Decode(p); err != nil {
 			return malformed(err)
 		}
+		if st, msg := streamwire.ValidateIDs(m.IDs, nil); st != streamwire.StatusOK {
+			return st, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: st, Message: "DELETE rejected: " + msg}.Append(nil))
+		}
 		b, _ := json.Marshal(s.deleteLocal(ctx, m.IDs))
 		return streamwire.StatusOK, c.Send(reply, streamwire.JSON{Body: b}.Append(nil))
 	case streamwire.TypeFetch, streamwire.TypeNodes, streamwire.TypeLocate, streamwire.TypePrefetch, streamwire.TypeDeleteAll:

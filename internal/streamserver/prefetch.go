@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/cluster"
@@ -32,11 +33,11 @@ func (s *Server) prefetch(ctx context.Context, id streamwire.ID, group string, f
 	if fanout <= 0 {
 		fanout = defaultFanout
 	}
-	members, err := s.cluster.dir.GroupMembers(ctx, group)
+	members, err := s.groupMembers(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	holders, err := s.cluster.dir.Holders(ctx, id)
+	holders, err := s.holders(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -44,10 +45,10 @@ func (s *Server) prefetch(ctx context.Context, id streamwire.ID, group string, f
 		holders = append(holders, cluster.Location{Node: s.cfg.NodeName, Address: s.advertise()})
 	}
 	if len(holders) == 0 {
-		return nil, fmt.Errorf("object %x is on no node of the cluster", id[:])
+		return nil, &streamwire.ErrorReply{Status: streamwire.StatusNotFound, Message: fmt.Sprintf("object %x is on no node of the cluster", id[:])}
 	}
 	sw := newSwarm(holders, fanout)
-	var out []NodeOutcome
+	out := []NodeOutcome{}
 	for _, m := range members {
 		if sw.holds[m.Name] {
 			out = append(out, NodeOutcome{Node: m.Name, Address: m.Address, Status: streamwire.StatusAlreadyPresent.String(), OK: true})
@@ -175,7 +176,7 @@ func (s *Server) copyTo(ctx context.Context, id streamwire.ID, target cluster.No
 func (s *Server) deleteEverywhere(ctx context.Context, ids []streamwire.ID) []NodeOutcome {
 	targets := map[string]string{s.cfg.NodeName: ""} // node -> address ("" = local)
 	for _, id := range ids {
-		holders, err := s.cluster.dir.Holders(ctx, id)
+		holders, err := s.holders(ctx, id)
 		if err != nil {
 			return []NodeOutcome{{Node: s.cfg.NodeName, Status: streamwire.StatusStoreError.String(), Message: "the cluster directory failed: " + err.Error()}}
 		}
@@ -185,7 +186,7 @@ func (s *Server) deleteEverywhere(ctx context.Context, ids []streamwire.ID) []No
 			}
 		}
 	}
-	var out []NodeOutcome
+	out := []NodeOutcome{}
 	for node, addr := range targets {
 		start := time.Now()
 		o := NodeOutcome{Node: node, Address: addr, Status: streamwire.StatusOK.String(), OK: true}
@@ -196,7 +197,7 @@ func (s *Server) deleteEverywhere(ctx context.Context, ids []streamwire.ID) []No
 			msgs = s.deleteLocal(ctx, ids)
 		} else {
 			var c *stream.Client
-			if c, err = stream.Connect(ctx, addr, stream.WithName(s.cfg.NodeName+"/delete")); err == nil {
+			if c, err = stream.Connect(ctx, addr, stream.WithName(s.cfg.NodeName+"/delete"), stream.WithTimeout(s.cfg.IOTimeout)); err == nil {
 				msgs, err = c.DeleteLocal(ctx, toIDs(ids))
 				c.Close()
 			}
@@ -205,7 +206,7 @@ func (s *Server) deleteEverywhere(ctx context.Context, ids []streamwire.ID) []No
 		case err != nil:
 			o.OK, o.Status, o.Message = false, streamwire.StatusPeerUnreachable.String(), fmt.Sprintf("node %s (%s): %v", node, addr, err)
 		case len(msgs) > 0:
-			o.Message = fmt.Sprint(msgs)
+			o.OK, o.Status, o.Message = false, streamwire.StatusStoreError.String(), fmt.Sprintf("node %s: %s", node, strings.Join(msgs, "; "))
 		}
 		o.Duration = time.Since(start)
 		out = append(out, o)
@@ -221,7 +222,7 @@ func (s *Server) deleteLocal(ctx context.Context, ids []streamwire.ID) []string 
 	if err != nil {
 		return []string{err.Error()}
 	}
-	var msgs []string
+	msgs := []string{}
 	for _, e := range errs {
 		if e != nil && !isNotFound(e) {
 			msgs = append(msgs, e.Error())

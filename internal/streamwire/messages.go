@@ -335,7 +335,8 @@ func (m *Deleted) Decode(p []byte) error {
 	return d.Done()
 }
 
-// JSON carries a control-plane reply as a JSON document (NODES, LOCATE):
+// JSON carries a control-plane reply as a JSON document (NODES, LOCATE,
+// PREFETCH, DELETE-CLUSTER, DELETE):
 // these change shape more often than the data path and are small.
 type JSON struct{ Body []byte }
 
@@ -352,7 +353,7 @@ func (m *JSON) Decode(p []byte) error {
 type Prefetch struct {
 	ID     ID
 	Group  string
-	Wait   bool  // reply with the outcome (else at once, with the targets)
+	Wait   bool  // reply with the outcome (else at once, with an empty list)
 	Fanout uint8 // transfers one source serves at once (0: the server's default)
 }
 

@@ -58,7 +58,7 @@ const (
 	TypeList         Type = 7
 	TypeFetch        Type = 13 // cluster: make objects local, from any holder
 	TypeNodes        Type = 14 // cluster: the registered nodes (JSON reply)
-	TypeLocate       Type = 15 // cluster: the holders of one object (JSON reply)
+	TypeLocate       Type = 15 // cluster: the holders of objects (JSON reply)
 	TypePrefetch     Type = 16 // cluster: spread an object to a group (JSON reply)
 	TypeDeleteAll    Type = 17 // cluster: delete objects on every holder (JSON reply)
 	TypeDeleteLocal  Type = 18 // delete objects from this server's store (JSON reply)

@@ -102,6 +102,10 @@ func (c *Conn) Expect(want streamwire.Type, m interface{ Decode([]byte) error })
 	if err != nil {
 		return err
 	}
+	return c.decodeReply(t, p, want, m)
+}
+
+func (c *Conn) decodeReply(t streamwire.Type, p []byte, want streamwire.Type, m interface{ Decode([]byte) error }) error {
 	if t == streamwire.TypeError && want != streamwire.TypeError {
 		var e streamwire.ErrorReply
 		if err := e.Decode(p); err != nil {
@@ -116,6 +120,18 @@ func (c *Conn) Expect(want streamwire.Type, m interface{ Decode([]byte) error })
 		return &ProtocolError{Msg: fmt.Sprintf("%s: %v", t, err)}
 	}
 	return nil
+}
+
+// ExpectSlow is Expect for replies whose work has no bound the client
+// knows (a cluster FETCH or PREFETCH): it waits for the reply's header
+// without a deadline — the caller's context ends the wait (CloseOnDone) —
+// and reads the rest with the usual ones.
+func (c *Conn) ExpectSlow(want streamwire.Type, m interface{ Decode([]byte) error }) error {
+	t, p, err := c.readFrame(time.Time{}, func(streamwire.Type) uint32 { return streamwire.MaxControlFrame })
+	if err != nil {
+		return err
+	}
+	return c.decodeReply(t, p, want, m)
 }
 
 // WriteFrame buffers one frame.
