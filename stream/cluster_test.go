@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/cluster/clustertest"
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
 	"github.com/plasmastream/plasmastream/stream"
@@ -232,4 +234,30 @@ func TestClusterDelete(t *testing.T) {
 		mustNotHave(t, n.Socket, id)
 	}
 	waitHolders(t, ca, id, "[]")
+}
+
+// Stream servers work with an external 3-member etcd cluster (Debian's
+// etcd-server), and keep working when one member is killed.
+func TestExternalEtcdCluster(t *testing.T) {
+	etcd := clustertest.StartExternal(t, 3)
+	urls := strings.Join(etcd.Endpoints(), ",")
+	var nodes []*testutil.Node
+	for _, name := range []string{"a", "b"} {
+		nodes = append(nodes, testutil.StartNode(t, name, "32MiB", "--etcd", urls, "--lease-ttl", "3s", "--group", "all"))
+	}
+	a, b := nodes[0], nodes[1]
+	ca := streamClient(t, a.Addr)
+	data := pattern(2<<20, 21)
+	id, _ := storeClient(t, b.Socket).Put(bg, data, nil)
+	waitHolders(t, ca, id, "[b]")
+
+	etcd.Kill(0) // quorum remains with two of three
+	if _, err := ca.Fetch(bg, []stream.ObjectID{id}); err != nil {
+		t.Fatalf("fetch with one etcd member down: %v", err)
+	}
+	mustHave(t, a.Socket, id, data, nil)
+	waitHolders(t, ca, id, "[a b]")
+	if ns, err := ca.Nodes(bg); err != nil || len(ns) != 2 {
+		t.Fatalf("nodes with one etcd member down: %+v %v", ns, err)
+	}
 }

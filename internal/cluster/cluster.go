@@ -439,6 +439,9 @@ func (d *Directory) Close() error {
 	close(d.stop)
 	d.cancel()
 	<-d.done
+	if err := d.cli.Ctx().Err(); err != nil {
+		return fmt.Errorf("cluster: etcd client of node %q closed before the directory; its keys expire within %v", d.self.Name, d.ttl)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := d.revokeOwned(ctx); err != nil {
@@ -591,7 +594,7 @@ func (d *Directory) run(ka <-chan *clientv3.LeaseKeepAliveResponse) {
 			case err == nil:
 				needResync, failures, ka = false, 0, nka
 				bo.reset()
-				d.log.Info("re-registered in the cluster directory", "locations", d.LocalLocations(), "lease", fmt.Sprintf("%x", int64(d.lease)))
+				d.log.Info("re-registered in the cluster directory", "locations", d.LocalLocations(), "lease", fmt.Sprintf("%x", int64(d.currentLease())))
 			case d.ctx.Err() != nil:
 				return
 			case d.cli.Ctx().Err() != nil:
@@ -657,9 +660,11 @@ func (d *Directory) setDegraded(err error) {
 	d.mu.Unlock()
 }
 
-// rpcCtx bounds one etcd call made by the background goroutine.
+// rpcCtx bounds one etcd call made by the background goroutine: the TTL,
+// within [2 s, 5 s]. A call that times out only makes the directory write
+// everything again later.
 func (d *Directory) rpcCtx(parent context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(parent, 5*time.Second)
+	return context.WithTimeout(parent, min(max(d.ttl, 2*time.Second), 5*time.Second))
 }
 
 // flush writes the dirty part of the in-memory state under the current
@@ -726,7 +731,7 @@ func (d *Directory) commit(parent context.Context, ops []clientv3.Op) error {
 
 // verify checks that the node record is still ours.
 func (d *Directory) verify() error {
-	ctx, cancel := d.rpcCtx(d.ctx)
+	ctx, cancel := context.WithTimeout(d.ctx, 2*time.Second)
 	defer cancel()
 	resp, err := d.cli.Get(ctx, d.nodeKey(d.self.Name))
 	if err != nil {
@@ -752,6 +757,9 @@ func (d *Directory) verify() error {
 // (a previous incarnation of this node) is taken over by revoking that
 // lease; without it, ErrNameTaken.
 func (d *Directory) resync(parent context.Context, takeover bool) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+	if err := d.cli.Ctx().Err(); err != nil {
+		return nil, fmt.Errorf("etcd client closed: %w", err)
+	}
 	ctx, cancel := d.rpcCtx(parent)
 	grant, err := d.cli.Grant(ctx, int64(d.ttl/time.Second))
 	cancel()

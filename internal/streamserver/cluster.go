@@ -14,7 +14,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/plasmastream/plasmastream/internal/cliutil"
@@ -71,7 +70,7 @@ func (s *Server) joinCluster(ctx context.Context) error {
 		}
 		n.member, endpoints = m, m.Endpoints()
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := cluster.Dial(endpoints, n.log)
 	if err != nil {
 		n.close()
 		return fmt.Errorf("etcd at %s: %w", strings.Join(endpoints, ","), err)

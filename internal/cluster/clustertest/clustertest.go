@@ -42,7 +42,7 @@ func FreePort(t testing.TB) int {
 func LogBuffer(t testing.TB) *slog.Logger {
 	b := &syncBuffer{}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("PLASMA_TEST_LOGS") != "" {
 			t.Logf("log:\n%s", b.String())
 		}
 	})
@@ -150,7 +150,7 @@ type ExternalCluster struct {
 }
 
 // EtcdBinary is the etcd binary: $PLASMA_ETCD_BIN, else etcd in $PATH, else
-// "" (tests then skip).
+// "" (tests then fail, saying how to install it).
 func EtcdBinary() string {
 	if b := os.Getenv("PLASMA_ETCD_BIN"); b != "" {
 		return b
@@ -160,7 +160,7 @@ func EtcdBinary() string {
 }
 
 // StartExternalCluster runs an n-member etcd cluster of the etcd binary and
-// returns its client URLs. It skips the test when there is no etcd binary
+// returns its client URLs. It fails the test when there is no etcd binary
 // (apt-get install etcd-server).
 func StartExternalCluster(t testing.TB, n int) []string {
 	t.Helper()
@@ -172,7 +172,9 @@ func StartExternal(t testing.TB, n int) *ExternalCluster {
 	t.Helper()
 	bin := EtcdBinary()
 	if bin == "" {
-		t.Skip("no etcd binary (apt-get install etcd-server, or set PLASMA_ETCD_BIN)")
+		// A missing binary fails the test: scripts/test.sh installs it, and
+		// a test that skips would pass without testing anything.
+		t.Fatal("no etcd binary: apt-get install etcd-server (scripts/test.sh does), or set PLASMA_ETCD_BIN")
 	}
 	root := t.TempDir()
 	c := &ExternalCluster{}

@@ -64,6 +64,9 @@ func (c *core) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Checked
 }
 
 func (c *core) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	if benign(e, fields) {
+		return nil
+	}
 	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
 	if e.LoggerName != "" {
 		r.AddAttrs(slog.String("logger", e.LoggerName))
@@ -103,4 +106,22 @@ func attrs(fields []zapcore.Field) []slog.Attr {
 		}
 	}
 	return out
+}
+
+// benign recognizes the errors an embedded etcd logs on every normal
+// shutdown ("setting up serving from embedded etcd failed." with "mux:
+// server closed", "http: Server closed", "use of closed network
+// connection"), which are not errors for us.
+func benign(e zapcore.Entry, fields []zapcore.Field) bool {
+	if e.Message != "setting up serving from embedded etcd failed." {
+		return false
+	}
+	for _, f := range fields {
+		if err, ok := f.Interface.(error); ok && f.Type == zapcore.ErrorType {
+			if strings.Contains(strings.ToLower(err.Error()), "closed") {
+				return true
+			}
+		}
+	}
+	return false
 }
