@@ -261,3 +261,30 @@ func TestExternalEtcdCluster(t *testing.T) {
 		t.Fatalf("nodes with one etcd member down: %+v %v", ns, err)
 	}
 }
+
+// The etcd member restarts: the nodes re-register themselves and their
+// objects, and the cluster serves again.
+func TestEtcdRestart(t *testing.T) {
+	etcd := clustertest.StartEmbedded(t)
+	urls := strings.Join(etcd.Endpoints(), ",")
+	a := testutil.StartNode(t, "a", "32MiB", "--etcd", urls, "--lease-ttl", "2s")
+	b := testutil.StartNode(t, "b", "32MiB", "--etcd", urls, "--lease-ttl", "2s")
+	id, _ := storeClient(t, b.Socket).Put(bg, pattern(1<<20, 22), nil)
+	ca := streamClient(t, a.Addr)
+	waitHolders(t, ca, id, "[b]")
+
+	etcd.Stop()
+	time.Sleep(3 * time.Second) // past the lease TTL, while etcd is down
+	etcd.Start(t)
+	waitHolders(t, ca, id, "[b]")
+	deadline := time.Now().Add(20 * time.Second)
+	for ns, _ := ca.Nodes(bg); len(ns) != 2; ns, _ = ca.Nodes(bg) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes after the etcd restart: %+v", ns)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := ca.Fetch(bg, []stream.ObjectID{id}); err != nil {
+		t.Fatalf("fetch after the etcd restart: %v", err)
+	}
+}
