@@ -114,7 +114,7 @@ type NodeOutcome struct {
 // Prefetch asks the server, which must hold the object or know a node that
 // does, to spread it to every live member of group: a swarm in which each
 // node that finishes becomes a source and no source serves more than
-// fanout transfers at once (0: the server's default, 2). With wait, the
+// fanout transfers at once (0: the server's default, 1). With wait, the
 // call returns the outcome on every member, and err is non-nil if any
 // failed; without, it returns once the swarm has started.
 func (c *Client) Prefetch(ctx context.Context, id ObjectID, group string, wait bool, fanout int) ([]NodeOutcome, error) {

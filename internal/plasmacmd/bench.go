@@ -69,6 +69,33 @@ as its last line, JSON.`,
 	sf.IntVar(&scfg.SmallSize, "small-size", 4096, "bytes of each small object")
 	sf.IntVar(&scfg.Rounds, "rounds", 3, "timed repetitions")
 	sf.StringVar(&scfg.BinDir, "bin", "", "directory of plasma-store-server and plasma-stream-server (default: beside this program, then PATH)")
-	cmd.AddCommand(storeCmd, streamCmd)
+	var bcfg bench.BroadcastConfig
+	bcastCmd := &cobra.Command{
+		Use:   "broadcast",
+		Short: "Benchmark spreading an object to a group over rate-limited links (root, iproute2)",
+		Long: `Put every node (a store and a stream server) in its own network namespace,
+joined by veth links rate-limited with tc, and time one 256 MiB object to
+one node and another to every node through a prefetch group. Removes every
+namespace, link and process it made. Prints a table and, last, JSON.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := o.context()
+			defer cancel()
+			res, err := bench.Broadcast(ctx, bcfg, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(res)
+			fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			return nil
+		},
+	}
+	bf := bcastCmd.Flags()
+	bf.IntVar(&bcfg.Nodes, "nodes", 8, "receiving nodes")
+	bf.IntVar(&bcfg.Size, "size", 256<<20, "object bytes")
+	bf.StringVar(&bcfg.Rate, "rate", "1gbit", "rate of every node's link, each way (tc units)")
+	bf.IntVar(&bcfg.Fanout, "fanout", 0, "transfers one source serves at once (0: the server's default)")
+	bf.StringVar(&bcfg.BinDir, "bin", "", "directory of the server binaries (default: beside this program, then PATH)")
+	cmd.AddCommand(storeCmd, streamCmd, bcastCmd)
 	return cmd
 }

@@ -16,7 +16,7 @@ import (
 
 // Prefetch defaults.
 const (
-	defaultFanout    = 2 // transfers one source serves at once
+	defaultFanout    = 1 // transfers one source serves at once: with links of equal speed, a doubling tree
 	prefetchAttempts = 3 // sources tried per target before it is reported failed
 )
 
