@@ -18,6 +18,10 @@ type Kind = streamwire.Kind
 const (
 	Copy = streamwire.KindCopy
 	Take = streamwire.KindTake
+	// Relay is a COPY the source may serve while it is itself still
+	// receiving the object, waiting up to 10 s for that transfer to
+	// begin: a chain of Relays broadcasts in about the time of one copy.
+	Relay = streamwire.KindRelay
 )
 
 // PeerRequest asks for Objects from the server at From.

@@ -224,7 +224,7 @@ func (s *Server) fetchOne(ctx context.Context, id streamwire.ID) streamwire.Obje
 			c, _, err := transfer.Dial(ctx, h.Address, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
 			return c, err
 		}
-		res, err := transfer.Receive(ctx, dial, s.st, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: &s.stats})
+		res, err := transfer.Receive(ctx, dial, s.st, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: &s.stats, Inflight: s.inflight})
 		o := res[0]
 		if o.Status.Success() {
 			return o

@@ -61,6 +61,10 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	}
 }
 
+// relayWait is how long a RELAY waits for the object's own transfer to
+// begin here (the links of a broadcast chain are requested all at once).
+const relayWait = 10 * time.Second
+
 // maxHello bounds a HELLO frame (a 255-byte name makes 266 bytes).
 const maxHello = 512
 
@@ -121,17 +125,16 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 			Node: s.cfg.NodeName, Version: cliutil.Version, UptimeNs: int64(time.Since(s.start)),
 			Connections: uint32(s.active.Load()), Store: storewire.StatsReply(st),
 		}.Append(nil))
-	case streamwire.TypeCopy, streamwire.TypeTake:
+	case streamwire.TypeCopy, streamwire.TypeTake, streamwire.TypeRelay:
 		var m streamwire.Copy
 		if err := m.Decode(p); err != nil {
 			return malformed(err)
 		}
-		kind := streamwire.KindCopy
-		if t == streamwire.TypeTake {
-			kind = streamwire.KindTake
-		}
+		kind := map[streamwire.Type]streamwire.Kind{streamwire.TypeCopy: streamwire.KindCopy,
+			streamwire.TypeTake: streamwire.KindTake, streamwire.TypeRelay: streamwire.KindRelay}[t]
 		start := time.Now()
-		err := transfer.Send(ctx, c, s.st, kind, m.IDs, transfer.SendOptions{GetTimeout: s.cfg.PlasmaTimeout, Stats: &s.stats})
+		err := transfer.Send(ctx, c, s.st, kind, m.IDs, transfer.SendOptions{GetTimeout: s.cfg.PlasmaTimeout, Stats: &s.stats,
+			Inflight: s.inflight, RelayWait: relayWait})
 		s.metrics.duration.WithLabelValues("send").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return streamwire.StatusConnectionLost, fmt.Errorf("%s of %d objects to %s: %w", kind, len(m.IDs), c.Peer, err)

@@ -56,8 +56,27 @@ func (s *Server) prefetch(ctx context.Context, id streamwire.ID, group string, f
 			sw.queue = append(sw.queue, m)
 		}
 	}
+	// First a cut-through chain through every target at once; then the
+	// swarm, store-and-forward from every holder, for those the chain
+	// missed (a link that failed takes the rest of the chain with it).
+	var missed []cluster.Node
+	for _, o := range s.chain(ctx, id, sw.sources[0], sw.queue) {
+		if o.OK {
+			out = append(out, o)
+			sw.holds[o.Node] = true
+			sw.sources = append(sw.sources, cluster.Location{Node: o.Node, Address: o.Address})
+		} else {
+			s.log.Info("prefetch chain link failed; retrying store-and-forward", "node", o.Node, "err", o.Message)
+		}
+	}
+	for _, t := range sw.queue {
+		if !sw.holds[t.Name] {
+			missed = append(missed, t)
+		}
+	}
+	sw.queue = missed
 	out = append(out, sw.run(ctx, func(ctx context.Context, target cluster.Node, source cluster.Location) NodeOutcome {
-		return s.copyTo(ctx, id, target, source)
+		return s.copyTo(ctx, id, stream.Copy, target, source)
 	})...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out, nil
@@ -150,13 +169,35 @@ func (sw *swarm) pickSource(target string) (cluster.Location, bool) {
 	return best, found
 }
 
-// copyTo asks target's stream server to COPY the object from source.
-func (s *Server) copyTo(ctx context.Context, id streamwire.ID, target cluster.Node, source cluster.Location) NodeOutcome {
+// chain asks every target at once to RELAY the object from the one before
+// it (the first from source): each link forwards bytes as they arrive, so
+// the whole chain takes about one transfer's time, and every node's link
+// carries the object once each way.
+func (s *Server) chain(ctx context.Context, id streamwire.ID, source cluster.Location, targets []cluster.Node) []NodeOutcome {
+	out := make([]NodeOutcome, len(targets))
+	done := make(chan struct{}, len(targets))
+	prev := source
+	for i, t := range targets {
+		from := prev
+		go func() {
+			out[i] = s.copyTo(ctx, id, stream.Relay, t, from)
+			done <- struct{}{}
+		}()
+		prev = cluster.Location{Node: t.Name, Address: t.Address}
+	}
+	for range targets {
+		<-done
+	}
+	return out
+}
+
+// copyTo asks target's stream server to fetch the object from source.
+func (s *Server) copyTo(ctx context.Context, id streamwire.ID, kind stream.Kind, target cluster.Node, source cluster.Location) NodeOutcome {
 	start := time.Now()
 	o := NodeOutcome{Node: target.Name, Address: target.Address, Source: source.Node}
 	c, err := stream.Connect(ctx, target.Address, stream.WithName(s.cfg.NodeName+"/prefetch"), stream.WithTimeout(s.cfg.IOTimeout))
 	if err == nil {
-		_, err = c.Sync(ctx, []stream.PeerRequest{{Kind: stream.Copy, From: source.Address, Objects: []stream.ObjectID{id}}})
+		_, err = c.Sync(ctx, []stream.PeerRequest{{Kind: kind, From: source.Address, Objects: []stream.ObjectID{id}}})
 		c.Close()
 	}
 	o.Duration = time.Since(start)

@@ -82,16 +82,17 @@ func (c *Config) defaults() {
 
 // Server is a running stream server.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	st      *store.Client
-	ln      net.Listener
-	metrics *metrics
-	stats   transfer.Stats
-	start   time.Time
-	active  atomic.Int64
-	httpSrv *http.Server
-	cluster *clusterNode // nil when standalone
+	cfg      Config
+	log      *slog.Logger
+	st       *store.Client
+	ln       net.Listener
+	metrics  *metrics
+	stats    transfer.Stats
+	start    time.Time
+	active   atomic.Int64
+	httpSrv  *http.Server
+	cluster  *clusterNode // nil when standalone
+	inflight *transfer.Inflight
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -117,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, st: st, ln: ln, start: time.Now(), conns: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, st: st, ln: ln, start: time.Now(), conns: map[net.Conn]struct{}{}, inflight: transfer.NewInflight()}
 	s.metrics = newMetrics(s)
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)

@@ -74,6 +74,10 @@ type Kind uint8
 const (
 	KindCopy Kind = 1
 	KindTake Kind = 2
+	// KindRelay is a COPY that the source may serve while it is itself
+	// still receiving the object (cut-through), waiting a while for that
+	// transfer to begin. Used to chain a broadcast.
+	KindRelay Kind = 3
 )
 
 func (k Kind) String() string {
@@ -82,6 +86,8 @@ func (k Kind) String() string {
 		return "COPY"
 	case KindTake:
 		return "TAKE"
+	case KindRelay:
+		return "RELAY"
 	}
 	return fmt.Sprintf("KIND(%d)", uint8(k))
 }
@@ -148,7 +154,7 @@ func (m *Sync) Validate() (Status, string) {
 	}
 	seen := make(map[ID]struct{})
 	for i, p := range m.Peers {
-		if p.Kind != KindCopy && p.Kind != KindTake {
+		if p.Kind != KindCopy && p.Kind != KindTake && p.Kind != KindRelay {
 			return StatusMalformed, fmt.Sprintf("peer request %d: unknown kind %d", i+1, p.Kind)
 		}
 		if st, msg := ValidateAddr(p.Addr); st != StatusOK {

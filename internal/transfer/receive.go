@@ -16,6 +16,9 @@ import (
 // ReceiveOptions tune the receiving side.
 type ReceiveOptions struct {
 	Stats *Stats
+	// Inflight, if set, publishes large objects while they arrive so that
+	// RELAY requests can forward them cut-through.
+	Inflight *Inflight
 	// Progress, if set, is called as bytes arrive and objects complete.
 	Progress func(bytes int64, objects int)
 }
@@ -129,10 +132,8 @@ func (r *receiver) run(ctx context.Context, kind streamwire.Kind) error {
 	for j, i := range r.want {
 		req.IDs[j] = r.ids[i]
 	}
-	t := streamwire.TypeCopy
-	if kind == streamwire.KindTake {
-		t = streamwire.TypeTake
-	}
+	t := map[streamwire.Kind]streamwire.Type{streamwire.KindCopy: streamwire.TypeCopy,
+		streamwire.KindTake: streamwire.TypeTake, streamwire.KindRelay: streamwire.TypeRelay}[kind]
 	if err := r.c.Send(t, req.Append(nil)); err != nil {
 		return err
 	}
@@ -254,7 +255,7 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 		r.finish(h, i, status, msg)
 		return derr
 	}
-	status, msg, err := r.fill(h, buf)
+	status, msg, err := r.fill(h, buf, meta)
 	if status != streamwire.StatusOK {
 		r.st.Abort(context.Background(), h.ID)
 	}
@@ -263,18 +264,26 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 }
 
 // fill reads the data into buf segment by segment while every core hashes
-// the segments that have arrived, then checks the digest and seals.
-func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte) (streamwire.Status, string, error) {
+// the segments that have arrived (and relays may forward them), then
+// checks the digest and seals.
+func (r *receiver) fill(h *streamwire.ObjectHeader, buf, meta []byte) (streamwire.Status, string, error) {
+	inflight := r.opt.Inflight
+	a := inflight.start(h.ID, buf, meta)
+	fail := func(st streamwire.Status, msg string, err error) (streamwire.Status, string, error) {
+		inflight.finish(h.ID, a, false, [32]byte{}, func() {}) // the caller aborts
+		return st, msg, err
+	}
 	pool := b3.NewPool(uint64(len(buf)))
 	for off := 0; off < len(buf); {
 		n := min(b3.SegmentSize, len(buf)-off)
 		if err := r.c.ReadFull(buf[off:off+n], nil); err != nil {
 			pool.Close()
-			return streamwire.StatusConnectionLost, err.Error(), err
+			return fail(streamwire.StatusConnectionLost, err.Error(), err)
 		}
 		if n == b3.SegmentSize {
 			pool.Add(off/b3.SegmentSize, buf[off:off+n])
 		}
+		inflight.progress(a, off+n)
 		r.opt.Progress(int64(n), 0)
 		off += n
 	}
@@ -282,19 +291,20 @@ func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte) (streamwire.Stat
 	err := r.c.ReadFull(want[:], nil)
 	got := pool.Sum(buf)
 	if err != nil {
-		return streamwire.StatusConnectionLost, err.Error(), err
+		return fail(streamwire.StatusConnectionLost, err.Error(), err)
 	}
 	if got != want {
 		r.opt.Stats.IntegrityFailures.Add(1)
-		return streamwire.StatusIntegrityFailure, msgDigestMismatch, nil
+		return fail(streamwire.StatusIntegrityFailure, msgDigestMismatch, nil)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.st.SealDigest(ctx, h.ID, got); err != nil {
 		status, msg := r.storeStatus(h.ID, err)
-		return status, msg, nil
+		return fail(status, msg, nil)
 	}
-	r.st.Release(ctx, h.ID)
+	// Our reference keeps the memory in place until relays reading it end.
+	inflight.finish(h.ID, a, true, got, func() { r.st.Release(context.Background(), h.ID) })
 	return streamwire.StatusOK, "", nil
 }
 

@@ -25,6 +25,10 @@ type SendOptions struct {
 	// being created (plasma-stream-server's --plasma-timeout).
 	GetTimeout time.Duration
 	Stats      *Stats
+	// Inflight serves RELAY requests from objects still arriving here;
+	// RelayWait is how long a RELAY waits for such a transfer to begin.
+	Inflight  *Inflight
+	RelayWait time.Duration
 }
 
 // sendfileMin is the data size from which the sender hands bytes to the
@@ -75,6 +79,19 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 	sentOK := make([]bool, len(objs)) // sent with status OK: only these may be deleted on TAKE
 	for i, o := range objs {
 		var err error
+		if o == nil && kind == streamwire.KindRelay {
+			var relayed bool
+			if o, relayed, err = relayOrGet(ctx, c, st, uint32(i), ids[i], opt); o == nil {
+				if err != nil {
+					c.Close()
+					<-acks
+					return fmt.Errorf("relay object %x: %w", ids[i][:], err)
+				}
+				sentOK[i] = relayed
+				continue
+			}
+			held = append(held, o.ID) // released with the others
+		}
 		if sentOK[i], err = sendObject(c, st, uint32(i), ids[i], o, opt.Stats); err != nil {
 			c.Close()
 			<-acks
@@ -212,4 +229,65 @@ func deleteTaken(st *store.Client, oids []store.ObjectID, objs []*store.Object, 
 		}
 	}
 	return out
+}
+
+// relayOrGet serves a RELAY'd object that is not sealed here: from the
+// transfer bringing it, as its bytes arrive, if one starts within
+// RelayWait; otherwise it is looked up in the store again (it may have
+// been sealed meanwhile). It returns the stored object to send normally,
+// or nil once the object was relayed (err reports a relay that broke: the
+// connection must then be closed, so the receiver never seals it).
+func relayOrGet(ctx context.Context, c *Conn, st *store.Client, index uint32, id streamwire.ID, opt SendOptions) (o *store.Object, relayed bool, err error) {
+	if a := opt.Inflight.wait(ctx, st, id, opt.RelayWait); a != nil {
+		defer opt.Inflight.leave(a)
+		return nil, true, sendArriving(ctx, c, index, id, a, opt)
+	}
+	objs, err := st.Get(ctx, []store.ObjectID{id}, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	if objs[0] == nil {
+		// Not here: tell the receiver, as for a COPY.
+		return nil, false, c.WriteFrame(streamwire.TypeObjectHeader, streamwire.ObjectHeader{Index: index, ID: id, Status: streamwire.StatusNotFound}.Append(nil))
+	}
+	return objs[0], false, nil
+}
+
+// sendArriving forwards an object while it arrives: header, metadata, the
+// data as it lands, and the digest once the arriving copy is verified.
+func sendArriving(ctx context.Context, c *Conn, index uint32, id streamwire.ID, a *arriving, opt SendOptions) error {
+	h := streamwire.ObjectHeader{Index: index, ID: id, Status: streamwire.StatusOK, DataSize: uint64(len(a.buf)), MetaSize: uint32(len(a.meta))}
+	if err := c.WriteFrame(streamwire.TypeObjectHeader, h.Append(nil)); err != nil {
+		return err
+	}
+	if _, err := c.W.Write(a.meta); err != nil {
+		return err
+	}
+	for sent := 0; ; {
+		received, done, ok, digest := opt.Inflight.next(ctx, a, sent)
+		for sent < received {
+			n := min(received-sent, stepSize)
+			c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
+			if _, err := c.W.Write(a.buf[sent : sent+n]); err != nil {
+				return err
+			}
+			sent += n
+		}
+		if err := c.Flush(); err != nil {
+			return err
+		}
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case done && !ok:
+			return fmt.Errorf("the transfer bringing it here failed")
+		case done && sent == len(a.buf):
+			if _, err := c.W.Write(digest[:]); err != nil {
+				return err
+			}
+			opt.Stats.BytesSent.Add(uint64(len(a.buf) + len(a.meta)))
+			opt.Stats.ObjectsSent.Add(1)
+			return nil
+		}
+	}
 }
