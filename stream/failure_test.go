@@ -252,3 +252,62 @@ func TestNoStore(t *testing.T) {
 		t.Fatalf("without a store: %v %q", err, out)
 	}
 }
+
+// A RELAY is served while the relaying node still receives the object;
+// if that transfer breaks, the relay ends without a digest and neither
+// node seals anything.
+func TestRelayCutThrough(t *testing.T) {
+	a := testutil.StartNode(t, "a", "64MiB")
+	b := testutil.StartNode(t, "b", "64MiB")
+	c := testutil.StartNode(t, "c", "64MiB")
+	ok, broken := store.RandomObjectID(), store.RandomObjectID()
+	putID(t, a.Socket, ok, pattern(16<<20, 30), []byte("r"))
+	putID(t, a.Socket, broken, pattern(16<<20, 31), nil)
+	proxy := testutil.StartProxy(t, a.Addr)
+
+	relay := func(node *testutil.Node, from string, id stream.ObjectID) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := streamClient(t, node.Addr).Sync(bg, []stream.PeerRequest{{Kind: stream.Relay, From: from, Objects: []stream.ObjectID{id}}})
+			done <- err
+		}()
+		return done
+	}
+	// c asks b before b has anything: b waits for its own transfer.
+	proxy.StallAt = 8 << 20
+	cDone := relay(c, b.Addr, ok)
+	time.Sleep(200 * time.Millisecond)
+	bDone := relay(b, proxy.Addr, ok)
+	<-proxy.Stalled()
+	time.Sleep(300 * time.Millisecond)
+	// Mid-way: c is receiving (the object exists, unsealed, invisible).
+	if sealed, _ := storeClient(t, c.Socket).Contains(bg, ok); sealed {
+		t.Fatal("c sealed the object before b had it all")
+	}
+	proxy.Resume()
+	if err := <-bDone; err != nil {
+		t.Fatalf("b: %v", err)
+	}
+	if err := <-cDone; err != nil {
+		t.Fatalf("c relayed through b: %v", err)
+	}
+	mustHave(t, c.Socket, ok, pattern(16<<20, 30), []byte("r"))
+
+	// The same with the source cut mid-way.
+	cut := testutil.StartProxy(t, a.Addr)
+	cut.CutAt = 8 << 20
+	cDone = relay(c, b.Addr, broken)
+	time.Sleep(200 * time.Millisecond)
+	bDone = relay(b, cut.Addr, broken)
+	if err := <-bDone; err == nil {
+		t.Fatal("b succeeded through a cut connection")
+	}
+	if err := <-cDone; err == nil {
+		t.Fatal("c succeeded although b's transfer broke")
+	}
+	mustNotHave(t, b.Socket, broken)
+	mustNotHave(t, c.Socket, broken)
+	if _, err := streamClient(t, b.Addr).Ping(bg); err != nil {
+		t.Fatal(err)
+	}
+}
