@@ -156,3 +156,20 @@ func outcomeErr(what string, out []NodeOutcome) error {
 	}
 	return &Error{Status: streamwire.StatusPeerUnreachable, Msg: fmt.Sprintf("%s: %d of %d nodes failed: %s", what, len(failed), len(out), strings.Join(failed, "; "))}
 }
+
+// JoinGroup makes the server's node a member of group (prefetches to the
+// group reach it from now on); it returns the node's groups.
+func (c *Client) JoinGroup(ctx context.Context, group string) ([]string, error) {
+	return c.group(ctx, group, true)
+}
+
+// LeaveGroup removes the server's node from group.
+func (c *Client) LeaveGroup(ctx context.Context, group string) ([]string, error) {
+	return c.group(ctx, group, false)
+}
+
+func (c *Client) group(ctx context.Context, group string, join bool) ([]string, error) {
+	groups := []string{}
+	err := c.jsonRequest(ctx, streamwire.TypeGroup, streamwire.Group{Name: group, Join: join}.Append(nil), &groups)
+	return groups, err
+}

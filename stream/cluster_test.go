@@ -99,15 +99,16 @@ func TestClusterGet(t *testing.T) {
 	mustHave(t, b.Socket, id, data, []byte("m"))
 	waitHolders(t, ca, id, "[b c]")
 
-	// c dies: its registration and locations vanish within the TTL.
+	// c dies. Before its lease expires its location is stale: a fetch
+	// tries it, fails, and gets the object from b.
 	c.Stream.Process.Signal(syscall.SIGKILL)
-	waitHolders(t, ca, id, "[b]")
+	if _, err := streamClient(t, nodes[0].Addr).Fetch(bg, []stream.ObjectID{id}); err != nil {
+		t.Fatalf("fetch with a stale location: %v", err)
+	}
+	// Its registration and locations vanish within the TTL.
+	waitHolders(t, ca, id, "[a b]")
 	if ns, _ := ca.Nodes(bg); len(ns) != 2 {
 		t.Fatalf("dead node still registered: %+v", ns)
-	}
-	// a fetches from the remaining holder.
-	if _, err := ca.Fetch(bg, []stream.ObjectID{id}); err != nil {
-		t.Fatalf("fetch on a after c died: %v", err)
 	}
 	mustHave(t, a.Socket, id, data, []byte("m"))
 
@@ -116,6 +117,15 @@ func TestClusterGet(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHolders(t, ca, id, "[a]")
+
+	// Group registration at run time.
+	cb := streamClient(t, b.Addr)
+	if groups, err := cb.JoinGroup(bg, "late"); err != nil || fmt.Sprint(groups) != "[all g-b late]" {
+		t.Fatalf("join: %v %v", groups, err)
+	}
+	if groups, err := cb.LeaveGroup(bg, "g-b"); err != nil || fmt.Sprint(groups) != "[all late]" {
+		t.Fatalf("leave: %v %v", groups, err)
+	}
 
 	// An object nobody holds is reported as such, naming it.
 	missing := store.RandomObjectID()

@@ -241,7 +241,8 @@ func (s *Server) fetchOne(ctx context.Context, id streamwire.ID) streamwire.Obje
 	return last
 }
 
-// handleCluster answers FETCH, NODES, LOCATE, PREFETCH and DELETE-CLUSTER.
+// handleCluster answers FETCH, NODES, LOCATE, PREFETCH, DELETE-CLUSTER and
+// GROUP.
 func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwire.Type, p []byte) (streamwire.Status, error) {
 	reply := t | streamwire.ReplyBit
 	var body any
@@ -271,6 +272,21 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 			return s.directoryFailed(c, err)
 		}
 		body = out
+	case streamwire.TypeGroup:
+		var m streamwire.Group
+		if err := m.Decode(p); err != nil {
+			return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: fmt.Sprintf("malformed GROUP: %v", err)}.Append(nil))
+		}
+		gctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
+		defer cancel()
+		change := s.cluster.dir.LeaveGroup
+		if m.Join {
+			change = s.cluster.dir.JoinGroup
+		}
+		if err := change(gctx, m.Name); err != nil {
+			return s.directoryFailed(c, err)
+		}
+		body = s.cluster.dir.Self().Groups
 	case streamwire.TypeNodes:
 		if len(p) != 0 {
 			return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: "NODES takes no payload"}.Append(nil))

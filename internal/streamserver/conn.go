@@ -150,7 +150,7 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 		}
 		b, _ := json.Marshal(s.deleteLocal(ctx, m.IDs))
 		return streamwire.StatusOK, c.Send(reply, streamwire.JSON{Body: b}.Append(nil))
-	case streamwire.TypeFetch, streamwire.TypeNodes, streamwire.TypeLocate, streamwire.TypePrefetch, streamwire.TypeDeleteAll:
+	case streamwire.TypeFetch, streamwire.TypeNodes, streamwire.TypeLocate, streamwire.TypePrefetch, streamwire.TypeDeleteAll, streamwire.TypeGroup:
 		if s.cluster == nil {
 			msg := fmt.Sprintf("%s is not in a cluster (start plasma-stream-server with --etcd)", s.cfg.NodeName)
 			return streamwire.StatusNotClustered, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusNotClustered, Message: msg}.Append(nil))

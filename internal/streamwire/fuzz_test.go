@@ -33,12 +33,13 @@ func samples() []message {
 		Deleted{Indexes: []uint32{0, 5}},
 		JSON{Body: []byte(`[{"name":"a"}]`)},
 		Prefetch{ID: id, Group: "gpu", Wait: true, Fanout: 2},
+		Group{Name: "gpu", Join: true},
 	}
 }
 
 func decoders() []decoder {
 	return []decoder{&Hello{}, &HelloReply{}, &Ping{}, &Sync{}, &Copy{}, &ObjectHeader{}, &Ack{},
-		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}, &JSON{}, &Prefetch{}}
+		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}, &JSON{}, &Prefetch{}, &Group{}}
 }
 
 func TestRoundTrip(t *testing.T) {

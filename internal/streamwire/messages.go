@@ -380,3 +380,23 @@ func (m *Prefetch) Decode(p []byte) error {
 	m.Fanout = d.U8("fanout")
 	return d.Done()
 }
+
+// Group makes the server's node join (Join) or leave a group.
+type Group struct {
+	Name string
+	Join bool
+}
+
+func (m Group) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.Bytes32([]byte(m.Name))
+	e.U8(b2u(m.Join))
+	return e.B
+}
+
+func (m *Group) Decode(p []byte) error {
+	d := wireDec(p)
+	m.Name = string(d.Bytes32("group", MaxNameLen))
+	m.Join = d.U8("join") != 0
+	return d.Done()
+}
