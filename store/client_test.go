@@ -3,11 +3,14 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"lukechampine.com/blake3"
 
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
@@ -340,4 +343,28 @@ func waitFor(t testing.TB, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Every sealed object gets its BLAKE3 digest — the value b3sum prints —
+// even when the client sealed it without one: the store hashes it in the
+// background.
+func TestEverySealedObjectGetsItsDigest(t *testing.T) {
+	sock, _ := testutil.StartStore(t, 8<<20)
+	c := connect(t, sock)
+	ctx := context.Background()
+	data := pattern(3<<20+17, 5)
+	id := store.RandomObjectID()
+	if err := c.PutID(ctx, id, data, nil); err != nil { // no digest given
+		t.Fatal(err)
+	}
+	want := blake3.Sum256(data)
+	waitFor(t, func() bool {
+		infos, _ := c.List(ctx)
+		return len(infos) == 1 && infos[0].Digest == hex.EncodeToString(want[:])
+	})
+	o, err := c.GetOne(ctx, id, 0)
+	if err != nil || !o.HasDigest || o.Digest != want {
+		t.Fatalf("Get does not carry the digest: %v", err)
+	}
+	c.Release(ctx, id)
 }

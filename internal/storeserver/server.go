@@ -106,6 +106,9 @@ func (s *Server) Capacity() uint64 { return s.cfg.Capacity }
 func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
+	dctx, stopDigests := context.WithCancel(ctx)
+	digesting := make(chan struct{})
+	go func() { s.st.digestLoop(dctx); close(digesting) }()
 	s.log.Info("store serving", "socket", s.cfg.Socket, "capacity", s.cfg.Capacity, "arena_bytes", s.arena.Size)
 	var err error
 	for {
@@ -134,6 +137,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	stopDigests()
+	<-digesting // it reads the arena
 	s.arena.Close()
 	if ctx.Err() != nil {
 		return nil

@@ -83,6 +83,11 @@ type state struct {
 	pinned  uint64 // bytes of objects that are unsealed or referenced
 	n       counters
 	now     func() time.Time
+
+	// Objects sealed without a digest wait here for the digester, which
+	// hashes them in the background (package digest.go).
+	digestQ chan digestJob
+	hasher  *client // holds the digester's references
 }
 
 func newState(mem []byte, capacity uint64) *state {
@@ -94,6 +99,8 @@ func newState(mem []byte, capacity uint64) *state {
 		waiters: map[id]map[*waiter]struct{}{},
 		subs:    map[*client]struct{}{},
 		now:     time.Now,
+		digestQ: make(chan digestJob, digestQueue),
+		hasher:  newClient(0),
 	}
 }
 
@@ -183,6 +190,12 @@ func (s *state) sealLocked(o *object) {
 	}
 	s.publish(storewire.EventSealed, o)
 	s.wake(o)
+	if !o.hasDigest {
+		select {
+		case s.digestQ <- digestJob{o.id, now}:
+		default: // a backlog: readers that need it hash it themselves
+		}
+	}
 }
 
 // createAndSeal stores a small object whole; the client keeps no reference.
