@@ -3,6 +3,7 @@ package plasmacmd_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"lukechampine.com/blake3"
 
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
@@ -196,5 +199,37 @@ func TestWatch(t *testing.T) {
 		if err := json.Unmarshal(lines.Bytes(), &ev); err != nil || ev["event"] != want || ev["id"] != id || ev["data_size"] != 7.0 {
 			t.Fatalf("watch line %q, want a %s event for %s", lines.Text(), want, id)
 		}
+	}
+}
+
+func TestImportExport(t *testing.T) {
+	c := newCLI(t)
+	data := bytes.Repeat([]byte("import me "), 300000)
+	in := filepath.Join(t.TempDir(), "in")
+	os.WriteFile(in, data, 0o644)
+	fields := strings.Fields(c.ok(nil, "import", in))
+	sum := blake3.Sum256(data)
+	if len(fields) != 2 || fields[0] != store.ContentID(data).String() || fields[1] != hex.EncodeToString(sum[:]) {
+		t.Fatalf("import printed %v, want the id and b3sum's hash %x", fields, sum)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	c.ok(nil, "export", fields[0], out)
+	if b, _ := os.ReadFile(out); !bytes.Equal(b, data) {
+		t.Fatal("export wrote other bytes")
+	}
+	// An object under a chosen id is verified against the digest the
+	// store computes for it in the background.
+	odd := "00000000000000000000000000000000000000aa"
+	c.ok([]byte("odd"), "put", "--id", odd, "-")
+	oddOut := filepath.Join(t.TempDir(), "odd")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, errs, ok := c.run(nil, "export", odd, oddOut); ok {
+			break
+		} else if !strings.Contains(errs, "cannot verify") || time.Now().After(deadline) {
+			t.Fatalf("export of a hashed object: %s", errs)
+		}
+	}
+	if b, _ := os.ReadFile(oddOut); string(b) != "odd" {
+		t.Fatalf("exported %q", b)
 	}
 }

@@ -1,0 +1,69 @@
+package plasmacmd
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plasmastream/plasmastream/internal/b3"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+func (o *options) importCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "import FILE",
+		Short: "Store a file under its BLAKE3 content address; print the id and the 64-hex hash",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			return o.withClient(func(ctx context.Context, c *store.Client) error {
+				id, err := c.Put(ctx, data, nil)
+				if err != nil {
+					return err
+				}
+				sum := b3.Sum(data)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", id, hex.EncodeToString(sum[:]))
+				return nil
+			})
+		},
+	}
+}
+
+func (o *options) exportCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "export ID FILE",
+		Short: "Write an object to FILE, verified against its BLAKE3 digest",
+		Long: `Write an object's data to FILE (atomically: FILE appears only when
+complete) after verifying it against the digest the store keeps for it
+(its content address when the id is one). A mismatch is an error and
+leaves no file.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := store.ParseObjectID(args[0])
+			if err != nil {
+				return err
+			}
+			return o.withClient(func(ctx context.Context, c *store.Client) error {
+				obj, err := c.GetOne(ctx, id, 0)
+				if err != nil {
+					return err
+				}
+				defer c.Release(ctx, id)
+				sum := b3.Sum(obj.Data)
+				switch {
+				case obj.HasDigest && sum != obj.Digest:
+					return fmt.Errorf("object %s: its data does not match its BLAKE3 digest %x; nothing written", id, obj.Digest)
+				case !obj.HasDigest && store.ObjectID(sum[:store.IDSize]) != id:
+					return fmt.Errorf("object %s has no digest yet and is not content-addressed: cannot verify it; nothing written", id)
+				}
+				return writeOutput(cmd, args[1], obj.Data)
+			})
+		},
+	}
+}
