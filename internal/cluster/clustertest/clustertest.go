@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,18 +22,11 @@ import (
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/etcdembed"
+	"github.com/plasmastream/plasmastream/internal/testutil"
 )
 
 // FreePort returns a loopback port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func FreePort(t testing.TB) int { return testutil.FreePort(t, "127.0.0.1") }
 
 // LogBuffer is a slog logger whose output is printed by t.Log only if the
 // test failed (background goroutines may log after the test ends, so it
