@@ -111,7 +111,8 @@ func (s *Server) sync(ctx context.Context, c *transfer.Conn, m *streamwire.Sync)
 		}
 	}
 	if failedPeers > 0 {
-		done.Message = fmt.Sprintf("%d of %d peer requests failed (%d objects)", failedPeers, len(results), failedObjects)
+		done.Message = fmt.Sprintf("%d of %d %s failed (%d %s)", failedPeers, len(results), plural(len(results), "peer request"),
+			failedObjects, plural(failedObjects, "object"))
 	}
 	return done.Status, c.Send(streamwire.TypeSyncResult, done.Append(nil))
 }
@@ -157,4 +158,11 @@ func (s *Server) runPeer(ctx context.Context, pr streamwire.PeerRequest, prog *p
 	objs, err := transfer.Receive(ctx, dial, s.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Inflight: s.inflight})
 	return transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,
 		Objects: objs, DurationNs: int64(time.Since(start))}, err)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
