@@ -36,6 +36,8 @@ from .errors import (
 )
 from .objectid import ObjectID
 from .subscribe import Notification, Subscription
+from . import stream
+from .stream import StreamError
 
 __version__ = "0.1.0"
 
@@ -45,6 +47,8 @@ __all__ = [
     "ObjectID",
     "Subscription",
     "Notification",
+    "stream",
+    "StreamError",
     "DEFAULT_SOCKET",
     "PlasmaError",
     "ObjectExists",

@@ -1,0 +1,489 @@
+"""Client of plasma-stream-server: ask a server to pull objects from other
+servers into its store (SYNC), and inspect it (PING, STAT, LIST).
+
+The semantics are the Go client's (``stream.Connect``, ``Client.Sync``)::
+
+    from plasmastream import stream
+
+    with stream.connect("127.0.0.1:2021") as c:
+        res = c.sync([stream.PeerRequest(stream.COPY, "127.0.0.1:2022", [oid])])
+        print(res.status, res.objects, res.bytes)
+
+``sync`` returns a :class:`SyncResult` when every peer request and object
+succeeded, and raises :class:`StreamError` (its ``.result`` holding the
+SyncResult) exactly when the Go client returns an error. The protocol is in
+docs/stream-protocol.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Union
+
+from . import _streamwire as sw
+from . import _wire as w
+from .errors import PlasmaError
+from .objectid import ObjectID
+
+__all__ = [
+    "connect", "StreamClient", "PeerRequest", "SyncResult", "PeerResult", "ObjectResult",
+    "Progress", "ServerStat", "StreamError", "COPY", "TAKE", "RELAY", "DEFAULT_PORT",
+    "DEFAULT_TIMEOUT", "MAX_PEER_REQUESTS", "MAX_OBJECTS_PER_PEER_REQUEST", "status_name",
+]
+
+DEFAULT_PORT = 2021
+DEFAULT_TIMEOUT = 30.0
+
+COPY = "COPY"    # the source keeps its objects
+TAKE = "TAKE"    # the source deletes each object once the receiver sealed it (best effort)
+RELAY = "RELAY"  # a COPY the source may serve while still receiving the object itself
+
+MAX_PEER_REQUESTS = sw.MAX_PEER_REQUESTS
+MAX_OBJECTS_PER_PEER_REQUEST = sw.MAX_OBJECTS_PER_PEER_REQUEST
+
+status_name = sw.status_name
+
+_KINDS = {"COPY": sw.KIND_COPY, "TAKE": sw.KIND_TAKE, "RELAY": sw.KIND_RELAY}
+
+
+class StreamError(PlasmaError):
+    """A failure with a stream-protocol status.
+
+    ``status`` is the status name as the Go client prints it (``"not
+    found"``, ``"too many objects"``, ``"connection lost"``...), ``code``
+    the numeric status of docs/stream-protocol.md ("Status codes"),
+    ``message`` (and ``str(e)``) the sentence, and ``result`` the
+    :class:`SyncResult` for a failed or rejected ``sync`` (``None``
+    otherwise).
+    """
+
+    def __init__(self, code: int, message: str, result: "Optional[SyncResult]" = None):
+        super().__init__(message, code)
+        self.status = sw.status_name(code)
+        self.result = result
+
+    def __repr__(self):
+        return f"StreamError({self.status!r}, {self.message!r})"
+
+
+def _id_bytes(obj) -> bytes:
+    if isinstance(obj, ObjectID):
+        return obj.binary()
+    if isinstance(obj, str):
+        return ObjectID.from_hex(obj).binary()
+    if isinstance(obj, (bytes, bytearray, memoryview)) and len(obj) == sw.ID_SIZE:
+        return bytes(obj)
+    raise TypeError(f"object id must be an ObjectID or 40 hex digits, got {obj!r}")
+
+
+@dataclass
+class PeerRequest:
+    """Pull ``objects`` (ObjectIDs or 40-hex strings) from the stream server
+    at ``from_addr`` (``host:port``, IPv6 as ``[::1]:2021``); ``kind`` is
+    ``COPY``, ``TAKE`` or ``RELAY`` (the strings, any case, or 1, 2, 3)."""
+
+    kind: Union[str, int]
+    from_addr: str
+    objects: Sequence[Union[ObjectID, str]]
+
+
+@dataclass
+class ObjectResult:
+    """What became of one object: ``ok`` when it is at the destination
+    (status ``"ok"``, or ``"already present"``)."""
+
+    id: ObjectID
+    status: str
+    bytes: int
+    deleted_at_source: bool
+    message: str
+    ok: bool
+    code: int
+
+
+@dataclass
+class PeerResult:
+    """What became of one peer request (``status`` ``"ok"`` when every object
+    succeeded); ``duration`` in seconds."""
+
+    kind: str
+    from_addr: str
+    status: str
+    message: str
+    bytes: int
+    duration: float
+    objects: List[ObjectResult]
+    code: int
+
+    @property
+    def ok(self) -> bool:
+        return self.code == sw.OK
+
+
+@dataclass
+class SyncResult:
+    """The whole outcome of a SYNC: request-level ``status`` and
+    ``message``, ``bytes`` received, ``objects`` now at the destination,
+    ``duration`` (seconds, the server's) and one PeerResult per peer
+    request, in request order."""
+
+    status: str = "ok"
+    message: str = ""
+    bytes: int = 0
+    objects: int = 0
+    duration: float = 0.0
+    peers: List[PeerResult] = field(default_factory=list)
+    code: int = sw.OK
+
+    @property
+    def ok(self) -> bool:
+        return self.code == sw.OK
+
+    def failed(self) -> List[ObjectResult]:
+        """Every object that did not arrive, across peer requests."""
+        return [o for p in self.peers for o in p.objects if not o.ok]
+
+    def _set_status(self, code: int, message: str) -> None:
+        self.code, self.status, self.message = code, sw.status_name(code), message
+
+
+@dataclass
+class Progress:
+    """A running SYNC: object bytes received so far, objects finished
+    (whatever their outcome) and the SYNC's total of objects."""
+
+    bytes: int
+    objects: int
+    objects_total: int
+
+
+@dataclass
+class ServerStat:
+    """A server and its store: ``uptime`` in seconds, ``connections`` served
+    (this one included), ``store`` the store's stats dict (capacity, used,
+    objects, ...)."""
+
+    node: str
+    version: str
+    uptime: float
+    connections: int
+    store: dict
+
+
+class _Broken(Exception):
+    """A failure that leaves the connection out of step: (status, message)."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _classify(e: BaseException) -> int:
+    """transfer.ErrStatus for the errors a Python socket raises."""
+    if isinstance(e, socket.timeout):
+        return sw.TIMEOUT
+    if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) in (
+            errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return sw.PEER_UNREACHABLE
+    return sw.CONNECTION_LOST
+
+
+def _split_addr(addr: str) -> tuple[str, int]:
+    try:
+        host, port = sw.split_host_port(addr)
+        if not sw._PORT.match(port) or int(port) > 65535:
+            raise ValueError(f"bad port {port!r}")
+    except ValueError as e:
+        raise StreamError(sw.BAD_ADDRESS, f"stream server {addr}: {e}") from None
+    return host, int(port)
+
+
+class StreamClient:
+    """One connection to a plasma-stream-server, running one request at a
+    time; thread-safe (requests queue). ``timeout`` bounds each network step
+    (the Go client's ``WithTimeout``); a SYNC may run longer, as the server
+    sends Progress every 250 ms while it works."""
+
+    def __init__(self, addr: str, timeout: float = DEFAULT_TIMEOUT, name: Optional[str] = None):
+        self.addr = addr
+        self.timeout = timeout if timeout and timeout > 0 else DEFAULT_TIMEOUT
+        self._lock = threading.Lock()
+        self._dead: Optional[str] = None
+        self._closed = False
+        if name is None:
+            name = f"{socket.gethostname()}/{os.getpid()}"
+        host, port = _split_addr(addr)
+        try:
+            self._sock = socket.create_connection((host, port), timeout=min(self.timeout, 10.0))
+        except OSError as e:
+            raise StreamError(_classify(e), f"stream server {addr}: dial: {e}") from e
+        try:
+            self._sock.settimeout(self.timeout)
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._send(sw.HELLO, sw.hello(name))
+            t, p = self._read_frame()
+            if t == sw.ERROR:
+                code, msg = sw.decode_error(p)
+                raise StreamError(code, f"{addr}: {msg}")
+            if t != sw.HELLO | sw.REPLY_BIT:
+                raise _Broken(sw.PROTOCOL_ERROR, f"got {sw.type_name(t)}, want HELLO-REPLY")
+            try:
+                _, self.node = sw.decode_hello_reply(p)
+            except sw.Malformed as e:
+                raise _Broken(sw.PROTOCOL_ERROR, f"HELLO-REPLY: {e}") from None
+        except _Broken as e:
+            self._sock.close()
+            raise StreamError(e.code, f"stream server {addr}: {e.message}") from None
+        except OSError as e:
+            self._sock.close()
+            raise StreamError(_classify(e), f"stream server {addr}: {e}") from e
+        except BaseException:
+            self._sock.close()
+            raise
+
+    # -- framing ---------------------------------------------------------
+
+    def _send(self, t: int, payload: bytes = b"") -> None:
+        self._sock.sendall(sw.frame(t, payload))
+
+    def _recv_exact(self, n: int) -> bytes:
+        parts = []
+        while n > 0:
+            chunk = self._sock.recv(min(n, sw.READ_STEP))
+            if not chunk:
+                raise _Broken(sw.CONNECTION_LOST, "connection closed by the server (unexpected EOF)")
+            parts.append(chunk)
+            n -= len(chunk)
+        return b"".join(parts)
+
+    def _read_frame(self) -> tuple[int, bytes]:
+        length, t, flags, _ = sw.HEADER.unpack(self._recv_exact(sw.HEADER_SIZE))
+        if flags != 0:
+            raise _Broken(sw.CONNECTION_LOST, f"frame flags {flags:#x}: must be 0")
+        if length > sw.MAX_CONTROL_FRAME:
+            raise _Broken(sw.CONNECTION_LOST, f"frame payload exceeds limit: {length} bytes announced, "
+                                              f"{sw.MAX_CONTROL_FRAME} allowed")
+        return t, self._recv_exact(length)
+
+    def _error_reply(self, p) -> StreamError:
+        code, msg = sw.decode_error(p)
+        return StreamError(code, f"{self.addr}: {msg}")
+
+    def _do(self, f):
+        """Run one request exclusively. An Error reply raises StreamError and
+        keeps the connection; any other failure makes the client unusable."""
+        with self._lock:
+            if self._closed:
+                raise StreamError(sw.CONNECTION_LOST, f"connection to {self.addr} is closed")
+            if self._dead is not None:
+                raise StreamError(sw.CONNECTION_LOST, self._dead)
+            try:
+                return f()
+            except StreamError:
+                raise
+            except (_Broken, OSError) as e:
+                code = e.code if isinstance(e, _Broken) else _classify(e)
+                msg = e.message if isinstance(e, _Broken) else str(e) or type(e).__name__
+                self._kill(f"connection to {self.addr} unusable after: {msg}")
+                raise StreamError(code, f"stream server {self.addr}: {msg}") from None
+            except BaseException as e:  # interrupted mid-request: out of step
+                self._kill(f"connection to {self.addr} unusable after: {type(e).__name__}")
+                raise
+
+    def _kill(self, why: str) -> None:
+        self._dead = why
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    # -- requests --------------------------------------------------------
+
+    def ping(self) -> float:
+        """The round trip to the server, in seconds."""
+
+        def run():
+            start = time.monotonic()
+            nonce = time.time_ns() & 0xFFFFFFFFFFFFFFFF
+            self._send(sw.PING, sw.ping(nonce))
+            t, p = self._read_frame()
+            got = self._expect(t, p, sw.PING | sw.REPLY_BIT, sw.decode_ping)
+            if got != nonce:
+                raise _Broken(sw.PROTOCOL_ERROR, "PING answered with another nonce")
+            return time.monotonic() - start
+
+        return self._do(run)
+
+    def stat(self) -> ServerStat:
+        """The server's identity and its store's figures."""
+
+        def run():
+            self._send(sw.STAT)
+            t, p = self._read_frame()
+            r = self._expect(t, p, sw.STAT | sw.REPLY_BIT, sw.decode_stat)
+            return ServerStat(r["node"], r["version"], r["uptime_ns"] / 1e9, r["connections"], r["store"])
+
+        return self._do(run)
+
+    def list(self) -> dict:
+        """Every object in the server's store: ``{ObjectID: info}``, info as
+        ``PlasmaClient.list()``."""
+        from .client import _info_dict
+
+        def run():
+            self._send(sw.LIST)
+            out = {}
+            while True:
+                t, p = self._read_frame()
+                if t == sw.ERROR:
+                    raise self._error_reply(p)
+                if t != sw.LIST | sw.REPLY_BIT:
+                    raise _Broken(sw.PROTOCOL_ERROR, f"got {sw.type_name(t)} in a LIST reply")
+                if len(p) < w.LIST_HEAD.size:
+                    raise _Broken(sw.PROTOCOL_ERROR, f"LIST page of {len(p)} bytes")
+                more, n = w.LIST_HEAD.unpack_from(p)
+                if n > sw.MAX_OBJECTS_PER_PEER_REQUEST or len(p) != w.LIST_HEAD.size + n * w.INFO.size:
+                    raise _Broken(sw.PROTOCOL_ERROR, f"LIST page of {n} entries in {len(p)} bytes")
+                for info in w.INFO.iter_unpack(memoryview(p)[w.LIST_HEAD.size:]):
+                    oid, entry = _info_dict(info)
+                    out[oid] = entry
+                if not more:
+                    return out
+
+        return self._do(run)
+
+    def sync(self, peer_requests: Sequence[PeerRequest],
+             progress: Optional[Callable[[Progress], None]] = None) -> SyncResult:
+        """Ask the server to fetch the objects of every peer request into its
+        store (the peer requests run concurrently on the server). Returns the
+        SyncResult when all went well; raises :class:`StreamError` (with
+        ``.result``) when the SYNC was rejected (limits are checked here
+        first, costing no round trip) or any peer request or object failed.
+        ``progress`` is called with a :class:`Progress` as the server reports
+        it (every 250 ms while transfers run)."""
+        peers = []
+        for r in peer_requests:
+            kind = r.kind
+            if isinstance(kind, str):
+                kind = _KINDS.get(kind.upper(), kind)
+            peers.append((kind, r.from_addr, [_id_bytes(o) for o in r.objects]))
+        code, msg = sw.validate_sync(peers)
+        if code != sw.OK:
+            res = SyncResult()
+            res._set_status(code, msg)
+            raise StreamError(code, "SYNC rejected: " + msg, res)
+
+        res = SyncResult()
+        payload = sw.sync(peers)
+
+        def run():
+            self._send(sw.SYNC, payload)
+            while True:
+                # Progress comes every 250 ms, so a silent server is dead.
+                t, p = self._read_frame()
+                if t == sw.PROGRESS:
+                    try:
+                        done, _total, n, n_total = sw.decode_progress(p)
+                    except sw.Malformed as e:
+                        raise _Broken(sw.PROTOCOL_ERROR, str(e)) from None
+                    if progress is not None:
+                        progress(Progress(done, n, n_total))
+                elif t == sw.PEER_RESULT:
+                    try:
+                        pr = sw.decode_peer_result(p)
+                    except sw.Malformed as e:
+                        raise _Broken(sw.PROTOCOL_ERROR, str(e)) from None
+                    res.peers.append(_peer_result(pr))
+                elif t == sw.SYNC_DONE:
+                    try:
+                        st, m, nbytes, nobj, dur = sw.decode_sync_done(p)
+                    except sw.Malformed as e:
+                        raise _Broken(sw.PROTOCOL_ERROR, str(e)) from None
+                    res._set_status(st, m)
+                    res.bytes, res.objects, res.duration = nbytes, nobj, dur / 1e9
+                    return
+                elif t == sw.ERROR:
+                    raise self._error_reply(p)
+                else:
+                    raise _Broken(sw.PROTOCOL_ERROR, f"got {sw.type_name(t)} in a SYNC reply")
+
+        try:
+            self._do(run)
+        except StreamError as e:
+            if res.code == sw.OK:
+                res._set_status(e.code, e.message)
+            e.result = res
+            raise
+        if res.code != sw.OK:
+            msg = res.message
+            failed = res.failed()
+            if failed:
+                msg += "; first: " + failed[0].message
+            raise StreamError(res.code, msg, res)
+        return res
+
+    # -- lifetime --------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def error(self) -> Optional[str]:
+        """Why the connection can no longer be used (a request failed in a
+        way that left it out of step), or None while it can (Go's ``Err``)."""
+        return self._dead
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "StreamClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self):
+        return f"StreamClient({self.addr!r}, node={getattr(self, 'node', None)!r})"
+
+    def _expect(self, t: int, p, want: int, decode):
+        if t == sw.ERROR:
+            raise self._error_reply(p)
+        if t != want:
+            raise _Broken(sw.PROTOCOL_ERROR, f"got {sw.type_name(t)}, want {sw.type_name(want)}")
+        try:
+            return decode(p)
+        except sw.Malformed as e:
+            raise _Broken(sw.PROTOCOL_ERROR, f"{sw.type_name(t)}: {e}") from None
+
+
+def _peer_result(pr: dict) -> PeerResult:
+    objs = [ObjectResult(ObjectID(oid), sw.status_name(st), nbytes, deleted, msg, sw.success(st), st)
+            for oid, st, nbytes, deleted, msg in pr["objects"]]
+    return PeerResult(sw.kind_name(pr["kind"]), pr["addr"], sw.status_name(pr["status"]), pr["message"],
+                      pr["bytes"], pr["duration_ns"] / 1e9, objs, pr["status"])
+
+
+def connect(addr: str, timeout: float = DEFAULT_TIMEOUT, name: Optional[str] = None) -> StreamClient:
+    """Connect to the plasma-stream-server at ``addr`` (``host:port``, IPv6
+    as ``[::1]:2021``) and perform the HELLO handshake. ``timeout`` bounds
+    each network step (seconds; dialling at most 10 s). Raises
+    :class:`StreamError` (e.g. ``"server busy"``, ``"peer unreachable"``)."""
+    return StreamClient(addr, timeout, name)
