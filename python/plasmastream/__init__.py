@@ -36,7 +36,7 @@ from .errors import (
 )
 from .objectid import ObjectID
 from .subscribe import Notification, Subscription
-from . import stream
+from . import errors, stream
 from .stream import StreamError
 
 __version__ = "0.1.0"
@@ -50,23 +50,4 @@ __all__ = [
     "stream",
     "StreamError",
     "DEFAULT_SOCKET",
-    "PlasmaError",
-    "ObjectExists",
-    "ObjectNotFound",
-    "OutOfMemory",
-    "StoreFull",
-    "ObjectNotSealed",
-    "AlreadySealed",
-    "NotCreator",
-    "InvalidRequest",
-    "TooLarge",
-    "ProtocolVersion",
-    "InternalError",
-    "DeleteDeferred",
-    "NotReferenced",
-    "ConnectionClosed",
-    "ProtocolError",
-    "PlasmaObjectExists",
-    "PlasmaObjectNotFound",
-    "PlasmaStoreFull",
-]
+] + [n for n in errors.__all__ if n != "error_for_code"]
