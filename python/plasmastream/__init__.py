@@ -50,4 +50,4 @@ __all__ = [
     "stream",
     "StreamError",
     "DEFAULT_SOCKET",
-] + [n for n in errors.__all__ if n != "error_for_code"]
+] + [n for n in errors.__all__ if n not in ("error_for_code", "ERROR_CLASSES")]
