@@ -115,18 +115,22 @@ func (sw *swarm) run(ctx context.Context, copyTo func(context.Context, cluster.N
 	var out []NodeOutcome
 	running := 0
 	for len(sw.queue) > 0 || running > 0 {
-		for len(sw.queue) > 0 {
-			src, ok := sw.pickSource(sw.queue[0].Name)
+		// Start every queued target that has a free source it has not
+		// tried (not only the head of the queue: it may wait for a busy
+		// source while others need a free one).
+		waiting := sw.queue[:0]
+		for _, target := range sw.queue {
+			src, ok := sw.pickSource(target.Name)
 			if !ok {
-				break
+				waiting = append(waiting, target)
+				continue
 			}
-			target := sw.queue[0]
-			sw.queue = sw.queue[1:]
 			sw.busy[src.Node]++
 			sw.tried[target.Name][src.Node] = true
 			running++
 			go func() { results <- swarmResult{target, src, copyTo(ctx, target, src)} }()
 		}
+		sw.queue = waiting
 		if running == 0 { // targets left but no source they have not tried
 			for _, t := range sw.queue {
 				out = append(out, NodeOutcome{Node: t.Name, Address: t.Address, Status: streamwire.StatusPeerUnreachable.String(),
