@@ -311,3 +311,12 @@ func TestRelayCutThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A peer whose name does not resolve is unreachable, named as such.
+func TestUnresolvablePeer(t *testing.T) {
+	a := testutil.StartNode(t, "a", "8MiB")
+	_, err := streamClient(t, a.Addr).Sync(bg, []stream.PeerRequest{{Kind: stream.Copy, From: "no-such-host.invalid:2021", Objects: []stream.ObjectID{store.RandomObjectID()}}})
+	if !stream.IsStatus(err, stream.StatusPeerUnreachable) || !strings.Contains(err.Error(), "no-such-host.invalid") {
+		t.Fatalf("got %v", err)
+	}
+}

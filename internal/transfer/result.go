@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"syscall"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -49,6 +50,7 @@ func ErrStatus(err error) streamwire.Status {
 	var pe *ProtocolError
 	var se *store.Error
 	var te interface{ Timeout() bool }
+	var dns *net.DNSError
 	switch {
 	case errors.As(err, &er):
 		return er.Status
@@ -60,7 +62,7 @@ func ErrStatus(err error) streamwire.Status {
 		return streamwire.StatusStoreError
 	case errors.As(err, &te) && te.Timeout():
 		return streamwire.StatusTimeout
-	case errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
+	case errors.As(err, &dns) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
 		return streamwire.StatusPeerUnreachable
 	}
 	return streamwire.StatusConnectionLost
