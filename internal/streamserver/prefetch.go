@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/cluster"
@@ -231,33 +232,49 @@ func (s *Server) deleteEverywhere(ctx context.Context, ids []streamwire.ID) []No
 			}
 		}
 	}
-	out := []NodeOutcome{}
+	// Every node at once: a slow or dead node costs its own timeout only.
+	out := make([]NodeOutcome, 0, len(targets))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for node, addr := range targets {
-		start := time.Now()
-		o := NodeOutcome{Node: node, Address: addr, Status: streamwire.StatusOK.String(), OK: true}
-		var msgs []string
-		var err error
-		if addr == "" {
-			o.Address = s.advertise()
-			msgs = s.deleteLocal(ctx, ids)
-		} else {
-			var c *stream.Client
-			if c, err = stream.Connect(ctx, addr, stream.WithName(s.cfg.NodeName+"/delete"), stream.WithTimeout(s.cfg.IOTimeout)); err == nil {
-				msgs, err = c.DeleteLocal(ctx, toIDs(ids))
-				c.Close()
-			}
-		}
-		switch {
-		case err != nil:
-			o.OK, o.Status, o.Message = false, streamwire.StatusPeerUnreachable.String(), fmt.Sprintf("node %s (%s): %v", node, addr, err)
-		case len(msgs) > 0:
-			o.OK, o.Status, o.Message = false, streamwire.StatusStoreError.String(), fmt.Sprintf("node %s: %s", node, strings.Join(msgs, "; "))
-		}
-		o.Duration = time.Since(start)
-		out = append(out, o)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := s.deleteOn(ctx, node, addr, ids)
+			mu.Lock()
+			out = append(out, o)
+			mu.Unlock()
+		}()
 	}
+	wg.Wait()
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out
+}
+
+// deleteOn deletes ids on one node (addr "" is this one).
+func (s *Server) deleteOn(ctx context.Context, node, addr string, ids []streamwire.ID) NodeOutcome {
+	start := time.Now()
+	o := NodeOutcome{Node: node, Address: addr, Status: streamwire.StatusOK.String(), OK: true}
+	var msgs []string
+	var err error
+	if addr == "" {
+		o.Address = s.advertise()
+		msgs = s.deleteLocal(ctx, ids)
+	} else {
+		var c *stream.Client
+		if c, err = stream.Connect(ctx, addr, stream.WithName(s.cfg.NodeName+"/delete"), stream.WithTimeout(s.cfg.IOTimeout)); err == nil {
+			msgs, err = c.DeleteLocal(ctx, toIDs(ids))
+			c.Close()
+		}
+	}
+	switch {
+	case err != nil:
+		o.OK, o.Status, o.Message = false, streamwire.StatusPeerUnreachable.String(), fmt.Sprintf("node %s (%s): %v", node, addr, err)
+	case len(msgs) > 0:
+		o.OK, o.Status, o.Message = false, streamwire.StatusStoreError.String(), fmt.Sprintf("node %s: %s", node, strings.Join(msgs, "; "))
+	}
+	o.Duration = time.Since(start)
+	return o
 }
 
 // deleteLocal deletes from this server's store; absent objects are fine
