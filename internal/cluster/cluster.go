@@ -428,17 +428,9 @@ func (d *Directory) usable() error {
 // Close revokes the lease: the node's registration, groups and locations
 // disappear from the directory at once. The etcd client stays open.
 func (d *Directory) Close() error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.halt() {
 		return nil
 	}
-	d.closed = true
-	d.failPending(ErrClosed)
-	d.mu.Unlock()
-	close(d.stop)
-	d.cancel()
-	<-d.done
 	if err := d.cli.Ctx().Err(); err != nil {
 		return fmt.Errorf("cluster: etcd client of node %q closed before the directory; its keys expire within %v", d.self.Name, d.ttl)
 	}
@@ -453,14 +445,23 @@ func (d *Directory) Close() error {
 
 // abandon stops the directory as a process death would: the keep-alive
 // stops and nothing is revoked. For tests.
-func (d *Directory) abandon() {
+func (d *Directory) abandon() { d.halt() }
+
+// halt stops the directory's goroutine and fails pending writes; it
+// reports false if the directory was already stopped.
+func (d *Directory) halt() bool {
 	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return false
+	}
 	d.closed = true
 	d.failPending(ErrClosed)
 	d.mu.Unlock()
 	close(d.stop)
 	d.cancel()
 	<-d.done
+	return true
 }
 
 func (d *Directory) currentLease() clientv3.LeaseID {
