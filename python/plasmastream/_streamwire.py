@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import struct
 
+from . import _wire
+
 MAGIC = b"PLSS"
 VERSION = 1
 ROLE_CLIENT = 1
@@ -50,11 +52,7 @@ TYPE_NAMES = {
 
 
 def type_name(t: int) -> str:
-    if t in TYPE_NAMES:
-        return TYPE_NAMES[t]
-    if t & REPLY_BIT and (t & ~REPLY_BIT) in TYPE_NAMES:
-        return TYPE_NAMES[t & ~REPLY_BIT] + "-REPLY"
-    return f"TYPE({t})"
+    return _wire.name_type(TYPE_NAMES, t, "-REPLY", "TYPE")
 
 
 # Peer request kinds.

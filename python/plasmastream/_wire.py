@@ -48,12 +48,17 @@ TYPE_NAMES = {
 }
 
 
+def name_type(names: dict, t: int, reply_suffix: str, unknown: str) -> str:
+    """The name of message type t in names; replies (REPLY_BIT) get reply_suffix."""
+    if t in names:
+        return names[t]
+    if t & REPLY_BIT and (t & ~REPLY_BIT) in names:
+        return names[t & ~REPLY_BIT] + reply_suffix
+    return f"{unknown}({t})"
+
+
 def type_name(t: int) -> str:
-    if t in TYPE_NAMES:
-        return TYPE_NAMES[t]
-    if t & REPLY_BIT and (t & ~REPLY_BIT) in TYPE_NAMES:
-        return TYPE_NAMES[t & ~REPLY_BIT] + "Reply"
-    return f"Type({t})"
+    return name_type(TYPE_NAMES, t, "Reply", "Type")
 
 
 # Result codes that travel as per-object statuses (Delete, Release).

@@ -19,7 +19,7 @@ import plasmastream as ps
 from plasmastream import _streamwire as sw
 from plasmastream import stream
 from plasmastream.stream import COPY, TAKE, PeerRequest, StreamError
-from conftest import Store
+from conftest import Store, stop_process
 
 
 def _free_port() -> int:
@@ -66,13 +66,7 @@ class Node:
         if getattr(self, "plasma", None) is not None:
             self.plasma.disconnect()
             self.plasma = None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
         shutil.rmtree(self.logdir, ignore_errors=True)
         self.store.stop()
