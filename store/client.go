@@ -157,6 +157,29 @@ func (c *Client) SealDigest(ctx context.Context, id ObjectID, digest [32]byte) e
 	return err
 }
 
+// Outboard returns a sealed object's BLAKE3 digest and its bao outboard
+// with 16 KiB chunk groups (8 bytes for an object of one group), which the
+// store builds now if its background hasher has not yet.
+func (c *Client) Outboard(ctx context.Context, id ObjectID) ([32]byte, []byte, error) {
+	f, err := c.m.call(ctx, storewire.TypeOutboard, storewire.ObjectRef{ID: id}.Append(nil), nil)
+	if err != nil {
+		return [32]byte{}, nil, err
+	}
+	var r storewire.Outboard
+	if err := r.Decode(f.p); err != nil {
+		return [32]byte{}, nil, fmt.Errorf("outboard %s: malformed reply: %w", id, err)
+	}
+	return r.Digest, r.Outboard, nil
+}
+
+// SetOutboard hands the store the outboard of a sealed object this client
+// verified, so that the store need not hash it again. The store checks it
+// against the object's digest.
+func (c *Client) SetOutboard(ctx context.Context, id ObjectID, outboard []byte) error {
+	_, err := c.m.call(ctx, storewire.TypeSetOutboard, storewire.SetOutboard{ID: id, Outboard: outboard}.Append(nil), nil)
+	return err
+}
+
 // Abort discards an unsealed object this client created.
 func (c *Client) Abort(ctx context.Context, id ObjectID) error {
 	_, err := c.m.call(ctx, storewire.TypeAbort, storewire.ObjectRef{ID: id}.Append(nil), nil)

@@ -173,3 +173,41 @@ func (c *Client) group(ctx context.Context, group string, join bool) ([]string, 
 	err := c.jsonRequest(ctx, streamwire.TypeGroup, streamwire.Group{Name: group, Join: join}.Append(nil), &groups)
 	return groups, err
 }
+
+// PullSource is a node a Pull may take ranges from: Full when it holds
+// the whole object, else a node receiving it too.
+type PullSource = streamwire.PullSource
+
+// SourceStat is what one source contributed to a pull.
+type SourceStat = transfer.SourceStat
+
+// PullOutcome is what a Pull did.
+type PullOutcome struct {
+	Node     string        `json:"node"`
+	Status   string        `json:"status"`
+	Code     uint16        `json:"code"` // Status as its number
+	OK       bool          `json:"ok"`
+	Message  string        `json:"message,omitempty"`
+	Bytes    uint64        `json:"bytes"`
+	Resumed  uint64        `json:"resumed"` // bytes already verified there from an earlier attempt
+	Sources  []SourceStat  `json:"sources"`
+	Duration time.Duration `json:"duration"`
+}
+
+// Pull asks the server to fetch object id as verified ranges from several
+// sources at once (no directory needed). The object's 16 KiB groups are
+// cut into slices: the server takes slice own of slices from the full
+// sources and each other slice from the partial source that owns it, in
+// order; slices 1 spreads everything over the full sources. err is
+// non-nil if the pull failed.
+func (c *Client) Pull(ctx context.Context, id ObjectID, sources []PullSource, own, slices int) (PullOutcome, error) {
+	var out PullOutcome
+	m := streamwire.Pull{ID: id, Sources: sources, Own: uint32(own), Slices: uint32(slices)}
+	if err := c.jsonRequest(ctx, streamwire.TypePull, m.Append(nil), &out); err != nil {
+		return out, err
+	}
+	if !out.OK {
+		return out, &Error{Status: streamwire.Status(out.Code), Msg: out.Message}
+	}
+	return out, nil
+}

@@ -158,8 +158,8 @@ func TestClusterConcurrentGetsShareOneTransfer(t *testing.T) {
 		}
 	}
 	mustHave(t, a.Socket, id, data, nil)
-	if sent := scrape(t, metrics[1], "plasma_stream_objects_sent_total"); sent != 1 {
-		t.Fatalf("b sent the object %v times for 8 concurrent Gets", sent)
+	if sent := scrape(t, metrics[1], "plasma_stream_bytes_sent_total"); sent != float64(len(data)) {
+		t.Fatalf("b sent %v bytes of a %d-byte object for 8 concurrent Gets", sent, len(data))
 	}
 }
 
@@ -174,7 +174,7 @@ func TestNotClustered(t *testing.T) {
 // Put with a prefetch group spreads the object to every live member and
 // reports each; a dead member is reported failed with a reason.
 func TestPrefetchToGroup(t *testing.T) {
-	nodes, _ := startCluster(t, "a", "b", "c", "d", "e")
+	nodes, metrics := startCluster(t, "a", "b", "c", "d", "e")
 	a := nodes[0]
 	data := pattern(6<<20, 13)
 	id, _ := storeClient(t, a.Socket).Put(bg, data, []byte("p"))
@@ -192,19 +192,21 @@ func TestPrefetchToGroup(t *testing.T) {
 	if len(out) != 5 || !got["a"].OK || got["a"].Status != stream.StatusAlreadyPresent.String() {
 		t.Fatalf("outcome: %+v", out)
 	}
-	sources := map[string]bool{}
 	for _, n := range nodes[1:] {
-		o := got[n.Name]
-		if !o.OK || o.Source == "" {
+		if o := got[n.Name]; !o.OK || o.Source == "" {
 			t.Fatalf("node %s: %+v", n.Name, o)
 		}
-		sources[o.Source] = true
 		mustHave(t, n.Socket, id, data, []byte("p"))
 	}
-	// With a fan-out of 1 the origin cannot have served all four: the
-	// swarm used nodes that had finished as sources.
-	if len(sources) < 2 {
-		t.Fatalf("every copy came from %v: not a swarm", sources)
+	// The origin sent each slice once; every member served its slice to
+	// the three others while it was still receiving the object.
+	if sent := scrape(t, metrics[0], "plasma_stream_bytes_sent_total"); sent != float64(len(data)) {
+		t.Fatalf("the origin sent %v bytes of a %d-byte object to 4 members", sent, len(data))
+	}
+	for i, n := range nodes[1:] {
+		if sent := scrape(t, metrics[i+1], "plasma_stream_bytes_sent_total"); sent < float64(len(data))/2 {
+			t.Fatalf("member %s forwarded only %v bytes to the others", n.Name, sent)
+		}
 	}
 	waitHolders(t, ca, id, "[a b c d e]")
 

@@ -1,10 +1,13 @@
 package storeserver
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/b3"
+	"github.com/plasmastream/plasmastream/internal/bao"
+	"github.com/plasmastream/plasmastream/internal/storewire"
 )
 
 // digestQueue bounds the objects waiting for a background digest.
@@ -23,10 +26,15 @@ type digestJob struct {
 	sealed time.Time
 }
 
-// digestLoop gives every sealed object its BLAKE3 digest: objects sealed
-// without one (a client that did not compute it) are hashed here, a
-// moment after Seal has returned, so Put never waits for the hash. It
-// runs until ctx ends.
+// hashed reports whether o has its digest and, if it spans more than one
+// 16 KiB group, its bao outboard.
+func (o *object) hashed() bool {
+	return o.hasDigest && (o.outboard != nil || o.dataSize <= bao.GroupSize)
+}
+
+// digestLoop gives every sealed object its BLAKE3 digest and bao outboard:
+// objects sealed without them are hashed here, a moment after Seal has
+// returned, so Put never waits for the hash. It runs until ctx ends.
 func (s *state) digestLoop(ctx context.Context) {
 	for {
 		select {
@@ -40,31 +48,94 @@ func (s *state) digestLoop(ctx context.Context) {
 				case <-time.After(wait):
 				}
 			}
-			s.digestOne(job.id)
+			s.mu.Lock()
+			if o, ok := s.objects[job.id]; ok && o.sealed && !o.deletePending {
+				s.hashLocked(o)
+			}
+			s.mu.Unlock()
 		}
 	}
 }
 
-// digestOne hashes one object. A reference held meanwhile keeps it from
-// being evicted or moved by compaction; the hashing itself runs without
-// the state lock.
-func (s *state) digestOne(oid id) {
-	s.mu.Lock()
-	o, ok := s.objects[oid]
-	if !ok || !o.sealed || o.hasDigest || o.deletePending {
+// hashLocked computes o's digest and outboard in one parallel pass over
+// its data, unless it has them. It is called and returns with s.mu held;
+// the hashing runs without the lock while a reference keeps o from being
+// evicted or moved by compaction. A second caller waits for the first.
+func (s *state) hashLocked(o *object) {
+	for o.building != nil {
+		ch := o.building
 		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+	if o.hashed() {
 		return
 	}
+	done := make(chan struct{})
+	o.building = done
 	s.ref(s.hasher, o)
 	data := s.mem[o.off : o.off+o.dataSize]
 	s.mu.Unlock()
 
-	d := b3.Sum(data)
+	outboard, root := bao.Build(data)
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !o.hasDigest {
-		o.hasDigest, o.digest = true, d
+	// The data wins over a digest a client vouched for at Seal.
+	o.hasDigest, o.digest = true, root
+	if o.dataSize > bao.GroupSize {
+		o.outboard = outboard
 	}
+	o.building = nil
+	close(done)
 	s.releaseLocked(s.hasher, o, 1)
+}
+
+// outboard returns a sealed object's digest and outboard, building them
+// now if the background digester has not yet.
+func (s *state) outboard(oid id) (storewire.Outboard, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.objects[oid]
+	if !ok || !o.sealed || o.deletePending {
+		return storewire.Outboard{}, errf(storewire.CodeObjectNotFound, "outboard: object %s is not in the store", hexID(oid))
+	}
+	if bao.OutboardSize(o.dataSize) > storewire.MaxOutboard {
+		return storewire.Outboard{}, errf(storewire.CodeInvalidRequest, "outboard: object %s has %d bytes; outboards are kept for objects up to 16 GiB", hexID(oid), o.dataSize)
+	}
+	s.hashLocked(o)
+	r := storewire.Outboard{Digest: o.digest, Outboard: o.outboard}
+	if r.Outboard == nil {
+		// A one-group object has no parent node: 8 bytes of length.
+		r.Outboard = binary.LittleEndian.AppendUint64(nil, o.dataSize)
+	}
+	return r, nil
+}
+
+// setOutboard keeps the outboard a client built for a sealed object whose
+// digest the store knows, after checking that it hashes up to that digest.
+func (s *state) setOutboard(m *storewire.SetOutboard) error {
+	s.mu.Lock()
+	o, ok := s.objects[m.ID]
+	switch {
+	case !ok || !o.sealed:
+		s.mu.Unlock()
+		return errf(storewire.CodeObjectNotFound, "set outboard: object %s is not sealed in the store", hexID(m.ID))
+	case !o.hasDigest:
+		s.mu.Unlock()
+		return errf(storewire.CodeInvalidRequest, "set outboard: object %s has no digest to check the outboard against", hexID(m.ID))
+	case o.hashed():
+		s.mu.Unlock()
+		return nil
+	}
+	size, digest := o.dataSize, o.digest
+	s.mu.Unlock()
+	if _, err := bao.Parse(m.Outboard, size, digest); err != nil {
+		return errf(storewire.CodeInvalidRequest, "set outboard: object %s: %v", hexID(m.ID), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o2, ok := s.objects[m.ID]; ok && o2 == o && o.outboard == nil && o.digest == digest {
+		o.outboard = bytes.Clone(m.Outboard) // m's bytes are the connection's read buffer
+	}
+	return nil
 }

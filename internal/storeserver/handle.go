@@ -46,6 +46,22 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 			return 0, nil, err
 		}
 		return rt, []byte{}, st.seal(c, &m)
+	case storewire.TypeOutboard:
+		var m storewire.ObjectRef
+		if err := decode(&m, p); err != nil {
+			return 0, nil, err
+		}
+		r, err := st.outboard(m.ID)
+		if err != nil {
+			return 0, nil, err
+		}
+		return rt, r.Append(nil), nil
+	case storewire.TypeSetOutboard:
+		var m storewire.SetOutboard
+		if err := decode(&m, p); err != nil {
+			return 0, nil, err
+		}
+		return rt, []byte{}, st.setOutboard(&m)
 	case storewire.TypeAbort, storewire.TypeContains:
 		var m storewire.ObjectRef
 		if err := decode(&m, p); err != nil {

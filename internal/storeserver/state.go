@@ -33,6 +33,8 @@ type object struct {
 	lastUse     time.Time
 	hasDigest   bool
 	digest      [storewire.DigestSize]byte
+	outboard    []byte        // bao outboard, 16 KiB groups (nil for one group, or not built yet)
+	building    chan struct{} // closed when the hashing in progress ends
 }
 
 // client is the per-connection part of the state.
@@ -190,7 +192,7 @@ func (s *state) sealLocked(o *object) {
 	}
 	s.publish(storewire.EventSealed, o)
 	s.wake(o)
-	if !o.hasDigest {
+	if !o.hashed() {
 		select {
 		case s.digestQ <- digestJob{o.id, now}:
 		default: // a backlog: readers that need it hash it themselves

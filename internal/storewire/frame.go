@@ -15,9 +15,8 @@ const (
 	HeaderSize = wire.HeaderSize
 
 	// MaxRequestPayload bounds what a client may send in one frame. The
-	// largest legitimate request is a Get or Delete of MaxIDsPerRequest ids
-	// or a CreateAndSeal of MaxInlineData plus MaxMetadata.
-	MaxRequestPayload = 8 << 20
+	// largest legitimate request is a SetOutboard of MaxOutboard bytes.
+	MaxRequestPayload = 64 << 20
 	// MaxReplyPayload bounds what the server sends in one frame (a List of
 	// a very full store is paged by the server into several frames).
 	MaxReplyPayload = 64 << 20
@@ -25,8 +24,11 @@ const (
 	MaxMetadata      = 64 << 10 // metadata of one object, inclusive
 	MaxInlineData    = 4 << 20  // data carried inside a CreateAndSeal frame
 	MaxIDsPerRequest = 65536
-	IDSize           = 20
-	DigestSize       = 32
+	// MaxOutboard bounds a bao outboard (64 bytes per 16 KiB group): the
+	// store keeps outboards of objects up to 16 GiB.
+	MaxOutboard = MaxReplyPayload - 1024
+	IDSize      = 20
+	DigestSize  = 32
 )
 
 // Type identifies a message. A reply has the type of its request with
@@ -48,6 +50,8 @@ const (
 	TypeSubscribe     Type = 12
 	TypeEvent         Type = 13
 	TypeStats         Type = 14
+	TypeOutboard      Type = 15
+	TypeSetOutboard   Type = 16
 
 	ReplyBit  Type = 0x8000
 	TypeError Type = 0xFFFF
@@ -58,7 +62,7 @@ var typeNames = map[Type]string{
 	TypeSeal: "Seal", TypeAbort: "Abort", TypeGet: "Get", TypeRelease: "Release",
 	TypeContains: "Contains", TypeDelete: "Delete", TypeList: "List",
 	TypeEvict: "Evict", TypeSubscribe: "Subscribe", TypeEvent: "Event",
-	TypeStats: "Stats", TypeError: "Error",
+	TypeStats: "Stats", TypeOutboard: "Outboard", TypeSetOutboard: "SetOutboard", TypeError: "Error",
 }
 
 func (t Type) String() string {

@@ -15,22 +15,24 @@ type message interface {
 func samples() map[Type]message {
 	id := ID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
 	return map[Type]message{
-		TypeHello:             Hello{Magic: [4]byte{'P', 'L', 'S', 'M'}, Version: Version},
-		TypeHello | ReplyBit:  HelloReply{Version: 1, ArenaSize: 1 << 30, Capacity: 1<<30 - 5},
-		TypeCreate:            Create{ID: id, DataSize: 1 << 40, Metadata: []byte("meta")},
-		TypeCreate | ReplyBit: Location{Offset: 64, DataSize: 10, MetaSize: 4},
-		TypeCreateAndSeal:     CreateAndSeal{ID: id, Data: []byte("data"), Metadata: []byte("m"), HasDigest: true, Digest: [32]byte{7}},
-		TypeSeal:              Seal{ID: id, HasDigest: true, Digest: [32]byte{9}},
-		TypeAbort:             ObjectRef{ID: id},
-		TypeRelease:           IDList{IDs: []ID{id}},
-		TypeGet:               IDList{TimeoutMs: -1, IDs: []ID{id, {}}},
-		TypeGet | ReplyBit:    GetReply{Objects: []GetResult{{Found: true, Location: Location{Offset: 128, DataSize: 3, MetaSize: 1}, HasDigest: true, Digest: [32]byte{1}}, {}}},
-		TypeDelete | ReplyBit: Codes{Codes: []Code{CodeOK, CodeDeleteDeferred}},
-		TypeEvict:             Number{N: 12345},
-		TypeList | ReplyBit:   ListReply{More: true, Infos: []Info{{ID: id, DataSize: 5, State: StateSealed, ConstructNs: -1, HasDigest: true}}},
-		TypeEvent:             Event{Kind: EventEvicted, ID: id, DataSize: 7, MetaSize: 2, TimeNs: 99, HasDigest: true, Digest: [32]byte{3}},
-		TypeStats | ReplyBit:  StatsReply{Capacity: 1, Used: 2, Objects: 3, Clients: 12},
-		TypeError:             ErrorReply{Code: CodeOutOfMemory, Message: "store full"},
+		TypeHello:               Hello{Magic: [4]byte{'P', 'L', 'S', 'M'}, Version: Version},
+		TypeHello | ReplyBit:    HelloReply{Version: 1, ArenaSize: 1 << 30, Capacity: 1<<30 - 5},
+		TypeCreate:              Create{ID: id, DataSize: 1 << 40, Metadata: []byte("meta")},
+		TypeCreate | ReplyBit:   Location{Offset: 64, DataSize: 10, MetaSize: 4},
+		TypeCreateAndSeal:       CreateAndSeal{ID: id, Data: []byte("data"), Metadata: []byte("m"), HasDigest: true, Digest: [32]byte{7}},
+		TypeSeal:                Seal{ID: id, HasDigest: true, Digest: [32]byte{9}},
+		TypeAbort:               ObjectRef{ID: id},
+		TypeRelease:             IDList{IDs: []ID{id}},
+		TypeGet:                 IDList{TimeoutMs: -1, IDs: []ID{id, {}}},
+		TypeGet | ReplyBit:      GetReply{Objects: []GetResult{{Found: true, Location: Location{Offset: 128, DataSize: 3, MetaSize: 1}, HasDigest: true, Digest: [32]byte{1}}, {}}},
+		TypeDelete | ReplyBit:   Codes{Codes: []Code{CodeOK, CodeDeleteDeferred}},
+		TypeEvict:               Number{N: 12345},
+		TypeList | ReplyBit:     ListReply{More: true, Infos: []Info{{ID: id, DataSize: 5, State: StateSealed, ConstructNs: -1, HasDigest: true}}},
+		TypeEvent:               Event{Kind: EventEvicted, ID: id, DataSize: 7, MetaSize: 2, TimeNs: 99, HasDigest: true, Digest: [32]byte{3}},
+		TypeStats | ReplyBit:    StatsReply{Capacity: 1, Used: 2, Objects: 3, Clients: 12},
+		TypeError:               ErrorReply{Code: CodeOutOfMemory, Message: "store full"},
+		TypeOutboard | ReplyBit: Outboard{Digest: [32]byte{5}, Outboard: []byte("\x01\x00\x00\x00\x00\x00\x00\x00")},
+		TypeSetOutboard:         SetOutboard{ID: id, Outboard: []byte("12345678")},
 	}
 }
 
@@ -49,7 +51,11 @@ func decoderFor(t Type) interface{ Decode([]byte) error } {
 		return &CreateAndSeal{}
 	case TypeSeal:
 		return &Seal{}
-	case TypeAbort, TypeContains:
+	case TypeOutboard | ReplyBit:
+		return &Outboard{}
+	case TypeSetOutboard:
+		return &SetOutboard{}
+	case TypeAbort, TypeContains, TypeOutboard:
 		return &ObjectRef{}
 	case TypeGet, TypeDelete, TypeRelease:
 		return &IDList{}

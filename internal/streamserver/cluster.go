@@ -14,7 +14,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/internal/cluster"
@@ -38,15 +37,14 @@ type ClusterConfig struct {
 // clusterNode is a stream server's part of the cluster: its etcd client
 // (and embedded member), its directory registration, the goroutine that
 // mirrors the local store's seals and deletions into the directory, and
-// the fetches in flight (one per object, shared by concurrent callers).
+// the fetches in flight.
 type clusterNode struct {
-	member  *etcdembed.Member
-	cli     *clientv3.Client
-	dir     *cluster.Directory
-	sub     *store.Subscription
-	log     *slog.Logger
-	fetches singleflight.Group
-	wg      sync.WaitGroup
+	member *etcdembed.Member
+	cli    *clientv3.Client
+	dir    *cluster.Directory
+	sub    *store.Subscription
+	log    *slog.Logger
+	wg     sync.WaitGroup
 }
 
 // joinCluster starts or connects to etcd, registers this node and starts
@@ -174,9 +172,10 @@ func (n *clusterNode) close() {
 }
 
 // fetch makes each object available in the local store, pulling missing
-// ones from holders found in the directory: in random order, the next on
-// failure (a stale location costs one attempt). Concurrent fetches of one
-// object share one transfer.
+// ones from the holders found in the directory: verified ranges from all
+// of them at once (a stale location or a corrupt holder costs its own
+// ranges, which the others take over). Concurrent fetches of one object
+// share one transfer.
 func (s *Server) fetch(ctx context.Context, ids []streamwire.ID) streamwire.PeerResult {
 	start := time.Now()
 	r := streamwire.PeerResult{Kind: streamwire.KindCopy, Addr: "cluster", Status: streamwire.StatusOK,
@@ -188,8 +187,7 @@ func (s *Server) fetch(ctx context.Context, ids []streamwire.ID) streamwire.Peer
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			v, _, _ := s.cluster.fetches.Do(string(id[:]), func() (any, error) { return s.fetchOne(ctx, id), nil })
-			r.Objects[i] = v.(streamwire.ObjectResult)
+			r.Objects[i] = s.fetchOne(ctx, id)
 		}()
 	}
 	wg.Wait()
@@ -213,32 +211,22 @@ func (s *Server) fetchOne(ctx context.Context, id streamwire.ID) streamwire.Obje
 			Message: fmt.Sprintf("object %x: the cluster directory is unreachable: %v", id[:], err)}
 	}
 	rand.Shuffle(len(holders), func(i, j int) { holders[i], holders[j] = holders[j], holders[i] })
-	var tried []string
-	last := streamwire.ObjectResult{ID: id, Status: streamwire.StatusNotFound,
-		Message: fmt.Sprintf("object %x: no node of the cluster holds it", id[:])}
+	var sources []streamwire.PullSource
+	var digest *[32]byte
 	for _, h := range holders {
 		if h.Node == s.cfg.NodeName {
 			continue // a stale location of our own
 		}
-		dial := func() (*transfer.Conn, error) {
-			c, _, err := transfer.Dial(ctx, h.Address, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
-			return c, err
-		}
-		res, err := transfer.Receive(ctx, dial, s.st, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: &s.stats, Inflight: s.inflight})
-		o := res[0]
-		if o.Status.Success() {
-			return o
-		}
-		tried = append(tried, fmt.Sprintf("%s (%s): %s", h.Node, h.Address, o.Status))
-		last = o
-		if err == nil && o.Status == streamwire.StatusIntegrityFailure {
-			s.log.Warn("holder sent a corrupt copy", "object", fmt.Sprintf("%x", id[:]), "node", h.Node)
+		sources = append(sources, streamwire.PullSource{Node: h.Node, Addr: h.Address, Full: true})
+		if d, err := hex.DecodeString(h.Digest); err == nil && len(d) == 32 && digest == nil {
+			digest = (*[32]byte)(d)
 		}
 	}
-	if len(tried) > 0 {
-		last.Message = fmt.Sprintf("object %x: every holder failed: %s", id[:], strings.Join(tried, "; "))
+	if len(sources) == 0 {
+		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusNotFound,
+			Message: fmt.Sprintf("object %x: no node of the cluster holds it", id[:])}
 	}
-	return last
+	return s.fetchFrom(ctx, id, sources, digest, 0, 0).ObjectResult
 }
 
 // handleCluster answers FETCH, NODES, LOCATE, PREFETCH, DELETE-CLUSTER and

@@ -140,6 +140,21 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 			return streamwire.StatusConnectionLost, fmt.Errorf("%s of %d objects to %s: %w", kind, len(m.IDs), c.Peer, err)
 		}
 		return streamwire.StatusOK, nil
+	case streamwire.TypeRange:
+		var m streamwire.Range
+		if err := m.Decode(p); err != nil {
+			return malformed(err)
+		}
+		if err := transfer.ServeRange(ctx, c, s.st, &m, transfer.RangeOptions{Stats: &s.stats, Partials: s.partials, Wait: relayWait}); err != nil {
+			return streamwire.StatusConnectionLost, fmt.Errorf("RANGE of object %x to %s: %w", m.ID[:], c.Peer, err)
+		}
+		return streamwire.StatusOK, nil
+	case streamwire.TypePull:
+		var m streamwire.Pull
+		if err := m.Decode(p); err != nil {
+			return malformed(err)
+		}
+		return s.pull(ctx, c, &m)
 	case streamwire.TypeDeleteLocal:
 		var m streamwire.Copy
 		if err := m.Decode(p); err != nil {

@@ -57,17 +57,24 @@ func (s *Server) prefetch(ctx context.Context, id streamwire.ID, group string, f
 			sw.queue = append(sw.queue, m)
 		}
 	}
-	// First a cut-through chain through every target at once; then the
-	// swarm, store-and-forward from every holder, for those the chain
-	// missed (a link that failed takes the rest of the chain with it).
+	// First every target at once pulls verified slices from the holders
+	// and from each other (see pullAll); then the swarm, store-and-forward
+	// from every holder, for those that failed.
 	var missed []cluster.Node
-	for _, o := range s.chain(ctx, id, sw.sources[0], sw.queue) {
+	var full, targets []streamwire.PullSource
+	for _, h := range sw.sources {
+		full = append(full, streamwire.PullSource{Node: h.Node, Addr: h.Address, Full: true})
+	}
+	for _, t := range sw.queue {
+		targets = append(targets, streamwire.PullSource{Node: t.Name, Addr: t.Address})
+	}
+	for _, o := range s.pullAll(ctx, id, full, targets) {
 		if o.OK {
 			out = append(out, o)
 			sw.holds[o.Node] = true
 			sw.sources = append(sw.sources, cluster.Location{Node: o.Node, Address: o.Address})
 		} else {
-			s.log.Info("prefetch chain link failed; retrying store-and-forward", "node", o.Node, "err", o.Message)
+			s.log.Info("prefetch pull failed; retrying store-and-forward", "node", o.Node, "err", o.Message)
 		}
 	}
 	for _, t := range sw.queue {
@@ -172,28 +179,6 @@ func (sw *swarm) pickSource(target string) (cluster.Location, bool) {
 		}
 	}
 	return best, found
-}
-
-// chain asks every target at once to RELAY the object from the one before
-// it (the first from source): each link forwards bytes as they arrive, so
-// the whole chain takes about one transfer's time, and every node's link
-// carries the object once each way.
-func (s *Server) chain(ctx context.Context, id streamwire.ID, source cluster.Location, targets []cluster.Node) []NodeOutcome {
-	out := make([]NodeOutcome, len(targets))
-	done := make(chan struct{}, len(targets))
-	prev := source
-	for i, t := range targets {
-		from := prev
-		go func() {
-			out[i] = s.copyTo(ctx, id, stream.Relay, t, from)
-			done <- struct{}{}
-		}()
-		prev = cluster.Location{Node: t.Name, Address: t.Address}
-	}
-	for range targets {
-		<-done
-	}
-	return out
 }
 
 // copyTo asks target's stream server to fetch the object from source.

@@ -11,6 +11,8 @@
 package streamserver
 
 import (
+	"golang.org/x/sync/singleflight"
+
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +44,7 @@ type Config struct {
 	IdleTimeout     time.Duration `toml:"-"` // between requests
 	SyncConcurrency int           `toml:"sync-concurrency"`
 	Pprof           bool          `toml:"debug-pprof"` // profiler on the metrics address
+	ResumeKeep      time.Duration `toml:"-"`           // how long a failed fetch's verified groups wait to be resumed (negative: not at all)
 	Cluster         ClusterConfig `toml:"-"`
 	Logger          *slog.Logger  `toml:"-"`
 }
@@ -78,7 +81,14 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.ResumeKeep == 0 {
+		c.ResumeKeep = DefaultResumeKeep
+	}
 }
+
+// DefaultResumeKeep is how long the verified part of a failed fetch is
+// kept for the next fetch of the object to resume from.
+const DefaultResumeKeep = 2 * time.Minute
 
 // Server is a running stream server.
 type Server struct {
@@ -93,6 +103,8 @@ type Server struct {
 	httpSrv  *http.Server
 	cluster  *clusterNode // nil when standalone
 	inflight *transfer.Inflight
+	partials *transfer.Partials // objects arriving by RANGE, servable group by group
+	fetches  singleflight.Group // one fetch per object, shared by concurrent callers
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -118,7 +130,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, st: st, ln: ln, start: time.Now(), conns: map[net.Conn]struct{}{}, inflight: transfer.NewInflight()}
+	s := &Server{cfg: cfg, log: cfg.Logger, st: st, ln: ln, start: time.Now(), conns: map[net.Conn]struct{}{}, inflight: transfer.NewInflight(),
+		partials: transfer.NewPartials(cfg.ResumeKeep)}
 	s.metrics = newMetrics(s)
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
@@ -199,6 +212,7 @@ func (s *Server) Serve(ctx context.Context) error {
 // shutdown releases what New acquired: the cluster registration (revoked:
 // this node's locations vanish at once), the metrics listener, the store.
 func (s *Server) shutdown() {
+	s.partials.Shutdown()
 	if s.cluster != nil {
 		s.cluster.close()
 	}

@@ -34,12 +34,15 @@ func samples() []message {
 		JSON{Body: []byte(`[{"name":"a"}]`)},
 		Prefetch{ID: id, Group: "gpu", Wait: true, Fanout: 2},
 		Group{Name: "gpu", Join: true},
+		Range{ID: id, Offset: 16 << 10, Length: 4 << 20, Header: true},
+		RangeReply{Status: StatusOK, Length: 7, Header: true, DataSize: 9, Digest: [32]byte{4}, Metadata: []byte("m"), Outboard: []byte("12345678")},
+		Pull{ID: id, Sources: []PullSource{{Node: "a", Addr: "h:1", Full: true}, {Node: "b", Addr: "h:2"}}, Own: 1, Slices: 2},
 	}
 }
 
 func decoders() []decoder {
 	return []decoder{&Hello{}, &HelloReply{}, &Ping{}, &Sync{}, &Copy{}, &ObjectHeader{}, &Ack{},
-		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}, &JSON{}, &Prefetch{}, &Group{}}
+		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}, &JSON{}, &Prefetch{}, &Group{}, &Range{}, &RangeReply{}, &Pull{}}
 }
 
 func TestRoundTrip(t *testing.T) {

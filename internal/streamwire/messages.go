@@ -400,3 +400,140 @@ func (m *Group) Decode(p []byte) error {
 	m.Join = d.U8("join") != 0
 	return d.Done()
 }
+
+// MaxOutboardSize bounds the bao outboard a RANGE reply may carry: 8 bytes
+// and 64 per 16 KiB group of a MaxDataSize object would be about 62 GB, so
+// the limit is that of a control frame; objects beyond 16 GiB are fetched
+// with COPY.
+const MaxOutboardSize = MaxControlFrame - 1024
+
+// Range asks for the bytes [Offset, Offset+Length) of an object's data,
+// where Offset is a multiple of the 16 KiB group and Length one too unless
+// the range ends at the end of the data. With Header set the reply carries
+// the object's sizes, metadata, digest and bao outboard (Length may then
+// be 0: only the header).
+type Range struct {
+	ID             ID
+	Offset, Length uint64
+	Header         bool
+}
+
+func (m Range) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.ID(m.ID)
+	e.U64(m.Offset)
+	e.U64(m.Length)
+	e.U8(b2u(m.Header))
+	return e.B
+}
+
+func (m *Range) Decode(p []byte) error {
+	d := wireDec(p)
+	m.ID = d.ID("id")
+	m.Offset = d.U64("offset")
+	m.Length = d.U64("length")
+	m.Header = d.U8("header") != 0
+	return d.Done()
+}
+
+// RangeReply answers a RANGE. When Status is OK, Length raw bytes of data
+// follow it; the header fields are set only if the request asked for them.
+type RangeReply struct {
+	Status   Status
+	Message  string
+	Length   uint64 // data bytes that follow this frame
+	Header   bool
+	DataSize uint64
+	Digest   [DigestSize]byte
+	Metadata []byte
+	Outboard []byte
+}
+
+func (m RangeReply) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.U16(uint16(m.Status))
+	e.Bytes32([]byte(m.Message))
+	e.U64(m.Length)
+	e.U8(b2u(m.Header))
+	if m.Header {
+		e.U64(m.DataSize)
+		e.Raw(m.Digest[:])
+		e.Bytes32(m.Metadata)
+		e.Bytes32(m.Outboard)
+	}
+	return e.B
+}
+
+func (m *RangeReply) Decode(p []byte) error {
+	d := wireDec(p)
+	m.Status = Status(d.U16("status"))
+	m.Message = string(d.Bytes32("message", MaxMessageLen))
+	m.Length = d.U64("length")
+	m.Header = d.U8("header") != 0
+	if m.Header {
+		m.DataSize = d.U64("data size")
+		copy(m.Digest[:], d.Raw("digest", DigestSize))
+		m.Metadata = d.Bytes32("metadata", MaxMetadataSize)
+		m.Outboard = d.Bytes32("outboard", MaxOutboardSize)
+	}
+	return d.Done()
+}
+
+// PullSource is a node a PULL may take ranges from. A Full source holds
+// the whole object; the others are receiving it too and serve what they
+// have verified so far.
+type PullSource struct {
+	Node, Addr string
+	Full       bool
+}
+
+// Pull asks a server to fetch one object as ranges from several sources at
+// once. The object's groups are cut into one slice per partial source plus
+// one: the server takes slice Own from the full sources and slice k from
+// the k-th partial source (from a full one if that source fails), so that
+// a group of receivers forwards the parts each has to the others while
+// still receiving.
+type Pull struct {
+	ID      ID
+	Sources []PullSource
+	Own     uint32 // this server's slice, counting partial sources in order
+	Slices  uint32
+}
+
+// MaxPullSources bounds the sources of one PULL.
+const MaxPullSources = 4096
+
+func (m Pull) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.ID(m.ID)
+	e.U32(uint32(len(m.Sources)))
+	for _, s := range m.Sources {
+		e.Bytes32([]byte(s.Node))
+		e.Bytes32([]byte(s.Addr))
+		e.U8(b2u(s.Full))
+	}
+	e.U32(m.Own)
+	e.U32(m.Slices)
+	return e.B
+}
+
+func (m *Pull) Decode(p []byte) error {
+	d := wireDec(p)
+	m.ID = d.ID("id")
+	n := d.Count("sources", 9, MaxPullSources)
+	m.Sources = make([]PullSource, n)
+	for i := range m.Sources {
+		m.Sources[i].Node = string(d.Bytes32("node", MaxNameLen))
+		m.Sources[i].Addr = string(d.Bytes32("address", MaxAddrLen))
+		m.Sources[i].Full = d.U8("full") != 0
+	}
+	m.Own = d.U32("own slice")
+	m.Slices = d.U32("slices")
+	if err := d.Done(); err != nil {
+		return err
+	}
+	if m.Slices == 0 || m.Own >= m.Slices || m.Slices > MaxPullSources+1 {
+		return fmt.Errorf("%w: slice %d of %d", wire.ErrMalformed, m.Own, m.Slices)
+	}
+	return nil
+}

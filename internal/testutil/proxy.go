@@ -18,6 +18,9 @@ type Proxy struct {
 	FlipAt  int64 // flip the byte at this offset (-1: never)
 	StallAt int64 // stop forwarding at this offset until Resume (-1: never)
 	CutAt   int64 // close both sides at this offset (-1: never)
+	// MaxConns, if positive, is how many connections are forwarded; later
+	// ones are closed at once, as if the server behind had died.
+	MaxConns int
 
 	stalled   chan struct{} // closed when a connection reaches StallAt
 	resume    chan struct{}
@@ -27,8 +30,9 @@ type Proxy struct {
 	wg        sync.WaitGroup
 }
 
-// StartProxy forwards connections on a new local port to target.
-func StartProxy(t testing.TB, target string) *Proxy {
+// StartProxy forwards connections on a new local port to target. Faults
+// set by configure are in place before the first connection.
+func StartProxy(t testing.TB, target string, configure ...func(*Proxy)) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,6 +40,9 @@ func StartProxy(t testing.TB, target string) *Proxy {
 	}
 	p := &Proxy{Addr: ln.Addr().String(), FlipAt: -1, StallAt: -1, CutAt: -1,
 		stalled: make(chan struct{}), resume: make(chan struct{}), ln: ln}
+	for _, f := range configure {
+		f(p)
+	}
 	go p.accept(target)
 	t.Cleanup(func() { p.Resume(); ln.Close(); p.wg.Wait() })
 	return p
@@ -48,10 +55,14 @@ func (p *Proxy) Stalled() <-chan struct{} { return p.stalled }
 func (p *Proxy) Resume() { p.once.Do(func() { close(p.resume) }) }
 
 func (p *Proxy) accept(target string) {
-	for {
+	for n := 1; ; n++ {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		if p.MaxConns > 0 && n > p.MaxConns {
+			c.Close()
+			continue
 		}
 		s, err := net.Dial("tcp", target)
 		if err != nil {

@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -354,21 +353,7 @@ func (r *receiver) drain(n int64) error {
 
 // storeStatus maps a local store error to an object status.
 func (r *receiver) storeStatus(id streamwire.ID, err error) (streamwire.Status, string) {
-	switch {
-	case errors.Is(err, store.ErrObjectExists):
-		// Present only if sealed: an object another client is still
-		// creating may yet be aborted, and a TAKE must not delete the
-		// source's copy on its account.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if ok, cerr := r.st.Contains(ctx, id); cerr == nil && ok {
-			return streamwire.StatusAlreadyPresent, ""
-		}
-		return streamwire.StatusStoreError, "another client of the destination store is creating this object"
-	case errors.Is(err, store.ErrOutOfMemory):
-		return streamwire.StatusStoreFull, err.Error()
-	}
-	return streamwire.StatusStoreError, err.Error()
+	return storeStatus(r.st, id, err)
 }
 
 const msgDigestMismatch = "BLAKE3 of the received data does not match the sender's digest"

@@ -17,6 +17,10 @@ type Stats struct {
 	BytesSent, ObjectsSent           atomic.Uint64
 	BytesReceived, ObjectsReceived   atomic.Uint64
 	IntegrityFailures, DeletedOnTake atomic.Uint64
+	// Verified streaming (RANGE fetches): data bytes that arrived and
+	// verified against their outboard, bytes asked for again after a
+	// broken or corrupt transfer, and groups rejected as corrupt.
+	BytesVerified, BytesRerequested, CorruptGroups atomic.Uint64
 }
 
 // SendOptions tune the sending side.

@@ -1,0 +1,561 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/bao"
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+// Source is a node a fetch takes ranges from.
+type Source = streamwire.PullSource
+
+// FetchOptions tune Fetch.
+type FetchOptions struct {
+	Stats    *Stats
+	Partials *Partials // required: where the object lives while it arrives
+	// Dial opens a connection to a source's stream server.
+	Dial func(ctx context.Context, addr string) (*Conn, error)
+	// Digest, if set, is the digest the object must have (the directory's);
+	// a source announcing another is treated as corrupt.
+	Digest *[32]byte
+	// RangeSize is the unit of work handed to one source (default 4 MiB).
+	RangeSize uint64
+	// Own and Slices split the groups among partial sources (see
+	// streamwire.Pull); Slices 0 spreads every range over the full ones.
+	Own, Slices int
+	// Retries is how many times a source is re-dialled after it fails
+	// without progress (default 3).
+	Retries int
+	// NoVerify skips the hashing: only for measuring what verification
+	// costs (plasma bench stream's verified_ratio).
+	NoVerify bool
+	Progress func(bytes int64)
+}
+
+// SourceStat is what one source contributed to a fetch.
+type SourceStat struct {
+	Node    string `json:"node"`
+	Address string `json:"address"`
+	Bytes   uint64 `json:"bytes"`
+	Failed  string `json:"failed,omitempty"`
+}
+
+// FetchResult is the outcome of a Fetch.
+type FetchResult struct {
+	streamwire.ObjectResult
+	Resumed uint64       // bytes that were already verified here when it began
+	Sources []SourceStat // one per source
+}
+
+// Fetch makes object id local by taking ranges of its 16 KiB groups from
+// several sources at once, verifying every group against the object's bao
+// outboard as it lands. A corrupt group is rejected at once and its source
+// dropped (its ranges go to the others); a connection that breaks is
+// re-dialled and continues from the first group not yet verified; the
+// object is sealed only when every group has verified. If the fetch fails,
+// the verified groups stay in opt.Partials for the next fetch to resume.
+func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []Source, opt FetchOptions) (res FetchResult) {
+	if opt.Stats == nil {
+		opt.Stats = &Stats{}
+	}
+	if opt.RangeSize < bao.GroupSize {
+		opt.RangeSize = 4 << 20
+	}
+	if opt.Retries <= 0 {
+		opt.Retries = 3
+	}
+	if opt.Progress == nil {
+		opt.Progress = func(int64) {}
+	}
+	f := &fetch{id: id, st: st, opt: opt, sources: sources, conns: make([]*Conn, len(sources)),
+		stats: make([]SourceStat, len(sources)), dead: make([]bool, len(sources)),
+		sem: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	f.cond = sync.NewCond(&f.mu)
+	for i, s := range sources {
+		f.stats[i] = SourceStat{Node: s.Node, Address: s.Addr}
+	}
+	res = FetchResult{ObjectResult: streamwire.ObjectResult{ID: id}}
+	defer func() {
+		for _, c := range f.conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+		res.Sources = f.stats
+	}()
+	if ok, err := st.Contains(ctx, id); err == nil && ok {
+		res.Status = streamwire.StatusAlreadyPresent
+		return res
+	}
+	p, busy := opt.Partials.Acquire(id)
+	if busy {
+		res.Status, res.Message = streamwire.StatusStoreError, fmt.Sprintf("object %x: another transfer is receiving it here", id[:])
+		return res
+	}
+	if p != nil {
+		res.Resumed = p.Tree.Size()
+		for _, g := range opt.Partials.Missing(p) {
+			_, n := p.Tree.Span(g)
+			res.Resumed -= n
+		}
+	} else {
+		var status streamwire.Status
+		if p, status = f.begin(ctx); p == nil {
+			res.Status, res.Message = status, f.failure(status)
+			return res
+		}
+	}
+	f.p = p
+	if p.Tree.Size() == 0 && p.Tree.VerifyGroup(0, nil) {
+		opt.Partials.Verified(p, 0, 0) // nothing to ask anyone for
+	}
+	f.plan()
+	var wg sync.WaitGroup
+	for i := range sources {
+		wg.Add(1)
+		go func() { defer wg.Done(); f.worker(ctx, i) }()
+	}
+	wg.Wait()
+	if len(opt.Partials.Missing(p)) > 0 {
+		opt.Partials.Suspend(p, func() { st.Abort(context.Background(), id) })
+		status := f.worst
+		if ctx.Err() != nil {
+			status = streamwire.StatusCancelled
+		}
+		res.Status, res.Message = status, f.failure(status)
+		return res
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t := p.Tree
+	if err := st.SealDigest(sctx, id, t.Root()); err != nil {
+		opt.Partials.Finish(p, func() { st.Abort(context.Background(), id) })
+		res.Status, res.Message = streamwire.StatusStoreError, fmt.Sprintf("object %x: seal: %v", id[:], err)
+		return res
+	}
+	if t.Groups() > 1 {
+		st.SetOutboard(sctx, id, t.Outboard()) // else the store hashes it again later
+	}
+	opt.Partials.Finish(p, func() { st.Release(context.Background(), id) })
+	res.Status, res.Bytes = streamwire.StatusOK, t.Size()+uint64(len(p.Meta))
+	opt.Stats.ObjectsReceived.Add(1)
+	return res
+}
+
+type fetch struct {
+	id      streamwire.ID
+	st      *store.Client
+	opt     FetchOptions
+	sources []Source
+	conns   []*Conn // connections kept from begin, for the workers
+	p       *Partial
+	sem     chan struct{} // bounds the groups being hashed at once
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	pending  []*span
+	inflight int
+	dead     []bool
+	stats    []SourceStat
+	arrived  map[int]bool // groups of which some bytes arrived (and are being, or failed to be, verified)
+	worst    streamwire.Status
+}
+
+// span is a run of groups [first, last] handed to one source at a time;
+// owner is the partial source that should serve it, or -1 for any full one.
+type span struct{ first, last, owner int }
+
+// failure describes why the fetch failed, source by source.
+func (f *fetch) failure(status streamwire.Status) string {
+	var parts []string
+	for _, s := range f.stats {
+		if s.Failed != "" {
+			parts = append(parts, fmt.Sprintf("%s (%s): %s", s.Node, s.Address, s.Failed))
+		}
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("object %x: %s: no source could serve it", f.id[:], status)
+	}
+	return fmt.Sprintf("object %x: %s", f.id[:], strings.Join(parts, "; "))
+}
+
+// begin asks the sources in turn for the object's header and outboard,
+// checks the outboard against the digest and creates the object.
+func (f *fetch) begin(ctx context.Context) (*Partial, streamwire.Status) {
+	f.worst = streamwire.StatusNotFound
+	for i, s := range f.sources {
+		c, err := f.opt.Dial(ctx, s.Addr)
+		if err != nil {
+			f.kill(i, ErrStatus(err), fmt.Sprintf("dial: %v", err))
+			continue
+		}
+		r, err := f.request(c, streamwire.Range{ID: f.id, Header: true})
+		if err == nil && !r.Header {
+			err = &ProtocolError{Msg: "RANGE reply without the header asked for"}
+		}
+		var tree *bao.Tree
+		if err == nil {
+			if tree, err = bao.Parse(r.Outboard, r.DataSize, r.Digest); err != nil {
+				err = &integrityError{fmt.Sprintf("outboard does not match the digest: %v", err)}
+			} else if f.opt.Digest != nil && r.Digest != *f.opt.Digest {
+				err = &integrityError{fmt.Sprintf("digest %x differs from the directory's %x", r.Digest, *f.opt.Digest)}
+			}
+		}
+		if err != nil {
+			c.Close()
+			f.kill(i, ErrStatus(err), err.Error())
+			continue
+		}
+		buf, err := f.st.Create(ctx, f.id, r.DataSize, r.Metadata)
+		if err != nil {
+			c.Close()
+			status, msg := storeStatus(f.st, f.id, err)
+			f.worst = status
+			if status == streamwire.StatusAlreadyPresent {
+				return nil, status
+			}
+			f.stats[i].Failed = "local store: " + msg
+			return nil, status
+		}
+		f.conns[i] = c
+		return f.opt.Partials.Add(f.id, tree, buf, r.Metadata), streamwire.StatusOK
+	}
+	return nil, f.worst
+}
+
+// request sends a RANGE and reads its reply; a refusal is an error.
+func (f *fetch) request(c *Conn, m streamwire.Range) (streamwire.RangeReply, error) {
+	var r streamwire.RangeReply
+	if err := c.Send(streamwire.TypeRange, m.Append(nil)); err != nil {
+		return r, err
+	}
+	if err := c.Expect(streamwire.TypeRange|streamwire.ReplyBit, &r); err != nil {
+		return r, err
+	}
+	if r.Status != streamwire.StatusOK {
+		return r, &streamwire.ErrorReply{Status: r.Status, Message: r.Message}
+	}
+	if r.Length != m.Length {
+		return r, &ProtocolError{Msg: fmt.Sprintf("RANGE reply of %d bytes, %d asked for", r.Length, m.Length)}
+	}
+	return r, nil
+}
+
+// plan cuts the missing groups into spans of at most RangeSize, within one
+// slice each, and gives each slice its owner.
+func (f *fetch) plan() {
+	t := f.p.Tree
+	groups := t.Groups()
+	per := int(f.opt.RangeSize / bao.GroupSize)
+	var partial []int
+	for i, s := range f.sources {
+		if !s.Full {
+			partial = append(partial, i)
+		}
+	}
+	sliceOf := func(g int) int {
+		if f.opt.Slices <= 0 {
+			return -1
+		}
+		return int(uint64(g) * uint64(f.opt.Slices) / uint64(groups))
+	}
+	owner := func(slice int) int {
+		if slice < 0 || slice == f.opt.Own {
+			return -1
+		}
+		if slice > f.opt.Own {
+			slice--
+		}
+		if slice < len(partial) {
+			return partial[slice]
+		}
+		return -1
+	}
+	f.arrived = map[int]bool{}
+	var cur *span
+	for _, g := range f.opt.Partials.Missing(f.p) {
+		o := owner(sliceOf(g))
+		if cur == nil || g != cur.last+1 || o != cur.owner || cur.last-cur.first+1 >= per {
+			cur = &span{first: g, last: g, owner: o}
+			f.pending = append(f.pending, cur)
+			continue
+		}
+		cur.last = g
+	}
+}
+
+func (f *fetch) eligible(i int, s *span) bool {
+	if s.owner < 0 {
+		return f.sources[i].Full
+	}
+	return s.owner == i || f.dead[s.owner] && f.sources[i].Full
+}
+
+// next hands source i its next span, waiting while spans it may take are
+// in flight elsewhere; nil when there is nothing left for it.
+func (f *fetch) next(i int) *span {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for {
+		if f.dead[i] {
+			return nil
+		}
+		for k, s := range f.pending {
+			if f.eligible(i, s) {
+				f.pending = append(f.pending[:k], f.pending[k+1:]...)
+				f.inflight++
+				return s
+			}
+		}
+		if len(f.pending) == 0 && f.inflight == 0 {
+			return nil
+		}
+		if !f.sources[i].Full && len(f.pending) == 0 {
+			return nil // a partial source only ever serves its own spans
+		}
+		if !f.canProgress() {
+			return nil
+		}
+		f.cond.Wait()
+	}
+}
+
+// canProgress reports whether some live source may still take some
+// pending span or finish one in flight.
+func (f *fetch) canProgress() bool {
+	if f.inflight > 0 {
+		return true
+	}
+	for _, s := range f.pending {
+		for i := range f.sources {
+			if !f.dead[i] && f.eligible(i, s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// settle ends source i's work on s: the groups not verified go back to
+// the pending spans.
+func (f *fetch) settle(s *span) {
+	missing := map[int]bool{}
+	for _, g := range f.opt.Partials.Missing(f.p) {
+		if g >= s.first && g <= s.last {
+			missing[g] = true
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inflight--
+	var cur *span
+	for g := s.first; g <= s.last; g++ {
+		if !missing[g] {
+			cur = nil
+			continue
+		}
+		if cur == nil {
+			cur = &span{first: g, last: g, owner: s.owner}
+			f.pending = append([]*span{cur}, f.pending...)
+		}
+		cur.last = g
+	}
+	f.cond.Broadcast()
+}
+
+// kill drops source i for the rest of this fetch.
+func (f *fetch) kill(i int, status streamwire.Status, msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dead[i] = true
+	f.stats[i].Failed = fmt.Sprintf("%s: %s", status, msg)
+	if f.worst != streamwire.StatusIntegrityFailure {
+		f.worst = status
+	}
+	f.cond.Broadcast()
+}
+
+// integrityError is data that does not match its outboard.
+type integrityError struct{ msg string }
+
+func (e *integrityError) Error() string { return e.msg }
+
+// worker takes spans for source i until none is left for it, re-dialling
+// after a broken connection; a corrupt group or a refusal ends the source.
+func (f *fetch) worker(ctx context.Context, i int) {
+	src := f.sources[i]
+	failures := 0
+	c := f.conns[i]
+	f.conns[i] = nil
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	for {
+		s := f.next(i)
+		if s == nil {
+			return
+		}
+		var err error
+		verified := 0
+		if c == nil {
+			c, err = f.opt.Dial(ctx, src.Addr)
+		}
+		if err == nil {
+			verified, err = f.receive(ctx, c, i, s)
+		}
+		f.settle(s)
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if c != nil {
+			c.Close()
+			c = nil
+		}
+		var ie *integrityError
+		var er *streamwire.ErrorReply
+		switch {
+		case ctx.Err() != nil:
+			f.kill(i, streamwire.StatusCancelled, ctx.Err().Error())
+			return
+		case errors.As(err, &ie):
+			f.opt.Stats.CorruptGroups.Add(1)
+			f.opt.Stats.IntegrityFailures.Add(1)
+			f.kill(i, streamwire.StatusIntegrityFailure, ie.msg)
+			return
+		case errors.As(err, &er):
+			f.kill(i, er.Status, er.Message)
+			return
+		}
+		if verified > 0 {
+			failures = 0
+		}
+		if failures++; failures > f.opt.Retries {
+			f.kill(i, ErrStatus(err), err.Error())
+			return
+		}
+		select {
+		case <-time.After(time.Duration(failures) * 100 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// receive asks source i for span s and reads it straight into the object,
+// handing each MiB to a hasher as it lands. It returns how many groups
+// verified; a mismatch closes the connection at once.
+func (f *fetch) receive(ctx context.Context, c *Conn, i int, s *span) (int, error) {
+	t, buf := f.p.Tree, f.p.Buf
+	off, _ := t.Span(s.first)
+	lastOff, lastN := t.Span(s.last)
+	end := lastOff + lastN
+	f.mu.Lock()
+	for g := s.first; g <= s.last; g++ {
+		if f.arrived[g] {
+			_, n := t.Span(g)
+			f.opt.Stats.BytesRerequested.Add(n)
+		}
+	}
+	f.mu.Unlock()
+	stop := c.CloseOnDone(ctx)
+	defer stop()
+	if _, err := f.request(c, streamwire.Range{ID: f.id, Offset: off, Length: end - off}); err != nil {
+		return 0, err
+	}
+	const batch = 64 * bao.GroupSize
+	var (
+		wg       sync.WaitGroup
+		verified atomic.Int64
+		bad      atomic.Value // *integrityError
+	)
+	check := func(from, n uint64) {
+		defer func() { <-f.sem; wg.Done() }()
+		first, last := int(from/bao.GroupSize), int((from+n-1)/bao.GroupSize)
+		if !f.opt.NoVerify {
+			for g := first; g <= last; g++ {
+				o, gn := t.Span(g)
+				if !t.VerifyGroup(g, buf[o:o+gn]) {
+					bad.CompareAndSwap(nil, &integrityError{fmt.Sprintf("group %d (bytes %d to %d) of object %x from %s does not match the object's BLAKE3 outboard",
+						g, o, o+gn, f.id[:], f.sources[i].Node)})
+					c.Close() // stop reading from it at once
+					return
+				}
+			}
+		}
+		f.opt.Partials.Verified(f.p, first, last)
+		verified.Add(int64(last - first + 1))
+		f.opt.Stats.BytesVerified.Add(n)
+	}
+	var rerr error
+	for o := off; o < end; {
+		n := min(batch, end-o)
+		if rerr = f.read(c, i, buf[o:o+n], o); rerr != nil {
+			break
+		}
+		f.sem <- struct{}{}
+		wg.Add(1)
+		go check(o, n)
+		o += n
+	}
+	wg.Wait()
+	if ie, _ := bad.Load().(*integrityError); ie != nil {
+		return int(verified.Load()), ie
+	}
+	return int(verified.Load()), rerr
+}
+
+// read fills b, the object's bytes from offset off, from source i,
+// accounting for every byte as it arrives: a group of which any byte
+// arrived and that is asked for again counts as re-requested.
+func (f *fetch) read(c *Conn, i int, b []byte, off uint64) error {
+	for got := 0; got < len(b); {
+		c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
+		n, err := c.R.Read(b[got:])
+		if n > 0 {
+			f.mu.Lock()
+			for g := (off + uint64(got)) / bao.GroupSize; g <= (off+uint64(got+n)-1)/bao.GroupSize; g++ {
+				f.arrived[int(g)] = true
+			}
+			f.stats[i].Bytes += uint64(n)
+			f.mu.Unlock()
+			f.opt.Stats.BytesReceived.Add(uint64(n))
+			f.opt.Progress(int64(n))
+			got += n
+		}
+		if err != nil && got < len(b) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// storeStatus maps a local store error to an object status.
+func storeStatus(st *store.Client, id streamwire.ID, err error) (streamwire.Status, string) {
+	switch {
+	case errors.Is(err, store.ErrObjectExists):
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if ok, cerr := st.Contains(ctx, id); cerr == nil && ok {
+			return streamwire.StatusAlreadyPresent, ""
+		}
+		return streamwire.StatusStoreError, "another client of the destination store is creating this object"
+	case errors.Is(err, store.ErrOutOfMemory):
+		return streamwire.StatusStoreFull, err.Error()
+	}
+	return streamwire.StatusStoreError, err.Error()
+}
