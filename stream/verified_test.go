@@ -49,10 +49,14 @@ func TestPullRejectsACorruptGroupAtOnceAndRetriesElsewhere(t *testing.T) {
 	id := store.RandomObjectID()
 	data := randomData(size, 1)
 	putID(t, a.Socket, id, data, []byte("meta"))
-	flip := testutil.StartProxy(t, a.Addr, func(p *testutil.Proxy) { p.FlipAt = 8 << 20 }) // in the data, after the header and outboard
+	// Each of the fetch's connections is corrupted 2 MiB in: in the data,
+	// after the header and outboard.
+	flip := testutil.StartProxy(t, a.Addr, func(p *testutil.Proxy) { p.FlipAt = 2 << 20 })
 
 	// The only source is corrupt: rejected long before the end, never sealed.
+	t0 := time.Now()
 	out, err := streamClient(t, b.Addr).Pull(bg, id, []stream.PullSource{full("a-flip", flip.Addr)}, 0, 1)
+	t.Logf("first pull %v", time.Since(t0))
 	if !stream.IsStatus(err, stream.StatusIntegrityFailure) {
 		t.Fatalf("want an integrity failure, got %v (%+v)", err, out)
 	}
@@ -67,15 +71,17 @@ func TestPullRejectsACorruptGroupAtOnceAndRetriesElsewhere(t *testing.T) {
 		t.Fatalf("%v bytes received before the corrupt group was rejected: not at once", v)
 	}
 	verifiedBefore := scrape(t, port, "plasma_stream_bytes_verified_total")
-	if verifiedBefore < 4<<20 {
-		t.Fatalf("only %v bytes verified before the corruption at 8 MiB", verifiedBefore)
+	if verifiedBefore == 0 {
+		t.Fatal("nothing verified before the corruption 2 MiB in")
 	}
 
 	// Another corrupt holder and a good one: the corrupt one is dropped at
 	// its first bad group, the good one serves the rest, and what verified
 	// in the first attempt is not asked for again.
 	flip2 := testutil.StartProxy(t, a.Addr, func(p *testutil.Proxy) { p.FlipAt = 1 << 20 })
+	t0 = time.Now()
 	out, err = streamClient(t, b.Addr).Pull(bg, id, []stream.PullSource{full("a-flip2", flip2.Addr), full("a", a.Addr)}, 0, 1)
+	t.Logf("second pull %v", time.Since(t0))
 	if err != nil {
 		t.Fatalf("pull with a good holder: %v", err)
 	}
@@ -100,7 +106,7 @@ func TestPullResumesAfterACutAt60Percent(t *testing.T) {
 	putID(t, a.Socket, id, data, nil)
 	const outboard = 8 + (2*size/(16<<10)-2)*32
 	cut := testutil.StartProxy(t, a.Addr, func(p *testutil.Proxy) {
-		p.CutAt = outboard + size*6/10 + 300<<10 // 60 %, in the middle of a MiB
+		p.CutTotalAt = outboard + size*6/10 // all the fetch's connections, at 60 % of the data
 	})
 
 	out, err := streamClient(t, b.Addr).Pull(bg, id, []stream.PullSource{full("a", cut.Addr)}, 0, 1)
@@ -110,18 +116,18 @@ func TestPullResumesAfterACutAt60Percent(t *testing.T) {
 	mustHave(t, b.Socket, id, data, nil)
 	received := scrape(t, port, "plasma_stream_bytes_received_total")
 	again := scrape(t, port, "plasma_stream_bytes_rerequested_total")
-	// Before the cut 60 % of the data arrived (plus 300 KiB less the
-	// frames); the resumed transfer moved the rest, about 40 %. Starting
-	// again would have made it 160 %. Asked for again: the groups the cut
-	// interrupted, which arrived only in part.
-	before := float64(size*6/10 + 300<<10)
+	// Before the cut 60 % of the data arrived (less the frames); the
+	// resumed transfer moved the rest, about 40 %. Starting again would
+	// have made it 160 %. Asked for again: the group each connection was
+	// receiving when the cut came, which arrived only in part.
+	before := float64(size * 6 / 10)
 	resumed := received - before
 	t.Logf("received %.2f MiB in all, %.2f MiB (%.1f%%) after the cut; %.2f MiB asked for again", received/(1<<20), resumed/(1<<20), 100*resumed/size, again/(1<<20))
 	if resumed < 0.39*size || resumed > 0.41*size {
 		t.Fatalf("the resumed transfer moved %.1f%% of the object, want about 40%%", 100*resumed/size)
 	}
-	if again == 0 || again > 1<<20 || received > size+again {
-		t.Fatalf("%v bytes asked for again, %v received: want at most the MiB the cut interrupted, and not none", again, received)
+	if again == 0 || again > 3*16<<10 || received > size+again {
+		t.Fatalf("%v bytes asked for again, %v received: want at most the group each connection was on, and not none", again, received)
 	}
 	if out.Bytes != size {
 		t.Fatalf("outcome %+v", out)
@@ -138,8 +144,8 @@ func TestPullResumesFromAnotherHolder(t *testing.T) {
 	putID(t, a.Socket, id, data, nil)
 	putID(t, c.Socket, id, data, nil)
 	dying := testutil.StartProxy(t, a.Addr, func(p *testutil.Proxy) {
-		p.CutAt = size * 6 / 10
-		p.MaxConns = 1 // then a is gone for good
+		p.CutTotalAt = size * 6 / 10
+		p.MaxConns = 3 // the fetch's three streams; then a is gone for good
 	})
 
 	_, err := streamClient(t, b.Addr).Pull(bg, id, []stream.PullSource{full("a", dying.Addr)}, 0, 1)
@@ -154,7 +160,7 @@ func TestPullResumesFromAnotherHolder(t *testing.T) {
 	}
 	mustHave(t, b.Socket, id, data, nil)
 	t.Logf("resumed from %.1f MiB; c sent %.1f MiB", float64(out.Resumed)/(1<<20), float64(out.Sources[0].Bytes)/(1<<20))
-	if out.Resumed < size*55/100 || out.Sources[0].Bytes > size*45/100 || out.Resumed+out.Sources[0].Bytes < size {
+	if out.Resumed < size/2 || out.Sources[0].Bytes > size/2 || out.Resumed+out.Sources[0].Bytes != size {
 		t.Fatalf("resumed %d, c sent %d of %d", out.Resumed, out.Sources[0].Bytes, size)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/transfer"
 	"github.com/plasmastream/plasmastream/store"
 	"github.com/plasmastream/plasmastream/stream"
 )
@@ -91,10 +93,17 @@ func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any,
 	if err != nil {
 		res["iperf3"] = "error: " + err.Error()
 	}
-	copyRate, err := copyLarge(ctx, a, b, cfg)
+	copyRate, id, err := copyLarge(ctx, a, b, cfg)
 	if err != nil {
 		return nil, err
 	}
+	pull, err := pullLarge(ctx, a, b, id, cfg.LargeSize, cfg.Rounds)
+	if err != nil {
+		return nil, err
+	}
+	res["outboard_build_s"] = round(pull.build.Seconds())
+	res["pull_GBps"], res["pull_unverified_GBps"] = round(pull.verified), round(pull.unverified)
+	res["verified_ratio"] = round(pull.verified / pull.unverified)
 	var iperf float64
 	if before > 0 {
 		if after, err := iperf3(ctx, cfg.IperfSecs); err == nil {
@@ -107,6 +116,7 @@ func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any,
 	res["copy_GBps"] = round(copyRate)
 	if iperf > 0 {
 		res["copy_ratio"] = round(copyRate / iperf)
+		res["pull_ratio"] = round(pull.verified / iperf)
 	}
 	small, err := copySmall(ctx, a, b, cfg)
 	if err != nil {
@@ -225,11 +235,11 @@ func iperf3(ctx context.Context, secs int) (float64, error) {
 }
 
 // copyLarge times SYNC COPY of one large object from b to a (median of
-// rounds), with verification on as always.
-func copyLarge(ctx context.Context, a, b *node, cfg StreamConfig) (float64, error) {
+// rounds), with verification on as always. The object stays in b.
+func copyLarge(ctx context.Context, a, b *node, cfg StreamConfig) (float64, store.ObjectID, error) {
 	src, err := store.Connect(ctx, b.sock)
 	if err != nil {
-		return 0, err
+		return 0, store.ObjectID{}, err
 	}
 	defer src.Close()
 	data := make([]byte, cfg.LargeSize)
@@ -238,12 +248,63 @@ func copyLarge(ctx context.Context, a, b *node, cfg StreamConfig) (float64, erro
 	}
 	id, err := src.Put(ctx, data, nil) // content-addressed: the store keeps the digest
 	if err != nil {
-		return 0, fmt.Errorf("put the large object into b: %w", err)
+		return 0, id, fmt.Errorf("put the large object into b: %w", err)
 	}
 	data = nil
 	var times []time.Duration
 	err = timedSyncs(ctx, a, b, []store.ObjectID{id}, cfg.Rounds, &times)
-	return float64(cfg.LargeSize) / 1e9 / median(times).Seconds(), err
+	return float64(cfg.LargeSize) / 1e9 / median(times).Seconds(), id, err
+}
+
+type pullRates struct {
+	build                time.Duration
+	verified, unverified float64 // GB/s
+}
+
+// pullLarge times verified range fetches (transfer.Fetch, the engine of
+// FETCH and PULL, run here against b's stream server into a's store)
+// against the same fetches with verification off, alternating so that
+// both see the same machine, and returns the medians. It first has b's
+// store build the object's outboard, which it does once per object.
+func pullLarge(ctx context.Context, a, b *node, id store.ObjectID, size, rounds int) (pullRates, error) {
+	var r pullRates
+	src, err := store.Connect(ctx, b.sock)
+	if err != nil {
+		return r, err
+	}
+	defer src.Close()
+	start := time.Now()
+	if _, _, err := src.Outboard(ctx, id); err != nil {
+		return r, fmt.Errorf("outboard of the large object in b: %w", err)
+	}
+	r.build = time.Since(start)
+	dst, err := store.Connect(ctx, a.sock)
+	if err != nil {
+		return r, err
+	}
+	defer dst.Close()
+	partials := transfer.NewPartials(0)
+	dial := func(ctx context.Context, addr string) (*transfer.Conn, error) {
+		c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, "bench", 0)
+		return c, err
+	}
+	var times [2][]time.Duration
+	for i := range 2 * rounds {
+		noVerify := i%2 == 1
+		start := time.Now()
+		res := transfer.Fetch(ctx, dst, id, []transfer.Source{{Node: "b", Addr: b.addr, Full: true}},
+			transfer.FetchOptions{Partials: partials, Dial: dial, NoVerify: noVerify})
+		if res.Status != streamwire.StatusOK {
+			return r, fmt.Errorf("pull of the large object from b: %s: %s", res.Status, res.Message)
+		}
+		times[i%2] = append(times[i%2], time.Since(start))
+		if _, err := dst.Delete(ctx, id); err != nil {
+			return r, err
+		}
+	}
+	r.verified = float64(size) / 1e9 / median(times[0]).Seconds()
+	r.unverified = float64(size) / 1e9 / median(times[1]).Seconds()
+	return r, nil
 }
 
 // copySmall times one COPY of many small objects.
@@ -310,5 +371,12 @@ func printStreamTable(w io.Writer, r map[string]any) {
 		fmt.Fprintf(w, "  (ratio %v)", v)
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  %-44s %10v s\n", "outboard of the large object, built once", r["outboard_build_s"])
+	fmt.Fprintf(w, "  %-44s %10v GB/s", "PULL (ranges, every 16 KiB group verified)", r["pull_GBps"])
+	if v, ok := r["pull_ratio"]; ok {
+		fmt.Fprintf(w, "  (ratio %v)", v)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  %-44s %10v GB/s  (verified_ratio %v)\n", "the same PULL, verification off", r["pull_unverified_GBps"], r["verified_ratio"])
 	fmt.Fprintf(w, "  %-44s %10v /s\n", fmt.Sprintf("COPY of %d objects of %d bytes", r["small_count"], r["small_bytes"]), r["small_objects_per_s"])
 }

@@ -48,8 +48,11 @@ same Gets against Redis. Prints a table and, as its last line, JSON.`,
 		Long: `Start two stores and two stream servers (binaries beside this program or
 on PATH) on loopback and measure: one large object moved by SYNC COPY
 against iperf3 single-stream throughput over the same loopback (apt-get
-install iperf3), and many small objects in one COPY. Prints a table and,
-as its last line, JSON.`,
+install iperf3); the same object fetched as verified ranges (the engine of
+FETCH and PULL) with every 16 KiB group checked against its bao outboard,
+and again with verification off (verified_ratio is the first over the
+second, rounds alternating); and many small objects in one COPY. Prints a
+table and, as its last line, JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := o.context()

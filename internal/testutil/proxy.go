@@ -18,9 +18,18 @@ type Proxy struct {
 	FlipAt  int64 // flip the byte at this offset (-1: never)
 	StallAt int64 // stop forwarding at this offset until Resume (-1: never)
 	CutAt   int64 // close both sides at this offset (-1: never)
+	// CutTotalAt closes every connection once this many server-to-client
+	// bytes have passed, counting all connections together (-1: never);
+	// later connections pass.
+	CutTotalAt int64
 	// MaxConns, if positive, is how many connections are forwarded; later
 	// ones are closed at once, as if the server behind had died.
 	MaxConns int
+
+	mu    sync.Mutex
+	total int64
+	cut   bool
+	open  map[net.Conn]bool
 
 	stalled   chan struct{} // closed when a connection reaches StallAt
 	resume    chan struct{}
@@ -38,7 +47,7 @@ func StartProxy(t testing.TB, target string, configure ...func(*Proxy)) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Addr: ln.Addr().String(), FlipAt: -1, StallAt: -1, CutAt: -1,
+	p := &Proxy{Addr: ln.Addr().String(), FlipAt: -1, StallAt: -1, CutAt: -1, CutTotalAt: -1, open: map[net.Conn]bool{},
 		stalled: make(chan struct{}), resume: make(chan struct{}), ln: ln}
 	for _, f := range configure {
 		f(p)
@@ -69,6 +78,9 @@ func (p *Proxy) accept(target string) {
 			c.Close()
 			continue
 		}
+		p.mu.Lock()
+		p.open[c], p.open[s] = true, true
+		p.mu.Unlock()
 		p.wg.Add(2)
 		go func() { defer p.wg.Done(); io.Copy(s, c); s.(*net.TCPConn).CloseWrite() }()
 		go func() { defer p.wg.Done(); p.pump(c, s); c.Close(); s.Close() }()
@@ -89,6 +101,9 @@ func (p *Proxy) pump(dst, src net.Conn) {
 			}
 		}
 		chunk := buf[:n]
+		if p.CutTotalAt >= 0 && !p.passTotal(dst, chunk) {
+			return
+		}
 		if p.CutAt >= 0 && off+int64(n) > p.CutAt {
 			dst.Write(chunk[:p.CutAt-off])
 			return
@@ -109,4 +124,24 @@ func (p *Proxy) pump(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// passTotal forwards chunk within the CutTotalAt budget; when the budget
+// runs out it closes every connection open so far and reports false.
+func (p *Proxy) passTotal(dst net.Conn, chunk []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		return true
+	}
+	if p.total+int64(len(chunk)) <= p.CutTotalAt {
+		p.total += int64(len(chunk))
+		return true
+	}
+	dst.Write(chunk[:p.CutTotalAt-p.total])
+	p.total, p.cut = p.CutTotalAt, true
+	for c := range p.open {
+		c.Close()
+	}
+	return false
 }

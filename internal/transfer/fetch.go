@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/bao"
@@ -36,6 +34,11 @@ type FetchOptions struct {
 	// Retries is how many times a source is re-dialled after it fails
 	// without progress (default 3).
 	Retries int
+	// Streams is the connections to each source, each with its own spans
+	// and hashing on its own goroutine (default 3: measured on 2 cores,
+	// verified fetches ran at 1.0–1.25 GB/s with 1, 1.25–1.6 with 2 and
+	// 1.3–1.8 with 3).
+	Streams int
 	// NoVerify skips the hashing: only for measuring what verification
 	// costs (plasma bench stream's verified_ratio).
 	NoVerify bool
@@ -74,12 +77,14 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 	if opt.Retries <= 0 {
 		opt.Retries = 3
 	}
+	if opt.Streams <= 0 {
+		opt.Streams = 3
+	}
 	if opt.Progress == nil {
 		opt.Progress = func(int64) {}
 	}
 	f := &fetch{id: id, st: st, opt: opt, sources: sources, conns: make([]*Conn, len(sources)),
-		stats: make([]SourceStat, len(sources)), dead: make([]bool, len(sources)),
-		sem: make(chan struct{}, runtime.GOMAXPROCS(0))}
+		stats: make([]SourceStat, len(sources)), dead: make([]bool, len(sources))}
 	f.cond = sync.NewCond(&f.mu)
 	for i, s := range sources {
 		f.stats[i] = SourceStat{Node: s.Node, Address: s.Addr}
@@ -122,8 +127,10 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 	f.plan()
 	var wg sync.WaitGroup
 	for i := range sources {
-		wg.Add(1)
-		go func() { defer wg.Done(); f.worker(ctx, i) }()
+		for range opt.Streams {
+			wg.Add(1)
+			go func() { defer wg.Done(); f.worker(ctx, i) }()
+		}
 	}
 	wg.Wait()
 	if len(opt.Partials.Missing(p)) > 0 {
@@ -159,7 +166,6 @@ type fetch struct {
 	sources []Source
 	conns   []*Conn // connections kept from begin, for the workers
 	p       *Partial
-	sem     chan struct{} // bounds the groups being hashed at once
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -167,7 +173,8 @@ type fetch struct {
 	inflight int
 	dead     []bool
 	stats    []SourceStat
-	arrived  map[int]bool // groups of which some bytes arrived (and are being, or failed to be, verified)
+	arrived  map[int]bool  // groups of which some bytes arrived (and are being, or failed to be, verified)
+	open     map[*Conn]int // the workers' connections, by source
 	worst    streamwire.Status
 }
 
@@ -235,20 +242,30 @@ func (f *fetch) begin(ctx context.Context) (*Partial, streamwire.Status) {
 
 // request sends a RANGE and reads its reply; a refusal is an error.
 func (f *fetch) request(c *Conn, m streamwire.Range) (streamwire.RangeReply, error) {
-	var r streamwire.RangeReply
 	if err := c.Send(streamwire.TypeRange, m.Append(nil)); err != nil {
-		return r, err
+		return streamwire.RangeReply{}, err
 	}
+	return f.readReply(c, m.Length)
+}
+
+// readReply reads the reply to a RANGE of length bytes.
+func (f *fetch) readReply(c *Conn, length uint64) (streamwire.RangeReply, error) {
+	var r streamwire.RangeReply
 	if err := c.Expect(streamwire.TypeRange|streamwire.ReplyBit, &r); err != nil {
 		return r, err
 	}
 	if r.Status != streamwire.StatusOK {
 		return r, &streamwire.ErrorReply{Status: r.Status, Message: r.Message}
 	}
-	if r.Length != m.Length {
-		return r, &ProtocolError{Msg: fmt.Sprintf("RANGE reply of %d bytes, %d asked for", r.Length, m.Length)}
+	if r.Length != length {
+		return r, &ProtocolError{Msg: fmt.Sprintf("RANGE reply of %d bytes, %d asked for", r.Length, length)}
 	}
 	return r, nil
+}
+
+func (f *fetch) reply(c *Conn, length uint64) error {
+	_, err := f.readReply(c, length)
+	return err
 }
 
 // plan cuts the missing groups into spans of at most RangeSize, within one
@@ -282,6 +299,7 @@ func (f *fetch) plan() {
 		return -1
 	}
 	f.arrived = map[int]bool{}
+	f.open = map[*Conn]int{}
 	var cur *span
 	for _, g := range f.opt.Partials.Missing(f.p) {
 		o := owner(sliceOf(g))
@@ -301,9 +319,9 @@ func (f *fetch) eligible(i int, s *span) bool {
 	return s.owner == i || f.dead[s.owner] && f.sources[i].Full
 }
 
-// next hands source i its next span, waiting while spans it may take are
-// in flight elsewhere; nil when there is nothing left for it.
-func (f *fetch) next(i int) *span {
+// next hands source i its next span, waiting (if wait) while spans it
+// may take are in flight elsewhere; nil when there is nothing left for it.
+func (f *fetch) next(i int, wait bool) *span {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for {
@@ -323,7 +341,7 @@ func (f *fetch) next(i int) *span {
 		if !f.sources[i].Full && len(f.pending) == 0 {
 			return nil // a partial source only ever serves its own spans
 		}
-		if !f.canProgress() {
+		if !wait || !f.canProgress() {
 			return nil
 		}
 		f.cond.Wait()
@@ -350,10 +368,8 @@ func (f *fetch) canProgress() bool {
 // the pending spans.
 func (f *fetch) settle(s *span) {
 	missing := map[int]bool{}
-	for _, g := range f.opt.Partials.Missing(f.p) {
-		if g >= s.first && g <= s.last {
-			missing[g] = true
-		}
+	for _, g := range f.opt.Partials.MissingIn(f.p, s.first, s.last) {
+		missing[g] = true
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -379,6 +395,11 @@ func (f *fetch) kill(i int, status streamwire.Status, msg string) {
 	defer f.mu.Unlock()
 	f.dead[i] = true
 	f.stats[i].Failed = fmt.Sprintf("%s: %s", status, msg)
+	for c, src := range f.open {
+		if src == i {
+			c.Close() // its other streams stop at once too
+		}
+	}
 	if f.worst != streamwire.StatusIntegrityFailure {
 		f.worst = status
 	}
@@ -390,39 +411,77 @@ type integrityError struct{ msg string }
 
 func (e *integrityError) Error() string { return e.msg }
 
+// pipeline is how many spans a worker has asked its source for at once:
+// the next request is on its way while a span's bytes arrive, so the
+// source never waits for the receiver between spans.
+const pipeline = 2
+
 // worker takes spans for source i until none is left for it, re-dialling
 // after a broken connection; a corrupt group or a refusal ends the source.
 func (f *fetch) worker(ctx context.Context, i int) {
 	src := f.sources[i]
 	failures := 0
-	c := f.conns[i]
+	f.mu.Lock()
+	c := f.conns[i] // the connection begin used, for one of the workers
 	f.conns[i] = nil
+	if c != nil {
+		f.open[c] = i
+	}
+	f.mu.Unlock()
+	var asked []*span // requested on c, in order
+	drop := func() {
+		f.mu.Lock()
+		delete(f.open, c)
+		f.mu.Unlock()
+		c.Close()
+		c = nil
+	}
 	defer func() {
 		if c != nil {
-			c.Close()
+			drop()
+		}
+		for _, s := range asked {
+			f.settle(s)
 		}
 	}()
 	for {
-		s := f.next(i)
-		if s == nil {
+		var err error
+		for len(asked) < pipeline && err == nil {
+			s := f.next(i, len(asked) == 0)
+			if s == nil {
+				break
+			}
+			asked = append(asked, s)
+			if c == nil {
+				if c, err = f.opt.Dial(ctx, src.Addr); err == nil {
+					f.mu.Lock()
+					f.open[c] = i
+					f.mu.Unlock()
+				}
+			}
+			if err == nil {
+				err = f.ask(c, s)
+			}
+		}
+		if len(asked) == 0 {
 			return
 		}
-		var err error
 		verified := 0
-		if c == nil {
-			c, err = f.opt.Dial(ctx, src.Addr)
-		}
 		if err == nil {
-			verified, err = f.receive(ctx, c, i, s)
+			verified, err = f.receive(ctx, c, i, asked[0])
+			f.settle(asked[0])
+			asked = asked[1:]
 		}
-		f.settle(s)
 		if err == nil {
 			failures = 0
 			continue
 		}
+		for _, s := range asked {
+			f.settle(s)
+		}
+		asked = nil
 		if c != nil {
-			c.Close()
-			c = nil
+			drop()
 		}
 		var ie *integrityError
 		var er *streamwire.ErrorReply
@@ -453,95 +512,102 @@ func (f *fetch) worker(ctx context.Context, i int) {
 	}
 }
 
-// receive asks source i for span s and reads it straight into the object,
-// handing each MiB to a hasher as it lands. It returns how many groups
-// verified; a mismatch closes the connection at once.
-func (f *fetch) receive(ctx context.Context, c *Conn, i int, s *span) (int, error) {
-	t, buf := f.p.Tree, f.p.Buf
-	off, _ := t.Span(s.first)
-	lastOff, lastN := t.Span(s.last)
-	end := lastOff + lastN
+// bounds is the byte range of span s.
+func (f *fetch) bounds(s *span) (off, end uint64) {
+	off, _ = f.p.Tree.Span(s.first)
+	lastOff, lastN := f.p.Tree.Span(s.last)
+	return off, lastOff + lastN
+}
+
+// ask sends the RANGE request for span s, counting the groups of it that
+// had arrived before as re-requested.
+func (f *fetch) ask(c *Conn, s *span) error {
 	f.mu.Lock()
 	for g := s.first; g <= s.last; g++ {
 		if f.arrived[g] {
-			_, n := t.Span(g)
+			_, n := f.p.Tree.Span(g)
 			f.opt.Stats.BytesRerequested.Add(n)
 		}
 	}
 	f.mu.Unlock()
+	off, end := f.bounds(s)
+	return c.Send(streamwire.TypeRange, streamwire.Range{ID: f.id, Offset: off, Length: end - off}.Append(nil))
+}
+
+// receive reads the reply to the RANGE for span s from source i straight
+// into the object and verifies each MiB as it lands, while it is still in
+// the cache (a source's several streams hash on several cores). It
+// returns how many groups verified; at a mismatch it stops reading.
+func (f *fetch) receive(ctx context.Context, c *Conn, i int, s *span) (int, error) {
+	t, buf := f.p.Tree, f.p.Buf
+	off, end := f.bounds(s)
 	stop := c.CloseOnDone(ctx)
 	defer stop()
-	if _, err := f.request(c, streamwire.Range{ID: f.id, Offset: off, Length: end - off}); err != nil {
+	if err := f.reply(c, end-off); err != nil {
 		return 0, err
 	}
+	// Bytes arrive up to pos; groups are verified up to vpos, a MiB at a
+	// time, and at a failure every whole group that arrived is verified
+	// first, so a cut costs less than a group.
 	const batch = 64 * bao.GroupSize
-	var (
-		wg       sync.WaitGroup
-		verified atomic.Int64
-		bad      atomic.Value // *integrityError
-	)
-	check := func(from, n uint64) {
-		defer func() { <-f.sem; wg.Done() }()
-		first, last := int(from/bao.GroupSize), int((from+n-1)/bao.GroupSize)
+	verified := 0
+	verify := func(upto uint64, vpos *uint64) error {
+		if upto <= *vpos {
+			return nil
+		}
+		first, last := int(*vpos/bao.GroupSize), int((upto-1)/bao.GroupSize)
 		if !f.opt.NoVerify {
 			for g := first; g <= last; g++ {
-				o, gn := t.Span(g)
-				if !t.VerifyGroup(g, buf[o:o+gn]) {
-					bad.CompareAndSwap(nil, &integrityError{fmt.Sprintf("group %d (bytes %d to %d) of object %x from %s does not match the object's BLAKE3 outboard",
-						g, o, o+gn, f.id[:], f.sources[i].Node)})
-					c.Close() // stop reading from it at once
-					return
+				gOff, gn := t.Span(g)
+				if !t.VerifyGroup(g, buf[gOff:gOff+gn]) {
+					return &integrityError{fmt.Sprintf("group %d (bytes %d to %d) of object %x from %s does not match the object's BLAKE3 outboard",
+						g, gOff, gOff+gn, f.id[:], f.sources[i].Node)}
 				}
 			}
 		}
 		f.opt.Partials.Verified(f.p, first, last)
-		verified.Add(int64(last - first + 1))
-		f.opt.Stats.BytesVerified.Add(n)
+		verified += last - first + 1
+		f.opt.Stats.BytesVerified.Add(upto - *vpos)
+		*vpos = upto
+		return nil
 	}
-	var rerr error
-	for o := off; o < end; {
-		n := min(batch, end-o)
-		if rerr = f.read(c, i, buf[o:o+n], o); rerr != nil {
-			break
-		}
-		f.sem <- struct{}{}
-		wg.Add(1)
-		go check(o, n)
-		o += n
-	}
-	wg.Wait()
-	if ie, _ := bad.Load().(*integrityError); ie != nil {
-		return int(verified.Load()), ie
-	}
-	return int(verified.Load()), rerr
-}
-
-// read fills b, the object's bytes from offset off, from source i,
-// accounting for every byte as it arrives: a group of which any byte
-// arrived and that is asked for again counts as re-requested.
-func (f *fetch) read(c *Conn, i int, b []byte, off uint64) error {
-	for got := 0; got < len(b); {
+	for pos, vpos := off, off; pos < end; {
 		c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
-		n, err := c.R.Read(b[got:])
+		n, err := c.R.Read(buf[pos:min(pos+batch, end)])
 		if n > 0 {
-			f.mu.Lock()
-			for g := (off + uint64(got)) / bao.GroupSize; g <= (off+uint64(got+n)-1)/bao.GroupSize; g++ {
-				f.arrived[int(g)] = true
-			}
-			f.stats[i].Bytes += uint64(n)
-			f.mu.Unlock()
-			f.opt.Stats.BytesReceived.Add(uint64(n))
-			f.opt.Progress(int64(n))
-			got += n
+			f.arrive(i, pos, uint64(n))
+			pos += uint64(n)
 		}
-		if err != nil && got < len(b) {
-			if err == io.EOF {
+		switch {
+		case pos == end:
+			err = verify(end, &vpos)
+		case err != nil:
+			if verr := verify(vpos+(pos-vpos)/bao.GroupSize*bao.GroupSize, &vpos); verr != nil {
+				err = verr
+			} else if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return err
+		case pos-vpos >= batch:
+			err = verify(vpos+(pos-vpos)/bao.GroupSize*bao.GroupSize, &vpos)
+		}
+		if err != nil {
+			return verified, err
 		}
 	}
-	return nil
+	return verified, nil
+}
+
+// arrive accounts for n bytes from source i at offset off: a group of
+// which any byte arrived and that is asked for again is re-requested.
+func (f *fetch) arrive(i int, off, n uint64) {
+	f.mu.Lock()
+	for g := off / bao.GroupSize; g <= (off+n-1)/bao.GroupSize; g++ {
+		f.arrived[int(g)] = true
+	}
+	f.stats[i].Bytes += n
+	f.mu.Unlock()
+	f.opt.Stats.BytesReceived.Add(n)
+	f.opt.Progress(int64(n))
 }
 
 // storeStatus maps a local store error to an object status.

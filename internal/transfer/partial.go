@@ -83,11 +83,14 @@ func (ps *Partials) Add(id streamwire.ID, tree *bao.Tree, buf, meta []byte) *Par
 }
 
 // Missing lists the groups not verified yet.
-func (ps *Partials) Missing(p *Partial) []int {
+func (ps *Partials) Missing(p *Partial) []int { return ps.MissingIn(p, 0, p.Tree.Groups()-1) }
+
+// MissingIn lists the groups in [first, last] not verified yet.
+func (ps *Partials) MissingIn(p *Partial, first, last int) []int {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	var out []int
-	for g := range p.Tree.Groups() {
+	for g := first; g <= last; g++ {
 		if p.have[g/64]&(1<<(g%64)) == 0 {
 			out = append(out, g)
 		}
@@ -115,46 +118,53 @@ func (p *Partial) wakeLocked() {
 	p.wake = make(chan struct{})
 }
 
-// Finish removes a sealed object; release runs once no RANGE reads it.
+// Finish removes a sealed object; release runs once no RANGE reads it
+// (before Finish returns if none does).
 func (ps *Partials) Finish(p *Partial, release func()) { ps.end(p, release) }
 
 // Suspend ends a failed fetch: the object stays for the next fetch to
 // resume (abort runs after the registry's keep time unless one does).
 func (ps *Partials) Suspend(p *Partial, abort func()) {
+	if ps.keep <= 0 {
+		ps.end(p, abort)
+		return
+	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	p.active = false
 	p.wakeLocked()
-	if ps.keep <= 0 {
-		ps.endLocked(p, abort)
-		return
-	}
 	p.timer = time.AfterFunc(ps.keep, func() {
 		ps.mu.Lock()
-		defer ps.mu.Unlock()
-		if !p.active && !p.ended && ps.objects[p.ID] == p {
-			ps.endLocked(p, abort)
+		now := !p.active && !p.ended && ps.objects[p.ID] == p && ps.endLocked(p, abort)
+		ps.mu.Unlock()
+		if now {
+			abort()
 		}
 	})
 }
 
 func (ps *Partials) end(p *Partial, f func()) {
 	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	ps.endLocked(p, f)
+	now := ps.endLocked(p, f)
+	ps.mu.Unlock()
+	if now {
+		f()
+	}
 }
 
-func (ps *Partials) endLocked(p *Partial, f func()) {
+// endLocked removes p; it reports whether f is to run now (no reader
+// left: the caller runs it without the lock), else the last reader runs it.
+func (ps *Partials) endLocked(p *Partial, f func()) bool {
 	p.ended, p.active = true, false
 	if ps.objects[p.ID] == p {
 		delete(ps.objects, p.ID)
 	}
 	p.wakeLocked()
 	if p.readers == 0 {
-		go f()
-	} else {
-		p.end = f
+		return true
 	}
+	p.end = f
+	return false
 }
 
 // Shutdown stops the timers of abandoned objects (at server shutdown:
