@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"lukechampine.com/blake3"
+
 	"github.com/plasmastream/plasmastream/internal/cluster/clustertest"
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
@@ -131,6 +133,30 @@ func TestClusterGet(t *testing.T) {
 	missing := store.RandomObjectID()
 	if _, err := ca.Fetch(bg, []stream.ObjectID{missing}); !stream.IsStatus(err, stream.StatusNotFound) {
 		t.Fatalf("fetch of a missing object: %v", err)
+	}
+}
+
+// An object sealed without a digest (the store hashes it a second later)
+// gets its digest in the directory too, the one b3sum would print.
+func TestDirectoryLearnsLaterDigests(t *testing.T) {
+	nodes, _ := startCluster(t, "a")
+	a := nodes[0]
+	data := pattern(1<<20, 21)
+	id := store.RandomObjectID()
+	putID(t, a.Socket, id, data, nil) // PutID: no digest at Seal
+	want := fmt.Sprintf("%x", blake3.Sum256(data))
+	ca := streamClient(t, a.Addr)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		locs, err := ca.Locate(bg, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := locs[id]; len(l) == 1 && l[0].Digest == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("locations %+v: want the digest %s", locs[id], want)
+		}
 	}
 }
 

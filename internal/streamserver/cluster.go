@@ -45,7 +45,21 @@ type clusterNode struct {
 	sub    *store.Subscription
 	log    *slog.Logger
 	wg     sync.WaitGroup
+	later  chan pendingDigest // locations registered without a digest
+	stop   chan struct{}
 }
+
+// pendingDigest is a location whose digest the store has not computed yet.
+type pendingDigest struct {
+	id     store.ObjectID
+	size   uint64
+	sealed time.Time
+}
+
+// digestWait is how long after a seal without a digest the directory
+// asks the store for it: the store hashes such objects a second after
+// Seal, so by then it usually has it (and computes it at once if not).
+const digestWait = 1500 * time.Millisecond
 
 // joinCluster starts or connects to etcd, registers this node and starts
 // mirroring the store into the directory.
@@ -118,9 +132,12 @@ func (n *clusterNode) mirror(ctx context.Context, st *store.Client, socket strin
 	if err != nil {
 		return fmt.Errorf("list the store: %w", err)
 	}
+	n.later, n.stop = make(chan pendingDigest, 1<<16), make(chan struct{})
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.addDigests(st) }()
 	for _, in := range infos {
 		if in.State == store.StateSealed && !in.DeletePending {
-			n.add(ctx, in.ID, in.DataSize+uint64(in.MetadataSize), in.Digest)
+			n.sealed(ctx, in.ID, in.DataSize+uint64(in.MetadataSize), in.Digest)
 		}
 	}
 	n.wg.Add(1)
@@ -130,7 +147,7 @@ func (n *clusterNode) mirror(ctx context.Context, st *store.Client, socket strin
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			switch ev.Kind {
 			case store.EventSealed:
-				n.add(ctx, ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
+				n.sealed(ctx, ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
 			default:
 				if err := n.dir.RemoveLocation(ctx, ev.ID); err != nil {
 					n.log.Warn("directory: remove location", "object", ev.ID, "err", err)
@@ -145,6 +162,43 @@ func (n *clusterNode) mirror(ctx context.Context, st *store.Client, socket strin
 	return nil
 }
 
+// sealed registers a location; one without a digest gets it later.
+func (n *clusterNode) sealed(ctx context.Context, id store.ObjectID, size uint64, digestHex string) {
+	n.add(ctx, id, size, digestHex)
+	if digestHex == "" {
+		select {
+		case n.later <- pendingDigest{id, size, time.Now()}:
+		default: // a backlog: those locations stay without a digest
+		}
+	}
+}
+
+// addDigests completes the locations registered without a digest, in
+// seal order, each digestWait after its seal.
+func (n *clusterNode) addDigests(st *store.Client) {
+	for {
+		var p pendingDigest
+		select {
+		case <-n.stop:
+			return
+		case p = <-n.later:
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(time.Until(p.sealed.Add(digestWait))):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if d, _, err := st.Outboard(ctx, p.id); err == nil {
+			n.add(ctx, p.id, p.size, hex.EncodeToString(d[:]))
+			if ok, err := st.Contains(ctx, p.id); err == nil && !ok {
+				n.dir.RemoveLocation(ctx, p.id) // deleted while we registered it
+			}
+		}
+		cancel()
+	}
+}
+
 func (n *clusterNode) add(ctx context.Context, id store.ObjectID, size uint64, digestHex string) {
 	var digest *[32]byte
 	if d, err := hex.DecodeString(digestHex); err == nil && len(d) == 32 {
@@ -156,6 +210,9 @@ func (n *clusterNode) add(ctx context.Context, id store.ObjectID, size uint64, d
 }
 
 func (n *clusterNode) close() {
+	if n.stop != nil {
+		close(n.stop)
+	}
 	if n.sub != nil {
 		n.sub.Close()
 	}
