@@ -105,6 +105,14 @@ func TestCorruptedObjectIsRejected(t *testing.T) {
 	if v := scrape(t, metricsPort, "plasma_stream_integrity_failures_total"); v != 1 {
 		t.Fatalf("integrity failures metric = %v", v)
 	}
+	// The 6 MiB object came with its outboard: the corrupt 16 KiB group
+	// was rejected as it landed, 3 MiB in, not after the whole object.
+	if v := scrape(t, metricsPort, "plasma_stream_corrupt_groups_total"); v != 1 {
+		t.Fatalf("corrupt groups metric = %v", v)
+	}
+	if v := scrape(t, metricsPort, "plasma_stream_bytes_verified_total"); v < 2<<20 || v >= 3<<20 {
+		t.Fatalf("%v bytes verified before the corrupt group at 3 MiB", v)
+	}
 	if v := scrape(t, metricsPort, "plasma_stream_bytes_received_total"); v != 1000 {
 		t.Fatalf("bytes received metric = %v", v)
 	}

@@ -64,8 +64,9 @@ func TestPullRejectsACorruptGroupAtOnceAndRetriesElsewhere(t *testing.T) {
 		t.Fatalf("the error names neither the group nor the source: %v", err)
 	}
 	notSealed(t, b.Socket, id)
-	if v := scrape(t, port, "plasma_stream_corrupt_groups_total"); v != 1 {
-		t.Fatalf("corrupt groups = %v", v)
+	corrupt := scrape(t, port, "plasma_stream_corrupt_groups_total") // one per stream that met its flipped byte first
+	if corrupt < 1 || corrupt > 3 {
+		t.Fatalf("corrupt groups = %v", corrupt)
 	}
 	if v := scrape(t, port, "plasma_stream_bytes_received_total"); v >= size/2 {
 		t.Fatalf("%v bytes received before the corrupt group was rejected: not at once", v)
@@ -92,8 +93,8 @@ func TestPullRejectsACorruptGroupAtOnceAndRetriesElsewhere(t *testing.T) {
 	if !strings.Contains(out.Sources[0].Failed, "does not match") || out.Sources[1].Failed != "" || out.Sources[1].Bytes == 0 {
 		t.Fatalf("sources: %+v", out.Sources)
 	}
-	if v := scrape(t, port, "plasma_stream_corrupt_groups_total"); v != 2 {
-		t.Fatalf("corrupt groups = %v", v)
+	if v := scrape(t, port, "plasma_stream_corrupt_groups_total"); v <= corrupt {
+		t.Fatalf("corrupt groups = %v, %v before", v, corrupt)
 	}
 }
 

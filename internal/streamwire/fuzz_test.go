@@ -22,7 +22,7 @@ func samples() []message {
 		Ping{Nonce: 42},
 		Sync{Peers: []PeerRequest{{Kind: KindCopy, Addr: "[::1]:2022", IDs: []ID{id, {9}}}, {Kind: KindTake, Addr: "10.0.0.1:2021", IDs: []ID{{7}}}}},
 		Copy{IDs: []ID{id}},
-		ObjectHeader{Index: 3, ID: id, Status: StatusOK, DataSize: MaxDataSize, MetaSize: MaxMetadataSize},
+		ObjectHeader{Index: 3, ID: id, Status: StatusOK, DataSize: MaxDataSize, MetaSize: MaxMetadataSize, OutboardSize: 8},
 		Ack{Index: 3, Status: StatusIntegrityFailure},
 		Progress{BytesDone: 1, BytesTotal: 2, ObjectsDone: 3, ObjectsTotal: 4},
 		StatReply{Node: "n", Version: "v", UptimeNs: 5, Connections: 6, Store: storewire.StatsReply{Capacity: 7}},

@@ -209,14 +209,17 @@ func (m *Copy) Decode(p []byte) error {
 }
 
 // ObjectHeader announces one object of a COPY/TAKE reply. When Status is
-// OK it is followed by MetaSize bytes of metadata, DataSize bytes of data
-// and the 32-byte BLAKE3 digest of the data, all raw.
+// OK it is followed by MetaSize bytes of metadata, the 32-byte BLAKE3
+// digest of the data, OutboardSize bytes of the data's bao outboard (16 KiB
+// groups; 0 when not sent: the receiver then verifies the whole object
+// against the digest) and DataSize bytes of data, all raw.
 type ObjectHeader struct {
-	Index    uint32 // position in the COPY request
-	ID       ID
-	Status   Status
-	DataSize uint64
-	MetaSize uint32
+	Index        uint32 // position in the COPY request
+	ID           ID
+	Status       Status
+	DataSize     uint64
+	MetaSize     uint32
+	OutboardSize uint32
 }
 
 func (m ObjectHeader) Append(b []byte) []byte {
@@ -226,6 +229,7 @@ func (m ObjectHeader) Append(b []byte) []byte {
 	e.U16(uint16(m.Status))
 	e.U64(m.DataSize)
 	e.U32(m.MetaSize)
+	e.U32(m.OutboardSize)
 	return e.B
 }
 
@@ -236,6 +240,7 @@ func (m *ObjectHeader) Decode(p []byte) error {
 	m.Status = Status(d.U16("status"))
 	m.DataSize = d.U64("data size")
 	m.MetaSize = d.U32("metadata size")
+	m.OutboardSize = d.U32("outboard size")
 	return d.Done()
 }
 

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/b3"
+	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/store"
 )
@@ -232,6 +235,8 @@ func (r *receiver) check(h *streamwire.ObjectHeader) error {
 		return &ProtocolError{Msg: fmt.Sprintf("object %x sent twice", h.ID[:])}
 	case h.DataSize > streamwire.MaxDataSize || h.MetaSize > streamwire.MaxMetadataSize:
 		return &ProtocolError{Msg: fmt.Sprintf("object %x announces %d bytes of data and %d of metadata, beyond the limits", h.ID[:], h.DataSize, h.MetaSize)}
+	case h.OutboardSize != 0 && (h.OutboardSize > streamwire.MaxOutboardSize || int(h.OutboardSize) != bao.OutboardSize(h.DataSize)):
+		return &ProtocolError{Msg: fmt.Sprintf("object %x of %d bytes announces a %d-byte outboard", h.ID[:], h.DataSize, h.OutboardSize)}
 	}
 	return nil
 }
@@ -239,86 +244,199 @@ func (r *receiver) check(h *streamwire.ObjectHeader) error {
 // object receives one object's bytes and stores it (small objects on a
 // worker). A non-nil error means the connection is unusable.
 func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int) error {
-	meta := make([]byte, h.MetaSize)
-	if err := r.c.ReadFull(meta, nil); err != nil {
+	head := make([]byte, int(h.MetaSize)+streamwire.DigestSize+int(h.OutboardSize))
+	if err := r.c.ReadFull(head, nil); err != nil {
 		r.finish(h, i, streamwire.StatusConnectionLost, err.Error())
 		return err
 	}
+	meta, outboard := head[:h.MetaSize], head[int(h.MetaSize)+streamwire.DigestSize:]
+	digest := [32]byte(head[h.MetaSize:])
 	if h.DataSize <= smallMax {
-		return r.small(ctx, h, i, meta)
+		return r.small(ctx, h, i, meta, digest)
+	}
+	var tree *bao.Tree
+	if len(outboard) > 0 {
+		var err error
+		if tree, err = bao.Parse(outboard, h.DataSize, digest); err != nil {
+			r.opt.Stats.IntegrityFailures.Add(1)
+			derr := r.drain(int64(h.DataSize))
+			r.finish(h, i, streamwire.StatusIntegrityFailure, fmt.Sprintf("the outboard sent with object %x does not match its digest: %v", h.ID[:], err))
+			return derr
+		}
 	}
 	buf, err := r.st.Create(ctx, h.ID, h.DataSize, meta)
 	if err != nil {
 		status, msg := r.storeStatus(h.ID, err)
-		derr := r.drain(int64(h.DataSize) + streamwire.DigestSize)
+		derr := r.drain(int64(h.DataSize))
 		r.finish(h, i, status, msg)
 		return derr
 	}
-	status, msg, err := r.fill(h, buf, meta)
-	if status != streamwire.StatusOK {
+	a := r.opt.Inflight.start(h.ID, buf, meta, digest, outboard)
+	status, msg, err := r.fill(h, buf, digest, tree, a)
+	if status == streamwire.StatusOK {
+		if tree != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			r.st.SetOutboard(sctx, h.ID, outboard) // else the store hashes it again later
+			cancel()
+		}
+		// Our reference keeps the memory in place until relays reading it end.
+		r.opt.Inflight.finish(h.ID, a, true, func() { r.st.Release(context.Background(), h.ID) })
+	} else {
+		r.opt.Inflight.finish(h.ID, a, false, func() {}) // aborted below
 		r.st.Abort(context.Background(), h.ID)
 	}
 	r.finish(h, i, status, msg)
 	return err
 }
 
-// fill reads the data into buf segment by segment while every core hashes
-// the segments that have arrived (and relays may forward them), then
-// checks the digest and seals.
-func (r *receiver) fill(h *streamwire.ObjectHeader, buf, meta []byte) (streamwire.Status, string, error) {
+// fill reads the data into buf a segment at a time and seals it once it
+// is verified: with an outboard, every core checks the 16 KiB groups of
+// the segments that have arrived and a corrupt one rejects the object at
+// once (the rest of its bytes are drained unread); without, every core
+// hashes the segments and the digest is compared at the end. Relays
+// forward what is verified (without an outboard: what arrived).
+func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte, digest [32]byte, tree *bao.Tree, a *arriving) (streamwire.Status, string, error) {
 	inflight := r.opt.Inflight
-	a := inflight.start(h.ID, buf, meta)
-	fail := func(st streamwire.Status, msg string, err error) (streamwire.Status, string, error) {
-		inflight.finish(h.ID, a, false, [32]byte{}, func() {}) // the caller aborts
-		return st, msg, err
+	var pool *b3.Pool
+	var groups *groupPool
+	if tree != nil {
+		groups = newGroupPool(tree, buf, r.opt.Stats, func(n int) { inflight.progress(a, n) })
+	} else {
+		pool = b3.NewPool(uint64(len(buf)))
 	}
-	pool := b3.NewPool(uint64(len(buf)))
+	corrupt := func(off int) (streamwire.Status, string, error) {
+		groups.close()
+		r.opt.Stats.IntegrityFailures.Add(1)
+		r.opt.Stats.CorruptGroups.Add(1)
+		g := groups.badGroup()
+		from, n := tree.Span(g)
+		return streamwire.StatusIntegrityFailure, fmt.Sprintf("group %d (bytes %d to %d) of object %x does not match its BLAKE3 outboard", g, from, from+n, h.ID[:]),
+			r.drain(int64(len(buf) - off))
+	}
 	for off := 0; off < len(buf); {
 		n := min(b3.SegmentSize, len(buf)-off)
 		if err := r.c.ReadFull(buf[off:off+n], nil); err != nil {
-			pool.Close()
-			return fail(streamwire.StatusConnectionLost, err.Error(), err)
+			if groups != nil {
+				groups.close()
+			} else {
+				pool.Close()
+			}
+			return streamwire.StatusConnectionLost, err.Error(), err
 		}
-		if n == b3.SegmentSize {
-			pool.Add(off/b3.SegmentSize, buf[off:off+n])
-		}
-		inflight.progress(a, off+n)
 		r.opt.Progress(int64(n), 0)
+		if groups != nil {
+			groups.add(off, n)
+			if groups.badGroup() >= 0 {
+				return corrupt(off + n)
+			}
+		} else {
+			if n == b3.SegmentSize {
+				pool.Add(off/b3.SegmentSize, buf[off:off+n])
+			}
+			inflight.progress(a, off+n)
+		}
 		off += n
 	}
-	var want [32]byte
-	err := r.c.ReadFull(want[:], nil)
-	got := pool.Sum(buf)
-	if err != nil {
-		return fail(streamwire.StatusConnectionLost, err.Error(), err)
-	}
-	if got != want {
+	if groups != nil {
+		if groups.close(); groups.badGroup() >= 0 {
+			return corrupt(len(buf))
+		}
+	} else if pool.Sum(buf) != digest {
 		r.opt.Stats.IntegrityFailures.Add(1)
-		return fail(streamwire.StatusIntegrityFailure, msgDigestMismatch, nil)
+		return streamwire.StatusIntegrityFailure, msgDigestMismatch, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := r.st.SealDigest(ctx, h.ID, got); err != nil {
+	if err := r.st.SealDigest(ctx, h.ID, digest); err != nil {
 		status, msg := r.storeStatus(h.ID, err)
-		return fail(status, msg, nil)
+		return status, msg, nil
 	}
-	// Our reference keeps the memory in place until relays reading it end.
-	inflight.finish(h.ID, a, true, got, func() { r.st.Release(context.Background(), h.ID) })
 	return streamwire.StatusOK, "", nil
+}
+
+// groupPool verifies the groups of one object against its outboard on
+// every core as segments arrive, and reports the verified prefix.
+type groupPool struct {
+	t        *bao.Tree
+	buf      []byte
+	stats    *Stats
+	onPrefix func(int)
+	work     chan [2]int // offset, length
+	wg       sync.WaitGroup
+	bad      atomic.Int64 // the first corrupt group found, or -1
+
+	mu     sync.Mutex
+	done   map[int]int // verified segments beyond the prefix: offset -> length
+	prefix int
+}
+
+func newGroupPool(t *bao.Tree, buf []byte, stats *Stats, onPrefix func(int)) *groupPool {
+	p := &groupPool{t: t, buf: buf, stats: stats, onPrefix: onPrefix, work: make(chan [2]int, 64), done: map[int]int{}}
+	p.bad.Store(-1)
+	work := p.work
+	for range runtime.GOMAXPROCS(0) {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for it := range work {
+				p.verify(it[0], it[1])
+			}
+		}()
+	}
+	return p
+}
+
+func (p *groupPool) verify(off, n int) {
+	if p.bad.Load() >= 0 {
+		return
+	}
+	for g := off / bao.GroupSize; g <= (off+n-1)/bao.GroupSize; g++ {
+		from, gn := p.t.Span(g)
+		if !p.t.VerifyGroup(g, p.buf[from:from+gn]) {
+			p.bad.CompareAndSwap(-1, int64(g))
+			return
+		}
+	}
+	p.stats.BytesVerified.Add(uint64(n))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done[off] = n
+	for {
+		m, ok := p.done[p.prefix]
+		if !ok {
+			break
+		}
+		delete(p.done, p.prefix)
+		p.prefix += m
+	}
+	p.onPrefix(p.prefix)
+}
+
+// add hands over the arrived bytes [off, off+n), a whole number of groups
+// unless they end the object.
+func (p *groupPool) add(off, n int) { p.work <- [2]int{off, n} }
+
+// badGroup is the first corrupt group found so far, or -1.
+func (p *groupPool) badGroup() int { return int(p.bad.Load()) }
+
+// close waits for the workers (and stops them).
+func (p *groupPool) close() {
+	if p.work != nil {
+		close(p.work)
+		p.work = nil
+	}
+	p.wg.Wait()
 }
 
 // small receives a small object into memory and verifies it; a worker
 // then stores it with one CreateAndSeal.
-func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int, meta []byte) error {
-	data := make([]byte, h.DataSize+streamwire.DigestSize)
+func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int, meta []byte, want [32]byte) error {
+	data := make([]byte, h.DataSize)
 	if err := r.c.ReadFull(data, nil); err != nil {
 		r.finish(h, i, streamwire.StatusConnectionLost, err.Error())
 		return err
 	}
 	r.opt.Progress(int64(h.DataSize), 0)
-	var want [32]byte
-	copy(want[:], data[h.DataSize:])
-	data = data[:h.DataSize]
 	if b3.Sum(data) != want {
 		r.opt.Stats.IntegrityFailures.Add(1)
 		r.finish(h, i, streamwire.StatusIntegrityFailure, msgDigestMismatch)

@@ -11,14 +11,14 @@ import (
 
 // Inflight lets a server relay an object while it is still receiving it
 // (cut-through): a RELAY request for an object that is arriving is served
-// from the receive buffer as its bytes land, and ends with the digest only
-// once the arriving object has been verified. Chains of relays make a
+// from the receive buffer as its groups are verified here (as its bytes
+// land, for an object sent without an outboard). Chains of relays make a
 // broadcast take about the time of one transfer instead of one per hop.
 //
 // Safety: the receiving side keeps its reference to the object (so that its
 // memory cannot be reused) until every relay reading it has finished; a
-// relay whose source fails closes its connection without a digest, so its
-// receiver never seals what it got.
+// relay whose source fails closes its connection before the end of the
+// data, so its receiver never seals what it got.
 type Inflight struct {
 	mu      sync.Mutex
 	changed *sync.Cond
@@ -35,20 +35,20 @@ func NewInflight() *Inflight {
 // arriving is an object being received. Fields other than buf and meta
 // are guarded by the registry's mutex.
 type arriving struct {
-	buf, meta []byte
-	received  int
-	done, ok  bool
-	digest    [32]byte
-	readers   int
-	release   func() // set when the receiver has sealed: run by the last reader
+	buf, meta, outboard []byte
+	digest              [32]byte
+	received            int // bytes that may be forwarded
+	done, ok            bool
+	readers             int
+	release             func() // set when the receiver has sealed: run by the last reader
 }
 
 // start registers an object whose bytes will land in buf.
-func (f *Inflight) start(id streamwire.ID, buf, meta []byte) *arriving {
+func (f *Inflight) start(id streamwire.ID, buf, meta []byte, digest [32]byte, outboard []byte) *arriving {
 	if f == nil {
 		return nil
 	}
-	a := &arriving{buf: buf, meta: meta}
+	a := &arriving{buf: buf, meta: meta, digest: digest, outboard: outboard}
 	f.mu.Lock()
 	f.objects[id] = a
 	f.changed.Broadcast()
@@ -56,7 +56,7 @@ func (f *Inflight) start(id streamwire.ID, buf, meta []byte) *arriving {
 	return a
 }
 
-// progress records that buf[:n] has arrived.
+// progress records that buf[:n] may be forwarded.
 func (f *Inflight) progress(a *arriving, n int) {
 	if a == nil {
 		return
@@ -71,13 +71,13 @@ func (f *Inflight) progress(a *arriving, n int) {
 // the relays still reading (release runs when the last one ends; at once
 // when there is none). The object leaves the registry: later requests find
 // it in the store.
-func (f *Inflight) finish(id streamwire.ID, a *arriving, ok bool, digest [32]byte, release func()) {
+func (f *Inflight) finish(id streamwire.ID, a *arriving, ok bool, release func()) {
 	if a == nil {
 		release()
 		return
 	}
 	f.mu.Lock()
-	a.done, a.ok, a.digest = true, ok, digest
+	a.done, a.ok = true, ok
 	if f.objects[id] == a {
 		delete(f.objects, id)
 	}
@@ -127,9 +127,9 @@ func (f *Inflight) wait(ctx context.Context, st *store.Client, id streamwire.ID,
 	}
 }
 
-// next waits until more than sent bytes of a have arrived or it is done,
-// and returns the new total and whether it is done (with ok and digest).
-func (f *Inflight) next(ctx context.Context, a *arriving, sent int) (received int, done, ok bool, digest [32]byte) {
+// next waits until more than sent bytes of a may be forwarded or it is
+// done, and returns the new total and whether it is done (and ok).
+func (f *Inflight) next(ctx context.Context, a *arriving, sent int) (received int, done, ok bool) {
 	stop := context.AfterFunc(ctx, func() { f.mu.Lock(); f.changed.Broadcast(); f.mu.Unlock() })
 	defer stop()
 	f.mu.Lock()
@@ -137,7 +137,7 @@ func (f *Inflight) next(ctx context.Context, a *arriving, sent int) (received in
 	for a.received <= sent && !a.done && ctx.Err() == nil {
 		f.changed.Wait()
 	}
-	return a.received, a.done, a.ok, a.digest
+	return a.received, a.done, a.ok
 }
 
 // leave ends a relay's reading; the last one out runs the receiver's

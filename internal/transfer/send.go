@@ -96,7 +96,7 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 			}
 			held = append(held, o.ID) // released with the others
 		}
-		if sentOK[i], err = sendObject(c, st, uint32(i), ids[i], o, opt.Stats); err != nil {
+		if sentOK[i], err = sendObject(ctx, c, st, uint32(i), ids[i], o, opt.Stats); err != nil {
 			c.Close()
 			<-acks
 			return fmt.Errorf("send object %x: %w", ids[i][:], err)
@@ -123,8 +123,10 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 }
 
 // sendObject writes one object's header and, when it can be sent, its
-// metadata, data and digest; sent says whether it was.
-func sendObject(c *Conn, st *store.Client, index uint32, id streamwire.ID, o *store.Object, stats *Stats) (sent bool, err error) {
+// metadata, digest, outboard (objects over 1 MiB, so that the receiver
+// verifies each 16 KiB group as it lands) and data; sent says whether it
+// was.
+func sendObject(ctx context.Context, c *Conn, st *store.Client, index uint32, id streamwire.ID, o *store.Object, stats *Stats) (sent bool, err error) {
 	h := streamwire.ObjectHeader{Index: index, ID: id, Status: streamwire.StatusOK}
 	switch {
 	case o == nil:
@@ -136,15 +138,29 @@ func sendObject(c *Conn, st *store.Client, index uint32, id streamwire.ID, o *st
 	default:
 		h.DataSize, h.MetaSize = uint64(len(o.Data)), uint32(len(o.Metadata))
 	}
+	var digest [32]byte
+	var outboard []byte
+	if h.Status == streamwire.StatusOK {
+		digest = o.Digest
+		if len(o.Data) > smallMax {
+			// Built once by the store; beyond 16 GiB there is none and
+			// the receiver verifies the whole object.
+			if d, ob, err := st.Outboard(ctx, id); err == nil {
+				digest, outboard = d, ob
+			}
+		}
+		if outboard == nil && !o.HasDigest {
+			digest = b3.Sum(o.Data)
+		}
+		h.OutboardSize = uint32(len(outboard))
+	}
 	if err := c.WriteFrame(streamwire.TypeObjectHeader, h.Append(nil)); err != nil || h.Status != streamwire.StatusOK {
 		return false, err
 	}
-	digest := o.Digest
-	if !o.HasDigest {
-		digest = b3.Sum(o.Data)
-	}
-	if _, err := c.W.Write(o.Metadata); err != nil {
-		return false, err
+	for _, b := range [][]byte{o.Metadata, digest[:], outboard} {
+		if _, err := c.W.Write(b); err != nil {
+			return false, err
+		}
 	}
 	if len(o.Data) >= sendfileMin {
 		if err := c.Flush(); err != nil {
@@ -154,9 +170,6 @@ func sendObject(c *Conn, st *store.Client, index uint32, id streamwire.ID, o *st
 			return false, err
 		}
 	} else if _, err := c.W.Write(o.Data); err != nil {
-		return false, err
-	}
-	if _, err := c.W.Write(digest[:]); err != nil {
 		return false, err
 	}
 	stats.BytesSent.Add(uint64(len(o.Data) + len(o.Metadata)))
@@ -257,18 +270,22 @@ func relayOrGet(ctx context.Context, c *Conn, st *store.Client, index uint32, id
 	return objs[0], false, nil
 }
 
-// sendArriving forwards an object while it arrives: header, metadata, the
-// data as it lands, and the digest once the arriving copy is verified.
+// sendArriving forwards an object while it arrives: header, metadata,
+// digest and outboard at once, then the data as it lands — for an object
+// with an outboard, only the groups verified here.
 func sendArriving(ctx context.Context, c *Conn, index uint32, id streamwire.ID, a *arriving, opt SendOptions) error {
-	h := streamwire.ObjectHeader{Index: index, ID: id, Status: streamwire.StatusOK, DataSize: uint64(len(a.buf)), MetaSize: uint32(len(a.meta))}
+	h := streamwire.ObjectHeader{Index: index, ID: id, Status: streamwire.StatusOK, DataSize: uint64(len(a.buf)),
+		MetaSize: uint32(len(a.meta)), OutboardSize: uint32(len(a.outboard))}
 	if err := c.WriteFrame(streamwire.TypeObjectHeader, h.Append(nil)); err != nil {
 		return err
 	}
-	if _, err := c.W.Write(a.meta); err != nil {
-		return err
+	for _, b := range [][]byte{a.meta, a.digest[:], a.outboard} {
+		if _, err := c.W.Write(b); err != nil {
+			return err
+		}
 	}
 	for sent := 0; ; {
-		received, done, ok, digest := opt.Inflight.next(ctx, a, sent)
+		received, done, ok := opt.Inflight.next(ctx, a, sent)
 		for sent < received {
 			n := min(received-sent, stepSize)
 			c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
@@ -286,9 +303,6 @@ func sendArriving(ctx context.Context, c *Conn, index uint32, id streamwire.ID, 
 		case done && !ok:
 			return fmt.Errorf("the transfer bringing it here failed")
 		case done && sent == len(a.buf):
-			if _, err := c.W.Write(digest[:]); err != nil {
-				return err
-			}
 			opt.Stats.BytesSent.Add(uint64(len(a.buf) + len(a.meta)))
 			opt.Stats.ObjectsSent.Add(1)
 			return nil
