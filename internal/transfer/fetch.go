@@ -391,6 +391,9 @@ func (f *fetch) settle(s *span) {
 
 // kill drops source i for the rest of this fetch.
 func (f *fetch) kill(i int, status streamwire.Status, msg string) {
+	if status.Success() { // a refusal claiming success: the source breaks the protocol
+		status, msg = streamwire.StatusProtocolError, fmt.Sprintf("refused with the status %q: %s", status, msg)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dead[i] = true
