@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -97,13 +98,14 @@ func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any,
 	if err != nil {
 		return nil, err
 	}
-	pull, err := pullLarge(ctx, a, b, id, cfg.LargeSize, cfg.Rounds)
+	pull, err := pullLarge(ctx, a.sock, b.sock, b.addr, id, cfg.LargeSize, cfg.Rounds)
 	if err != nil {
 		return nil, err
 	}
 	res["outboard_build_s"] = round(pull.build.Seconds())
 	res["pull_GBps"], res["pull_unverified_GBps"] = round(pull.verified), round(pull.unverified)
 	res["verified_ratio"] = round(pull.verified / pull.unverified)
+	res["verify_cpu_s_per_GB"] = round(pull.verifyCPU)
 	var iperf float64
 	if before > 0 {
 		if after, err := iperf3(ctx, cfg.IperfSecs); err == nil {
@@ -259,16 +261,19 @@ func copyLarge(ctx context.Context, a, b *node, cfg StreamConfig) (float64, stor
 type pullRates struct {
 	build                time.Duration
 	verified, unverified float64 // GB/s
+	verifyCPU            float64 // the receiver's extra CPU seconds per GB when verifying
 }
 
 // pullLarge times verified range fetches (transfer.Fetch, the engine of
-// FETCH and PULL, run here against b's stream server into a's store)
-// against the same fetches with verification off, alternating so that
-// both see the same machine, and returns the medians. It first has b's
-// store build the object's outboard, which it does once per object.
-func pullLarge(ctx context.Context, a, b *node, id store.ObjectID, size, rounds int) (pullRates, error) {
+// FETCH and PULL, run in this process against the stream server at
+// srcAddr into the store at dstSock) against the same fetches with
+// verification off, alternating so that both see the same machine, and
+// returns the medians and this process's CPU time per GB. It first has
+// the source's store (srcSock) build the object's outboard, which it does
+// once per object.
+func pullLarge(ctx context.Context, dstSock, srcSock, srcAddr string, id store.ObjectID, size, rounds int) (pullRates, error) {
 	var r pullRates
-	src, err := store.Connect(ctx, b.sock)
+	src, err := store.Connect(ctx, srcSock)
 	if err != nil {
 		return r, err
 	}
@@ -278,12 +283,13 @@ func pullLarge(ctx context.Context, a, b *node, id store.ObjectID, size, rounds 
 		return r, fmt.Errorf("outboard of the large object in b: %w", err)
 	}
 	r.build = time.Since(start)
-	dst, err := store.Connect(ctx, a.sock)
+	dst, err := store.Connect(ctx, dstSock)
 	if err != nil {
 		return r, err
 	}
 	defer dst.Close()
 	partials := transfer.NewPartials(0)
+	var cpu [2]time.Duration
 	dial := func(ctx context.Context, addr string) (*transfer.Conn, error) {
 		c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, "bench", 0)
 		return c, err
@@ -291,20 +297,29 @@ func pullLarge(ctx context.Context, a, b *node, id store.ObjectID, size, rounds 
 	var times [2][]time.Duration
 	for i := range 2 * rounds {
 		noVerify := i%2 == 1
-		start := time.Now()
-		res := transfer.Fetch(ctx, dst, id, []transfer.Source{{Node: "b", Addr: b.addr, Full: true}},
+		start, cpuStart := time.Now(), cpuTime()
+		res := transfer.Fetch(ctx, dst, id, []transfer.Source{{Node: "source", Addr: srcAddr, Full: true}},
 			transfer.FetchOptions{Partials: partials, Dial: dial, NoVerify: noVerify})
 		if res.Status != streamwire.StatusOK {
-			return r, fmt.Errorf("pull of the large object from b: %s: %s", res.Status, res.Message)
+			return r, fmt.Errorf("pull of the large object from %s: %s: %s", srcAddr, res.Status, res.Message)
 		}
 		times[i%2] = append(times[i%2], time.Since(start))
+		cpu[i%2] += cpuTime() - cpuStart
 		if _, err := dst.Delete(ctx, id); err != nil {
 			return r, err
 		}
 	}
 	r.verified = float64(size) / 1e9 / median(times[0]).Seconds()
 	r.unverified = float64(size) / 1e9 / median(times[1]).Seconds()
+	r.verifyCPU = (cpu[0] - cpu[1]).Seconds() / (float64(size) * float64(rounds) / 1e9)
 	return r, nil
+}
+
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // copySmall times one COPY of many small objects.
@@ -378,5 +393,6 @@ func printStreamTable(w io.Writer, r map[string]any) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  %-44s %10v GB/s  (verified_ratio %v)\n", "the same PULL, verification off", r["pull_unverified_GBps"], r["verified_ratio"])
+	fmt.Fprintf(w, "  %-44s %10v s/GB\n", "receiver CPU spent verifying", r["verify_cpu_s_per_GB"])
 	fmt.Fprintf(w, "  %-44s %10v /s\n", fmt.Sprintf("COPY of %d objects of %d bytes", r["small_count"], r["small_bytes"]), r["small_objects_per_s"])
 }
