@@ -15,9 +15,11 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/etcdembed"
+	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 	"github.com/plasmastream/plasmastream/store"
@@ -283,7 +285,31 @@ func (s *Server) fetchOne(ctx context.Context, id streamwire.ID) streamwire.Obje
 		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusNotFound,
 			Message: fmt.Sprintf("object %x: no node of the cluster holds it", id[:])}
 	}
+	if size := holders[0].Size; bao.OutboardSize(size) > storewire.MaxOutboard {
+		return s.fetchByCopy(ctx, id, sources)
+	}
 	return s.fetchFrom(ctx, id, sources, digest, 0, 0).ObjectResult
+}
+
+// fetchByCopy fetches an object too large for an outboard (over 16 GiB)
+// with a COPY from one holder after the other (the whole object verified
+// against its digest, no resumption).
+func (s *Server) fetchByCopy(ctx context.Context, id streamwire.ID, sources []streamwire.PullSource) streamwire.ObjectResult {
+	var tried []string
+	var last streamwire.ObjectResult
+	for _, h := range sources {
+		dial := func() (*transfer.Conn, error) {
+			c, _, err := transfer.Dial(ctx, h.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
+			return c, err
+		}
+		res, _ := transfer.Receive(ctx, dial, s.st, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: &s.stats, Inflight: s.inflight})
+		if last = res[0]; last.Status.Success() {
+			return last
+		}
+		tried = append(tried, fmt.Sprintf("%s (%s): %s", h.Node, h.Addr, last.Status))
+	}
+	last.Message = fmt.Sprintf("object %x: every holder failed: %s", id[:], strings.Join(tried, "; "))
+	return last
 }
 
 // handleCluster answers FETCH, NODES, LOCATE, PREFETCH, DELETE-CLUSTER and
