@@ -29,7 +29,7 @@ head -c 50000000 /dev/urandom > "$work/input"
 id=$(plasma -s "$work/b.sock" put --metadata "demo file" "$work/input")
 echo "== put a 50 MB file into node b: id $id (its BLAKE3 content address)"
 
-echo "== node a pulls it from node b (SYNC COPY, verified with BLAKE3 before sealing):"
+echo "== node a pulls it from node b (SYNC COPY; each 16 KiB verified against the BLAKE3 bao outboard as it lands, sealed only when all is):"
 echo "COPY $addr_b $id" | plasma-stream-cli -a "$addr_a"
 
 plasma -s "$work/a.sock" get -o "$work/output" "$id"
