@@ -33,3 +33,29 @@ func ParseSize(s string) (uint64, error) {
 	}
 	return n, nil
 }
+
+// FormatBytes writes a byte count with binary units and three significant
+// digits: "512 B", "12.0 MiB", "1.50 GiB".
+func FormatBytes(n float64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%.0f B", n)
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	u := -1
+	for n >= 1024 && u < len(units)-1 {
+		n /= 1024
+		u++
+	}
+	return sig3(n) + " " + units[u]
+}
+
+// sig3 writes v (at least 1) with three significant digits.
+func sig3(v float64) string {
+	switch {
+	case v < 9.995:
+		return fmt.Sprintf("%.2f", v)
+	case v < 99.95:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}

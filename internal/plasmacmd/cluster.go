@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/store"
 	"github.com/plasmastream/plasmastream/stream"
 )
@@ -153,4 +154,65 @@ func printOutcomes(cmd *cobra.Command, out []stream.NodeOutcome) {
 		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
+}
+
+func (o *options) pullCmd() *cobra.Command {
+	var from []string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "pull ID --from [NAME=]HOST:PORT... [--json]",
+		Short: "Have the stream server at -a fetch an object from other nodes, verified, from all of them at once",
+		Long: `Ask the stream server at -a to fetch an object into its store as verified
+ranges from every node given with --from at once (no cluster needed): each
+16 KiB group is checked against the object's BLAKE3 bao outboard as it
+lands, a node that sends a corrupt group is dropped and the others take over
+its ranges, and a broken transfer resumes where it stopped. Prints what each
+node sent.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := store.ParseObjectID(args[0])
+			if err != nil {
+				return err
+			}
+			if len(from) == 0 {
+				return errors.New("pull needs at least one --from node")
+			}
+			var sources []stream.PullSource
+			for _, f := range from {
+				name, addr, ok := strings.Cut(f, "=")
+				if !ok {
+					name, addr = f, f
+				}
+				sources = append(sources, stream.PullSource{Node: name, Addr: addr, Full: true})
+			}
+			return o.withStream(func(ctx context.Context, c *stream.Client) error {
+				out, err := c.Pull(ctx, id, sources, 0, 1)
+				if asJSON {
+					if jerr := printJSON(cmd.OutOrStdout(), out); jerr != nil {
+						return jerr
+					}
+					return err
+				}
+				if err != nil {
+					return err // its message names every node that failed, and why
+				}
+				for _, s := range out.Sources {
+					line := fmt.Sprintf("  %s (%s): %s", s.Node, s.Address, cliutil.FormatBytes(float64(s.Bytes)))
+					if s.Failed != "" {
+						line += ", dropped: " + s.Failed
+					}
+					fmt.Fprintln(cmd.ErrOrStderr(), line)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s, %s in %s", out.Status, id, cliutil.FormatBytes(float64(out.Bytes)), out.Duration.Round(time.Millisecond))
+				if out.Resumed > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), " (%s resumed from an earlier attempt)", cliutil.FormatBytes(float64(out.Resumed)))
+				}
+				fmt.Fprintln(cmd.OutOrStdout())
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&from, "from", nil, "a node holding the object, [NAME=]HOST:PORT of its stream server (repeatable)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the outcome as JSON: status, bytes, resumed, and per source node, address, bytes, failed")
+	return cmd
 }

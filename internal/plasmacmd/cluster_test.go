@@ -80,3 +80,34 @@ func waitLocate(t *testing.T, c *cli, n *testutil.Node, id string, want int) {
 		}
 	}
 }
+
+// plasma pull: a verified fetch from the nodes named, without a cluster.
+func TestPull(t *testing.T) {
+	a := testutil.StartNode(t, "a", "32MiB")
+	c := testutil.StartNode(t, "c", "32MiB")
+	b := testutil.StartNode(t, "b", "32MiB")
+	bin := filepath.Join(testutil.Binaries(t), "plasma")
+	on := func(n *testutil.Node) *cli { return &cli{t: t, bin: bin, sock: n.Socket} }
+	data := []byte(strings.Repeat("pull me from two nodes ", 500000))
+	file := filepath.Join(t.TempDir(), "in")
+	os.WriteFile(file, data, 0o644)
+	id := strings.TrimSpace(on(a).ok(nil, "put", file))
+	on(c).ok(nil, "put", file) // content-addressed: the same id
+
+	out, errs, ok := on(b).run(nil, "-a", b.Addr, "pull", id, "--from", "a="+a.Addr, "--from", "c="+c.Addr)
+	if !ok || !strings.HasPrefix(out, "ok: "+id) || !strings.Contains(errs, "a ("+a.Addr+"): ") || !strings.Contains(errs, "c ("+c.Addr+"): ") {
+		t.Fatalf("pull: %q %q", out, errs)
+	}
+	if got := on(b).ok(nil, "get", "--local", id); got != string(data) {
+		t.Fatalf("pulled %d bytes, want %d", len(got), len(data))
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(on(b).ok(nil, "-a", b.Addr, "pull", id, "--from", a.Addr, "--json")), &res); err != nil || res["status"] != "already present" {
+		t.Fatalf("pull --json of a present object: %v %v", res, err)
+	}
+
+	dead := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	missing := "ffffffffffffffffffffffffffffffffffffffff"
+	on(b).fail("nowhere ("+dead+")", "-a", b.Addr, "pull", missing, "--from", "nowhere="+dead)
+	on(b).fail("at least one --from", "-a", b.Addr, "pull", missing)
+}

@@ -7,24 +7,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/store"
 	"github.com/plasmastream/plasmastream/stream"
 )
 
 // formatBytes writes a byte count with binary units and three significant
 // digits: "512 B", "12.0 MiB", "1.50 GiB".
-func formatBytes(n float64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%.0f B", n)
-	}
-	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	u := -1
-	for n >= 1024 && u < len(units)-1 {
-		n /= 1024
-		u++
-	}
-	return sig3(n) + " " + units[u]
-}
+func formatBytes(n float64) string { return cliutil.FormatBytes(n) }
 
 // formatRate is bytes per second over d: "292 MiB/s".
 func formatRate(bytes uint64, d time.Duration) string {
@@ -32,16 +22,6 @@ func formatRate(bytes uint64, d time.Duration) string {
 		return "0 B/s"
 	}
 	return formatBytes(float64(bytes)/d.Seconds()) + "/s"
-}
-
-func sig3(v float64) string {
-	switch {
-	case v < 9.995:
-		return fmt.Sprintf("%.2f", v)
-	case v < 99.95:
-		return fmt.Sprintf("%.1f", v)
-	}
-	return fmt.Sprintf("%.0f", v)
 }
 
 // formatDuration rounds d to three significant digits: "123µs", "41.2ms",
