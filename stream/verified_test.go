@@ -222,3 +222,44 @@ func TestAbandonedPartialObjectIsAborted(t *testing.T) {
 		}
 	}
 }
+
+// Two receivers pull slices from a holder and from each other; when one of
+// them becomes unreachable to the other mid-way, its slice is taken from
+// the holder instead, and both end with the object.
+func TestPullSliceFallsBackWhenAPeerDies(t *testing.T) {
+	const size = 32 << 20
+	h := testutil.StartNode(t, "h", "128MiB")
+	p := testutil.StartNode(t, "p", "128MiB")
+	q := testutil.StartNode(t, "q", "128MiB")
+	id := store.RandomObjectID()
+	data := randomData(size, 6)
+	putID(t, h.Socket, id, data, nil)
+	// q sees p through a proxy that dies after 2 MiB.
+	pDying := testutil.StartProxy(t, p.Addr, func(x *testutil.Proxy) { x.CutTotalAt, x.MaxConns = 2<<20, 3 })
+
+	type result struct {
+		out stream.PullOutcome
+		err error
+	}
+	pr, qr := make(chan result, 1), make(chan result, 1)
+	go func() {
+		out, err := streamClient(t, p.Addr).Pull(bg, id, []stream.PullSource{full("h", h.Addr), {Node: "q", Addr: q.Addr}}, 0, 2)
+		pr <- result{out, err}
+	}()
+	go func() {
+		out, err := streamClient(t, q.Addr).Pull(bg, id, []stream.PullSource{full("h", h.Addr), {Node: "p", Addr: pDying.Addr}}, 1, 2)
+		qr <- result{out, err}
+	}()
+	rp, rq := <-pr, <-qr
+	if rp.err != nil || rq.err != nil {
+		t.Fatalf("pulls: p %v (%+v), q %v (%+v)", rp.err, rp.out.Sources, rq.err, rq.out.Sources)
+	}
+	mustHave(t, p.Socket, id, data, nil)
+	mustHave(t, q.Socket, id, data, nil)
+	t.Logf("q's sources: %+v", rq.out.Sources)
+	// What p sent of a group the cut interrupted came again from h: at
+	// most a group per stream.
+	if src := rq.out.Sources; src[1].Failed == "" || src[0].Bytes+src[1].Bytes < size || src[0].Bytes+src[1].Bytes > size+3*16<<10 || src[0].Bytes < size/2 {
+		t.Fatalf("q's sources: %+v", src)
+	}
+}
