@@ -70,6 +70,18 @@ func (ps *Partials) Acquire(id streamwire.ID) (p *Partial, busy bool) {
 	return p, false
 }
 
+// Suspended reports whether the verified part of object id is kept here
+// from a transfer that failed, for one to resume.
+func (ps *Partials) Suspended(id streamwire.ID) bool {
+	if ps == nil {
+		return false
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	p := ps.objects[id]
+	return p != nil && !p.active
+}
+
 // Add registers an object a fetch has just created in the store, active.
 func (ps *Partials) Add(id streamwire.ID, tree *bao.Tree, buf, meta []byte) *Partial {
 	p := &Partial{ID: id, Tree: tree, Buf: buf, Meta: meta, have: make([]uint64, (tree.Groups()+63)/64),

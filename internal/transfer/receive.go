@@ -23,6 +23,12 @@ type ReceiveOptions struct {
 	Inflight *Inflight
 	// Progress, if set, is called as bytes arrive and objects complete.
 	Progress func(bytes int64, objects int)
+	// Partials, if set, keeps the verified part of a large object whose
+	// COPY or RELAY broke, and such an object is resumed from there (as
+	// RANGEs from the same peer) by the next COPY or RELAY of it.
+	Partials *Partials
+	// Peer names the source in messages (its address).
+	Peer string
 }
 
 // storeWorkers bounds the small objects being stored at once.
@@ -53,6 +59,9 @@ func Receive(ctx context.Context, dial func() (*Conn, error), st *store.Client, 
 	if err != nil || len(want) == 0 {
 		return res, err
 	}
+	if want = resume(ctx, dial, st, kind, ids, want, res, opt); len(want) == 0 {
+		return res, nil
+	}
 	c, err := dial()
 	if err != nil {
 		st := ErrStatus(err)
@@ -79,6 +88,34 @@ func Receive(ctx context.Context, dial func() (*Conn, error), st *store.Client, 
 		err = ctx.Err()
 	}
 	return res, err
+}
+
+// resume fetches, as verified RANGEs from the same peer, the objects
+// whose earlier COPY or RELAY broke and left their verified groups in
+// opt.Partials, and returns the indexes of the others. A TAKE takes every
+// object whole (only objects sent by its exchange are deleted at the
+// source).
+func resume(ctx context.Context, dial func() (*Conn, error), st *store.Client, kind streamwire.Kind, ids []streamwire.ID, want []int, res []streamwire.ObjectResult, opt ReceiveOptions) []int {
+	if opt.Partials == nil || kind == streamwire.KindTake {
+		return want
+	}
+	var rest []int
+	for _, i := range want {
+		if !opt.Partials.Suspended(ids[i]) {
+			rest = append(rest, i)
+			continue
+		}
+		f := Fetch(ctx, st, ids[i], []Source{{Node: opt.Peer, Addr: opt.Peer, Full: true}}, FetchOptions{
+			Stats: opt.Stats, Partials: opt.Partials,
+			Dial:     func(context.Context, string) (*Conn, error) { return dial() },
+			Progress: func(n int64) { opt.Progress(n, 0) },
+		})
+		res[i] = f.ObjectResult
+		if f.Status.Success() {
+			opt.Progress(0, 1)
+		}
+	}
+	return rest
 }
 
 // missing marks the ids st already holds and returns the indexes of the
@@ -272,7 +309,7 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 		return derr
 	}
 	a := r.opt.Inflight.start(h.ID, buf, meta, digest, outboard)
-	status, msg, err := r.fill(h, buf, digest, tree, a)
+	status, msg, err, verified := r.fill(h, buf, digest, tree, a)
 	if status == streamwire.StatusOK {
 		if tree != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -282,8 +319,17 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 		// Our reference keeps the memory in place until relays reading it end.
 		r.opt.Inflight.finish(h.ID, a, true, func() { r.st.Release(context.Background(), h.ID) })
 	} else {
-		r.opt.Inflight.finish(h.ID, a, false, func() {}) // aborted below
-		r.st.Abort(context.Background(), h.ID)
+		r.opt.Inflight.finish(h.ID, a, false, func() {}) // aborted or kept below
+		abort := func() { r.st.Abort(context.Background(), h.ID) }
+		if ps := r.opt.Partials; status == streamwire.StatusConnectionLost && verified >= bao.GroupSize && ps != nil && !ps.Suspended(h.ID) {
+			// Keep what verified for the next COPY of it to resume.
+			p := ps.Add(h.ID, tree, buf, meta)
+			ps.Verified(p, 0, verified/bao.GroupSize-1)
+			ps.Suspend(p, abort)
+			msg = fmt.Sprintf("%s (its first %d bytes verified and are kept for a resumption)", msg, verified/bao.GroupSize*bao.GroupSize)
+		} else {
+			abort()
+		}
 	}
 	r.finish(h, i, status, msg)
 	return err
@@ -295,7 +341,7 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 // once (the rest of its bytes are drained unread); without, every core
 // hashes the segments and the digest is compared at the end. Relays
 // forward what is verified (without an outboard: what arrived).
-func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte, digest [32]byte, tree *bao.Tree, a *arriving) (streamwire.Status, string, error) {
+func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte, digest [32]byte, tree *bao.Tree, a *arriving) (status streamwire.Status, msg string, err error, verified int) {
 	inflight := r.opt.Inflight
 	var pool *b3.Pool
 	var groups *groupPool
@@ -304,24 +350,24 @@ func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte, digest [32]byte,
 	} else {
 		pool = b3.NewPool(uint64(len(buf)))
 	}
-	corrupt := func(off int) (streamwire.Status, string, error) {
+	corrupt := func(off int) (streamwire.Status, string, error, int) {
 		groups.close()
 		r.opt.Stats.IntegrityFailures.Add(1)
 		r.opt.Stats.CorruptGroups.Add(1)
 		g := groups.badGroup()
 		from, n := tree.Span(g)
 		return streamwire.StatusIntegrityFailure, fmt.Sprintf("group %d (bytes %d to %d) of object %x does not match its BLAKE3 outboard", g, from, from+n, h.ID[:]),
-			r.drain(int64(len(buf) - off))
+			r.drain(int64(len(buf) - off)), 0
 	}
 	for off := 0; off < len(buf); {
 		n := min(b3.SegmentSize, len(buf)-off)
 		if err := r.c.ReadFull(buf[off:off+n], nil); err != nil {
-			if groups != nil {
-				groups.close()
-			} else {
+			if groups == nil {
 				pool.Close()
+				return streamwire.StatusConnectionLost, err.Error(), err, 0
 			}
-			return streamwire.StatusConnectionLost, err.Error(), err
+			groups.close()
+			return streamwire.StatusConnectionLost, err.Error(), err, groups.verified()
 		}
 		r.opt.Progress(int64(n), 0)
 		if groups != nil {
@@ -343,15 +389,15 @@ func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte, digest [32]byte,
 		}
 	} else if pool.Sum(buf) != digest {
 		r.opt.Stats.IntegrityFailures.Add(1)
-		return streamwire.StatusIntegrityFailure, msgDigestMismatch, nil
+		return streamwire.StatusIntegrityFailure, msgDigestMismatch, nil, 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.st.SealDigest(ctx, h.ID, digest); err != nil {
 		status, msg := r.storeStatus(h.ID, err)
-		return status, msg, nil
+		return status, msg, nil, 0
 	}
-	return streamwire.StatusOK, "", nil
+	return streamwire.StatusOK, "", nil, len(buf)
 }
 
 // groupPool verifies the groups of one object against its outboard on
@@ -415,6 +461,13 @@ func (p *groupPool) verify(off, n int) {
 // add hands over the arrived bytes [off, off+n), a whole number of groups
 // unless they end the object.
 func (p *groupPool) add(off, n int) { p.work <- [2]int{off, n} }
+
+// verified is how many bytes from the start have verified.
+func (p *groupPool) verified() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.prefix
+}
 
 // badGroup is the first corrupt group found so far, or -1.
 func (p *groupPool) badGroup() int { return int(p.bad.Load()) }
