@@ -23,10 +23,11 @@ import (
 )
 
 // A peer killed (SIGKILL) in the middle of sending an object: the object
-// is reported lost with the peer named, nothing of it stays in the
+// is reported lost with the peer named, never sealed, its verified part
+// kept only for --resume-keep and then nothing of it stays in the
 // destination store, and the destination keeps serving.
 func TestPeerKilledMidTransfer(t *testing.T) {
-	a := testutil.StartNode(t, "a", "64MiB")
+	a := testutil.StartNode(t, "a", "64MiB", "--resume-keep", "1s")
 	b := testutil.StartNode(t, "b", "64MiB")
 	big, small := store.RandomObjectID(), store.RandomObjectID()
 	putID(t, b.Socket, small, []byte("first"), nil)
@@ -71,6 +72,15 @@ func TestPeerKilledMidTransfer(t *testing.T) {
 		t.Fatalf("message %q must name the object and the peer", objs[1].Message)
 	}
 	mustHave(t, a.Socket, small, []byte("first"), nil)
+	notSealed(t, a.Socket, big)
+	if !strings.Contains(objs[1].Message, "kept for a resumption") {
+		t.Fatalf("message %q: the verified part should be kept", objs[1].Message)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if st, _ := storeClient(t, a.Socket).Stats(bg); st.Objects == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
 	mustNotHave(t, a.Socket, big)
 	if st, _ := storeClient(t, a.Socket).Stats(bg); st.Pinned != 0 || st.Objects != 1 {
 		t.Fatalf("destination store after the failure: %+v", st)
@@ -262,12 +272,12 @@ func TestNoStore(t *testing.T) {
 }
 
 // A RELAY is served while the relaying node still receives the object;
-// if that transfer breaks, the relay ends without a digest and neither
-// node seals anything.
+// if that transfer breaks, the relay ends before the end of the data and
+// neither node seals anything (nor, with --resume-keep 0, keeps anything).
 func TestRelayCutThrough(t *testing.T) {
 	a := testutil.StartNode(t, "a", "64MiB")
-	b := testutil.StartNode(t, "b", "64MiB")
-	c := testutil.StartNode(t, "c", "64MiB")
+	b := testutil.StartNode(t, "b", "64MiB", "--resume-keep", "0")
+	c := testutil.StartNode(t, "c", "64MiB", "--resume-keep", "0")
 	ok, broken := store.RandomObjectID(), store.RandomObjectID()
 	putID(t, a.Socket, ok, pattern(16<<20, 30), []byte("r"))
 	putID(t, a.Socket, broken, pattern(16<<20, 31), nil)

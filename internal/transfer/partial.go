@@ -70,6 +70,9 @@ func (ps *Partials) Acquire(id streamwire.ID) (p *Partial, busy bool) {
 	return p, false
 }
 
+// Keeps reports whether a failed transfer's verified part is kept at all.
+func (ps *Partials) Keeps() bool { return ps != nil && ps.keep > 0 }
+
 // Suspended reports whether the verified part of object id is kept here
 // from a transfer that failed, for one to resume.
 func (ps *Partials) Suspended(id streamwire.ID) bool {

@@ -321,7 +321,7 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 	} else {
 		r.opt.Inflight.finish(h.ID, a, false, func() {}) // aborted or kept below
 		abort := func() { r.st.Abort(context.Background(), h.ID) }
-		if ps := r.opt.Partials; status == streamwire.StatusConnectionLost && verified >= bao.GroupSize && ps != nil && !ps.Suspended(h.ID) {
+		if ps := r.opt.Partials; status == streamwire.StatusConnectionLost && verified >= bao.GroupSize && ps.Keeps() && !ps.Suspended(h.ID) {
 			// Keep what verified for the next COPY of it to resume.
 			p := ps.Add(h.ID, tree, buf, meta)
 			ps.Verified(p, 0, verified/bao.GroupSize-1)
