@@ -1,7 +1,8 @@
 """Client of plasma-stream-server: ask a server to pull objects from other
-servers into its store (SYNC), and inspect it (PING, STAT, LIST).
+servers into its store (SYNC, PULL), and inspect it (PING, STAT, LIST).
 
-The semantics are the Go client's (``stream.Connect``, ``Client.Sync``)::
+The semantics are the Go client's (``stream.Connect``, ``Client.Sync``,
+``Client.Pull``)::
 
     from plasmastream import stream
 
@@ -11,19 +12,25 @@ The semantics are the Go client's (``stream.Connect``, ``Client.Sync``)::
 
 ``sync`` returns a :class:`SyncResult` when every peer request and object
 succeeded, and raises :class:`StreamError` (its ``.result`` holding the
-SyncResult) exactly when the Go client returns an error. The protocol is in
-docs/stream-protocol.md.
+SyncResult) exactly when the Go client returns an error. ``pull``
+(``Client.Pull``) fetches one object as verified ranges from several
+sources at once and returns a :class:`PullOutcome`, raising
+:class:`StreamError` (``.result`` the outcome) when the pull failed. The
+protocol is in docs/stream-protocol.md.
 """
 
 from __future__ import annotations
 
 import errno
+import json
+import operator
 import os
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
 
 from . import _streamwire as sw
 from . import _wire as w
@@ -32,8 +39,9 @@ from .objectid import ObjectID
 
 __all__ = [
     "connect", "StreamClient", "PeerRequest", "SyncResult", "PeerResult", "ObjectResult",
-    "Progress", "ServerStat", "StreamError", "COPY", "TAKE", "RELAY", "DEFAULT_PORT",
-    "DEFAULT_TIMEOUT", "MAX_PEER_REQUESTS", "MAX_OBJECTS_PER_PEER_REQUEST", "status_name",
+    "Progress", "ServerStat", "StreamError", "RequestRejected", "PullSource", "PullOutcome",
+    "SourceStat", "COPY", "TAKE", "RELAY", "DEFAULT_PORT", "DEFAULT_TIMEOUT", "MAX_PEER_REQUESTS",
+    "MAX_OBJECTS_PER_PEER_REQUEST", "MAX_PULL_SOURCES", "status_name",
 ]
 
 DEFAULT_PORT = 2021
@@ -45,6 +53,11 @@ RELAY = "RELAY"  # a COPY the source may serve while still receiving the object 
 
 MAX_PEER_REQUESTS = sw.MAX_PEER_REQUESTS
 MAX_OBJECTS_PER_PEER_REQUEST = sw.MAX_OBJECTS_PER_PEER_REQUEST
+MAX_PULL_SOURCES = 4096  # streamwire.MaxPullSources
+
+# PULL (docs/stream-protocol.md, "PULL (28)"); its reply is a JSON message.
+_PULL = 28
+_PULL_REPLY = _PULL | sw.REPLY_BIT  # 0x801C
 
 status_name = sw.status_name
 
@@ -58,17 +71,24 @@ class StreamError(PlasmaError):
     found"``, ``"too many objects"``, ``"connection lost"``...), ``code``
     the numeric status of docs/stream-protocol.md ("Status codes"),
     ``message`` (and ``str(e)``) the sentence, and ``result`` the
-    :class:`SyncResult` for a failed or rejected ``sync`` (``None``
-    otherwise).
+    :class:`SyncResult` for a failed or rejected ``sync``, the
+    :class:`PullOutcome` for a failed ``pull`` (``None`` otherwise).
     """
 
-    def __init__(self, code: int, message: str, result: "Optional[SyncResult]" = None):
+    def __init__(self, code: int, message: str, result: "Optional[Union[SyncResult, PullOutcome]]" = None):
         super().__init__(message, code)
         self.status = sw.status_name(code)
         self.result = result
 
     def __repr__(self):
-        return f"StreamError({self.status!r}, {self.message!r})"
+        return f"{type(self).__name__}({self.status!r}, {self.message!r})"
+
+
+class RequestRejected(StreamError, ValueError):
+    """A request this client refused to send because its arguments break
+    the protocol's limits; ``status`` is the one the server would answer
+    (``"malformed request"``, ``"bad peer address"``). Also a ValueError.
+    Raised by :meth:`StreamClient.pull`."""
 
 
 def _id_bytes(obj) -> bytes:
@@ -173,6 +193,51 @@ class ServerStat:
     uptime: float
     connections: int
     store: dict
+
+
+@dataclass
+class PullSource:
+    """A node a ``pull`` may take ranges from: its ``node`` name (for
+    messages, at most 255 bytes), the ``address`` (``host:port``) of its
+    stream server, and ``full``: True when it holds the whole object, False
+    for a node that is receiving it too (it serves what it has verified so
+    far; see ``own`` and ``slices`` of :meth:`StreamClient.pull`)."""
+
+    node: str
+    address: str
+    full: bool = True
+
+
+@dataclass
+class SourceStat:
+    """What one source contributed to a pull: the data ``bytes`` it sent,
+    and ``failed``, why it was dropped ("" if it was not)."""
+
+    node: str
+    address: str
+    bytes: int
+    failed: str = ""
+
+
+@dataclass
+class PullOutcome:
+    """What a PULL did (Go's ``stream.PullOutcome``): the server's ``node``,
+    the outcome ``status`` (``"ok"``, ``"already present"``, ``"peer
+    unreachable"``, ...) and ``code``, ``ok``, ``message`` (on failure,
+    every source that failed and why), ``bytes`` (the object's data and
+    metadata), ``resumed`` (bytes already verified there by an earlier
+    attempt), one :class:`SourceStat` per source in request order, and
+    ``duration`` (seconds, the server's)."""
+
+    node: str
+    status: str
+    code: int
+    ok: bool
+    message: str
+    bytes: int
+    resumed: int
+    sources: List[SourceStat]
+    duration: float
 
 
 class _Broken(Exception):
@@ -428,6 +493,58 @@ class StreamClient:
             raise StreamError(res.code, msg, res)
         return res
 
+    def pull(self, object_id, sources: Iterable[Any], own: int = 0, slices: int = 1) -> PullOutcome:
+        """Ask the server to fetch one object into its store as verified
+        16 KiB groups taken from several sources at once (Go's
+        ``Client.Pull``; no cluster needed). A source is a
+        :class:`PullSource`, a ``(node, address)`` or ``(node, address,
+        full)`` tuple, a ``"node=host:port"`` or ``"host:port"`` string
+        (the node then named after its address), or a dict with
+        ``address`` and optionally ``node`` and ``full``; a source is full
+        (it holds the whole object) unless given ``full=False``. A single
+        string, dict or PullSource may stand for a list of one. The
+        object's groups are cut into ``slices`` slices: the
+        server takes slice ``own`` from the full sources and each other
+        slice from the partial source that owns it, in order; ``slices=1``
+        spreads everything over the full sources.
+
+        Returns the :class:`PullOutcome` when the object is there (status
+        ``"ok"`` or ``"already present"``); raises :class:`StreamError`
+        (``.result`` the outcome, the message naming every source that
+        failed) when the pull failed, or for an Error reply. Arguments
+        that break the protocol's limits raise :class:`RequestRejected`
+        (a StreamError and a ValueError) before anything is sent. The
+        reply comes when the fetch has ended, so the client's ``timeout``
+        bounds the whole pull, as the Go client's ``WithTimeout`` does."""
+        oid = _id_bytes(object_id)
+        srcs = _pull_sources(sources)
+        own, slices = operator.index(own), operator.index(slices)
+        code, msg = _validate_pull(srcs, own, slices)
+        if code != sw.OK:
+            raise RequestRejected(code, "PULL rejected: " + msg)
+        payload = _pull_payload(oid, srcs, own, slices)
+
+        def run():
+            self._send(_PULL, payload)
+            t, p = self._read_frame()
+            if t == sw.ERROR:
+                raise self._error_reply(p)
+            if t != _PULL_REPLY:
+                raise _Broken(sw.PROTOCOL_ERROR, f"got {sw.type_name(t)}, want PULL-REPLY")
+            try:
+                d = sw.Dec(p)
+                body = d.bytes32("json", sw.MAX_CONTROL_FRAME)
+                d.done()
+                return _pull_outcome(json.loads(body))
+            except (sw.Malformed, ValueError, TypeError, KeyError, AttributeError) as e:
+                raise _Broken(sw.PROTOCOL_ERROR, f"PULL-REPLY: {e}") from None
+
+        out = self._do(run)
+        if not out.ok:
+            msg = out.message or f"PULL of object {oid.hex()}: {out.status}"
+            raise StreamError(out.code, msg, out)
+        return out
+
     # -- lifetime --------------------------------------------------------
 
     @property
@@ -479,6 +596,81 @@ def _peer_result(pr: dict) -> PeerResult:
             for oid, st, nbytes, deleted, msg in pr["objects"]]
     return PeerResult(sw.kind_name(pr["kind"]), pr["addr"], sw.status_name(pr["status"]), pr["message"],
                       pr["bytes"], pr["duration_ns"] / 1e9, objs, pr["status"])
+
+
+def _pull_source(s) -> PullSource:
+    """One source of a pull, in any of the forms ``pull`` accepts."""
+    if isinstance(s, PullSource):
+        return PullSource(s.node, s.address, s.full)
+    if isinstance(s, str):
+        node, sep, addr = s.partition("=")
+        return PullSource(node, addr, True) if sep else PullSource(s, s, True)
+    if isinstance(s, dict):
+        extra = set(s) - {"node", "address", "full"}
+        if extra or "address" not in s:
+            raise TypeError(f"pull source {s!r}: want the keys address and optionally node and full")
+        addr = s["address"]
+        return PullSource(s.get("node", addr), addr, s.get("full", True))
+    if isinstance(s, (tuple, list)) and len(s) in (2, 3):
+        return PullSource(*s) if len(s) == 3 else PullSource(s[0], s[1], True)
+    raise TypeError(f"pull source {s!r}: want \"node=host:port\", \"host:port\", (node, address), "
+                    f"(node, address, full), a dict or a PullSource")
+
+
+def _pull_sources(sources) -> List[PullSource]:
+    if isinstance(sources, (str, dict, PullSource)):
+        sources = [sources]  # one source given on its own
+    out = [_pull_source(s) for s in sources]
+    for s in out:
+        if not isinstance(s.node, str) or not isinstance(s.address, str):
+            raise TypeError(f"pull source {s!r}: node and address must be strings")
+        if not isinstance(s.full, (bool, int)):
+            raise TypeError(f"pull source {s!r}: full must be a bool")
+        s.full = bool(s.full)
+    return out
+
+
+def _validate_pull(sources: List[PullSource], own: int, slices: int) -> tuple[int, str]:
+    """What the server would refuse, in its order (the decoder's limits,
+    then the slices, then each address) as (status, sentence)."""
+    if not sources:
+        return sw.MALFORMED, "at least one source is needed"
+    if len(sources) > MAX_PULL_SOURCES:
+        return sw.MALFORMED, f"{len(sources)} sources; at most {MAX_PULL_SOURCES} are allowed"
+    for i, s in enumerate(sources, 1):
+        if len(s.node.encode("utf-8")) > sw.MAX_NAME_LEN:
+            return sw.MALFORMED, f"source {i}: node name of {len(s.node.encode('utf-8'))} bytes exceeds {sw.MAX_NAME_LEN}"
+        if len(s.address.encode("utf-8")) > sw.MAX_ADDR_LEN:
+            return sw.MALFORMED, f"source {i}: address of {len(s.address.encode('utf-8'))} bytes exceeds {sw.MAX_ADDR_LEN}"
+    if slices < 1 or own < 0 or own >= slices or slices > MAX_PULL_SOURCES + 1:
+        return sw.MALFORMED, (f"slice {own} of {slices}: want 0 <= own < slices <= {MAX_PULL_SOURCES + 1}")
+    for i, s in enumerate(sources, 1):
+        st, msg = sw.validate_addr(s.address)
+        if st != sw.OK:
+            return st, f"source {i} ({s.node}): {msg}"
+    return sw.OK, ""
+
+
+def _pull_payload(oid: bytes, sources: List[PullSource], own: int, slices: int) -> bytes:
+    """streamwire.Pull: id, count u32, count x {node, address, full u8}, own u32, slices u32."""
+    parts = [oid, struct.pack("<I", len(sources))]
+    for s in sources:
+        parts.append(sw.bytes32(s.node.encode("utf-8")))
+        parts.append(sw.bytes32(s.address.encode("utf-8")))
+        parts.append(b"\x01" if s.full else b"\x00")
+    parts.append(struct.pack("<II", own, slices))
+    return b"".join(parts)
+
+
+def _pull_outcome(o: dict) -> PullOutcome:
+    if not isinstance(o, dict):
+        raise TypeError(f"want a JSON object, got {type(o).__name__}")
+    code = int(o["code"])
+    srcs = [SourceStat(str(s.get("node", "")), str(s.get("address", "")), int(s.get("bytes", 0)),
+                       str(s.get("failed", ""))) for s in (o.get("sources") or [])]
+    return PullOutcome(str(o.get("node", "")), str(o.get("status") or sw.status_name(code)), code,
+                       bool(o.get("ok", sw.success(code))), str(o.get("message", "")), int(o.get("bytes", 0)),
+                       int(o.get("resumed", 0)), srcs, int(o.get("duration", 0)) / 1e9)
 
 
 def connect(addr: str, timeout: float = DEFAULT_TIMEOUT, name: Optional[str] = None) -> StreamClient:
