@@ -80,7 +80,7 @@ machine (plasma-store-server); otherwise the stream server fails to start.`,
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9121) at /metrics")
 	f.DurationVar(&ioTimeout, "io-timeout", 30*time.Second, "deadline of each network step; a peer silent for longer is dropped")
 	f.DurationVar(&idleTimeout, "idle-timeout", streamserver.DefaultIdleTimeout, "a connection silent this long between requests is closed")
-	f.DurationVar(&cfg.ResumeKeep, "resume-keep", streamserver.DefaultResumeKeep, "how long the verified part of a failed fetch is kept for the next fetch to resume from (0: not at all)")
+	f.DurationVar(&cfg.ResumeKeep, "resume-keep", streamserver.DefaultResumeKeep, "how long the verified part of a failed fetch or COPY is kept for the next one to resume from, within half the store's capacity (0: not at all)")
 	f.IntVar(&cfg.SyncConcurrency, "sync-concurrency", streamserver.DefaultSyncConcurrency, "peer requests of one SYNC run at once")
 	f.BoolVar(&cfg.Pprof, "debug-pprof", false, "also serve Go's profiler at /debug/pprof/ on --metrics-addr")
 	f.StringVar(&cfg.Cluster.Etcd, "etcd", "", `join a cluster: "embedded" (an etcd member in this process) or etcd client URLs, comma-separated`)

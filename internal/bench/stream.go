@@ -288,7 +288,7 @@ func pullLarge(ctx context.Context, dstSock, srcSock, srcAddr string, id store.O
 		return r, err
 	}
 	defer dst.Close()
-	partials := transfer.NewPartials(0)
+	partials := transfer.NewPartials(0, 0)
 	var cpu [2]time.Duration
 	dial := func(ctx context.Context, addr string) (*transfer.Conn, error) {
 		c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, "bench", 0)

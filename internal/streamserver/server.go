@@ -131,7 +131,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, st: st, ln: ln, start: time.Now(), conns: map[net.Conn]struct{}{}, inflight: transfer.NewInflight(),
-		partials: transfer.NewPartials(cfg.ResumeKeep)}
+		partials: transfer.NewPartials(cfg.ResumeKeep, st.Capacity()/2)}
 	s.metrics = newMetrics(s)
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)

@@ -371,7 +371,7 @@ func newFetchHarness(t testing.TB) *fetchHarness {
 func (h *fetchHarness) run(t testing.TB, input []byte) (FetchResult, *fakeSource) {
 	data, meta, _, digest := fetchObject()
 	src := &fakeSource{pieces: bytes.Split(input, []byte(fetchConnSep)), data: data}
-	partials := NewPartials(0)
+	partials := NewPartials(0, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), fetchDeadline)
 	defer cancel()
 	done := make(chan FetchResult, 1)

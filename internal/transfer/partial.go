@@ -23,13 +23,16 @@ type Partials struct {
 	mu      sync.Mutex
 	objects map[streamwire.ID]*Partial
 	keep    time.Duration
+	maxKept uint64 // bytes of failed transfers' objects kept at most (0: no limit)
+	kept    uint64
 	appear  chan struct{} // closed and replaced whenever an object is added
 }
 
 // NewPartials makes an empty registry that keeps an abandoned partial
-// object for keep before aborting it.
-func NewPartials(keep time.Duration) *Partials {
-	return &Partials{objects: map[streamwire.ID]*Partial{}, keep: keep, appear: make(chan struct{})}
+// object for keep before aborting it, as long as such objects take at
+// most maxKept bytes of the store (0: no limit) — they are pinned there.
+func NewPartials(keep time.Duration, maxKept uint64) *Partials {
+	return &Partials{objects: map[streamwire.ID]*Partial{}, keep: keep, maxKept: maxKept, appear: make(chan struct{})}
 }
 
 // Partial is one object being received. buf, meta and tree are fixed; the
@@ -41,6 +44,7 @@ type Partial struct {
 	Meta []byte
 
 	have    []uint64 // bitset of verified groups
+	kept    bool     // counted in the registry's kept bytes
 	missing int
 	active  bool          // a fetch is filling it
 	ended   bool          // sealed or aborted: no group will come any more
@@ -67,8 +71,19 @@ func (ps *Partials) Acquire(id streamwire.ID) (p *Partial, busy bool) {
 		p.timer.Stop()
 		p.timer = nil
 	}
+	ps.unkeepLocked(p)
 	return p, false
 }
+
+// unkeepLocked stops counting p among the kept objects.
+func (ps *Partials) unkeepLocked(p *Partial) {
+	if p.kept {
+		ps.kept -= p.size()
+		p.kept = false
+	}
+}
+
+func (p *Partial) size() uint64 { return uint64(len(p.Buf) + len(p.Meta)) }
 
 // Keeps reports whether a failed transfer's verified part is kept at all.
 func (ps *Partials) Keeps() bool { return ps != nil && ps.keep > 0 }
@@ -138,15 +153,23 @@ func (p *Partial) wakeLocked() {
 func (ps *Partials) Finish(p *Partial, release func()) { ps.end(p, release) }
 
 // Suspend ends a failed fetch: the object stays for the next fetch to
-// resume (abort runs after the registry's keep time unless one does).
-func (ps *Partials) Suspend(p *Partial, abort func()) {
-	if ps.keep <= 0 {
-		ps.end(p, abort)
-		return
-	}
+// resume (abort runs after the registry's keep time unless one does) and
+// Suspend reports true; or, when nothing is kept or the objects kept would
+// exceed their bytes, it is aborted now and Suspend reports false.
+func (ps *Partials) Suspend(p *Partial, abort func()) bool {
 	ps.mu.Lock()
+	if ps.keep <= 0 || ps.maxKept > 0 && ps.kept+p.size() > ps.maxKept {
+		now := ps.endLocked(p, abort)
+		ps.mu.Unlock()
+		if now {
+			abort()
+		}
+		return false
+	}
 	defer ps.mu.Unlock()
 	p.active = false
+	p.kept = true
+	ps.kept += p.size()
 	p.wakeLocked()
 	p.timer = time.AfterFunc(ps.keep, func() {
 		ps.mu.Lock()
@@ -156,6 +179,7 @@ func (ps *Partials) Suspend(p *Partial, abort func()) {
 			abort()
 		}
 	})
+	return true
 }
 
 func (ps *Partials) end(p *Partial, f func()) {
@@ -170,6 +194,7 @@ func (ps *Partials) end(p *Partial, f func()) {
 // endLocked removes p; it reports whether f is to run now (no reader
 // left: the caller runs it without the lock), else the last reader runs it.
 func (ps *Partials) endLocked(p *Partial, f func()) bool {
+	ps.unkeepLocked(p)
 	p.ended, p.active = true, false
 	if ps.objects[p.ID] == p {
 		delete(ps.objects, p.ID)

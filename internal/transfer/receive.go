@@ -325,8 +325,9 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 			// Keep what verified for the next COPY of it to resume.
 			p := ps.Add(h.ID, tree, buf, meta)
 			ps.Verified(p, 0, verified/bao.GroupSize-1)
-			ps.Suspend(p, abort)
-			msg = fmt.Sprintf("%s (its first %d bytes verified and are kept for a resumption)", msg, verified/bao.GroupSize*bao.GroupSize)
+			if ps.Suspend(p, abort) {
+				msg = fmt.Sprintf("%s (its first %d bytes verified and are kept for a resumption)", msg, verified/bao.GroupSize*bao.GroupSize)
+			}
 		} else {
 			abort()
 		}
