@@ -210,9 +210,10 @@ func (m *Copy) Decode(p []byte) error {
 
 // ObjectHeader announces one object of a COPY/TAKE reply. When Status is
 // OK it is followed by MetaSize bytes of metadata, the 32-byte BLAKE3
-// digest of the data, OutboardSize bytes of the data's bao outboard (16 KiB
-// groups; 0 when not sent: the receiver then verifies the whole object
-// against the digest) and DataSize bytes of data, all raw.
+// digest of the data, the 32-byte BLAKE3 digest of the metadata,
+// OutboardSize bytes of the data's bao outboard (16 KiB groups; 0 when not
+// sent: the receiver then verifies the whole object against the digest)
+// and DataSize bytes of data, all raw.
 type ObjectHeader struct {
 	Index        uint32 // position in the COPY request
 	ID           ID
@@ -444,14 +445,15 @@ func (m *Range) Decode(p []byte) error {
 // RangeReply answers a RANGE. When Status is OK, Length raw bytes of data
 // follow it; the header fields are set only if the request asked for them.
 type RangeReply struct {
-	Status   Status
-	Message  string
-	Length   uint64 // data bytes that follow this frame
-	Header   bool
-	DataSize uint64
-	Digest   [DigestSize]byte
-	Metadata []byte
-	Outboard []byte
+	Status     Status
+	Message    string
+	Length     uint64 // data bytes that follow this frame
+	Header     bool
+	DataSize   uint64
+	Digest     [DigestSize]byte // BLAKE3 of the data
+	Metadata   []byte
+	MetaDigest [DigestSize]byte // BLAKE3 of the metadata
+	Outboard   []byte
 }
 
 func (m RangeReply) Append(b []byte) []byte {
@@ -464,6 +466,7 @@ func (m RangeReply) Append(b []byte) []byte {
 		e.U64(m.DataSize)
 		e.Raw(m.Digest[:])
 		e.Bytes32(m.Metadata)
+		e.Raw(m.MetaDigest[:])
 		e.Bytes32(m.Outboard)
 	}
 	return e.B
@@ -479,6 +482,7 @@ func (m *RangeReply) Decode(p []byte) error {
 		m.DataSize = d.U64("data size")
 		copy(m.Digest[:], d.Raw("digest", DigestSize))
 		m.Metadata = d.Bytes32("metadata", MaxMetadataSize)
+		copy(m.MetaDigest[:], d.Raw("metadata digest", DigestSize))
 		m.Outboard = d.Bytes32("outboard", MaxOutboardSize)
 	}
 	return d.Done()

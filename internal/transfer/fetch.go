@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/b3"
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/store"
@@ -214,6 +215,8 @@ func (f *fetch) begin(ctx context.Context) (*Partial, streamwire.Status) {
 		if err == nil {
 			if tree, err = bao.Parse(r.Outboard, r.DataSize, r.Digest); err != nil {
 				err = &integrityError{fmt.Sprintf("outboard does not match the digest: %v", err)}
+			} else if b3.Sum(r.Metadata) != r.MetaDigest {
+				err = &integrityError{"the metadata does not match its digest"}
 			} else if f.opt.Digest != nil && r.Digest != *f.opt.Digest {
 				err = &integrityError{fmt.Sprintf("digest %x differs from the directory's %x", r.Digest, *f.opt.Digest)}
 			}

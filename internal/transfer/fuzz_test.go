@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/b3"
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/testutil"
@@ -25,8 +27,10 @@ func validReply(id streamwire.ID, data, meta []byte, withOutboard bool) []byte {
 	b = streamwire.AppendFrame(b, streamwire.TypeCopyBegin, streamwire.ErrorReply{}.Append(nil))
 	b = streamwire.AppendFrame(b, streamwire.TypeObjectHeader, streamwire.ObjectHeader{ID: id, DataSize: uint64(len(data)),
 		MetaSize: uint32(len(meta)), OutboardSize: uint32(len(outboard))}.Append(nil))
+	md := b3.Sum(meta)
 	b = append(b, meta...)
 	b = append(b, d[:]...)
+	b = append(b, md[:]...)
 	b = append(b, outboard...)
 	b = append(b, data...)
 	return streamwire.AppendFrame(b, streamwire.TypeCopyEnd, nil)
@@ -80,6 +84,15 @@ func TestReceiveSeeds(t *testing.T) {
 		}
 		if ok, _ := st.Contains(context.Background(), id); ok {
 			t.Fatal("a corrupt object was sealed")
+		}
+		// A flipped byte of metadata is caught too.
+		reply = validReply(id, big, []byte("meta"), withOutboard)
+		reply[bytes.Index(reply, []byte("meta"))] ^= 1
+		if res := receiveReply(t, st, id, reply); res[0].Status != streamwire.StatusIntegrityFailure || !strings.Contains(res[0].Message, "metadata") {
+			t.Fatalf("outboard %v, flipped metadata: %+v", withOutboard, res[0])
+		}
+		if ok, _ := st.Contains(context.Background(), id); ok {
+			t.Fatal("an object with corrupt metadata was sealed")
 		}
 	}
 }

@@ -281,13 +281,19 @@ func (r *receiver) check(h *streamwire.ObjectHeader) error {
 // object receives one object's bytes and stores it (small objects on a
 // worker). A non-nil error means the connection is unusable.
 func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int) error {
-	head := make([]byte, int(h.MetaSize)+streamwire.DigestSize+int(h.OutboardSize))
+	head := make([]byte, int(h.MetaSize)+2*streamwire.DigestSize+int(h.OutboardSize))
 	if err := r.c.ReadFull(head, nil); err != nil {
 		r.finish(h, i, streamwire.StatusConnectionLost, err.Error())
 		return err
 	}
-	meta, outboard := head[:h.MetaSize], head[int(h.MetaSize)+streamwire.DigestSize:]
+	meta, outboard := head[:h.MetaSize], head[int(h.MetaSize)+2*streamwire.DigestSize:]
 	digest := [32]byte(head[h.MetaSize:])
+	if [32]byte(head[int(h.MetaSize)+streamwire.DigestSize:]) != b3.Sum(meta) {
+		r.opt.Stats.IntegrityFailures.Add(1)
+		derr := r.drain(int64(h.DataSize))
+		r.finish(h, i, streamwire.StatusIntegrityFailure, fmt.Sprintf("the metadata of object %x does not match its BLAKE3 digest", h.ID[:]))
+		return derr
+	}
 	if h.DataSize <= smallMax {
 		return r.small(ctx, h, i, meta, digest)
 	}

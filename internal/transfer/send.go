@@ -157,7 +157,8 @@ func sendObject(ctx context.Context, c *Conn, st *store.Client, index uint32, id
 	if err := c.WriteFrame(streamwire.TypeObjectHeader, h.Append(nil)); err != nil || h.Status != streamwire.StatusOK {
 		return false, err
 	}
-	for _, b := range [][]byte{o.Metadata, digest[:], outboard} {
+	metaDigest := b3.Sum(o.Metadata)
+	for _, b := range [][]byte{o.Metadata, digest[:], metaDigest[:], outboard} {
 		if _, err := c.W.Write(b); err != nil {
 			return false, err
 		}
@@ -279,7 +280,8 @@ func sendArriving(ctx context.Context, c *Conn, index uint32, id streamwire.ID, 
 	if err := c.WriteFrame(streamwire.TypeObjectHeader, h.Append(nil)); err != nil {
 		return err
 	}
-	for _, b := range [][]byte{a.meta, a.digest[:], a.outboard} {
+	metaDigest := b3.Sum(a.meta)
+	for _, b := range [][]byte{a.meta, a.digest[:], metaDigest[:], a.outboard} {
 		if _, err := c.W.Write(b); err != nil {
 			return err
 		}

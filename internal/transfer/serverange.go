@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/b3"
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/store"
@@ -75,7 +76,7 @@ func serveSealed(ctx context.Context, c *Conn, st *store.Client, m *streamwire.R
 		if err != nil {
 			return fail(streamwire.StatusPeerStoreError, "range of object %x: no outboard: %v", m.ID[:], err)
 		}
-		r.DataSize, r.Digest, r.Metadata, r.Outboard = size, digest, o.Metadata, outboard
+		r.DataSize, r.Digest, r.Metadata, r.MetaDigest, r.Outboard = size, digest, o.Metadata, b3.Sum(o.Metadata), outboard
 	}
 	if err := c.WriteFrame(streamwire.TypeRange|streamwire.ReplyBit, r.Append(nil)); err != nil {
 		return err
@@ -104,7 +105,7 @@ func servePartial(ctx context.Context, c *Conn, m *streamwire.Range, p *Partial,
 	}
 	r := streamwire.RangeReply{Status: streamwire.StatusOK, Length: m.Length, Header: m.Header}
 	if m.Header {
-		r.DataSize, r.Digest, r.Metadata, r.Outboard = t.Size(), t.Root(), p.Meta, t.Outboard()
+		r.DataSize, r.Digest, r.Metadata, r.MetaDigest, r.Outboard = t.Size(), t.Root(), p.Meta, b3.Sum(p.Meta), t.Outboard()
 	}
 	if err := c.Send(streamwire.TypeRange|streamwire.ReplyBit, r.Append(nil)); err != nil {
 		return err
