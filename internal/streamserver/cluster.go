@@ -191,7 +191,7 @@ func (n *clusterNode) addDigests(st *store.Client) {
 		case <-time.After(time.Until(p.sealed.Add(digestWait))):
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if d, _, err := st.Outboard(ctx, p.id); err == nil {
+		if d, ok := objectDigest(ctx, st, p.id); ok {
 			n.add(ctx, p.id, p.size, hex.EncodeToString(d[:]))
 			if ok, err := st.Contains(ctx, p.id); err == nil && !ok {
 				n.dir.RemoveLocation(ctx, p.id) // deleted while we registered it
@@ -199,6 +199,23 @@ func (n *clusterNode) addDigests(st *store.Client) {
 		}
 		cancel()
 	}
+}
+
+// objectDigest is the digest the store has for a sealed object, which it
+// computes at once if its background hasher has not yet.
+func objectDigest(ctx context.Context, st *store.Client, id store.ObjectID) ([32]byte, bool) {
+	o, err := st.GetOne(ctx, id, 0)
+	if err != nil {
+		return [32]byte{}, false
+	}
+	d, known := o.Digest, o.HasDigest
+	st.Release(ctx, id)
+	if !known { // Outboard also brings the outboard: only when we must
+		var err error
+		d, _, err = st.Outboard(ctx, id)
+		known = err == nil
+	}
+	return d, known
 }
 
 func (n *clusterNode) add(ctx context.Context, id store.ObjectID, size uint64, digestHex string) {

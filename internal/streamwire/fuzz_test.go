@@ -34,7 +34,7 @@ func samples() []message {
 		JSON{Body: []byte(`[{"name":"a"}]`)},
 		Prefetch{ID: id, Group: "gpu", Wait: true, Fanout: 2},
 		Group{Name: "gpu", Join: true},
-		Range{ID: id, Offset: 16 << 10, Length: 4 << 20, Header: true},
+		Range{ID: id, Offset: 16 << 10, Length: 4 << 20, Header: true, Wait: true},
 		RangeReply{Status: StatusOK, Length: 7, Header: true, DataSize: 9, Digest: [32]byte{4}, Metadata: []byte("m"), MetaDigest: [32]byte{5}, Outboard: []byte("12345678")},
 		Pull{ID: id, Sources: []PullSource{{Node: "a", Addr: "h:1", Full: true}, {Node: "b", Addr: "h:2"}}, Own: 1, Slices: 2},
 	}

@@ -417,11 +417,14 @@ const MaxOutboardSize = MaxControlFrame - 1024
 // where Offset is a multiple of the 16 KiB group and Length one too unless
 // the range ends at the end of the data. With Header set the reply carries
 // the object's sizes, metadata, digest and bao outboard (Length may then
-// be 0: only the header).
+// be 0: only the header). With Wait set, a server that neither holds nor
+// receives the object waits a while for a fetch of it to begin (a partial
+// source of a PULL); without, it answers NotFound at once.
 type Range struct {
 	ID             ID
 	Offset, Length uint64
 	Header         bool
+	Wait           bool
 }
 
 func (m Range) Append(b []byte) []byte {
@@ -430,6 +433,7 @@ func (m Range) Append(b []byte) []byte {
 	e.U64(m.Offset)
 	e.U64(m.Length)
 	e.U8(b2u(m.Header))
+	e.U8(b2u(m.Wait))
 	return e.B
 }
 
@@ -439,6 +443,7 @@ func (m *Range) Decode(p []byte) error {
 	m.Offset = d.U64("offset")
 	m.Length = d.U64("length")
 	m.Header = d.U8("header") != 0
+	m.Wait = d.U8("wait") != 0
 	return d.Done()
 }
 

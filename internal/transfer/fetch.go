@@ -174,7 +174,7 @@ type fetch struct {
 	inflight int
 	dead     []bool
 	stats    []SourceStat
-	arrived  map[int]bool  // groups of which some bytes arrived (and are being, or failed to be, verified)
+	arrived  []bool        // per group: some of its bytes arrived (and are being, or failed to be, verified)
 	open     map[*Conn]int // the workers' connections, by source
 	worst    streamwire.Status
 }
@@ -207,7 +207,7 @@ func (f *fetch) begin(ctx context.Context) (*Partial, streamwire.Status) {
 			f.kill(i, ErrStatus(err), fmt.Sprintf("dial: %v", err))
 			continue
 		}
-		r, err := f.request(c, streamwire.Range{ID: f.id, Header: true})
+		r, err := f.request(c, streamwire.Range{ID: f.id, Header: true, Wait: !s.Full})
 		if err == nil && !r.Header {
 			err = &ProtocolError{Msg: "RANGE reply without the header asked for"}
 		}
@@ -266,11 +266,6 @@ func (f *fetch) readReply(c *Conn, length uint64) (streamwire.RangeReply, error)
 	return r, nil
 }
 
-func (f *fetch) reply(c *Conn, length uint64) error {
-	_, err := f.readReply(c, length)
-	return err
-}
-
 // plan cuts the missing groups into spans of at most RangeSize, within one
 // slice each, and gives each slice its owner.
 func (f *fetch) plan() {
@@ -301,7 +296,7 @@ func (f *fetch) plan() {
 		}
 		return -1
 	}
-	f.arrived = map[int]bool{}
+	f.arrived = make([]bool, t.Groups())
 	f.open = map[*Conn]int{}
 	var cur *span
 	for _, g := range f.opt.Partials.Missing(f.p) {
@@ -466,7 +461,7 @@ func (f *fetch) worker(ctx context.Context, i int) {
 				}
 			}
 			if err == nil {
-				err = f.ask(c, s)
+				err = f.ask(c, i, s)
 			}
 		}
 		if len(asked) == 0 {
@@ -527,7 +522,7 @@ func (f *fetch) bounds(s *span) (off, end uint64) {
 
 // ask sends the RANGE request for span s, counting the groups of it that
 // had arrived before as re-requested.
-func (f *fetch) ask(c *Conn, s *span) error {
+func (f *fetch) ask(c *Conn, i int, s *span) error {
 	f.mu.Lock()
 	for g := s.first; g <= s.last; g++ {
 		if f.arrived[g] {
@@ -537,7 +532,9 @@ func (f *fetch) ask(c *Conn, s *span) error {
 	}
 	f.mu.Unlock()
 	off, end := f.bounds(s)
-	return c.Send(streamwire.TypeRange, streamwire.Range{ID: f.id, Offset: off, Length: end - off}.Append(nil))
+	// Only a partial source may not have begun receiving the object yet.
+	wait := !f.sources[i].Full
+	return c.Send(streamwire.TypeRange, streamwire.Range{ID: f.id, Offset: off, Length: end - off, Wait: wait}.Append(nil))
 }
 
 // receive reads the reply to the RANGE for span s from source i straight
@@ -549,7 +546,7 @@ func (f *fetch) receive(ctx context.Context, c *Conn, i int, s *span) (int, erro
 	off, end := f.bounds(s)
 	stop := c.CloseOnDone(ctx)
 	defer stop()
-	if err := f.reply(c, end-off); err != nil {
+	if _, err := f.readReply(c, end-off); err != nil {
 		return 0, err
 	}
 	// Bytes arrive up to pos; groups are verified up to vpos, a MiB at a
@@ -607,8 +604,8 @@ func (f *fetch) receive(ctx context.Context, c *Conn, i int, s *span) (int, erro
 // which any byte arrived and that is asked for again is re-requested.
 func (f *fetch) arrive(i int, off, n uint64) {
 	f.mu.Lock()
-	for g := off / bao.GroupSize; g <= (off+n-1)/bao.GroupSize; g++ {
-		f.arrived[int(g)] = true
+	for g := int(off / bao.GroupSize); g <= int((off+n-1)/bao.GroupSize); g++ {
+		f.arrived[g] = true
 	}
 	f.stats[i].Bytes += n
 	f.mu.Unlock()

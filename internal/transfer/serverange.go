@@ -16,10 +16,10 @@ import (
 type RangeOptions struct {
 	Stats    *Stats
 	Partials *Partials
-	// Wait is how long a RANGE for an object this node neither holds nor
-	// receives waits for a fetch of it to begin (members of a PULL start
-	// at about the same time), and how long it waits for the next group
-	// of an object still arriving.
+	// Wait is how long a RANGE with its Wait flag for an object this node
+	// neither holds nor receives waits for a fetch of it to begin (members
+	// of a PULL start at about the same time), and how long any RANGE
+	// waits for the next group of an object still arriving.
 	Wait time.Duration
 }
 
@@ -45,7 +45,11 @@ func ServeRange(ctx context.Context, c *Conn, st *store.Client, m *streamwire.Ra
 		defer st.Release(context.Background(), o.ID)
 		return serveSealed(ctx, c, st, m, o, opt, fail)
 	}
-	p := opt.Partials.Open(ctx, m.ID, opt.Wait)
+	var wait time.Duration
+	if m.Wait {
+		wait = opt.Wait
+	}
+	p := opt.Partials.Open(ctx, m.ID, wait)
 	if p == nil {
 		return fail(streamwire.StatusNotFound, "object %x is not on this node", m.ID[:])
 	}
