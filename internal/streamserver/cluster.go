@@ -251,8 +251,10 @@ func (n *clusterNode) close() {
 // ones from the holders found in the directory: verified ranges from all
 // of them at once (a stale location or a corrupt holder costs its own
 // ranges, which the others take over). Concurrent fetches of one object
-// share one transfer.
-func (s *Server) fetch(ctx context.Context, ids []streamwire.ID) streamwire.PeerResult {
+// share one transfer. The objects it reports here are referenced in held,
+// which the caller releases once the reply is sent: the objects of one
+// FETCH never evict each other (what does not fit is StoreFull).
+func (s *Server) fetch(ctx context.Context, ids []streamwire.ID, held *transfer.Held) streamwire.PeerResult {
 	start := time.Now()
 	r := streamwire.PeerResult{Kind: streamwire.KindCopy, Addr: "cluster", Status: streamwire.StatusOK,
 		Objects: make([]streamwire.ObjectResult, len(ids))}
@@ -263,7 +265,7 @@ func (s *Server) fetch(ctx context.Context, ids []streamwire.ID) streamwire.Peer
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r.Objects[i] = s.fetchOne(ctx, id)
+			r.Objects[i] = s.fetchOne(ctx, id, held)
 		}()
 	}
 	wg.Wait()
@@ -277,8 +279,8 @@ func (s *Server) fetch(ctx context.Context, ids []streamwire.ID) streamwire.Peer
 	return r
 }
 
-func (s *Server) fetchOne(ctx context.Context, id streamwire.ID) streamwire.ObjectResult {
-	if ok, err := s.st.Contains(ctx, id); err == nil && ok {
+func (s *Server) fetchOne(ctx context.Context, id streamwire.ID, held *transfer.Held) streamwire.ObjectResult {
+	if ok, err := transfer.Hold(ctx, s.st, held, id); err == nil && ok {
 		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusAlreadyPresent}
 	}
 	holders, err := s.holders(ctx, id)
@@ -303,15 +305,15 @@ func (s *Server) fetchOne(ctx context.Context, id streamwire.ID) streamwire.Obje
 			Message: fmt.Sprintf("object %x: no node of the cluster holds it", id[:])}
 	}
 	if size := holders[0].Size; bao.OutboardSize(size) > storewire.MaxOutboard {
-		return s.fetchByCopy(ctx, id, sources)
+		return s.fetchByCopy(ctx, id, sources, held)
 	}
-	return s.fetchFrom(ctx, id, sources, digest, 0, 0).ObjectResult
+	return s.fetchFrom(ctx, id, sources, digest, 0, 0, held).ObjectResult
 }
 
 // fetchByCopy fetches an object too large for an outboard (over 16 GiB)
 // with a COPY from one holder after the other (the whole object verified
 // against its digest, no resumption).
-func (s *Server) fetchByCopy(ctx context.Context, id streamwire.ID, sources []streamwire.PullSource) streamwire.ObjectResult {
+func (s *Server) fetchByCopy(ctx context.Context, id streamwire.ID, sources []streamwire.PullSource, held *transfer.Held) streamwire.ObjectResult {
 	var tried []string
 	var last streamwire.ObjectResult
 	for _, h := range sources {
@@ -319,7 +321,7 @@ func (s *Server) fetchByCopy(ctx context.Context, id streamwire.ID, sources []st
 			c, _, err := transfer.Dial(ctx, h.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
 			return c, err
 		}
-		res, _ := transfer.Receive(ctx, dial, s.st, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: &s.stats, Inflight: s.inflight})
+		res, _ := transfer.Receive(ctx, dial, s.st, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: &s.stats, Inflight: s.inflight, Partials: s.partials, Held: held})
 		if last = res[0]; last.Status.Success() {
 			return last
 		}
@@ -393,7 +395,9 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 			return st, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: st, Message: fmt.Sprintf("%s rejected: %s", t, msg)}.Append(nil))
 		}
 		if t == streamwire.TypeFetch {
-			r := s.fetch(ctx, m.IDs)
+			held := transfer.NewHeld(s.st)
+			defer held.Release()
+			r := s.fetch(ctx, m.IDs, held)
 			return r.Status, c.Send(reply, r.Append(nil))
 		}
 		if t == streamwire.TypeDeleteAll {

@@ -17,26 +17,52 @@ type PullOutcome = stream.PullOutcome
 
 // fetchFrom makes object id local with a verified multi-source fetch from
 // sources (see transfer.Fetch). Concurrent fetches of one object here
-// share one transfer.
-func (s *Server) fetchFrom(ctx context.Context, id streamwire.ID, sources []streamwire.PullSource, digest *[32]byte, own, slices int) transfer.FetchResult {
-	v, _, _ := s.fetches.Do(string(id[:]), func() (any, error) {
-		start := time.Now()
-		res := transfer.Fetch(ctx, s.st, id, sources, transfer.FetchOptions{
-			Stats: &s.stats, Partials: s.partials, Digest: digest, Own: own, Slices: slices,
-			Dial: func(ctx context.Context, addr string) (*transfer.Conn, error) {
-				c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
-				return c, err
-			},
+// share one transfer. A successful result is referenced in held (see
+// transfer.Held): a caller that shared another's transfer takes its own
+// reference, and fetches again in the unlikely case that the object was
+// evicted before it could.
+func (s *Server) fetchFrom(ctx context.Context, id streamwire.ID, sources []streamwire.PullSource, digest *[32]byte, own, slices int, held *transfer.Held) transfer.FetchResult {
+	for attempt := 0; ; attempt++ {
+		ran := false // this caller's function ran: its Fetch holds the object in held
+		v, _, _ := s.fetches.Do(string(id[:]), func() (any, error) {
+			ran = true
+			return s.fetchOnce(ctx, id, sources, digest, own, slices, held), nil
 		})
-		s.metrics.duration.WithLabelValues("fetch").Observe(time.Since(start).Seconds())
-		for _, src := range res.Sources {
-			if src.Failed != "" {
-				s.log.Warn("fetch: source failed", "object", hex.EncodeToString(id[:]), "node", src.Node, "address", src.Address, "err", src.Failed)
-			}
+		res := v.(transfer.FetchResult)
+		if ran || !res.Status.Success() {
+			return res
 		}
-		return res, nil
+		ok, err := transfer.Hold(ctx, s.st, held, id)
+		switch {
+		case ok:
+			return res
+		case err != nil:
+			res.Status, res.Message = streamwire.StatusStoreError, fmt.Sprintf("object %x: the local store: %v", id[:], err)
+			return res
+		case attempt > 0:
+			res.Status, res.Message = streamwire.StatusStoreFull, fmt.Sprintf("object %x was evicted from the local store as soon as it arrived, twice; free space in the store", id[:])
+			return res
+		}
+	}
+}
+
+// fetchOnce runs one transfer.Fetch for fetchFrom.
+func (s *Server) fetchOnce(ctx context.Context, id streamwire.ID, sources []streamwire.PullSource, digest *[32]byte, own, slices int, held *transfer.Held) transfer.FetchResult {
+	start := time.Now()
+	res := transfer.Fetch(ctx, s.st, id, sources, transfer.FetchOptions{
+		Stats: &s.stats, Partials: s.partials, Digest: digest, Own: own, Slices: slices, Held: held,
+		Dial: func(ctx context.Context, addr string) (*transfer.Conn, error) {
+			c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
+			return c, err
+		},
 	})
-	return v.(transfer.FetchResult)
+	s.metrics.duration.WithLabelValues("fetch").Observe(time.Since(start).Seconds())
+	for _, src := range res.Sources {
+		if src.Failed != "" {
+			s.log.Warn("fetch: source failed", "object", hex.EncodeToString(id[:]), "node", src.Node, "address", src.Address, "err", src.Failed)
+		}
+	}
+	return res
 }
 
 // pull answers PULL: fetch the object from the given sources, slice by
@@ -48,7 +74,9 @@ func (s *Server) pull(ctx context.Context, c *transfer.Conn, m *streamwire.Pull)
 		}
 	}
 	start := time.Now()
-	res := s.fetchFrom(ctx, m.ID, m.Sources, nil, int(m.Own), int(m.Slices))
+	held := transfer.NewHeld(s.st) // the object stays here until the reply is sent
+	defer held.Release()
+	res := s.fetchFrom(ctx, m.ID, m.Sources, nil, int(m.Own), int(m.Slices), held)
 	out := PullOutcome{Node: s.cfg.NodeName, Status: res.Status.String(), Code: uint16(res.Status), OK: res.Status.Success(), Message: res.Message,
 		Bytes: res.Bytes, Resumed: res.Resumed, Duration: time.Since(start)}
 	for _, src := range res.Sources {

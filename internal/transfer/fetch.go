@@ -44,6 +44,10 @@ type FetchOptions struct {
 	// costs (plasma bench stream's verified_ratio).
 	NoVerify bool
 	Progress func(bytes int64)
+	// Held, if set, takes the reference to the object once it is sealed
+	// (or found already here), for the caller to release when its reply is
+	// sent (see Held); without, the object is released at once.
+	Held *Held
 }
 
 // SourceStat is what one source contributed to a fetch.
@@ -84,7 +88,7 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 	if opt.Progress == nil {
 		opt.Progress = func(int64) {}
 	}
-	f := &fetch{id: id, st: st, opt: opt, sources: sources, conns: make([]*Conn, len(sources)),
+	f := &fetch{id: id, st: st, d: dest{st: st, partials: opt.Partials, held: opt.Held}, opt: opt, sources: sources, conns: make([]*Conn, len(sources)),
 		stats: make([]SourceStat, len(sources)), dead: make([]bool, len(sources))}
 	f.cond = sync.NewCond(&f.mu)
 	for i, s := range sources {
@@ -99,7 +103,7 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 		}
 		res.Sources = f.stats
 	}()
-	if ok, err := st.Contains(ctx, id); err == nil && ok {
+	if ok, err := Hold(ctx, st, opt.Held, id); err == nil && ok {
 		res.Status = streamwire.StatusAlreadyPresent
 		return res
 	}
@@ -154,8 +158,8 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 	if t.Groups() > 1 {
 		st.SetOutboard(sctx, id, t.Outboard()) // else the store hashes it again later
 	}
-	opt.Partials.Finish(p, func() { st.Release(context.Background(), id) })
 	res.Status, res.Bytes = streamwire.StatusOK, t.Size()+uint64(len(p.Meta))
+	opt.Partials.Finish(p, f.d.sealed(id, res.Bytes))
 	opt.Stats.ObjectsReceived.Add(1)
 	return res
 }
@@ -163,6 +167,7 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 type fetch struct {
 	id      streamwire.ID
 	st      *store.Client
+	d       dest
 	opt     FetchOptions
 	sources []Source
 	conns   []*Conn // connections kept from begin, for the workers
@@ -226,10 +231,10 @@ func (f *fetch) begin(ctx context.Context) (*Partial, streamwire.Status) {
 			f.kill(i, ErrStatus(err), err.Error())
 			continue
 		}
-		buf, err := f.st.Create(ctx, f.id, r.DataSize, r.Metadata)
+		buf, err := f.d.create(ctx, f.id, r.DataSize, r.Metadata)
 		if err != nil {
 			c.Close()
-			status, msg := storeStatus(f.st, f.id, err)
+			status, msg := f.d.status(f.id, r.DataSize+uint64(len(r.Metadata)), err)
 			f.worst = status
 			if status == streamwire.StatusAlreadyPresent {
 				return nil, status
@@ -611,20 +616,4 @@ func (f *fetch) arrive(i int, off, n uint64) {
 	f.mu.Unlock()
 	f.opt.Stats.BytesReceived.Add(n)
 	f.opt.Progress(int64(n))
-}
-
-// storeStatus maps a local store error to an object status.
-func storeStatus(st *store.Client, id streamwire.ID, err error) (streamwire.Status, string) {
-	switch {
-	case errors.Is(err, store.ErrObjectExists):
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if ok, cerr := st.Contains(ctx, id); cerr == nil && ok {
-			return streamwire.StatusAlreadyPresent, ""
-		}
-		return streamwire.StatusStoreError, "another client of the destination store is creating this object"
-	case errors.Is(err, store.ErrOutOfMemory):
-		return streamwire.StatusStoreFull, err.Error()
-	}
-	return streamwire.StatusStoreError, err.Error()
 }

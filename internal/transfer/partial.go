@@ -51,6 +51,7 @@ type Partial struct {
 	wake    chan struct{} // closed and replaced when groups arrive or the state changes
 	readers int
 	end     func() // release or abort, run once no reader is left
+	abort   func() // set while suspended: discards the object
 	timer   *time.Timer
 }
 
@@ -66,7 +67,7 @@ func (ps *Partials) Acquire(id streamwire.ID) (p *Partial, busy bool) {
 	if p.active {
 		return nil, true
 	}
-	p.active = true
+	p.active, p.abort = true, nil
 	if p.timer != nil {
 		p.timer.Stop()
 		p.timer = nil
@@ -169,6 +170,7 @@ func (ps *Partials) Suspend(p *Partial, abort func()) bool {
 	defer ps.mu.Unlock()
 	p.active = false
 	p.kept = true
+	p.abort = abort
 	ps.kept += p.size()
 	p.wakeLocked()
 	p.timer = time.AfterFunc(ps.keep, func() {
@@ -180,6 +182,52 @@ func (ps *Partials) Suspend(p *Partial, abort func()) bool {
 		}
 	})
 	return true
+}
+
+// Busy reports whether a fetch here is filling object id now.
+func (ps *Partials) Busy(id streamwire.ID) bool {
+	if ps == nil {
+		return false
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	p := ps.objects[id]
+	return p != nil && p.active
+}
+
+// Discard aborts the kept partial object id, if there is one that no
+// fetch is filling, so that a transfer that cannot resume from it (a
+// TAKE, which moves objects whole; a COPY without resumption) can create
+// the object afresh. It waits for the RANGE readers still sending its
+// verified groups to end (or ctx), and reports whether it discarded one.
+func (ps *Partials) Discard(ctx context.Context, id streamwire.ID) bool {
+	if ps == nil {
+		return false
+	}
+	ps.mu.Lock()
+	p := ps.objects[id]
+	if p == nil || p.active || p.abort == nil {
+		ps.mu.Unlock()
+		return false
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	done := make(chan struct{})
+	abort := p.abort
+	end := func() { abort(); close(done) }
+	now := ps.endLocked(p, end)
+	ps.mu.Unlock()
+	if now {
+		end()
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (ps *Partials) end(p *Partial, f func()) {

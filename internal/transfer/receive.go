@@ -29,6 +29,12 @@ type ReceiveOptions struct {
 	Partials *Partials
 	// Peer names the source in messages (its address).
 	Peer string
+	// Held, if set, takes the store references to the objects reported
+	// in the store (received or already there), for the caller to release
+	// once its reply is sent; without, Receive releases them when it
+	// returns. Either way the objects of one request cannot evict each
+	// other while it runs: what does not fit besides them is StoreFull.
+	Held *Held
 }
 
 // storeWorkers bounds the small objects being stored at once.
@@ -43,7 +49,9 @@ const smallMax = 1 << 20
 // are reported AlreadyPresent without being requested (and without
 // dialling, when that is all of them). The error is the peer-level
 // failure, if any (objects not finished then carry its status); per-object
-// failures are in the results.
+// failures are in the results. Every object reported OK or AlreadyPresent
+// is referenced in opt.Held (see there), and was when a TAKE's source was
+// told to delete it.
 func Receive(ctx context.Context, dial func() (*Conn, error), st *store.Client, kind streamwire.Kind, ids []streamwire.ID, opt ReceiveOptions) ([]streamwire.ObjectResult, error) {
 	if opt.Stats == nil {
 		opt.Stats = &Stats{}
@@ -51,11 +59,15 @@ func Receive(ctx context.Context, dial func() (*Conn, error), st *store.Client, 
 	if opt.Progress == nil {
 		opt.Progress = func(int64, int) {}
 	}
+	if opt.Held == nil {
+		opt.Held = NewHeld(st)
+		defer opt.Held.Release()
+	}
 	res := make([]streamwire.ObjectResult, len(ids))
 	for i := range res {
 		res[i].ID = ids[i]
 	}
-	want, err := missing(ctx, st, ids, res)
+	want, err := missing(ctx, st, ids, res, opt.Held)
 	if err != nil || len(want) == 0 {
 		return res, err
 	}
@@ -73,7 +85,8 @@ func Receive(ctx context.Context, dial func() (*Conn, error), st *store.Client, 
 	defer c.Close()
 	stop := c.CloseOnDone(ctx)
 	defer stop()
-	r := &receiver{c: c, st: st, opt: opt, res: res, want: want, ids: ids, slots: make(chan struct{}, storeWorkers)}
+	r := &receiver{c: c, st: st, d: dest{st: st, partials: opt.Partials, held: opt.Held}, kind: kind,
+		opt: opt, res: res, want: want, ids: ids, slots: make(chan struct{}, storeWorkers)}
 	err = r.run(ctx, kind)
 	r.wg.Wait()
 	for _, i := range want {
@@ -106,7 +119,7 @@ func resume(ctx context.Context, dial func() (*Conn, error), st *store.Client, k
 			continue
 		}
 		f := Fetch(ctx, st, ids[i], []Source{{Node: opt.Peer, Addr: opt.Peer, Full: true}}, FetchOptions{
-			Stats: opt.Stats, Partials: opt.Partials,
+			Stats: opt.Stats, Partials: opt.Partials, Held: opt.Held,
 			Dial:     func(context.Context, string) (*Conn, error) { return dial() },
 			Progress: func(n int64) { opt.Progress(n, 0) },
 		})
@@ -118,9 +131,9 @@ func resume(ctx context.Context, dial func() (*Conn, error), st *store.Client, k
 	return rest
 }
 
-// missing marks the ids st already holds and returns the indexes of the
-// others.
-func missing(ctx context.Context, st *store.Client, ids []streamwire.ID, res []streamwire.ObjectResult) ([]int, error) {
+// missing marks the ids st already holds, keeping their references in
+// held, and returns the indexes of the others.
+func missing(ctx context.Context, st *store.Client, ids []streamwire.ID, res []streamwire.ObjectResult, held *Held) ([]int, error) {
 	oids := make([]store.ObjectID, len(ids))
 	for i, id := range ids {
 		oids[i] = id
@@ -133,17 +146,13 @@ func missing(ctx context.Context, st *store.Client, ids []streamwire.ID, res []s
 		return nil, fmt.Errorf("local store: %w", err)
 	}
 	var want []int
-	var held []store.ObjectID
 	for i, o := range objs {
 		if o != nil {
 			res[i].Status = streamwire.StatusAlreadyPresent
-			held = append(held, o.ID)
+			held.add(o.ID, uint64(len(o.Data)+len(o.Metadata)))
 		} else {
 			want = append(want, i)
 		}
-	}
-	if len(held) > 0 {
-		st.Release(ctx, held...)
 	}
 	return want, nil
 }
@@ -151,6 +160,8 @@ func missing(ctx context.Context, st *store.Client, ids []streamwire.ID, res []s
 type receiver struct {
 	c    *Conn
 	st   *store.Client
+	d    dest
+	kind streamwire.Kind
 	opt  ReceiveOptions
 	res  []streamwire.ObjectResult
 	ids  []streamwire.ID
@@ -249,6 +260,9 @@ func (r *receiver) objects(ctx context.Context) error {
 func (r *receiver) finish(h *streamwire.ObjectHeader, i int, status streamwire.Status, msg string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if status == streamwire.StatusStoreFull && r.kind == streamwire.KindTake {
+		msg += "; it stays at the source"
+	}
 	r.res[i].Status, r.res[i].Message = status, msg
 	if status == streamwire.StatusOK {
 		r.res[i].Bytes = h.DataSize + uint64(h.MetaSize)
@@ -307,9 +321,10 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 			return derr
 		}
 	}
-	buf, err := r.st.Create(ctx, h.ID, h.DataSize, meta)
+	size := h.DataSize + uint64(h.MetaSize)
+	buf, err := r.d.create(ctx, h.ID, h.DataSize, meta)
 	if err != nil {
-		status, msg := r.storeStatus(h.ID, err)
+		status, msg := r.d.status(h.ID, size, err)
 		derr := r.drain(int64(h.DataSize))
 		r.finish(h, i, status, msg)
 		return derr
@@ -322,8 +337,9 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 			r.st.SetOutboard(sctx, h.ID, outboard) // else the store hashes it again later
 			cancel()
 		}
-		// Our reference keeps the memory in place until relays reading it end.
-		r.opt.Inflight.finish(h.ID, a, true, func() { r.st.Release(context.Background(), h.ID) })
+		// Our reference keeps the object in the store until the request's
+		// reply is sent, and its memory in place until relays reading it end.
+		r.opt.Inflight.finish(h.ID, a, true, r.d.sealed(h.ID, size))
 	} else {
 		r.opt.Inflight.finish(h.ID, a, false, func() {}) // aborted or kept below
 		abort := func() { r.st.Abort(context.Background(), h.ID) }
@@ -401,7 +417,7 @@ func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte, digest [32]byte,
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.st.SealDigest(ctx, h.ID, digest); err != nil {
-		status, msg := r.storeStatus(h.ID, err)
+		status, msg := r.d.status(h.ID, uint64(len(buf)+int(h.MetaSize)), err)
 		return status, msg, nil, 0
 	}
 	return streamwire.StatusOK, "", nil, len(buf)
@@ -506,10 +522,7 @@ func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int,
 	r.wg.Add(1)
 	go func() {
 		defer func() { <-r.slots; r.wg.Done() }()
-		status, msg := streamwire.StatusOK, ""
-		if err := r.st.CreateAndSealDigest(ctx, h.ID, data, meta, want); err != nil {
-			status, msg = r.storeStatus(h.ID, err)
-		}
+		status, msg := r.storeSmall(ctx, h.ID, data, meta, want)
 		r.finish(h, i, status, msg)
 	}()
 	return nil
@@ -529,9 +542,24 @@ func (r *receiver) drain(n int64) error {
 	return nil
 }
 
-// storeStatus maps a local store error to an object status.
-func (r *receiver) storeStatus(id streamwire.ID, err error) (streamwire.Status, string) {
-	return storeStatus(r.st, id, err)
+// storeSmall stores a verified small object: created, filled and sealed
+// rather than stored with one CreateAndSeal, so that the reference its
+// creation gives keeps it in the store until the request's reply is sent.
+func (r *receiver) storeSmall(ctx context.Context, id streamwire.ID, data, meta []byte, digest [32]byte) (streamwire.Status, string) {
+	size := uint64(len(data) + len(meta))
+	buf, err := r.d.create(ctx, id, uint64(len(data)), meta)
+	if err != nil {
+		return r.d.status(id, size, err)
+	}
+	copy(buf, data)
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.st.SealDigest(sctx, id, digest); err != nil {
+		r.st.Abort(context.Background(), id)
+		return r.d.status(id, size, err)
+	}
+	r.d.sealed(id, size)()
+	return streamwire.StatusOK, ""
 }
 
 const msgDigestMismatch = "BLAKE3 of the received data does not match the sender's digest"
