@@ -294,6 +294,37 @@ func TestCLIIPv6Peer(t *testing.T) {
 	}
 }
 
+// TAKE of three 6 MB objects into a 16 MiB store: the CLI reports the one
+// that did not fit as refused with store full (exit 1), not "3 taken", and
+// both stores together still hold all three: the refused one at the source.
+func TestCLITakeIntoASmallStore(t *testing.T) {
+	const size = 6_000_000
+	a, b := startNode(t, "node-a", "16MiB"), startNode(t, "node-b", "32MiB")
+	sa, sb := connect(t, a.sock), connect(t, b.sock)
+	var ids []stream.ObjectID
+	for i := range 3 {
+		id, err := sb.Put(context.Background(), pattern(size, byte(i)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	out, _, code := cli(t, a.addr, "TAKE "+b.addr+" "+joinIDs(ids...)+"\n")
+	if code != 1 || !strings.HasPrefix(out, "error: 1 of 3 objects failed: ") || strings.Count(out, " store full: from "+b.addr+": ") != 1 ||
+		!strings.Contains(out, "stays at the source") {
+		t.Fatalf("TAKE: exit %d, out %q", code, out)
+	}
+	for _, id := range ids {
+		inA, inB := contains(t, sa, id), contains(t, sb, id)
+		if inA == inB {
+			t.Errorf("object %s: in A %v, in B %v; want exactly one", id, inA, inB)
+		}
+		if inB && !strings.Contains(out, "  "+id.String()+" store full: ") {
+			t.Errorf("object %s stayed in B but is not reported refused: %q", id, out)
+		}
+	}
+}
+
 // TestCLIMaxObjects sends one COPY line of 65,536 ids (2.7 MB): the line is
 // read whole and every object arrives.
 func TestCLIMaxObjects(t *testing.T) {
