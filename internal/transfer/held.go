@@ -161,7 +161,9 @@ func (d dest) status(id streamwire.ID, size uint64, err error) (streamwire.Statu
 		if d.partials.Busy(id) {
 			return streamwire.StatusStoreError, "another transfer on this server (a FETCH, PULL or resumed COPY) is receiving this object; try again when it has ended"
 		}
-		return streamwire.StatusStoreError, "another client of the destination store is creating this object"
+		// A COPY being received here (not resumable) or another client of
+		// the store: the store does not say which.
+		return streamwire.StatusStoreError, "the object is being created in the destination store, by another client of it or by another transfer on this server; try again when that has ended"
 	case errors.Is(err, store.ErrOutOfMemory):
 		return streamwire.StatusStoreFull, d.full(id, size, err)
 	}
