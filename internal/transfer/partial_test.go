@@ -50,3 +50,38 @@ func TestPartialsKeepAtMostTheirLimit(t *testing.T) {
 		t.Fatal("kept although keep is 0")
 	}
 }
+
+// A kept partial object is discarded for a transfer that cannot resume
+// from it, once the RANGE readers still sending its groups are done; one
+// that a fetch is filling is busy and left alone.
+func TestPartialsDiscard(t *testing.T) {
+	ps := NewPartials(time.Minute, 0)
+	ctx := t.Context()
+	if ps.Discard(ctx, streamwire.ID{9}) || ps.Busy(streamwire.ID{9}) {
+		t.Fatal("discarded or busy without a partial")
+	}
+	active := partialOf(t, ps, 1, 32<<10)
+	if ps.Discard(ctx, streamwire.ID{1}) || !ps.Busy(streamwire.ID{1}) {
+		t.Fatal("a partial being filled was discarded, or is not busy")
+	}
+	ps.Finish(active, func() {})
+
+	aborted := make(chan struct{})
+	ps.Suspend(partialOf(t, ps, 2, 32<<10), func() { close(aborted) })
+	reader := ps.Open(ctx, streamwire.ID{2}, 0)
+	done := make(chan bool)
+	go func() { done <- ps.Discard(ctx, streamwire.ID{2}) }()
+	select {
+	case <-aborted:
+		t.Fatal("aborted under a reader")
+	case <-time.After(50 * time.Millisecond):
+	}
+	ps.Done(reader)
+	if !<-done {
+		t.Fatal("the kept partial was not discarded")
+	}
+	<-aborted
+	if ps.Suspended(streamwire.ID{2}) {
+		t.Fatal("still kept after the discard")
+	}
+}
