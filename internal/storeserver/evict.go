@@ -36,7 +36,7 @@ func roundUp(n uint64) uint64 { return (n + 63) &^ 63 }
 
 // evictOne removes the least recently used unreferenced sealed object.
 func (s *state) evictOne() uint64 {
-	o := s.lru.Front().Value.(*object)
+	o, _ := s.lru.Min()
 	s.n.evictions++
 	s.n.evictedBytes += o.allocSize
 	s.publish(storewire.EventEvicted, o)
@@ -63,9 +63,10 @@ func (s *state) evict(n uint64) uint64 {
 // so overlapping moves are safe. Caller holds s.mu.
 func (s *state) compact() {
 	movable := make([]*object, 0, s.lru.Len())
-	for e := s.lru.Front(); e != nil; e = e.Next() {
-		movable = append(movable, e.Value.(*object))
-	}
+	s.lru.Ascend(func(o *object) bool {
+		movable = append(movable, o)
+		return true
+	})
 	sort.Slice(movable, func(i, j int) bool { return movable[i].off < movable[j].off })
 	s.n.compactions++
 	for _, o := range movable {
