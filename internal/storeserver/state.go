@@ -89,11 +89,11 @@ type state struct {
 	waiters waitIndex
 	// waitBytes is the memory held by blocked Gets, bounded by waitBudget.
 	waitBytes, waitBudget uint64
-	subs    map[*client]struct{}
-	clients int
-	pinned  uint64 // bytes of objects that are unsealed or referenced
-	n       counters
-	now     func() time.Time
+	subs                  map[*client]struct{}
+	clients               int
+	pinned                uint64 // bytes of objects that are unsealed or referenced
+	n                     counters
+	now                   func() time.Time
 
 	// Objects sealed without a digest wait here for the digester, which
 	// hashes them in the background (package digest.go).
@@ -109,10 +109,10 @@ func newState(mem []byte, capacity, waitBudget uint64) *state {
 		lru:        btree.NewG(32, func(a, b *object) bool { return a.useSeq < b.useSeq }),
 		waiters:    newWaitIndex(),
 		waitBudget: waitBudget,
-		subs:    map[*client]struct{}{},
-		now:     time.Now,
-		digestQ: make(chan digestJob, digestQueue),
-		hasher:  newClient(0),
+		subs:       map[*client]struct{}{},
+		now:        time.Now,
+		digestQ:    make(chan digestJob, digestQueue),
+		hasher:     newClient(0),
 	}
 }
 
