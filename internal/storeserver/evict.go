@@ -95,9 +95,7 @@ func (s *state) publish(kind uint8, o *object) {
 	ev := storewire.Event{Kind: kind, ID: o.id, DataSize: o.dataSize, MetaSize: o.metaSize, TimeNs: s.now().UnixNano(),
 		HasDigest: o.hasDigest, Digest: o.digest}
 	for c := range s.subs {
-		select {
-		case c.events <- ev:
-		default:
+		if !c.events.push(ev) {
 			delete(s.subs, c)
 			go c.drop()
 		}
@@ -105,11 +103,11 @@ func (s *state) publish(kind uint8, o *object) {
 }
 
 // subscribe makes c a subscriber with a queue of n events.
-func (s *state) subscribe(c *client, n int) <-chan storewire.Event {
+func (s *state) subscribe(c *client, n int) *eventQueue {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.events == nil {
-		c.events = make(chan storewire.Event, n)
+		c.events = newEventQueue(n)
 	}
 	s.subs[c] = struct{}{}
 	return c.events

@@ -134,7 +134,7 @@ func (cn *conn) subscribe() {
 	cn.wg.Add(1)
 	go func() {
 		defer cn.wg.Done()
-		for ev := range events {
+		for ev, ok := events.pop(); ok; ev, ok = events.pop() {
 			if cn.reply(storewire.TypeEvent, 0, ev.Append(nil)) != nil {
 				cn.close()
 			}

@@ -113,3 +113,22 @@ func TestIdleConnectionsDropLargeBuffers(t *testing.T) {
 		t.Fatalf("%d idle connections that each sent a %d-byte request hold %d bytes of heap; want under 4 MiB", conns, size, grown)
 	}
 }
+
+// A subscriber reserves no room for the events it may fall behind by: a
+// 65,536-event channel once cost every subscriber 5 MiB, idle or not.
+func TestIdleSubscribersHoldLittle(t *testing.T) {
+	sock := startStore(t, storeserver.Config{Capacity: 1 << 20})
+	const subscribers = 8
+	var rcs []*rawConn
+	for range subscribers {
+		rcs = append(rcs, dialRaw(t, sock))
+	}
+	before := liveHeap()
+	for _, rc := range rcs {
+		rc.send(storewire.TypeSubscribe, 1, nil)
+		rc.must(storewire.TypeSubscribe | storewire.ReplyBit)
+	}
+	if grown := int64(liveHeap()) - int64(before); grown > subscribers*64<<10 {
+		t.Fatalf("%d idle subscribers hold %d bytes of heap; want under 64 KiB each", subscribers, grown)
+	}
+}

@@ -49,7 +49,7 @@ type client struct {
 	refs    map[id]int     // references this client holds
 	created map[id]*object // its unsealed objects
 	waits   map[*waiter]struct{}
-	events  chan storewire.Event                 // non-nil once subscribed
+	events  *eventQueue                          // non-nil once subscribed
 	send    func(storewire.Type, uint32, []byte) // async replies
 	drop    func()                               // ends the connection
 	pending int                                  // blocked Gets in flight
@@ -378,7 +378,7 @@ func (s *state) disconnect(c *client) {
 	}
 	delete(s.subs, c)
 	if c.events != nil {
-		close(c.events) // publish no longer sees c: it left s.subs above
+		c.events.close() // publish no longer sees c: it left s.subs above
 	}
 	s.clients--
 }
