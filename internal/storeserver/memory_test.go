@@ -1,12 +1,16 @@
 package storeserver_test
 
 import (
+	"context"
 	"crypto/rand"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/plasmastream/plasmastream/internal/storeserver"
 	"github.com/plasmastream/plasmastream/internal/storewire"
+	"github.com/plasmastream/plasmastream/store"
 )
 
 // bigGet is a Get of the most ids a request may carry, none of them in
@@ -130,5 +134,39 @@ func TestIdleSubscribersHoldLittle(t *testing.T) {
 	}
 	if grown := int64(liveHeap()) - int64(before); grown > subscribers*64<<10 {
 		t.Fatalf("%d idle subscribers hold %d bytes of heap; want under 64 KiB each", subscribers, grown)
+	}
+}
+
+// A subscriber that stops reading is disconnected once its backlog is
+// full; the store serves on.
+func TestStalledSubscriberDropped(t *testing.T) {
+	sock := startStore(t, storeserver.Config{Capacity: 1 << 20, EventQueue: 16})
+	sub := dialRaw(t, sock)
+	sub.send(storewire.TypeSubscribe, 1, nil)
+	sub.must(storewire.TypeSubscribe | storewire.ReplyBit)
+	c := connect(t, sock)
+	ctx := context.Background()
+	// Enough events to fill the socket's buffer and then the queue.
+	for i := 0; i < 20000; i++ {
+		id := store.RandomObjectID()
+		if err := c.PutID(ctx, id, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.Delete(ctx, id)
+	}
+	for {
+		h, _, err := sub.read()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("stalled subscriber: %v; want it disconnected", err)
+			}
+			break
+		}
+		if storewire.Type(h.Type) != storewire.TypeEvent {
+			t.Fatalf("subscriber got %s", storewire.Type(h.Type))
+		}
+	}
+	if _, err := c.Stats(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
