@@ -226,11 +226,20 @@ func (c *Client) Contains(ctx context.Context, id ObjectID) (bool, error) {
 	return r.Codes[0] == 1, nil
 }
 
+// GetOption changes how Get treats the objects it returns.
+type GetOption func(*storewire.Get)
+
+// Internal marks a Get made on the store's behalf rather than for the
+// objects' own use (a stream server sending a copy, a verifier): it does
+// not count as a use, so the objects keep their place in the store's
+// least-recently-used eviction order.
+func Internal() GetOption { return func(m *storewire.Get) { m.Flags |= storewire.GetInternal } }
+
 // Get returns the sealed objects, waiting up to timeout for those not yet
 // sealed (negative: forever; zero: do not wait). The result has one entry
 // per id, nil for an object that did not become available. Each non-nil
 // entry holds a reference: Release it when done.
-func (c *Client) Get(ctx context.Context, ids []ObjectID, timeout time.Duration) ([]*Object, error) {
+func (c *Client) Get(ctx context.Context, ids []ObjectID, timeout time.Duration, opts ...GetOption) ([]*Object, error) {
 	if len(ids) > MaxGetIDs {
 		return nil, fmt.Errorf("get: %d ids exceed %d: %w", len(ids), MaxGetIDs, ErrTooLarge)
 	}
@@ -241,7 +250,11 @@ func (c *Client) Get(ctx context.Context, ids []ObjectID, timeout time.Duration)
 			ms = 1
 		}
 	}
-	f, err := c.m.call(ctx, storewire.TypeGet, idList(ms, ids).Append(nil), c.releaseLate(ids))
+	m := storewire.Get{IDList: idList(ms, ids)}
+	for _, o := range opts {
+		o(&m)
+	}
+	f, err := c.m.call(ctx, storewire.TypeGet, m.Append(nil), c.releaseLate(ids))
 	if err != nil {
 		return nil, err
 	}
@@ -287,8 +300,8 @@ func (c *Client) releaseLate(ids []ObjectID) func(frame) {
 }
 
 // GetOne is Get for one id; a missing object is ErrObjectNotFound.
-func (c *Client) GetOne(ctx context.Context, id ObjectID, timeout time.Duration) (*Object, error) {
-	objs, err := c.Get(ctx, []ObjectID{id}, timeout)
+func (c *Client) GetOne(ctx context.Context, id ObjectID, timeout time.Duration, opts ...GetOption) (*Object, error) {
+	objs, err := c.Get(ctx, []ObjectID{id}, timeout, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,10 @@ var (
 	ErrTooLarge        = errors.New("too large")
 	ErrProtocolVersion = errors.New("protocol version mismatch")
 	ErrClosed          = errors.New("store connection closed")
-	errInternal        = errors.New("internal store error")
+	// ErrBusy is a store-wide limit (connected clients, memory of blocked
+	// Gets) reached: retry later.
+	ErrBusy     = errors.New("store busy")
+	errInternal = errors.New("internal store error")
 )
 
 var codeErrors = map[storewire.Code]error{
@@ -34,6 +37,7 @@ var codeErrors = map[storewire.Code]error{
 	storewire.CodeTooLarge:        ErrTooLarge,
 	storewire.CodeVersion:         ErrProtocolVersion,
 	storewire.CodeInternal:        errInternal,
+	storewire.CodeBusy:            ErrBusy,
 }
 
 // Error is a request the store refused. Its message is the store's own

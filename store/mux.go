@@ -43,6 +43,10 @@ type mux struct {
 	done    chan struct{}
 }
 
+// keepBuffer is the largest request buffer a connection keeps between
+// requests.
+const keepBuffer = 64 << 10
+
 // clientSpin is how long a caller polls for its reply before parking; the
 // store answers most requests well within it (see package spinread).
 var clientSpin = 100 * time.Microsecond
@@ -144,6 +148,9 @@ func (m *mux) start(t storewire.Type, payload []byte) (*pend, error) {
 	m.wmu.Lock()
 	m.wbuf = storewire.AppendFrame(m.wbuf[:0], t, p.id, payload)
 	_, err := m.uc.Write(m.wbuf)
+	if cap(m.wbuf) > keepBuffer {
+		m.wbuf = nil // do not pin a large request's buffer (up to 64 MiB) for good
+	}
 	m.wmu.Unlock()
 	if err != nil {
 		m.fail(err)

@@ -23,8 +23,9 @@ func main() {
 }
 
 func command() *cobra.Command {
-	var memory, socket, dir, level string
+	var memory, socket, dir, level, waitMemory string
 	var huge bool
+	var maxClients int
 	cmd := &cobra.Command{
 		Use:   "plasma-store-server -m SIZE [-s SOCKET] [-d DIR]",
 		Short: "Plasma store: a local shared-memory object store",
@@ -52,7 +53,18 @@ start, so the store never fails later because shared memory ran out.`,
 			if huge && dir == "/dev/shm" {
 				dir = "" // hugepages without a hugetlbfs directory: a MFD_HUGETLB memfd
 			}
-			srv, err := storeserver.New(storeserver.Config{Socket: socket, Capacity: capacity, Dir: dir, HugePages: huge, Logger: log})
+			waitBytes, err := cliutil.ParseSize(waitMemory)
+			if err != nil {
+				return fmt.Errorf("--blocked-get-memory: %w", err)
+			}
+			if waitBytes == 0 {
+				return errors.New("--blocked-get-memory 0 would fail every Get that waits; give a size such as 64MiB")
+			}
+			if maxClients < 0 {
+				return fmt.Errorf("--max-clients %d: give a positive number, or 0 for the default", maxClients)
+			}
+			srv, err := storeserver.New(storeserver.Config{Socket: socket, Capacity: capacity, Dir: dir, HugePages: huge, Logger: log,
+				MaxClients: maxClients, WaitMemory: waitBytes})
 			if err != nil {
 				return err
 			}
@@ -67,6 +79,10 @@ start, so the store never fails later because shared memory ran out.`,
 	f.StringVarP(&dir, "directory", "d", "/dev/shm", `directory of the shared-memory file (tmpfs or hugetlbfs); "" for a memfd`)
 	f.BoolVar(&huge, "hugepages", false, "back the arena with 2 MiB huge pages (needs vm.nr_hugepages or a hugetlbfs -d)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	f.IntVar(&maxClients, "max-clients", 0, fmt.Sprintf(
+		"most clients connected at once; one more is told \"store busy\" and closed. 0: the open-file limit (RLIMIT_NOFILE) minus 32 and a sixteenth of it, kept for the arena and other descriptors (here %d)",
+		storeserver.DefaultMaxClients()))
+	f.StringVar(&waitMemory, "blocked-get-memory", "64MiB", "memory that blocked Gets may hold, all clients together; a Get beyond it fails with \"store busy\"")
 	f.BoolP("version", "V", false, "print the version and exit")
 	cmd.SetVersionTemplate("plasma-store-server {{.Version}}\n")
 	return cmd

@@ -43,6 +43,10 @@ func newConn(s *Server, uc *net.UnixConn) *conn {
 	return cn
 }
 
+// keepBuffer is the largest request or reply buffer a connection keeps
+// between messages; larger ones (up to 64 MiB) are dropped after use.
+const keepBuffer = 64 << 10
+
 // serverSpin is how long a connection polls for the client's next request
 // before parking (see package spinread for the measurements behind it).
 var serverSpin = 50 * time.Microsecond
@@ -76,14 +80,22 @@ func (cn *conn) serve() {
 		cn.wg.Wait()
 		log.Debug("client disconnected")
 	}()
+	// A client that connects and never says Hello must not hold a
+	// descriptor and a goroutine for good.
+	cn.uc.SetDeadline(time.Now().Add(cn.s.cfg.HandshakeTimeout))
 	if err := cn.handshake(); err != nil {
-		if errors.Is(err, io.EOF) {
+		var ne net.Error
+		switch {
+		case errors.Is(err, io.EOF):
 			log.Debug("connection closed before hello") // e.g. a liveness probe
-		} else {
+		case errors.As(err, &ne) && ne.Timeout():
+			log.Warn("dropping client: no Hello exchange within the handshake timeout", "timeout", cn.s.cfg.HandshakeTimeout)
+		default:
 			log.Warn("handshake failed", "err", err)
 		}
 		return
 	}
+	cn.uc.SetDeadline(time.Time{})
 	log.Debug("client connected")
 	var buf []byte
 	for {
@@ -92,9 +104,9 @@ func (cn *conn) serve() {
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				log.Warn("dropping client: unreadable frame", "err", err)
-				if h.Length > 0 {
-					// Tell the client why before hanging up: the stream
-					// cannot be resynchronised after a bad header.
+				if h.Flags != 0 || errors.Is(err, storewire.ErrFrameTooLarge) {
+					// A bad header: tell the client why before hanging
+					// up, as the stream cannot be resynchronised.
 					cn.reply(storewire.TypeError, h.ReqID, storewire.ErrorReply{
 						Code: storewire.CodeInvalidRequest, Message: err.Error()}.Append(nil))
 				}
@@ -102,6 +114,9 @@ func (cn *conn) serve() {
 			return
 		}
 		t, reply, err := cn.handle(h, p)
+		if cap(buf) > keepBuffer {
+			buf = nil // do not pin a large request's buffer while the client idles
+		}
 		if err != nil {
 			var oe *opError
 			if !errors.As(err, &oe) {
@@ -141,7 +156,7 @@ func (cn *conn) handshake() error {
 		return err
 	}
 	a := cn.s.arena
-	payload := storewire.HelloReply{Version: storewire.Version, ArenaSize: a.Size, Capacity: cn.s.cfg.Capacity}.Append(nil)
+	payload := storewire.HelloReply{Version: storewire.Version, ArenaSize: a.Size, Capacity: cn.s.Capacity()}.Append(nil)
 	frame := storewire.AppendFrame(nil, storewire.TypeHello|storewire.ReplyBit, h.ReqID, payload)
 	oob := syscall.UnixRights(int(a.File.Fd()))
 	n, oobn, err := cn.uc.WriteMsgUnix(frame, oob, nil)
@@ -160,8 +175,8 @@ func (cn *conn) reply(t storewire.Type, reqID uint32, payload []byte) error {
 	defer cn.wmu.Unlock()
 	cn.out = storewire.AppendFrame(cn.out[:0], t, reqID, payload)
 	_, err := cn.uc.Write(cn.out)
-	if cap(cn.out) > 1<<20 {
-		cn.out = nil // do not pin a large List reply's buffer forever
+	if cap(cn.out) > keepBuffer {
+		cn.out = nil // do not pin a large reply's buffer forever
 	}
 	return err
 }

@@ -73,7 +73,7 @@ func (s *state) hashLocked(o *object) {
 	}
 	done := make(chan struct{})
 	o.building = done
-	s.ref(s.hasher, o)
+	s.ref(s.hasher, o, false) // hashing is not a use: o keeps its LRU place
 	data := s.mem[o.off : o.off+o.dataSize]
 	s.mu.Unlock()
 

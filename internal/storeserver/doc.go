@@ -15,8 +15,14 @@
 //   - an object is visible to Get, Contains and List-as-sealed only once
 //     sealed; an unsealed object belongs to its creator alone;
 //   - obj.refs is the sum of the per-connection counts in conn.refs;
-//   - an object is on the LRU list iff it is sealed, has refs == 0 and is
+//   - an object is on the LRU tree iff it is sealed, has refs == 0 and is
 //     not pending deletion; only LRU objects are evicted or moved;
+//   - the LRU tree is ordered by the sequence number of each object's last
+//     use (its seal, or the last release after a reference that counts as
+//     a use); the hasher's references, Outboard and internal Gets never
+//     count, so reading an object on the store's behalf leaves its place;
+//   - the memory of blocked Gets (waitBytes) stays within the configured
+//     budget, and each holds about 55 bytes per missing id;
 //   - when a connection ends, its unsealed objects are freed and its
 //     references released, whatever the reason it ended.
 package storeserver

@@ -36,7 +36,7 @@ func roundUp(n uint64) uint64 { return (n + 63) &^ 63 }
 
 // evictOne removes the least recently used unreferenced sealed object.
 func (s *state) evictOne() uint64 {
-	o := s.lru.Front().Value.(*object)
+	o, _ := s.lru.Min()
 	s.n.evictions++
 	s.n.evictedBytes += o.allocSize
 	s.publish(storewire.EventEvicted, o)
@@ -63,9 +63,10 @@ func (s *state) evict(n uint64) uint64 {
 // so overlapping moves are safe. Caller holds s.mu.
 func (s *state) compact() {
 	movable := make([]*object, 0, s.lru.Len())
-	for e := s.lru.Front(); e != nil; e = e.Next() {
-		movable = append(movable, e.Value.(*object))
-	}
+	s.lru.Ascend(func(o *object) bool {
+		movable = append(movable, o)
+		return true
+	})
 	sort.Slice(movable, func(i, j int) bool { return movable[i].off < movable[j].off })
 	s.n.compactions++
 	for _, o := range movable {
@@ -94,9 +95,7 @@ func (s *state) publish(kind uint8, o *object) {
 	ev := storewire.Event{Kind: kind, ID: o.id, DataSize: o.dataSize, MetaSize: o.metaSize, TimeNs: s.now().UnixNano(),
 		HasDigest: o.hasDigest, Digest: o.digest}
 	for c := range s.subs {
-		select {
-		case c.events <- ev:
-		default:
+		if !c.events.push(ev) {
 			delete(s.subs, c)
 			go c.drop()
 		}
@@ -104,11 +103,11 @@ func (s *state) publish(kind uint8, o *object) {
 }
 
 // subscribe makes c a subscriber with a queue of n events.
-func (s *state) subscribe(c *client, n int) <-chan storewire.Event {
+func (s *state) subscribe(c *client, n int) *eventQueue {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.events == nil {
-		c.events = make(chan storewire.Event, n)
+		c.events = newEventQueue(n)
 	}
 	s.subs[c] = struct{}{}
 	return c.events

@@ -75,19 +75,22 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 			has = 1
 		}
 		return rt, storewire.Codes{Codes: []storewire.Code{has}}.Append(nil), nil
-	case storewire.TypeGet, storewire.TypeDelete, storewire.TypeRelease:
+	case storewire.TypeGet:
+		var m storewire.Get
+		if err := decode(&m, p); err != nil {
+			return 0, nil, err
+		}
+		reply, err := st.get(c, h.ReqID, &m)
+		return rt, reply, err
+	case storewire.TypeDelete, storewire.TypeRelease:
 		var m storewire.IDList
 		if err := decode(&m, p); err != nil {
 			return 0, nil, err
 		}
-		switch t {
-		case storewire.TypeDelete:
+		if t == storewire.TypeDelete {
 			return rt, storewire.Codes{Codes: st.del(m.IDs)}.Append(nil), nil
-		case storewire.TypeRelease:
-			return rt, storewire.Codes{Codes: st.release(c, m.IDs)}.Append(nil), nil
 		}
-		reply, err := st.get(c, h.ReqID, &m)
-		return rt, reply, err
+		return rt, storewire.Codes{Codes: st.release(c, m.IDs)}.Append(nil), nil
 	case storewire.TypeList:
 		return 0, nil, cn.list(h.ReqID)
 	case storewire.TypeEvict:
@@ -131,7 +134,7 @@ func (cn *conn) subscribe() {
 	cn.wg.Add(1)
 	go func() {
 		defer cn.wg.Done()
-		for ev := range events {
+		for ev, ok := events.pop(); ok; ev, ok = events.pop() {
 			if cn.reply(storewire.TypeEvent, 0, ev.Append(nil)) != nil {
 				cn.close()
 			}

@@ -48,6 +48,9 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-s", sock, "-m", "lots"}, `size "lots"`},
 		{[]string{"-s", sock, "-m", "1MiB", "-d", filepath.Join(dir, "missing")}, "create arena file"},
 		{[]string{"-s", sock, "-m", "1MiB", "--log-level", "chatty"}, "log level"},
+		{[]string{"-s", sock, "-m", "63"}, "holds nothing"},
+		{[]string{"-s", sock, "-m", "1MiB", "--max-clients", "-1"}, "--max-clients"},
+		{[]string{"-s", sock, "-m", "1MiB", "--blocked-get-memory", "0"}, "--blocked-get-memory"},
 		{[]string{"-s", filepath.Join(dir, "nodir", "s"), "-m", "1MiB"}, "listen on"},
 	}
 	for _, tc := range cases {
@@ -66,7 +69,7 @@ func TestVersionAndHelp(t *testing.T) {
 		t.Fatalf("-V: %q %v", out, err)
 	}
 	out, err = exec.Command(storeBin(t), "-h").Output()
-	for _, flag := range []string{"--memory", "--socket", "--directory", "--hugepages", "--log-level", "--version"} {
+	for _, flag := range []string{"--memory", "--socket", "--directory", "--hugepages", "--log-level", "--version", "--max-clients", "--blocked-get-memory", "RLIMIT_NOFILE"} {
 		if err != nil || !strings.Contains(string(out), flag) {
 			t.Errorf("-h does not document %s", flag)
 		}
@@ -74,7 +77,7 @@ func TestVersionAndHelp(t *testing.T) {
 }
 
 func TestMemorySizes(t *testing.T) {
-	for size, want := range map[string]uint64{"3MiB": 3 << 20, "2000000": 2000000, "1M": 1000000} {
+	for size, want := range map[string]uint64{"3MiB": 3 << 20, "2000000": 2000000, "1M": 1000000, "10000": 9984} { // 10000 is 9984 in 64-byte blocks
 		sock, _ := testutil.StartStoreProcess(t, size)
 		c, err := store.Connect(context.Background(), sock)
 		if err != nil {

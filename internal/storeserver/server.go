@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/plasmastream/plasmastream/internal/alloc"
 	"github.com/plasmastream/plasmastream/internal/arena"
 )
 
@@ -24,6 +29,47 @@ type Config struct {
 	// EventQueue is the number of events buffered per subscriber before a
 	// subscriber that does not keep up is disconnected.
 	EventQueue int
+	// MaxClients bounds the connected clients; one more is answered
+	// "store busy" and closed. 0: DefaultMaxClients().
+	MaxClients int
+	// HandshakeTimeout is how long a new connection has to complete the
+	// Hello exchange before it is dropped. 0: 5 s.
+	HandshakeTimeout time.Duration
+	// WaitMemory bounds the memory that blocked Gets hold, store-wide; a
+	// Get that would exceed it fails with CodeBusy. 0: 64 MiB.
+	WaitMemory uint64
+}
+
+// setDefaults fills every zero field with its default.
+func (cfg *Config) setDefaults() {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.EventQueue <= 0 {
+		cfg.EventQueue = 1 << 16
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = DefaultMaxClients()
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 5 * time.Second
+	}
+	if cfg.WaitMemory == 0 {
+		cfg.WaitMemory = 64 << 20
+	}
+}
+
+// DefaultMaxClients is the client limit derived from this process's limit
+// of open files (RLIMIT_NOFILE, soft; the Go runtime raises it to the hard
+// limit at start): each client costs the store one descriptor, and 32 plus
+// a sixteenth of the limit are left for the arena, the listener, logs and
+// the runtime.
+func DefaultMaxClients() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > math.MaxInt32 {
+		return 1 << 20
+	}
+	return max(1, int(rl.Cur)-32-int(rl.Cur/16))
 }
 
 // Server is a running store: its arena, its socket and its clients.
@@ -37,6 +83,10 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 	wg    sync.WaitGroup
+
+	refusing   chan struct{} // bounds the goroutines answering "store busy"
+	acceptLog  sometimes
+	refusalLog sometimes
 }
 
 // ErrStoreRunning is returned by New when a live store already serves on
@@ -46,11 +96,9 @@ var ErrStoreRunning = errors.New("a store is already serving on this socket")
 // New reserves the arena and binds the socket. The store serves nothing
 // until Serve is called.
 func New(cfg Config) (*Server, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.EventQueue <= 0 {
-		cfg.EventQueue = 1 << 16
+	cfg.setDefaults()
+	if cfg.Capacity < alloc.Align {
+		return nil, fmt.Errorf("a store of %d bytes holds nothing: objects are placed in %d-byte blocks; give -m at least %d", cfg.Capacity, alloc.Align, alloc.Align)
 	}
 	ln, err := listen(cfg.Socket)
 	if err != nil {
@@ -63,8 +111,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	return &Server{
 		cfg: cfg, log: cfg.Logger, arena: a, ln: ln,
-		st:    newState(a.Mem, cfg.Capacity),
-		conns: map[*conn]struct{}{},
+		st:       newState(a.Mem, cfg.Capacity, cfg.WaitMemory),
+		conns:    map[*conn]struct{}{},
+		refusing: make(chan struct{}, 8),
 	}, nil
 }
 
@@ -98,27 +147,47 @@ func listen(path string) (*net.UnixListener, error) {
 // Addr is the socket path.
 func (s *Server) Addr() string { return s.cfg.Socket }
 
-// Capacity is the number of bytes available for objects.
-func (s *Server) Capacity() uint64 { return s.cfg.Capacity }
+// Capacity is the number of bytes available for objects: the configured
+// capacity rounded down to the allocator's 64-byte blocks.
+func (s *Server) Capacity() uint64 { return s.st.alloc.Capacity() }
 
 // Serve accepts clients until ctx is done, then closes every connection,
-// removes the socket and releases the arena.
+// removes the socket and releases the arena. A failing accept (out of
+// file descriptors, say) never stops it: it backs off and tries again.
 func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
 	dctx, stopDigests := context.WithCancel(ctx)
 	digesting := make(chan struct{})
 	go func() { s.st.digestLoop(dctx); close(digesting) }()
-	s.log.Info("store serving", "socket", s.cfg.Socket, "capacity", s.cfg.Capacity, "arena_bytes", s.arena.Size)
-	var err error
+	s.log.Info("store serving", "socket", s.cfg.Socket, "capacity", s.Capacity(), "arena_bytes", s.arena.Size,
+		"max_clients", s.cfg.MaxClients)
+	var delay time.Duration
 	for {
-		var uc *net.UnixConn
-		uc, err = s.ln.AcceptUnix()
+		uc, err := s.ln.AcceptUnix()
 		if err != nil {
-			break
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				break
+			}
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			s.acceptLog.do(func(suppressed int) {
+				s.log.Warn("accept failed; retrying (clients keep being served)", "err", err, "retry_in", delay,
+					"similar_errors_not_logged", suppressed)
+			})
+			select {
+			case <-ctx.Done():
+			case <-time.After(delay):
+			}
+			continue
+		}
+		delay = 0
+		s.mu.Lock()
+		if n := len(s.conns); n >= s.cfg.MaxClients {
+			s.mu.Unlock()
+			s.refuse(uc, n)
+			continue
 		}
 		c := newConn(s, uc)
-		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
 		s.wg.Add(1)
@@ -143,5 +212,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return fmt.Errorf("accept on %s: %w", s.cfg.Socket, err)
+	return fmt.Errorf("socket %s closed while serving", s.cfg.Socket)
 }
+
+// The accept retry delay doubles from minAcceptDelay up to maxAcceptDelay
+// while accept keeps failing.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)

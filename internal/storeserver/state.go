@@ -1,11 +1,12 @@
 package storeserver
 
 import (
-	"container/list"
 	"encoding/hex"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/google/btree"
 
 	"github.com/plasmastream/plasmastream/internal/alloc"
 	"github.com/plasmastream/plasmastream/internal/storewire"
@@ -25,12 +26,17 @@ type object struct {
 	creator       *client // nil once sealed
 	refs          int
 	deletePending bool
-	lru           *list.Element // non-nil iff on the LRU list
+	onLRU         bool   // on the LRU tree
+	useSeq        uint64 // LRU position: the store's use count at the last use
+	// touched is set when a client that counts as a user (not the
+	// hasher, not an internal Get) references the object; the last
+	// release then moves it to the most recently used end.
+	touched bool
 
 	created     time.Time
 	constructNs int64 // create to seal; -1 while unsealed
 	creatorPID  uint32
-	lastUse     time.Time
+	lastUse     time.Time // seal or the last release of a use
 	hasDigest   bool
 	digest      [storewire.DigestSize]byte
 	outboard    []byte        // bao outboard, 16 KiB groups (nil for one group, or not built yet)
@@ -43,7 +49,7 @@ type client struct {
 	refs    map[id]int     // references this client holds
 	created map[id]*object // its unsealed objects
 	waits   map[*waiter]struct{}
-	events  chan storewire.Event                 // non-nil once subscribed
+	events  *eventQueue                          // non-nil once subscribed
 	send    func(storewire.Type, uint32, []byte) // async replies
 	drop    func()                               // ends the connection
 	pending int                                  // blocked Gets in flight
@@ -78,13 +84,16 @@ type state struct {
 	mem     []byte // the store's mapping of the arena
 	alloc   *alloc.Allocator
 	objects map[id]*object
-	lru     *list.List // of *object, least recently used at the front
-	waiters map[id]map[*waiter]struct{}
-	subs    map[*client]struct{}
-	clients int
-	pinned  uint64 // bytes of objects that are unsealed or referenced
-	n       counters
-	now     func() time.Time
+	lru     *btree.BTreeG[*object] // by useSeq: least recently used first
+	uses    uint64                 // last useSeq given out
+	waiters waitIndex
+	// waitBytes is the memory held by blocked Gets, bounded by waitBudget.
+	waitBytes, waitBudget uint64
+	subs                  map[*client]struct{}
+	clients               int
+	pinned                uint64 // bytes of objects that are unsealed or referenced
+	n                     counters
+	now                   func() time.Time
 
 	// Objects sealed without a digest wait here for the digester, which
 	// hashes them in the background (package digest.go).
@@ -92,17 +101,18 @@ type state struct {
 	hasher  *client // holds the digester's references
 }
 
-func newState(mem []byte, capacity uint64) *state {
+func newState(mem []byte, capacity, waitBudget uint64) *state {
 	return &state{
-		mem:     mem,
-		alloc:   alloc.New(capacity),
-		objects: map[id]*object{},
-		lru:     list.New(),
-		waiters: map[id]map[*waiter]struct{}{},
-		subs:    map[*client]struct{}{},
-		now:     time.Now,
-		digestQ: make(chan digestJob, digestQueue),
-		hasher:  newClient(0),
+		mem:        mem,
+		alloc:      alloc.New(capacity),
+		objects:    map[id]*object{},
+		lru:        btree.NewG(32, func(a, b *object) bool { return a.useSeq < b.useSeq }),
+		waiters:    newWaitIndex(),
+		waitBudget: waitBudget,
+		subs:       map[*client]struct{}{},
+		now:        time.Now,
+		digestQ:    make(chan digestJob, digestQueue),
+		hasher:     newClient(0),
 	}
 }
 
@@ -126,7 +136,7 @@ func (s *state) create(c *client, m *storewire.Create) (storewire.Location, erro
 		return storewire.Location{}, err
 	}
 	c.created[o.id] = o
-	s.ref(c, o)
+	s.ref(c, o, true)
 	return storewire.Location{Offset: o.off, DataSize: o.dataSize, MetaSize: o.metaSize}, nil
 }
 
@@ -181,14 +191,14 @@ func (s *state) sealLocked(o *object) {
 	now := s.now()
 	o.sealed = true
 	o.constructNs = now.Sub(o.created).Nanoseconds()
-	o.lastUse = now
+	s.used(o, now)
 	if o.creator != nil {
 		delete(o.creator.created, o.id)
 		o.creator = nil
 	}
 	if o.refs == 0 {
 		s.pinned -= o.allocSize
-		o.lru = s.lru.PushBack(o)
+		s.lruInsert(o)
 	}
 	s.publish(storewire.EventSealed, o)
 	s.wake(o)
@@ -247,25 +257,22 @@ func (s *state) abortLocked(c *client, o *object) {
 
 // remove drops an unreferenced object from the table and frees its memory.
 func (s *state) remove(o *object) {
-	if o.lru != nil {
-		s.lru.Remove(o.lru)
-		o.lru = nil
-	}
+	s.lruRemove(o)
 	delete(s.objects, o.id)
 	if err := s.alloc.Free(o.off); err != nil {
 		panic(fmt.Sprintf("storeserver: free of object %s at %d: %v", hexID(o.id), o.off, err))
 	}
 }
 
-// ref gives c one more reference to o.
-func (s *state) ref(c *client, o *object) {
+// ref gives c one more reference to o. use says whether it counts as a
+// use of o: internal reads (hashing, an internal Get serving a copy) do
+// not, so o returns to its old LRU position when they release it.
+func (s *state) ref(c *client, o *object, use bool) {
 	if o.refs == 0 && o.sealed {
 		s.pinned += o.allocSize
 	}
-	if o.lru != nil {
-		s.lru.Remove(o.lru)
-		o.lru = nil
-	}
+	s.lruRemove(o)
+	o.touched = o.touched || use
 	o.refs++
 	c.refs[o.id]++
 }
@@ -300,8 +307,28 @@ func (s *state) releaseLocked(c *client, o *object, n int) {
 		s.remove(o)
 		return
 	}
-	o.lastUse = s.now()
-	o.lru = s.lru.PushBack(o)
+	if o.touched {
+		s.used(o, s.now())
+	}
+	s.lruInsert(o)
+}
+
+// used makes o the most recently used object. It is not on the LRU tree.
+func (s *state) used(o *object, now time.Time) {
+	s.uses++
+	o.useSeq, o.lastUse, o.touched = s.uses, now, false
+}
+
+func (s *state) lruInsert(o *object) {
+	s.lru.ReplaceOrInsert(o)
+	o.onLRU = true
+}
+
+func (s *state) lruRemove(o *object) {
+	if o.onLRU {
+		s.lru.Delete(o)
+		o.onLRU = false
+	}
 }
 
 // contains reports whether oid is sealed and not pending deletion.
@@ -351,7 +378,7 @@ func (s *state) disconnect(c *client) {
 	}
 	delete(s.subs, c)
 	if c.events != nil {
-		close(c.events) // publish no longer sees c: it left s.subs above
+		c.events.close() // publish no longer sees c: it left s.subs above
 	}
 	s.clients--
 }

@@ -23,7 +23,7 @@ func samples() map[Type]message {
 		TypeSeal:                Seal{ID: id, HasDigest: true, Digest: [32]byte{9}},
 		TypeAbort:               ObjectRef{ID: id},
 		TypeRelease:             IDList{IDs: []ID{id}},
-		TypeGet:                 IDList{TimeoutMs: -1, IDs: []ID{id, {}}},
+		TypeGet:                 Get{IDList: IDList{TimeoutMs: -1, IDs: []ID{id, {}}}},
 		TypeGet | ReplyBit:      GetReply{Objects: []GetResult{{Found: true, Location: Location{Offset: 128, DataSize: 3, MetaSize: 1}, HasDigest: true, Digest: [32]byte{1}}, {}}},
 		TypeDelete | ReplyBit:   Codes{Codes: []Code{CodeOK, CodeDeleteDeferred}},
 		TypeEvict:               Number{N: 12345},
@@ -57,7 +57,9 @@ func decoderFor(t Type) interface{ Decode([]byte) error } {
 		return &SetOutboard{}
 	case TypeAbort, TypeContains, TypeOutboard:
 		return &ObjectRef{}
-	case TypeGet, TypeDelete, TypeRelease:
+	case TypeGet:
+		return &Get{}
+	case TypeDelete, TypeRelease:
 		return &IDList{}
 	case TypeGet | ReplyBit:
 		return &GetReply{}
@@ -137,6 +139,9 @@ func FuzzDecode(f *testing.F) {
 	for typ, m := range samples() {
 		f.Add(uint16(typ), m.Append(nil))
 	}
+	for _, p := range getFlagCases() {
+		f.Add(uint16(TypeGet), p.payload)
+	}
 	f.Fuzz(func(t *testing.T, typ uint16, p []byte) {
 		_, _, _, _ = ReadFrame(bytes.NewReader(p), nil, MaxRequestPayload)
 		d := decoderFor(Type(typ))
@@ -155,4 +160,52 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%s: encoding not stable:\n%x\n%x", Type(typ), re, re2)
 		}
 	})
+}
+
+type getFlagCase struct {
+	name    string
+	payload []byte
+	ok      bool
+	flags   uint32
+}
+
+// getFlagCases are Gets with and without the optional flags.
+func getFlagCases() []getFlagCase {
+	id := ID{1, 2, 3}
+	head := IDList{TimeoutMs: 5, IDs: []ID{id}}.Append(nil)
+	withFlags := func(b ...byte) []byte { return append(bytes.Clone(head), b...) }
+	return []getFlagCase{
+		{"no flags", head, true, 0},
+		{"internal", withFlags(1, 0, 0, 0), true, GetInternal},
+		{"zero flags spelled out", withFlags(0, 0, 0, 0), false, 0},
+		{"unknown flag", withFlags(2, 0, 0, 0), false, 0},
+		{"short flags", withFlags(1, 0), false, 0},
+		{"flags then garbage", withFlags(1, 0, 0, 0, 9), false, 0},
+		{"no ids, internal", append(IDList{TimeoutMs: -1}.Append(nil), 1, 0, 0, 0), true, GetInternal},
+	}
+}
+
+func TestGetFlags(t *testing.T) {
+	for _, tc := range getFlagCases() {
+		var m Get
+		err := m.Decode(tc.payload)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: decode error %v, want ok=%v", tc.name, err, tc.ok)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if m.Flags != tc.flags {
+			t.Errorf("%s: flags %#x, want %#x", tc.name, m.Flags, tc.flags)
+		}
+		if re := m.Append(nil); !bytes.Equal(re, tc.payload) {
+			t.Errorf("%s: re-encoded as %x, want %x", tc.name, re, tc.payload)
+		}
+	}
+	// Release and Delete take no flags.
+	var l IDList
+	if l.Decode(getFlagCases()[1].payload) == nil {
+		t.Error("an IDList with trailing flags was accepted")
+	}
 }

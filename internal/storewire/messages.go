@@ -1,6 +1,9 @@
 package storewire
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // Code is a result code carried by Error replies and per-object statuses.
 type Code uint16
@@ -19,6 +22,7 @@ const (
 	CodeInternal        Code = 10
 	CodeDeleteDeferred  Code = 11 // Delete status: in use, deleted at last release
 	CodeNotReferenced   Code = 12 // Release of an object this client does not hold
+	CodeBusy            Code = 13 // a store-wide limit (clients, blocked Gets' memory) is reached; retry later
 )
 
 // ID is an object id as it travels: 20 raw bytes.
@@ -184,9 +188,10 @@ func (m *Seal) Decode(p []byte) error {
 	return d.Done()
 }
 
-// IDList is a list of ids: Get (with its timeout), Release and Delete.
+// IDList is a list of ids: Release and Delete (with a timeout field that
+// they ignore), and the head of a Get.
 type IDList struct {
-	TimeoutMs int64 // Get only: -1 forever, 0 poll, N milliseconds
+	TimeoutMs int64 // Get only: negative forever, 0 poll, N milliseconds
 	IDs       []ID
 }
 
@@ -200,15 +205,74 @@ func (m IDList) Append(b []byte) []byte {
 	return e.B
 }
 
-func (m *IDList) Decode(p []byte) error {
-	d := NewDec(p)
+func (m *IDList) read(d *Dec) {
 	m.TimeoutMs = d.I64("timeout")
 	n := d.Count("id count", IDSize, MaxIDsPerRequest)
 	m.IDs = make([]ID, n)
 	for i := range m.IDs {
 		m.IDs[i] = d.ID("id")
 	}
+}
+
+func (m *IDList) Decode(p []byte) error {
+	d := NewDec(p)
+	m.read(d)
 	return d.Done()
+}
+
+// Get flags.
+const (
+	// GetInternal marks a Get made on the store's behalf (a stream server
+	// serving a copy, a verifier): it does not count as a use of the
+	// objects, so they keep their place in the eviction order.
+	GetInternal uint32 = 1 << 0
+
+	getKnownFlags = GetInternal
+)
+
+// Get is an IDList followed by optional flags: a u32 that is present only
+// when non-zero, so a Get without flags has the layout of IDList and
+// clients that predate flags need no change. Unknown flag bits are
+// rejected, so that a client never believes a store honours a flag it
+// does not know.
+type Get struct {
+	IDList
+	Flags uint32
+}
+
+func (m Get) Append(b []byte) []byte {
+	b = m.IDList.Append(b)
+	if m.Flags != 0 {
+		e := Enc{B: b}
+		e.U32(m.Flags)
+		b = e.B
+	}
+	return b
+}
+
+func (m *Get) Decode(p []byte) error {
+	m.Flags = 0
+	head := len(p)
+	if len(p) >= 12 {
+		if n := uint64(binary.LittleEndian.Uint32(p[8:12])); 12+IDSize*n < uint64(len(p)) {
+			head = int(12 + IDSize*n) // flags follow the ids
+		}
+	}
+	if err := m.IDList.Decode(p[:head]); err != nil || head == len(p) {
+		return err
+	}
+	d := NewDec(p[head:])
+	m.Flags = d.U32("get flags")
+	if err := d.Done(); err != nil {
+		return err
+	}
+	switch {
+	case m.Flags == 0:
+		return fmt.Errorf("%w: get flags present but zero (omit them)", ErrMalformed)
+	case m.Flags&^getKnownFlags != 0:
+		return fmt.Errorf("%w: unknown get flags %#x (this store knows %#x)", ErrMalformed, m.Flags&^getKnownFlags, getKnownFlags)
+	}
+	return nil
 }
 
 // GetReply has one entry per requested id, in request order.

@@ -55,7 +55,7 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 	for i, id := range ids {
 		oids[i] = id
 	}
-	objs, err := st.Get(ctx, oids, opt.GetTimeout)
+	objs, err := st.Get(ctx, oids, opt.GetTimeout, store.Internal()) // serving a copy is not a use
 	if err != nil {
 		msg := fmt.Sprintf("the store of the source could not be read: %v", err)
 		return errors.Join(err, c.Send(streamwire.TypeCopyBegin, streamwire.ErrorReply{Status: streamwire.StatusPeerStoreError, Message: msg}.Append(nil)))
@@ -260,7 +260,7 @@ func relayOrGet(ctx context.Context, c *Conn, st *store.Client, index uint32, id
 		defer opt.Inflight.leave(a)
 		return nil, true, sendArriving(ctx, c, index, id, a, opt)
 	}
-	objs, err := st.Get(ctx, []store.ObjectID{id}, 0)
+	objs, err := st.Get(ctx, []store.ObjectID{id}, 0, store.Internal())
 	if err != nil {
 		return nil, false, err
 	}

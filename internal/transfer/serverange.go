@@ -37,7 +37,7 @@ func ServeRange(ctx context.Context, c *Conn, st *store.Client, m *streamwire.Ra
 	if m.Offset%bao.GroupSize != 0 {
 		return fail(streamwire.StatusMalformed, "range of object %x: offset %d is not a multiple of the %d-byte group", m.ID[:], m.Offset, bao.GroupSize)
 	}
-	o, err := st.GetOne(ctx, m.ID, 0)
+	o, err := st.GetOne(ctx, m.ID, 0, store.Internal()) // serving a range is not a use
 	if err != nil && !errors.Is(err, store.ErrObjectNotFound) {
 		return fail(streamwire.StatusPeerStoreError, "range of object %x: the store of the source failed: %v", m.ID[:], err)
 	}

@@ -31,6 +31,7 @@ from .errors import (
     PlasmaStoreFull,
     ProtocolError,
     ProtocolVersion,
+    StoreBusy,
     StoreFull,
     TooLarge,
 )

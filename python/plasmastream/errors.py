@@ -24,6 +24,7 @@ __all__ = [
     "InternalError",
     "DeleteDeferred",
     "NotReferenced",
+    "StoreBusy",
     "ConnectionClosed",
     "ProtocolError",
     "PlasmaObjectExists",
@@ -130,6 +131,13 @@ class NotReferenced(PlasmaError):
     code = 12
 
 
+class StoreBusy(PlasmaError):
+    """Code 13: a store-wide limit is reached (connected clients, memory of
+    blocked gets); retry later."""
+
+    code = 13
+
+
 class ConnectionClosed(PlasmaError, ConnectionError):
     """The connection to the store is closed (disconnect() or the store went away)."""
 
@@ -158,6 +166,7 @@ ERROR_CLASSES: dict[int, type[PlasmaError]] = {
         InternalError,
         DeleteDeferred,
         NotReferenced,
+        StoreBusy,
     )
 }
 

@@ -22,6 +22,7 @@ CODES = {
     10: ps.InternalError,
     11: ps.DeleteDeferred,
     12: ps.NotReferenced,
+    13: ps.StoreBusy,
 }
 
 

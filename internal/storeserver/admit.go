@@ -1,0 +1,72 @@
+package storeserver
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/storewire"
+)
+
+// refuse answers a client beyond MaxClients with a "store busy" Error
+// reply to its Hello, then closes it. The answering goroutines are
+// bounded (s.refusing); beyond them a client is closed without a word,
+// so a flood of connections cannot make the store run out of goroutines
+// or descriptors.
+func (s *Server) refuse(uc *net.UnixConn, clients int) {
+	msg := fmt.Sprintf("store busy: %d clients connected, limit %d (plasma-store-server --max-clients); retry later", clients, s.cfg.MaxClients)
+	s.refusalLog.do(func(suppressed int) {
+		s.log.Warn("refusing a client: client limit reached", "clients", clients, "limit", s.cfg.MaxClients,
+			"similar_refusals_not_logged", suppressed)
+	})
+	select {
+	case s.refusing <- struct{}{}:
+	default:
+		uc.Close()
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.refusing }()
+		defer uc.Close()
+		// Read the Hello first: closing a socket with unread data could
+		// make the client's write fail before it reads the reply.
+		uc.SetDeadline(time.Now().Add(refuseTimeout))
+		h, _, _, err := storewire.ReadFrame(uc, nil, 64)
+		if err != nil {
+			return
+		}
+		uc.Write(storewire.AppendFrame(nil, storewire.TypeError, h.ReqID,
+			storewire.ErrorReply{Code: storewire.CodeBusy, Message: msg}.Append(nil)))
+	}()
+}
+
+// refuseTimeout bounds the time spent telling a refused client why.
+const refuseTimeout = time.Second
+
+// sometimes runs a logging function at most once per interval and counts
+// the calls it skipped, so a condition that repeats thousands of times a
+// second (accept failing, clients refused) costs one log line a while.
+type sometimes struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+const logInterval = 10 * time.Second
+
+func (l *sometimes) do(f func(suppressed int)) {
+	l.mu.Lock()
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < logInterval {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	l.mu.Unlock()
+	f(n)
+}

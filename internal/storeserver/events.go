@@ -1,0 +1,85 @@
+package storeserver
+
+import (
+	"sync"
+
+	"github.com/plasmastream/plasmastream/internal/storewire"
+)
+
+// eventQueue is a subscriber's backlog of events. It grows with the
+// backlog, up to limit, rather than reserving room for limit events up
+// front: a channel of 65,536 events is 5 MiB for every subscriber, idle
+// or not.
+type eventQueue struct {
+	mu     sync.Mutex
+	q      []storewire.Event // q[head:] is the backlog
+	head   int
+	limit  int
+	closed bool
+	ready  chan struct{} // capacity 1: the backlog grew or the queue closed
+}
+
+func newEventQueue(limit int) *eventQueue {
+	return &eventQueue{limit: limit, ready: make(chan struct{}, 1)}
+}
+
+// push queues ev; it reports false when the backlog is full.
+func (e *eventQueue) push(ev storewire.Event) bool {
+	e.mu.Lock()
+	if len(e.q)-e.head >= e.limit {
+		e.mu.Unlock()
+		return false
+	}
+	if e.head > 0 && len(e.q) == cap(e.q) {
+		// Reuse the room of the events already sent before growing.
+		n := copy(e.q, e.q[e.head:])
+		e.q, e.head = e.q[:n], 0
+	}
+	e.q = append(e.q, ev)
+	e.mu.Unlock()
+	e.signal()
+	return true
+}
+
+func (e *eventQueue) signal() {
+	select {
+	case e.ready <- struct{}{}:
+	default:
+	}
+}
+
+// close ends the queue: pop returns what is queued, then false.
+func (e *eventQueue) close() {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	e.signal()
+}
+
+// pop waits for the next event.
+func (e *eventQueue) pop() (storewire.Event, bool) {
+	for {
+		e.mu.Lock()
+		if e.head < len(e.q) {
+			ev := e.q[e.head]
+			if e.head++; e.head == len(e.q) {
+				e.head = 0
+				e.q = e.q[:0]
+				if cap(e.q) > keepEvents {
+					e.q = nil // a drained burst does not keep its memory
+				}
+			}
+			e.mu.Unlock()
+			return ev, true
+		}
+		closed := e.closed
+		e.mu.Unlock()
+		if closed {
+			return storewire.Event{}, false
+		}
+		<-e.ready
+	}
+}
+
+// keepEvents is the most event slots a drained queue keeps.
+const keepEvents = 256
