@@ -123,7 +123,7 @@ type Directory struct {
 	removedGroups map[string]struct{} // group keys to delete
 	pending       *batch              // waiters for the next flush
 	degraded      bool                // registration lost or a write failed: a resync is due
-	downErr       error               // why degraded
+	downErr       *UnavailableError   // why degraded
 	overflow      bool                // more than maxDirty changes waited: a resync is due
 	closed        bool
 	lease         clientv3.LeaseID                        // the lease in use
@@ -356,7 +356,7 @@ func (d *Directory) apply(change func(), wait bool) (*batch, error) {
 	if d.degraded || !wait {
 		var err error
 		if d.degraded && wait {
-			err = &UnavailableError{Endpoints: d.cli.Endpoints(), Timeout: d.opTimeout, Err: d.downErr}
+			err = d.downErr
 		}
 		d.mu.Unlock()
 		d.poke()
@@ -755,7 +755,11 @@ func (d *Directory) overflowed() bool {
 	return d.overflow
 }
 
-func (d *Directory) setDegraded(err error) {
+func (d *Directory) setDegraded(cause error) {
+	err, ok := cause.(*UnavailableError)
+	if !ok {
+		err = d.unavailable(cause)
+	}
 	d.mu.Lock()
 	d.degraded, d.downErr = true, err
 	d.failPending(err)
@@ -797,7 +801,7 @@ func (d *Directory) flush() error {
 
 	err := d.commit(d.ctx, ops)
 	if err != nil {
-		err = &UnavailableError{Endpoints: d.cli.Endpoints(), Timeout: d.opTimeout, Err: err}
+		err = d.unavailable(err)
 		d.setDegraded(err)
 	}
 	if b != nil {

@@ -50,5 +50,9 @@ func (d *Directory) failed(parent context.Context, what string, err error) error
 	if perr := parent.Err(); perr != nil {
 		return fmt.Errorf("cluster: %s: %w", what, perr)
 	}
+	return d.unavailable(err)
+}
+
+func (d *Directory) unavailable(err error) *UnavailableError {
 	return &UnavailableError{Endpoints: d.cli.Endpoints(), Timeout: d.opTimeout, Err: err}
 }

@@ -262,20 +262,13 @@ func (s *Server) fetch(ctx context.Context, ids []streamwire.ID) streamwire.Peer
 		Objects: make([]streamwire.ObjectResult, len(ids))}
 	sem := make(chan struct{}, s.cfg.SyncConcurrency)
 	var wg sync.WaitGroup
-	var down atomic.Pointer[string] // the directory failed: the objects not yet looked up fail alike, at once
+	var down atomic.Pointer[error] // etcd did not answer: the objects not yet looked up fail alike, at once
 	for i, id := range ids {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if msg := down.Load(); msg != nil {
-				r.Objects[i] = streamwire.ObjectResult{ID: id, Status: streamwire.StatusClusterUnavailable, Message: *msg}
-				return
-			}
-			r.Objects[i] = s.fetchOne(ctx, id)
-			if o := r.Objects[i]; o.Status == streamwire.StatusClusterUnavailable {
-				down.CompareAndSwap(nil, &o.Message)
-			}
+			r.Objects[i] = s.fetchOne(ctx, id, &down)
 		}()
 	}
 	wg.Wait()
@@ -289,11 +282,20 @@ func (s *Server) fetch(ctx context.Context, ids []streamwire.ID) streamwire.Peer
 	return r
 }
 
-func (s *Server) fetchOne(ctx context.Context, id streamwire.ID) streamwire.ObjectResult {
+// fetchOne fetches one object of a FETCH; down is the directory's
+// unavailability, once one of the request's objects met it.
+func (s *Server) fetchOne(ctx context.Context, id streamwire.ID, down *atomic.Pointer[error]) streamwire.ObjectResult {
 	if ok, err := s.st.Contains(ctx, id); err == nil && ok {
 		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusAlreadyPresent}
 	}
-	holders, err := s.cluster.dir.Holders(ctx, id)
+	var holders []cluster.Location
+	var err error
+	if e := down.Load(); e != nil {
+		err = *e
+	} else if holders, err = s.cluster.dir.Holders(ctx, id); errors.Is(err, cluster.ErrUnavailable) {
+		first := err
+		down.CompareAndSwap(nil, &first)
+	}
 	if err != nil {
 		st, msg := s.directoryError(err)
 		return streamwire.ObjectResult{ID: id, Status: st, Message: fmt.Sprintf("object %x: %s", id[:], msg)}
