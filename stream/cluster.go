@@ -11,8 +11,14 @@ import (
 	"github.com/plasmastream/plasmastream/internal/transfer"
 )
 
-// StatusNotClustered answers a cluster request to a standalone server.
-const StatusNotClustered = streamwire.StatusNotClustered
+const (
+	// StatusNotClustered answers a cluster request to a standalone server.
+	StatusNotClustered = streamwire.StatusNotClustered
+	// StatusClusterUnavailable answers a request that needs the cluster
+	// directory while etcd does not answer (within the server's
+	// --etcd-timeout); requests on local objects still work.
+	StatusClusterUnavailable = streamwire.StatusClusterUnavailable
+)
 
 // Node is a member of the cluster, as registered in its directory.
 type Node struct {

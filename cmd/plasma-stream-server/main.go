@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/plasmastream/plasmastream/internal/cliutil"
+	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/streamserver"
 )
 
@@ -90,6 +91,7 @@ machine (plasma-store-server); otherwise the stream server fails to start.`,
 	f.StringVar(&cfg.Cluster.Advertise, "advertise", "", "HOST:PORT peers dial to reach this server (default: --bind or the node name, and --port)")
 	f.StringArrayVar(&cfg.Cluster.Groups, "group", nil, "a group this node belongs to (repeatable)")
 	f.DurationVar(&cfg.Cluster.LeaseTTL, "lease-ttl", 10*time.Second, "lifetime of this node's registration without keep-alives: a dead node vanishes from the directory within it")
+	f.DurationVar(&cfg.Cluster.EtcdTimeout, "etcd-timeout", cluster.DefaultOpTimeout, "how long a cluster request waits for etcd before it fails with \"cluster directory unavailable\" (requests on local objects never wait for etcd)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&configFile, "config", "", "TOML file with the same options (keys are the long flag names); flags win")
 	f.BoolP("version", "V", false, "Prints version information")

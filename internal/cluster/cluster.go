@@ -17,6 +17,11 @@
 // error but are kept, and a background goroutine writes everything again
 // under a new lease when etcd is back (after an etcd restart that lost the
 // lease, a long partition, or any failed write).
+//
+// Nothing a caller waits for waits on etcd longer than Config.OpTimeout
+// (default 3 s): reads and the writes of changes that fail so return an
+// UnavailableError. The store mirror uses QueueLocation and QueueRemoval,
+// which never wait on etcd at all.
 package cluster
 
 import (
@@ -47,12 +52,20 @@ const (
 // maxTxnOps is etcd's default --max-txn-ops; batches stay within it.
 const maxTxnOps = 128
 
+// maxDirty bounds the location changes waiting for a flush. Beyond it they
+// are dropped and the directory rewrites its whole state under a new lease
+// instead (a resync writes every location; revoking the old lease deletes
+// the rest), so the memory they take does not grow with an etcd outage.
+const maxDirty = 1 << 16
+
 var (
 	// ErrClosed is returned by the methods of a closed Directory.
 	ErrClosed = errors.New("cluster: directory closed")
-	// ErrUnavailable wraps failed writes: etcd could not be reached (or the
-	// registration was lost). The change is kept in memory and written when
-	// the directory re-registers, without the caller doing anything.
+	// ErrUnavailable is matched by the errors of operations etcd did not
+	// answer in time (an *UnavailableError), or of changes made while the
+	// registration is lost. A change that failed so is kept in memory and
+	// written when the directory re-registers, without the caller doing
+	// anything.
 	ErrUnavailable = errors.New("cluster: directory unavailable; the change is kept and will be written when etcd is reachable")
 	// ErrNameTaken: another live process registered the same node name.
 	ErrNameTaken = errors.New("cluster: node name registered by another process")
@@ -81,16 +94,20 @@ type Config struct {
 	Prefix   string           // key prefix, default DefaultPrefix
 	Self     Node             // this node; Name is required, Started defaults to now
 	LeaseTTL time.Duration    // default DefaultLeaseTTL, rounded up to whole seconds
-	Logger   *slog.Logger     // nil: no logs
+	// OpTimeout bounds each operation a caller waits for: default
+	// DefaultOpTimeout.
+	OpTimeout time.Duration
+	Logger    *slog.Logger // nil: no logs
 }
 
 // Directory is this node's registration and view of the cluster directory.
 // Its methods are safe for concurrent use.
 type Directory struct {
-	cli    *clientv3.Client
-	prefix string
-	ttl    time.Duration
-	log    *slog.Logger
+	cli       *clientv3.Client
+	prefix    string
+	ttl       time.Duration
+	opTimeout time.Duration
+	log       *slog.Logger
 
 	ctx    context.Context // of the background goroutine; cancelled by Close
 	cancel context.CancelFunc
@@ -106,6 +123,8 @@ type Directory struct {
 	removedGroups map[string]struct{} // group keys to delete
 	pending       *batch              // waiters for the next flush
 	degraded      bool                // registration lost or a write failed: a resync is due
+	downErr       *UnavailableError   // why degraded
+	overflow      bool                // more than maxDirty changes waited: a resync is due
 	closed        bool
 	lease         clientv3.LeaseID                        // the lease in use
 	owned         map[clientv3.LeaseID]context.CancelFunc // leases granted and not yet known revoked, with their keep-alive's cancel
@@ -160,6 +179,10 @@ func Open(ctx context.Context, cfg Config) (*Directory, error) {
 	if ttl < time.Second {
 		ttl = time.Second
 	}
+	opTimeout := cfg.OpTimeout
+	if opTimeout <= 0 {
+		opTimeout = DefaultOpTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -168,6 +191,7 @@ func Open(ctx context.Context, cfg Config) (*Directory, error) {
 		cli:           cfg.Client,
 		prefix:        prefix,
 		ttl:           ttl,
+		opTimeout:     opTimeout,
 		log:           log.With("node", self.Name),
 		wake:          make(chan struct{}, 1),
 		stop:          make(chan struct{}),
@@ -202,10 +226,11 @@ func (d *Directory) Self() Node {
 }
 
 // AddLocation records that this node holds object id (size bytes, BLAKE3
-// root digest when known). It returns once etcd has it, or an error
-// (ErrUnavailable-wrapped when etcd cannot be reached: the location is kept
-// and written on recovery; ctx's error when ctx ends first, and the write
-// still happens).
+// root digest when known). It returns once etcd has it, or an error: an
+// *UnavailableError (matching ErrUnavailable) when etcd has not answered
+// within the operation timeout or the registration is lost, and the
+// location is kept and written on recovery; ctx's error when ctx ends
+// first, and the write still happens.
 func (d *Directory) AddLocation(ctx context.Context, id [20]byte, size uint64, digest *[32]byte) error {
 	l := loc{size: size}
 	if digest != nil {
@@ -213,7 +238,7 @@ func (d *Directory) AddLocation(ctx context.Context, id [20]byte, size uint64, d
 	}
 	return d.mutate(ctx, func() {
 		d.objects[id] = l
-		d.dirtyObjs[id] = struct{}{}
+		d.markDirty(id)
 	})
 }
 
@@ -222,7 +247,7 @@ func (d *Directory) AddLocation(ctx context.Context, id [20]byte, size uint64, d
 func (d *Directory) RemoveLocation(ctx context.Context, id [20]byte) error {
 	return d.mutate(ctx, func() {
 		delete(d.objects, id)
-		d.dirtyObjs[id] = struct{}{}
+		d.markDirty(id)
 	})
 }
 
@@ -263,19 +288,79 @@ func (d *Directory) LocalLocations() int {
 	return len(d.objects)
 }
 
+// QueueLocation records, as AddLocation, that this node holds object id,
+// without waiting for etcd: the background goroutine writes it (at once,
+// or when etcd answers again). It fails only when the directory is closed.
+func (d *Directory) QueueLocation(id [20]byte, size uint64, digest *[32]byte) error {
+	l := loc{size: size}
+	if digest != nil {
+		l.digest, l.hasDigest = *digest, true
+	}
+	_, err := d.apply(func() {
+		d.objects[id] = l
+		d.markDirty(id)
+	}, false)
+	return err
+}
+
+// QueueRemoval records, as RemoveLocation, that this node no longer holds
+// object id, without waiting for etcd.
+func (d *Directory) QueueRemoval(id [20]byte) error {
+	_, err := d.apply(func() {
+		delete(d.objects, id)
+		d.markDirty(id)
+	}, false)
+	return err
+}
+
+// markDirty queues the write of id's location, within maxDirty. d.mu held.
+func (d *Directory) markDirty(id [20]byte) {
+	if d.overflow {
+		return // the resync due writes it
+	}
+	if len(d.dirtyObjs) >= maxDirty {
+		clear(d.dirtyObjs)
+		d.overflow = true
+		return
+	}
+	d.dirtyObjs[id] = struct{}{}
+}
+
 // mutate applies change to the in-memory state and waits for the flush that
-// writes it.
+// writes it, at most the operation timeout.
 func (d *Directory) mutate(ctx context.Context, change func()) error {
+	b, err := d.apply(change, true)
+	if b == nil {
+		return err
+	}
+	octx, cancel := d.opCtx(ctx)
+	defer cancel()
+	select {
+	case <-b.done:
+		return b.err // nil, ErrClosed or an *UnavailableError
+	case <-octx.Done():
+		return d.failed(ctx, "write", octx.Err())
+	}
+}
+
+// apply applies change to the in-memory state and has it flushed; with
+// wait, it returns the batch whose flush writes it (nil when none will:
+// the directory is closed, or degraded and the error says so).
+func (d *Directory) apply(change func(), wait bool) (*batch, error) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	change()
-	if d.degraded {
+	if d.degraded || !wait {
+		var err error
+		if d.degraded && wait {
+			err = d.downErr
+		}
 		d.mu.Unlock()
 		d.poke()
-		return ErrUnavailable
+		return nil, err
 	}
 	if d.pending == nil {
 		d.pending = &batch{done: make(chan struct{})}
@@ -283,12 +368,7 @@ func (d *Directory) mutate(ctx context.Context, change func()) error {
 	b := d.pending
 	d.mu.Unlock()
 	d.poke()
-	select {
-	case <-b.done:
-		return b.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return b, nil
 }
 
 func (d *Directory) poke() {
@@ -300,14 +380,18 @@ func (d *Directory) poke() {
 
 // Holders lists the registered nodes that hold object id, sorted by node
 // name, with their addresses. A location whose node is no longer registered
-// is never returned. The list may include this node.
-func (d *Directory) Holders(ctx context.Context, id [20]byte) ([]Location, error) {
+// is never returned. The list may include this node. Like every read, it
+// waits for etcd at most the operation timeout (then an *UnavailableError).
+func (d *Directory) Holders(parent context.Context, id [20]byte) ([]Location, error) {
 	if err := d.usable(); err != nil {
 		return nil, err
 	}
+	ctx, cancel := d.opCtx(parent)
+	defer cancel()
+	what := fmt.Sprintf("holders of %x", id)
 	resp, err := d.cli.Get(ctx, d.objectPrefix(id), clientv3.WithPrefix())
 	if err != nil {
-		return nil, fmt.Errorf("cluster: holders of %x: %w", id, err)
+		return nil, d.failed(parent, what, err)
 	}
 	type rec struct {
 		Size   uint64 `json:"size"`
@@ -327,7 +411,7 @@ func (d *Directory) Holders(ctx context.Context, id [20]byte) ([]Location, error
 	}
 	nodes, err := d.nodesNamed(ctx, names)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: holders of %x: %w", id, err)
+		return nil, d.failed(parent, what, err)
 	}
 	out := make([]Location, 0, len(nodes))
 	for _, n := range nodes {
@@ -338,13 +422,15 @@ func (d *Directory) Holders(ctx context.Context, id [20]byte) ([]Location, error
 }
 
 // Nodes lists the registered nodes, sorted by name.
-func (d *Directory) Nodes(ctx context.Context) ([]Node, error) {
+func (d *Directory) Nodes(parent context.Context) ([]Node, error) {
 	if err := d.usable(); err != nil {
 		return nil, err
 	}
+	ctx, cancel := d.opCtx(parent)
+	defer cancel()
 	resp, err := d.cli.Get(ctx, d.prefix+"nodes/", clientv3.WithPrefix())
 	if err != nil {
-		return nil, fmt.Errorf("cluster: nodes: %w", err)
+		return nil, d.failed(parent, "nodes", err)
 	}
 	out := make([]Node, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
@@ -360,17 +446,20 @@ func (d *Directory) Nodes(ctx context.Context) ([]Node, error) {
 }
 
 // GroupMembers lists the registered nodes in group, sorted by name.
-func (d *Directory) GroupMembers(ctx context.Context, group string) ([]Node, error) {
+func (d *Directory) GroupMembers(parent context.Context, group string) ([]Node, error) {
 	if err := d.usable(); err != nil {
 		return nil, err
 	}
 	if err := validName("group", group); err != nil {
 		return nil, err
 	}
+	ctx, cancel := d.opCtx(parent)
+	defer cancel()
+	what := fmt.Sprintf("members of group %q", group)
 	p := d.prefix + "groups/" + group + "/"
 	resp, err := d.cli.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
-		return nil, fmt.Errorf("cluster: members of group %q: %w", group, err)
+		return nil, d.failed(parent, what, err)
 	}
 	names := make([]string, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
@@ -380,7 +469,7 @@ func (d *Directory) GroupMembers(ctx context.Context, group string) ([]Node, err
 	}
 	nodes, err := d.nodesNamed(ctx, names)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: members of group %q: %w", group, err)
+		return nil, d.failed(parent, what, err)
 	}
 	return nodes, nil
 }
@@ -634,6 +723,12 @@ func (d *Directory) run(ka <-chan *clientv3.LeaseKeepAliveResponse) {
 			if needResync {
 				continue // the resync writes everything
 			}
+			if d.overflowed() {
+				d.log.Warn("more location changes waiting than a flush takes; rewriting everything", "limit", maxDirty)
+				needResync = true
+				d.setDegraded(ErrUnavailable)
+				continue
+			}
 			if err := d.flush(); err != nil {
 				if d.ctx.Err() != nil {
 					return
@@ -654,9 +749,19 @@ func (d *Directory) run(ka <-chan *clientv3.LeaseKeepAliveResponse) {
 	}
 }
 
-func (d *Directory) setDegraded(err error) {
+func (d *Directory) overflowed() bool {
 	d.mu.Lock()
-	d.degraded = true
+	defer d.mu.Unlock()
+	return d.overflow
+}
+
+func (d *Directory) setDegraded(cause error) {
+	err, ok := cause.(*UnavailableError)
+	if !ok {
+		err = d.unavailable(cause)
+	}
+	d.mu.Lock()
+	d.degraded, d.downErr = true, err
 	d.failPending(err)
 	d.mu.Unlock()
 }
@@ -696,7 +801,7 @@ func (d *Directory) flush() error {
 
 	err := d.commit(d.ctx, ops)
 	if err != nil {
-		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+		err = d.unavailable(err)
 		d.setDegraded(err)
 	}
 	if b != nil {
@@ -799,6 +904,7 @@ func (d *Directory) resync(parent context.Context, takeover bool) (<-chan *clien
 	d.dirtyNode = false
 	clear(d.removedGroups)
 	clear(d.dirtyObjs)
+	d.overflow = false
 	d.mu.Unlock()
 
 	if err := d.register(parent, nodeOps[0], takeover); err != nil {
@@ -811,14 +917,14 @@ func (d *Directory) resync(parent context.Context, takeover bool) (<-chan *clien
 	d.mu.Lock()
 	old := d.lease
 	d.lease = lease
-	d.degraded = false
+	d.degraded, d.downErr = false, nil
 	stale := make([]clientv3.LeaseID, 0, len(d.owned))
 	for id := range d.owned {
 		if id != lease {
 			stale = append(stale, id)
 		}
 	}
-	dirty := d.dirtyNode || len(d.dirtyObjs) > 0
+	dirty := d.dirtyNode || len(d.dirtyObjs) > 0 || d.overflow
 	d.mu.Unlock()
 	for _, id := range stale {
 		ctx, cancel := d.rpcCtx(parent)

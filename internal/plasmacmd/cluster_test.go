@@ -1,14 +1,17 @@
 package plasmacmd_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/cluster/clustertest"
 	"github.com/plasmastream/plasmastream/internal/testutil"
 )
 
@@ -64,6 +67,52 @@ func TestClusterCommands(t *testing.T) {
 	waitLocate(t, a, nodes[0], id, 0)
 	for _, n := range []*cli{a, b, c} {
 		n.fail("not in the store", "get", "--local", id)
+	}
+}
+
+// While etcd hangs, the cluster commands fail within seconds with one line
+// saying so, the local ones work, and once etcd answers again the cluster
+// commands do too.
+func TestClusterCommandsWhileEtcdHangs(t *testing.T) {
+	etcd := clustertest.StartExternal(t, 1)
+	urls := strings.Join(etcd.Endpoints(), ",")
+	n := testutil.StartNode(t, "a", "32MiB", "--etcd", urls, "--lease-ttl", "2s", "--group", "all")
+	bin := filepath.Join(testutil.Binaries(t), "plasma")
+	a := &cli{t: t, bin: bin, sock: n.Socket}
+	file := filepath.Join(t.TempDir(), "in")
+	os.WriteFile(file, []byte(strings.Repeat("still here ", 1000)), 0o644)
+	id := strings.TrimSpace(a.ok(nil, "put", file))
+	waitLocate(t, a, n, id, 1)
+
+	etcd.Pause(0)
+	want := "cluster directory unavailable: etcd at " + urls + " did not answer within 3s; local objects are still served"
+	for _, args := range [][]string{
+		{"nodes"},
+		{"locate", id},
+		{"get", "ffffffffffffffffffffffffffffffffffffffff"},
+		{"rm", "--cluster", id},
+		{"put", "--prefetch-group", "all", "--wait", file},
+	} {
+		// The old wait (30 s) ends with this deadline instead.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := exec.CommandContext(ctx, bin, append([]string{"-s", n.Socket, "-a", n.Addr}, args...)...).CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(out), "plasma: ") || !strings.Contains(string(out), want) {
+			t.Errorf("plasma %s with etcd hung: %v %q, want a failure saying %q", strings.Join(args, " "), err, out, want)
+		}
+	}
+	if got := a.ok(nil, "get", "--local", id); len(got) != 11000 {
+		t.Fatalf("local get with etcd hung: %d bytes", len(got))
+	}
+	etcd.Resume(0)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, errs, ok := a.run(nil, "-a", n.Addr, "locate", id)
+		if ok && strings.HasPrefix(out, "a\t") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("locate after etcd came back: %q %q", out, errs)
+		}
 	}
 }
 

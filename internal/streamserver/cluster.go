@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -34,6 +35,10 @@ type ClusterConfig struct {
 	Advertise  string        // host:port peers dial (default: derived from --bind and the port)
 	Groups     []string      // groups this node belongs to
 	LeaseTTL   time.Duration // registration lease (default 10 s)
+	// EtcdTimeout bounds each directory operation a request waits for
+	// (default cluster.DefaultOpTimeout, 3 s): with etcd down, cluster
+	// requests fail within it with StatusClusterUnavailable.
+	EtcdTimeout time.Duration
 }
 
 // clusterNode is a stream server's part of the cluster: its etcd client
@@ -93,7 +98,7 @@ func (s *Server) joinCluster(ctx context.Context) error {
 	self := cluster.Node{Name: s.cfg.NodeName, Address: s.advertise(), Groups: cc.Groups, Version: cliutil.Version, Started: time.Now()}
 	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	n.dir, err = cluster.Open(octx, cluster.Config{Client: cli, Prefix: cc.Prefix, Self: self, LeaseTTL: cc.LeaseTTL, Logger: n.log})
+	n.dir, err = cluster.Open(octx, cluster.Config{Client: cli, Prefix: cc.Prefix, Self: self, LeaseTTL: cc.LeaseTTL, OpTimeout: cc.EtcdTimeout, Logger: n.log})
 	if err != nil {
 		n.close()
 		return fmt.Errorf("register node %s in etcd at %s: %w", self.Name, strings.Join(endpoints, ","), err)
@@ -123,7 +128,11 @@ func (s *Server) advertise() string {
 // mirror registers every sealed object of the store and then follows the
 // store's events: a seal adds a location, a delete or eviction removes it.
 // It subscribes before listing, so nothing sealed in between is missed
-// (adding a location twice is harmless).
+// (adding a location twice is harmless). It never waits for etcd: the
+// directory queues the changes (within a bound) and writes them in the
+// background, at once or when etcd is back, so an etcd outage neither
+// stalls the events (the store would drop a subscriber that falls behind)
+// nor loses them.
 func (n *clusterNode) mirror(ctx context.Context, st *store.Client, socket string) error {
 	sub, err := store.Subscribe(ctx, socket)
 	if err != nil {
@@ -139,23 +148,19 @@ func (n *clusterNode) mirror(ctx context.Context, st *store.Client, socket strin
 	go func() { defer n.wg.Done(); n.addDigests(st) }()
 	for _, in := range infos {
 		if in.State == store.StateSealed && !in.DeletePending {
-			n.sealed(ctx, in.ID, in.DataSize+uint64(in.MetadataSize), in.Digest)
+			n.sealed(in.ID, in.DataSize+uint64(in.MetadataSize), in.Digest)
 		}
 	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		for ev := range sub.Events() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			switch ev.Kind {
 			case store.EventSealed:
-				n.sealed(ctx, ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
+				n.sealed(ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
 			default:
-				if err := n.dir.RemoveLocation(ctx, ev.ID); err != nil {
-					n.log.Warn("directory: remove location", "object", ev.ID, "err", err)
-				}
+				n.dir.QueueRemoval(ev.ID) // fails only once closed
 			}
-			cancel()
 		}
 		if err := sub.Err(); err != nil && !errors.Is(err, store.ErrClosed) {
 			n.log.Error("store subscription ended: the directory no longer follows this store", "err", err)
@@ -165,8 +170,8 @@ func (n *clusterNode) mirror(ctx context.Context, st *store.Client, socket strin
 }
 
 // sealed registers a location; one without a digest gets it later.
-func (n *clusterNode) sealed(ctx context.Context, id store.ObjectID, size uint64, digestHex string) {
-	n.add(ctx, id, size, digestHex)
+func (n *clusterNode) sealed(id store.ObjectID, size uint64, digestHex string) {
+	n.add(id, size, digestHex)
 	if digestHex == "" {
 		select {
 		case n.later <- pendingDigest{id, size, time.Now()}:
@@ -192,9 +197,9 @@ func (n *clusterNode) addDigests(st *store.Client) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if d, ok := objectDigest(ctx, st, p.id); ok {
-			n.add(ctx, p.id, p.size, hex.EncodeToString(d[:]))
+			n.add(p.id, p.size, hex.EncodeToString(d[:]))
 			if ok, err := st.Contains(ctx, p.id); err == nil && !ok {
-				n.dir.RemoveLocation(ctx, p.id) // deleted while we registered it
+				n.dir.QueueRemoval(p.id) // deleted while we registered it
 			}
 		}
 		cancel()
@@ -218,14 +223,13 @@ func objectDigest(ctx context.Context, st *store.Client, id store.ObjectID) ([32
 	return d, known
 }
 
-func (n *clusterNode) add(ctx context.Context, id store.ObjectID, size uint64, digestHex string) {
+// add queues a location (the directory logs failed writes itself).
+func (n *clusterNode) add(id store.ObjectID, size uint64, digestHex string) {
 	var digest *[32]byte
 	if d, err := hex.DecodeString(digestHex); err == nil && len(d) == 32 {
 		digest = (*[32]byte)(d)
 	}
-	if err := n.dir.AddLocation(ctx, id, size, digest); err != nil {
-		n.log.Warn("directory: add location", "object", id, "err", err)
-	}
+	n.dir.QueueLocation(id, size, digest) // fails only once closed
 }
 
 func (n *clusterNode) close() {
@@ -260,12 +264,13 @@ func (s *Server) fetch(ctx context.Context, ids []streamwire.ID, held *transfer.
 		Objects: make([]streamwire.ObjectResult, len(ids))}
 	sem := make(chan struct{}, s.cfg.SyncConcurrency)
 	var wg sync.WaitGroup
+	var down atomic.Pointer[error] // etcd did not answer: the objects not yet looked up fail alike, at once
 	for i, id := range ids {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r.Objects[i] = s.fetchOne(ctx, id, held)
+			r.Objects[i] = s.fetchOne(ctx, id, held, &down)
 		}()
 	}
 	wg.Wait()
@@ -279,14 +284,23 @@ func (s *Server) fetch(ctx context.Context, ids []streamwire.ID, held *transfer.
 	return r
 }
 
-func (s *Server) fetchOne(ctx context.Context, id streamwire.ID, held *transfer.Held) streamwire.ObjectResult {
+// fetchOne fetches one object of a FETCH; down is the directory's
+// unavailability, once one of the request's objects met it.
+func (s *Server) fetchOne(ctx context.Context, id streamwire.ID, held *transfer.Held, down *atomic.Pointer[error]) streamwire.ObjectResult {
 	if ok, err := transfer.Hold(ctx, s.st, held, id); err == nil && ok {
 		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusAlreadyPresent}
 	}
-	holders, err := s.holders(ctx, id)
+	var holders []cluster.Location
+	var err error
+	if e := down.Load(); e != nil {
+		err = *e
+	} else if holders, err = s.cluster.dir.Holders(ctx, id); errors.Is(err, cluster.ErrUnavailable) {
+		first := err
+		down.CompareAndSwap(nil, &first)
+	}
 	if err != nil {
-		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusStoreError,
-			Message: fmt.Sprintf("object %x: the cluster directory is unreachable: %v", id[:], err)}
+		st, msg := s.directoryError(err)
+		return streamwire.ObjectResult{ID: id, Status: st, Message: fmt.Sprintf("object %x: %s", id[:], msg)}
 	}
 	rand.Shuffle(len(holders), func(i, j int) { holders[i], holders[j] = holders[j], holders[i] })
 	var sources []streamwire.PullSource
@@ -342,48 +356,48 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 		if err := m.Decode(p); err != nil {
 			return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: fmt.Sprintf("malformed PREFETCH: %v", err)}.Append(nil))
 		}
+		// The directory is read before the reply, so that its failure
+		// (or an object nobody holds) is told even without wait.
+		plan, err := s.planPrefetch(ctx, m.ID, m.Group)
+		var er *streamwire.ErrorReply
+		if errors.As(err, &er) {
+			return er.Status, c.Send(streamwire.TypeError, er.Append(nil))
+		} else if err != nil {
+			return s.directoryFailed(c, err, "")
+		}
 		if !m.Wait {
 			// The swarm outlives the request: it belongs to the server
 			// and ends with it.
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				out, err := s.prefetch(ctx, m.ID, m.Group, int(m.Fanout)) // ctx is the server's, not the request's
-				s.log.Info("prefetch done", "object", fmt.Sprintf("%x", m.ID[:]), "group", m.Group, "nodes", len(out), "err", err)
+				out := s.spread(ctx, m.ID, plan, int(m.Fanout)) // ctx is the server's, not the request's
+				s.log.Info("prefetch done", "object", fmt.Sprintf("%x", m.ID[:]), "group", m.Group, "nodes", len(out))
 			}()
 			body = []NodeOutcome{}
 			break
 		}
-		out, err := s.prefetch(ctx, m.ID, m.Group, int(m.Fanout))
-		var er *streamwire.ErrorReply
-		if errors.As(err, &er) {
-			return er.Status, c.Send(streamwire.TypeError, er.Append(nil))
-		} else if err != nil {
-			return s.directoryFailed(c, err)
-		}
-		body = out
+		body = s.spread(ctx, m.ID, plan, int(m.Fanout))
 	case streamwire.TypeGroup:
 		var m streamwire.Group
 		if err := m.Decode(p); err != nil {
 			return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: fmt.Sprintf("malformed GROUP: %v", err)}.Append(nil))
 		}
-		gctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
-		defer cancel()
 		change := s.cluster.dir.LeaveGroup
 		if m.Join {
 			change = s.cluster.dir.JoinGroup
 		}
-		if err := change(gctx, m.Name); err != nil {
-			return s.directoryFailed(c, err)
+		if err := change(ctx, m.Name); err != nil {
+			return s.directoryFailed(c, err, "the group change is kept and written when etcd answers again")
 		}
 		body = s.cluster.dir.Self().Groups
 	case streamwire.TypeNodes:
 		if len(p) != 0 {
 			return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: "NODES takes no payload"}.Append(nil))
 		}
-		nodes, err := s.nodes(ctx)
+		nodes, err := s.cluster.dir.Nodes(ctx)
 		if err != nil {
-			return s.directoryFailed(c, err)
+			return s.directoryFailed(c, err, "")
 		}
 		body = nodes
 	default:
@@ -401,14 +415,18 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 			return r.Status, c.Send(reply, r.Append(nil))
 		}
 		if t == streamwire.TypeDeleteAll {
-			body = s.deleteEverywhere(ctx, m.IDs)
+			out, err := s.deleteEverywhere(ctx, m.IDs)
+			if err != nil {
+				return s.directoryFailed(c, err, "nothing was deleted (plasma rm without --cluster deletes here only)")
+			}
+			body = out
 			break
 		}
 		locs := map[string][]cluster.Location{}
 		for _, id := range m.IDs {
-			l, err := s.holders(ctx, id)
+			l, err := s.cluster.dir.Holders(ctx, id)
 			if err != nil {
-				return s.directoryFailed(c, err)
+				return s.directoryFailed(c, err, "")
 			}
 			locs[hex.EncodeToString(id[:])] = l
 		}
@@ -421,27 +439,21 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 	return streamwire.StatusOK, c.Send(reply, streamwire.JSON{Body: b}.Append(nil))
 }
 
-func (s *Server) directoryFailed(c *transfer.Conn, err error) (streamwire.Status, error) {
-	msg := fmt.Sprintf("%s: the cluster directory (etcd) failed: %v", s.cfg.NodeName, err)
-	return streamwire.StatusStoreError, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusStoreError, Message: msg}.Append(nil))
+// directoryFailed answers a request the directory failed; then says what
+// became of it ("" if nothing needs saying).
+func (s *Server) directoryFailed(c *transfer.Conn, err error, then string) (streamwire.Status, error) {
+	st, msg := s.directoryError(err)
+	if then != "" {
+		msg += "; " + then
+	}
+	return st, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: st, Message: s.cfg.NodeName + ": " + msg}.Append(nil))
 }
 
-// Directory reads, each bounded by the I/O timeout.
-
-func (s *Server) holders(ctx context.Context, id streamwire.ID) ([]cluster.Location, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
-	defer cancel()
-	return s.cluster.dir.Holders(ctx, id)
-}
-
-func (s *Server) nodes(ctx context.Context) ([]cluster.Node, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
-	defer cancel()
-	return s.cluster.dir.Nodes(ctx)
-}
-
-func (s *Server) groupMembers(ctx context.Context, group string) ([]cluster.Node, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
-	defer cancel()
-	return s.cluster.dir.GroupMembers(ctx, group)
+// directoryError is the status and sentence of a failed directory
+// operation: StatusClusterUnavailable when etcd did not answer in time.
+func (s *Server) directoryError(err error) (streamwire.Status, string) {
+	if errors.Is(err, cluster.ErrUnavailable) {
+		return streamwire.StatusClusterUnavailable, err.Error() + "; local objects are still served"
+	}
+	return streamwire.StatusStoreError, fmt.Sprintf("the cluster directory (etcd) failed: %v", err)
 }

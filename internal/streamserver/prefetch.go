@@ -24,33 +24,46 @@ const (
 // NodeOutcome is what a prefetch or a cluster delete did on one node.
 type NodeOutcome = stream.NodeOutcome
 
-// prefetch spreads object id from the nodes that hold it to every live
-// member of group, as a swarm: each node that finishes becomes a source,
-// and no source serves more than fanout transfers at once, so the object
-// crosses the network once per member instead of N times from the origin.
-// A target that fails is retried from another source. The outcome lists
-// every member.
-func (s *Server) prefetch(ctx context.Context, id streamwire.ID, group string, fanout int) ([]NodeOutcome, error) {
-	if fanout <= 0 {
-		fanout = defaultFanout
-	}
-	members, err := s.groupMembers(ctx, group)
+// prefetchPlan is what a prefetch reads from the directory: the members
+// of the group and the nodes holding the object.
+type prefetchPlan struct {
+	members []cluster.Node
+	holders []cluster.Location
+}
+
+// planPrefetch reads the directory for a prefetch of id to group: an
+// error if it fails (an *ErrorReply if nobody holds the object).
+func (s *Server) planPrefetch(ctx context.Context, id streamwire.ID, group string) (prefetchPlan, error) {
+	members, err := s.cluster.dir.GroupMembers(ctx, group)
 	if err != nil {
-		return nil, err
+		return prefetchPlan{}, err
 	}
-	holders, err := s.holders(ctx, id)
+	holders, err := s.cluster.dir.Holders(ctx, id)
 	if err != nil {
-		return nil, err
+		return prefetchPlan{}, err
 	}
 	if ok, err := s.st.Contains(ctx, id); err == nil && ok {
 		holders = append(holders, cluster.Location{Node: s.cfg.NodeName, Address: s.advertise()})
 	}
 	if len(holders) == 0 {
-		return nil, &streamwire.ErrorReply{Status: streamwire.StatusNotFound, Message: fmt.Sprintf("object %x is on no node of the cluster", id[:])}
+		return prefetchPlan{}, &streamwire.ErrorReply{Status: streamwire.StatusNotFound, Message: fmt.Sprintf("object %x is on no node of the cluster", id[:])}
 	}
-	sw := newSwarm(holders, fanout)
+	return prefetchPlan{members, holders}, nil
+}
+
+// spread spreads object id from the nodes that hold it to every live
+// member of the group (as planned), as a swarm: each node that finishes
+// becomes a source, and no source serves more than fanout transfers at
+// once, so the object crosses the network once per member instead of N
+// times from the origin. A target that fails is retried from another
+// source. The outcome lists every member.
+func (s *Server) spread(ctx context.Context, id streamwire.ID, plan prefetchPlan, fanout int) []NodeOutcome {
+	if fanout <= 0 {
+		fanout = defaultFanout
+	}
+	sw := newSwarm(plan.holders, fanout)
 	out := []NodeOutcome{}
-	for _, m := range members {
+	for _, m := range plan.members {
 		if sw.holds[m.Name] {
 			out = append(out, NodeOutcome{Node: m.Name, Address: m.Address, Status: streamwire.StatusAlreadyPresent.String(), OK: true})
 		} else {
@@ -87,7 +100,7 @@ func (s *Server) prefetch(ctx context.Context, id streamwire.ID, group string, f
 		return s.copyTo(ctx, id, stream.Copy, target, source)
 	})...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
-	return out, nil
+	return out
 }
 
 // swarm schedules transfers: targets wait in queue; each source has at
@@ -203,13 +216,14 @@ func (s *Server) copyTo(ctx context.Context, id streamwire.ID, kind stream.Kind,
 }
 
 // deleteEverywhere deletes objects on every node the directory says holds
-// them, and here; best effort, reported per node and object.
-func (s *Server) deleteEverywhere(ctx context.Context, ids []streamwire.ID) []NodeOutcome {
+// them, and here; best effort, reported per node and object. If the
+// directory fails, it deletes nothing and returns the error.
+func (s *Server) deleteEverywhere(ctx context.Context, ids []streamwire.ID) ([]NodeOutcome, error) {
 	targets := map[string]string{s.cfg.NodeName: ""} // node -> address ("" = local)
 	for _, id := range ids {
-		holders, err := s.holders(ctx, id)
+		holders, err := s.cluster.dir.Holders(ctx, id)
 		if err != nil {
-			return []NodeOutcome{{Node: s.cfg.NodeName, Status: streamwire.StatusStoreError.String(), Message: "the cluster directory failed: " + err.Error()}}
+			return nil, err
 		}
 		for _, h := range holders {
 			if h.Node != s.cfg.NodeName {
@@ -233,7 +247,7 @@ func (s *Server) deleteEverywhere(ctx context.Context, ids []streamwire.ID) []No
 	}
 	wg.Wait()
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
-	return out
+	return out, nil
 }
 
 // deleteOn deletes ids on one node (addr "" is this one).

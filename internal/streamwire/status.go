@@ -32,6 +32,7 @@ const (
 	StatusInternal            Status = 23
 	StatusCancelled           Status = 24
 	StatusNotClustered        Status = 25 // a cluster request to a standalone server
+	StatusClusterUnavailable  Status = 26 // the cluster directory (etcd) did not answer in time
 )
 
 var statusNames = map[Status]string{
@@ -47,7 +48,7 @@ var statusNames = map[Status]string{
 	StatusConnectionLost: "connection lost", StatusBadAddress: "bad peer address",
 	StatusNotAttempted: "not attempted", StatusProtocolError: "protocol error",
 	StatusInternal: "internal error", StatusCancelled: "cancelled",
-	StatusNotClustered: "not in a cluster",
+	StatusNotClustered: "not in a cluster", StatusClusterUnavailable: "cluster directory unavailable",
 }
 
 func (s Status) String() string {

@@ -131,8 +131,9 @@ type ExternalMember struct {
 	PeerURL   string
 	Dir       string
 
+	args []string
 	cmd  *exec.Cmd
-	done chan struct{}
+	done chan struct{} // closed when cmd has exited
 	log  *syncBuffer
 }
 
@@ -177,7 +178,6 @@ func StartExternal(t testing.TB, n int) *ExternalCluster {
 			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
 			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
 			Dir:       filepath.Join(root, fmt.Sprintf("m%d", i)),
-			done:      make(chan struct{}),
 			log:       &syncBuffer{},
 		}
 		c.Members = append(c.Members, m)
@@ -194,7 +194,7 @@ func StartExternal(t testing.TB, n int) *ExternalCluster {
 		}
 	})
 	for _, m := range c.Members {
-		m.cmd = exec.Command(bin,
+		m.args = []string{
 			"--name", m.Name,
 			"--data-dir", m.Dir,
 			"--listen-client-urls", m.ClientURL,
@@ -209,17 +209,10 @@ func StartExternal(t testing.TB, n int) *ExternalCluster {
 			"--logger", "zap",
 			"--log-outputs", "stderr",
 			"--log-level", "warn",
-		)
-		m.cmd.Stdout = m.log
-		m.cmd.Stderr = m.log
-		m.cmd.SysProcAttr = sysProcAttr()
-		if err := m.cmd.Start(); err != nil {
+		}
+		if err := m.start(bin); err != nil {
 			t.Fatalf("start etcd %s: %v", m.Name, err)
 		}
-		go func() {
-			m.cmd.Wait()
-			close(m.done)
-		}()
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, m := range c.Members {
@@ -242,6 +235,51 @@ func (c *ExternalCluster) Endpoints() []string {
 // Kill SIGKILLs member i and waits for it to exit.
 func (c *ExternalCluster) Kill(i int) { c.Members[i].stop(syscall.SIGKILL) }
 
+// Pause SIGSTOPs member i: its connections stay open but nothing answers,
+// as with a hung machine or a partition that drops packets.
+func (c *ExternalCluster) Pause(i int) { c.Members[i].cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume SIGCONTs member i after Pause.
+func (c *ExternalCluster) Resume(i int) { c.Members[i].cmd.Process.Signal(syscall.SIGCONT) }
+
+// Restart starts member i again after Kill, with its data directory and
+// ports, and waits until it is healthy (with a quorum).
+func (c *ExternalCluster) Restart(t testing.TB, i int) {
+	t.Helper()
+	m := c.Members[i]
+	m.stop(syscall.SIGKILL)
+	var err error
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if err = m.start(EtcdBinary()); err != nil {
+			t.Fatalf("restart etcd %s: %v", m.Name, err)
+		}
+		if err = m.waitHealthy(deadline); err == nil {
+			return
+		}
+		// The ports of the killed process may not be free yet.
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("restart etcd %s: %v\n%s", m.Name, err, tail(m.log.String(), 4000))
+}
+
+func (m *ExternalMember) start(bin string) error {
+	m.cmd = exec.Command(bin, m.args...)
+	m.cmd.Stdout = m.log
+	m.cmd.Stderr = m.log
+	m.cmd.SysProcAttr = sysProcAttr()
+	if err := m.cmd.Start(); err != nil {
+		return err
+	}
+	m.done = make(chan struct{})
+	cmd, done := m.cmd, m.done
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	return nil
+}
+
 func (m *ExternalMember) stop(sig syscall.Signal) {
 	if m.cmd == nil || m.cmd.Process == nil {
 		return
@@ -252,6 +290,7 @@ func (m *ExternalMember) stop(sig syscall.Signal) {
 	default:
 	}
 	m.cmd.Process.Signal(sig)
+	m.cmd.Process.Signal(syscall.SIGCONT) // a paused process handles no signal but SIGKILL
 	select {
 	case <-m.done:
 	case <-time.After(10 * time.Second):
