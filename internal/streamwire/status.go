@@ -32,6 +32,8 @@ const (
 	StatusInternal            Status = 23
 	StatusCancelled           Status = 24
 	StatusNotClustered        Status = 25 // a cluster request to a standalone server
+	StatusStoreUnavailable    Status = 26 // the local store is down; the server is reconnecting
+	StatusRequestTooLarge     Status = 27 // the request would exceed the server's request memory (--request-memory)
 )
 
 var statusNames = map[Status]string{
@@ -47,7 +49,8 @@ var statusNames = map[Status]string{
 	StatusConnectionLost: "connection lost", StatusBadAddress: "bad peer address",
 	StatusNotAttempted: "not attempted", StatusProtocolError: "protocol error",
 	StatusInternal: "internal error", StatusCancelled: "cancelled",
-	StatusNotClustered: "not in a cluster",
+	StatusNotClustered: "not in a cluster", StatusStoreUnavailable: "store unavailable",
+	StatusRequestTooLarge: "request memory exceeded",
 }
 
 func (s Status) String() string {
