@@ -44,7 +44,7 @@ type clusterNode struct {
 	member *etcdembed.Member
 	cli    *clientv3.Client
 	dir    *cluster.Directory
-	sub    *store.Subscription
+	use    func() (*storeConn, error) // the store, while it is up
 	log    *slog.Logger
 	wg     sync.WaitGroup
 	later  chan pendingDigest // locations registered without a digest
@@ -65,7 +65,7 @@ const digestWait = 1500 * time.Millisecond
 
 // joinCluster starts or connects to etcd, registers this node and starts
 // mirroring the store into the directory.
-func (s *Server) joinCluster(ctx context.Context) error {
+func (s *Server) joinCluster(ctx context.Context, st *store.Client) error {
 	cc := s.cfg.Cluster
 	n := &clusterNode{log: s.log.With("component", "cluster")}
 	endpoints := strings.Split(cc.Etcd, ",")
@@ -98,10 +98,14 @@ func (s *Server) joinCluster(ctx context.Context) error {
 		n.close()
 		return fmt.Errorf("register node %s in etcd at %s: %w", self.Name, strings.Join(endpoints, ","), err)
 	}
-	if err := n.mirror(ctx, s.st, s.cfg.PlasmaSocket); err != nil {
+	n.use = s.useStore
+	if err := n.resync(ctx, st); err != nil {
 		n.close()
 		return err
 	}
+	n.later, n.stop = make(chan pendingDigest, 1<<16), make(chan struct{})
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.addDigests() }()
 	s.cluster = n
 	s.log.Info("joined the cluster", "node", self.Name, "advertise", self.Address, "groups", cc.Groups, "etcd", strings.Join(endpoints, ","))
 	return nil
@@ -120,48 +124,44 @@ func (s *Server) advertise() string {
 	return net.JoinHostPort(host, fmt.Sprint(port))
 }
 
-// mirror registers every sealed object of the store and then follows the
-// store's events: a seal adds a location, a delete or eviction removes it.
-// It subscribes before listing, so nothing sealed in between is missed
+// resync makes the directory's locations of this node those of the
+// store's sealed objects: it withdraws what the store no longer has (a
+// store that restarted comes back empty) and registers the rest. The store's
+// subscription is already in place, so nothing sealed meanwhile is missed
 // (adding a location twice is harmless).
-func (n *clusterNode) mirror(ctx context.Context, st *store.Client, socket string) error {
-	sub, err := store.Subscribe(ctx, socket)
-	if err != nil {
-		return fmt.Errorf("subscribe to the store: %w", err)
-	}
-	n.sub = sub
+func (n *clusterNode) resync(ctx context.Context, st *store.Client) error {
 	infos, err := st.List(ctx)
 	if err != nil {
 		return fmt.Errorf("list the store: %w", err)
 	}
-	n.later, n.stop = make(chan pendingDigest, 1<<16), make(chan struct{})
-	n.wg.Add(1)
-	go func() { defer n.wg.Done(); n.addDigests(st) }()
+	held := make(map[store.ObjectID]bool, len(infos))
 	for _, in := range infos {
-		if in.State == store.StateSealed && !in.DeletePending {
+		held[in.ID] = in.State == store.StateSealed && !in.DeletePending
+	}
+	if err := n.dir.RetainLocations(ctx, func(id [20]byte) bool { return held[id] }); err != nil {
+		n.log.Warn("directory: withdraw the locations the store lost", "err", err)
+	}
+	for _, in := range infos {
+		if held[in.ID] {
 			n.sealed(ctx, in.ID, in.DataSize+uint64(in.MetadataSize), in.Digest)
 		}
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		for ev := range sub.Events() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			switch ev.Kind {
-			case store.EventSealed:
-				n.sealed(ctx, ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
-			default:
-				if err := n.dir.RemoveLocation(ctx, ev.ID); err != nil {
-					n.log.Warn("directory: remove location", "object", ev.ID, "err", err)
-				}
-			}
-			cancel()
-		}
-		if err := sub.Err(); err != nil && !errors.Is(err, store.ErrClosed) {
-			n.log.Error("store subscription ended: the directory no longer follows this store", "err", err)
-		}
-	}()
 	return nil
+}
+
+// event mirrors one store notification: a seal adds a location, a delete
+// or eviction removes it.
+func (n *clusterNode) event(ev store.Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	switch ev.Kind {
+	case store.EventSealed:
+		n.sealed(ctx, ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
+	default:
+		if err := n.dir.RemoveLocation(ctx, ev.ID); err != nil {
+			n.log.Warn("directory: remove location", "object", ev.ID, "err", err)
+		}
+	}
 }
 
 // sealed registers a location; one without a digest gets it later.
@@ -177,7 +177,7 @@ func (n *clusterNode) sealed(ctx context.Context, id store.ObjectID, size uint64
 
 // addDigests completes the locations registered without a digest, in
 // seal order, each digestWait after its seal.
-func (n *clusterNode) addDigests(st *store.Client) {
+func (n *clusterNode) addDigests() {
 	for {
 		var p pendingDigest
 		select {
@@ -190,14 +190,19 @@ func (n *clusterNode) addDigests(st *store.Client) {
 			return
 		case <-time.After(time.Until(p.sealed.Add(digestWait))):
 		}
+		sc, err := n.use()
+		if err != nil {
+			continue // the store went away: the resync on its return registers what it has
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if d, ok := objectDigest(ctx, st, p.id); ok {
+		if d, ok := objectDigest(ctx, sc.st, p.id); ok {
 			n.add(ctx, p.id, p.size, hex.EncodeToString(d[:]))
-			if ok, err := st.Contains(ctx, p.id); err == nil && !ok {
+			if ok, err := sc.st.Contains(ctx, p.id); err == nil && !ok {
 				n.dir.RemoveLocation(ctx, p.id) // deleted while we registered it
 			}
 		}
 		cancel()
+		sc.release()
 	}
 }
 
@@ -231,9 +236,6 @@ func (n *clusterNode) add(ctx context.Context, id store.ObjectID, size uint64, d
 func (n *clusterNode) close() {
 	if n.stop != nil {
 		close(n.stop)
-	}
-	if n.sub != nil {
-		n.sub.Close()
 	}
 	n.wg.Wait()
 	if n.dir != nil {
@@ -278,7 +280,7 @@ func (s *Server) fetch(ctx context.Context, ids []streamwire.ID) streamwire.Peer
 }
 
 func (s *Server) fetchOne(ctx context.Context, id streamwire.ID) streamwire.ObjectResult {
-	if ok, err := s.st.Contains(ctx, id); err == nil && ok {
+	if s.holdsLocally(ctx, id) {
 		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusAlreadyPresent}
 	}
 	holders, err := s.holders(ctx, id)
@@ -319,7 +321,12 @@ func (s *Server) fetchByCopy(ctx context.Context, id streamwire.ID, sources []st
 			c, _, err := transfer.Dial(ctx, h.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
 			return c, err
 		}
-		res, _ := transfer.Receive(ctx, dial, s.st, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: &s.stats, Inflight: s.inflight})
+		sc, err := s.useStore()
+		if err != nil {
+			return unavailable(id, err)
+		}
+		res, _ := transfer.Receive(ctx, dial, sc.st, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: &s.stats, Inflight: sc.inflight})
+		sc.release()
 		if last = res[0]; last.Status.Success() {
 			return last
 		}

@@ -20,9 +20,14 @@ type PullOutcome = stream.PullOutcome
 // share one transfer.
 func (s *Server) fetchFrom(ctx context.Context, id streamwire.ID, sources []streamwire.PullSource, digest *[32]byte, own, slices int) transfer.FetchResult {
 	v, _, _ := s.fetches.Do(string(id[:]), func() (any, error) {
+		sc, err := s.useStore()
+		if err != nil {
+			return transfer.FetchResult{ObjectResult: unavailable(id, err)}, nil
+		}
+		defer sc.release()
 		start := time.Now()
-		res := transfer.Fetch(ctx, s.st, id, sources, transfer.FetchOptions{
-			Stats: &s.stats, Partials: s.partials, Digest: digest, Own: own, Slices: slices,
+		res := transfer.Fetch(ctx, sc.st, id, sources, transfer.FetchOptions{
+			Stats: &s.stats, Partials: sc.partials, Digest: digest, Own: own, Slices: slices,
 			Dial: func(ctx context.Context, addr string) (*transfer.Conn, error) {
 				c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
 				return c, err

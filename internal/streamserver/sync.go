@@ -155,7 +155,16 @@ func (s *Server) runPeer(ctx context.Context, pr streamwire.PeerRequest, prog *p
 		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
 		return c, err // Summarize names the peer
 	}
-	objs, err := transfer.Receive(ctx, dial, s.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Inflight: s.inflight, Partials: s.partials, Peer: pr.Addr})
+	sc, err := s.useStore()
+	if err != nil {
+		objs := make([]streamwire.ObjectResult, len(pr.IDs))
+		for i, id := range pr.IDs {
+			objs[i] = streamwire.ObjectResult{ID: id, Status: streamwire.StatusStoreUnavailable}
+		}
+		return transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Objects: objs}, err)
+	}
+	defer sc.release()
+	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Inflight: sc.inflight, Partials: sc.partials, Peer: pr.Addr})
 	return transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,
 		Objects: objs, DurationNs: int64(time.Since(start))}, err)
 }
