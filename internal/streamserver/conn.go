@@ -136,7 +136,7 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (str
 			streamwire.TypeTake: streamwire.KindTake, streamwire.TypeRelay: streamwire.KindRelay}[t]
 		sc, err := s.useStore()
 		if err != nil {
-			return sendErr(c, t, err)
+			return sendErr(c, streamwire.TypeCopyBegin, err) // the reply a COPY expects first
 		}
 		defer sc.release()
 		start := time.Now()
@@ -154,7 +154,8 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (str
 		}
 		sc, err := s.useStore()
 		if err != nil {
-			return sendErr(c, t, err)
+			er := storeErr(err)
+			return er.Status, c.Send(streamwire.TypeRange|streamwire.ReplyBit, streamwire.RangeReply{Status: er.Status, Message: er.Message}.Append(nil))
 		}
 		defer sc.release()
 		if err := transfer.ServeRange(ctx, c, sc.st, &m, transfer.RangeOptions{Stats: &s.stats, Partials: sc.partials, Wait: relayWait}); err != nil {
@@ -183,8 +184,7 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (str
 	case streamwire.TypeSync:
 		sc, err := s.useStore()
 		if err != nil {
-			var er *streamwire.ErrorReply
-			errors.As(err, &er)
+			er := storeErr(err)
 			return er.Status, c.Send(streamwire.TypeSyncResult, streamwire.SyncDone{Status: er.Status, Message: "SYNC rejected: " + er.Message}.Append(nil))
 		}
 		sc.release() // each peer request takes the store for itself
@@ -194,14 +194,21 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (str
 	return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: msg}.Append(nil))
 }
 
-// sendErr answers a request with the error reply err carries (a store
-// unavailable), else as a store failure.
+// sendErr answers a request with a frame of type t (Error, or CopyBegin
+// for COPY/TAKE) carrying the store's error.
 func sendErr(c *transfer.Conn, t streamwire.Type, err error) (streamwire.Status, error) {
+	er := storeErr(err)
+	return er.Status, c.Send(t, er.Append(nil))
+}
+
+// storeErr is the error reply err carries (a store unavailable), else a
+// store failure.
+func storeErr(err error) *streamwire.ErrorReply {
 	var er *streamwire.ErrorReply
 	if !errors.As(err, &er) {
-		er = &streamwire.ErrorReply{Status: streamwire.StatusStoreError, Message: fmt.Sprintf("%s: %v", t, err)}
+		er = &streamwire.ErrorReply{Status: streamwire.StatusStoreError, Message: err.Error()}
 	}
-	return er.Status, c.Send(streamwire.TypeError, er.Append(nil))
+	return er
 }
 
 // stat answers STAT: the server, its store's figures and whether the store
@@ -232,7 +239,7 @@ func (s *Server) storeFailed(c *transfer.Conn, err error) (streamwire.Status, er
 func (s *Server) list(ctx context.Context, c *transfer.Conn) (streamwire.Status, error) {
 	sc, err := s.useStore()
 	if err != nil {
-		return sendErr(c, streamwire.TypeList, err)
+		return sendErr(c, streamwire.TypeError, err)
 	}
 	defer sc.release()
 	lctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
