@@ -39,23 +39,24 @@ func (l *logBuffer) String() string {
 // startStreamLogged runs plasma-stream-server for the store at sock
 // through shell (a prefix such as "ulimit -n 64;", or ""), its log in the
 // returned buffer, and waits until it serves. It is stopped at the end of
-// the test.
-func startStreamLogged(t *testing.T, name, sock, shell string, args ...string) (string, *logBuffer, *exec.Cmd) {
+// the test. exited is closed if it ends.
+func startStreamLogged(t *testing.T, name, sock, shell string, args ...string) (addr string, logs *logBuffer, exited <-chan struct{}) {
 	t.Helper()
 	port := testutil.FreePort(t, "127.0.0.1")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	argv := append([]string{filepath.Join(testutil.Binaries(t), "plasma-stream-server"), "-s", sock, "-p", strconv.Itoa(port),
 		"--bind", "127.0.0.1", "--node-name", name, "--log-level", "info"}, args...)
 	cmd := exec.Command("sh", "-c", shell+` exec "$@"`, "sh")
 	cmd.Args = append(cmd.Args, argv...)
-	logs := &logBuffer{}
+	logs = &logBuffer{}
 	cmd.Stderr = logs
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	done := make(chan struct{})
+	exited = done
+	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		select {
@@ -71,7 +72,7 @@ func startStreamLogged(t *testing.T, name, sock, shell string, args ...string) (
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c, err := stream.Connect(bg, addr); err == nil {
 			c.Close()
-			return addr, logs, cmd
+			return addr, logs, exited
 		}
 		select {
 		case <-exited:

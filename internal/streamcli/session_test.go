@@ -18,12 +18,12 @@ import (
 
 // fakeClient answers like a server would, from canned results.
 type fakeClient struct {
-	node     string
-	sync     func(reqs []stream.PeerRequest, progress func(stream.Progress)) (*stream.SyncResult, error)
+	node      string
+	sync      func(reqs []stream.PeerRequest, progress func(stream.Progress)) (*stream.SyncResult, error)
 	pingErr   error
 	storeDown bool
-	closed   bool
-	requests int
+	closed    bool
+	requests  int
 }
 
 func (f *fakeClient) Node() string { return f.node }
