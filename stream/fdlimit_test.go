@@ -15,7 +15,7 @@ import (
 // off and logs it, and once those connections close it accepts again.
 func TestOutOfFileDescriptors(t *testing.T) {
 	sock, _ := testutil.StartStoreProcess(t, "64MiB")
-	addr, logs, exited := startStreamLogged(t, "a", sock, "ulimit -n 64;")
+	addr, logs, exited, _ := startStreamLogged(t, "a", sock, "ulimit -n 64;")
 	var held []net.Conn
 	defer func() {
 		for _, c := range held {

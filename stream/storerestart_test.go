@@ -39,8 +39,8 @@ func (l *logBuffer) String() string {
 // startStreamLogged runs plasma-stream-server for the store at sock
 // through shell (a prefix such as "ulimit -n 64;", or ""), its log in the
 // returned buffer, and waits until it serves. It is stopped at the end of
-// the test. exited is closed if it ends.
-func startStreamLogged(t *testing.T, name, sock, shell string, args ...string) (addr string, logs *logBuffer, exited <-chan struct{}) {
+// the test. exited is closed if it ends; pid is the server's.
+func startStreamLogged(t *testing.T, name, sock, shell string, args ...string) (addr string, logs *logBuffer, exited <-chan struct{}, pid int) {
 	t.Helper()
 	port := testutil.FreePort(t, "127.0.0.1")
 	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -72,7 +72,7 @@ func startStreamLogged(t *testing.T, name, sock, shell string, args ...string) (
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c, err := stream.Connect(bg, addr); err == nil {
 			c.Close()
-			return addr, logs, exited
+			return addr, logs, exited, cmd.Process.Pid
 		}
 		select {
 		case <-exited:
@@ -136,7 +136,7 @@ func waitStore(t *testing.T, c *stream.Client, up bool) stream.StoreState {
 func TestStoreRestart(t *testing.T) {
 	b := testutil.StartNode(t, "b", "64MiB")
 	sock, storeCmd := testutil.StartStoreProcess(t, "64MiB")
-	addr, logs, _ := startStreamLogged(t, "a", sock, "")
+	addr, logs, _, _ := startStreamLogged(t, "a", sock, "")
 	lost, later := store.RandomObjectID(), store.RandomObjectID()
 	putID(t, sock, lost, []byte("gone with the store"), nil)
 	putID(t, b.Socket, later, pattern(3<<20, 5), []byte("m"))

@@ -6,6 +6,7 @@ import (
 	"net"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A closed listener ends the loop; EMFILE waits, doubling from 5 ms up to
@@ -22,10 +23,9 @@ func TestAcceptBackoff(t *testing.T) {
 			t.Fatalf("delay %s, want %s", b.delay, want)
 		}
 	}
-	b.delay = AcceptRetryMax / 2 * 3
-	b.delay = min(max(2*b.delay, AcceptRetryMin), AcceptRetryMax)
-	if b.delay != AcceptRetryMax {
-		t.Fatalf("delay %s beyond the cap", b.delay)
+	b.delay = 900 * time.Millisecond
+	if !b.Retry(ctx, emfile, nil) || b.delay != AcceptRetryMax {
+		t.Fatalf("delay %s, want the cap %s", b.delay, AcceptRetryMax)
 	}
 	b.Reset()
 	cctx, cancel := context.WithCancel(ctx)
