@@ -43,11 +43,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			// hang up (the payload is still in the stream).
 			log.Info("request refused", "type", req.t, "err", r.msg)
 			s.metrics.request(req.t.String(), r.status)
-			if r.sync {
-				c.Send(streamwire.TypeSyncResult, streamwire.SyncDone{Status: r.status, Message: r.msg}.Append(nil))
-			} else {
-				c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: r.status, Message: r.msg}.Append(nil))
-			}
+			r.send(c)
 			return
 		}
 		if err != nil {

@@ -108,9 +108,22 @@ func isIDList(t streamwire.Type) bool {
 // refusal is a request refused before its payload was read; the
 // connection cannot go on (the payload is still in the stream).
 type refusal struct {
+	t      streamwire.Type // the request's
 	status streamwire.Status
 	msg    string
-	sync   bool // answer with a SyncDone, as a rejected SYNC is
+}
+
+// send answers the refused request with the frame its client reads first:
+// a SyncDone for a SYNC, a CopyBegin for a COPY, TAKE or RELAY, else an
+// Error.
+func (r *refusal) send(c *transfer.Conn) error {
+	switch r.t {
+	case streamwire.TypeSync:
+		return c.Send(streamwire.TypeSyncResult, streamwire.SyncDone{Status: r.status, Message: r.msg}.Append(nil))
+	case streamwire.TypeCopy, streamwire.TypeTake, streamwire.TypeRelay:
+		return c.Send(streamwire.TypeCopyBegin, streamwire.ErrorReply{Status: r.status, Message: r.msg}.Append(nil))
+	}
+	return c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: r.status, Message: r.msg}.Append(nil))
 }
 
 func (r *refusal) Error() string { return r.msg }
@@ -137,7 +150,7 @@ func (s *Server) readRequest(c *transfer.Conn, idle time.Duration) (request, err
 	if ok, used := s.budget.take(req.cost); !ok {
 		s.metrics.overBudget.Inc()
 		req.cost = 0
-		return req, &refusal{status: streamwire.StatusRequestTooLarge, sync: req.t == streamwire.TypeSync, msg: s.overBudget(req.t, h.Length, used)}
+		return req, &refusal{t: req.t, status: streamwire.StatusRequestTooLarge, msg: s.overBudget(req.t, h.Length, used)}
 	}
 	r := &stepReader{c: c}
 	switch {
@@ -152,7 +165,7 @@ func (s *Server) readRequest(c *transfer.Conn, idle time.Duration) (request, err
 		s.budget.give(req.cost)
 		req.cost = 0
 		if le, ok := streamwire.IsLimit(err); ok {
-			return req, &refusal{status: le.Status, sync: req.t == streamwire.TypeSync, msg: fmt.Sprintf("%s rejected: %s", req.t, le.Message)}
+			return req, &refusal{t: req.t, status: le.Status, msg: fmt.Sprintf("%s rejected: %s", req.t, le.Message)}
 		}
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
