@@ -43,7 +43,9 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			// hang up (the payload is still in the stream).
 			log.Info("request refused", "type", req.t, "err", r.msg)
 			s.metrics.request(req.t.String(), r.status)
-			r.send(c)
+			if r.send(c) == nil {
+				r.drain(c)
+			}
 			return
 		}
 		if err != nil {

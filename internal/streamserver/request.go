@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -111,6 +112,7 @@ type refusal struct {
 	t      streamwire.Type // the request's
 	status streamwire.Status
 	msg    string
+	unread int64 // payload bytes still in the stream
 }
 
 // send answers the refused request with the frame its client reads first:
@@ -124,6 +126,21 @@ func (r *refusal) send(c *transfer.Conn) error {
 		return c.Send(streamwire.TypeCopyBegin, streamwire.ErrorReply{Status: r.status, Message: r.msg}.Append(nil))
 	}
 	return c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: r.status, Message: r.msg}.Append(nil))
+}
+
+// refuseDrain is how long a refused request's payload is read and dropped
+// after the answer, so that a client still sending it gets to read the
+// answer (closing with unread bytes would reset the connection).
+const refuseDrain = 2 * time.Second
+
+// drain half-closes the connection and discards what remains of the
+// refused payload, for at most refuseDrain; it holds no memory.
+func (r *refusal) drain(c *transfer.Conn) {
+	if tc, ok := c.NC.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	c.NC.SetReadDeadline(time.Now().Add(refuseDrain))
+	io.CopyN(io.Discard, c.R, r.unread)
 }
 
 func (r *refusal) Error() string { return r.msg }
@@ -150,7 +167,7 @@ func (s *Server) readRequest(c *transfer.Conn, idle time.Duration) (request, err
 	if ok, used := s.budget.take(req.cost); !ok {
 		s.metrics.overBudget.Inc()
 		req.cost = 0
-		return req, &refusal{t: req.t, status: streamwire.StatusRequestTooLarge, msg: s.overBudget(req.t, h.Length, used)}
+		return req, &refusal{t: req.t, status: streamwire.StatusRequestTooLarge, msg: s.overBudget(req.t, h.Length, used), unread: int64(h.Length)}
 	}
 	r := &stepReader{c: c}
 	switch {
@@ -165,7 +182,7 @@ func (s *Server) readRequest(c *transfer.Conn, idle time.Duration) (request, err
 		s.budget.give(req.cost)
 		req.cost = 0
 		if le, ok := streamwire.IsLimit(err); ok {
-			return req, &refusal{t: req.t, status: le.Status, msg: fmt.Sprintf("%s rejected: %s", req.t, le.Message)}
+			return req, &refusal{t: req.t, status: le.Status, msg: fmt.Sprintf("%s rejected: %s", req.t, le.Message), unread: int64(h.Length) - r.read}
 		}
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -215,7 +232,8 @@ func readChunked(r io.Reader, n uint32) ([]byte, error) {
 // readStep bytes.
 type stepReader struct {
 	c    *transfer.Conn
-	left int // bytes still allowed under the current deadline
+	left int   // bytes still allowed under the current deadline
+	read int64 // bytes read in all
 }
 
 func (r *stepReader) Read(p []byte) (int, error) {
@@ -228,6 +246,7 @@ func (r *stepReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.c.R.Read(p)
 	r.left -= n
+	r.read += int64(n)
 	return n, err
 }
 
