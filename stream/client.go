@@ -138,26 +138,56 @@ func (c *Client) do(ctx context.Context, f func(*transfer.Conn) error) error {
 	return err
 }
 
-// Ping measures a round trip to the server.
+// StoreState is whether a server's store is up, and since when (the last
+// change: the server connected, lost the store or reconnected to it).
+type StoreState struct {
+	Up    bool      `json:"up"`
+	Since time.Time `json:"since"`
+}
+
+func storeState(s streamwire.StoreState) StoreState {
+	return StoreState{Up: s.Up, Since: time.Unix(0, s.SinceNs)}
+}
+
+// unavailable is the error of a server whose store is down.
+func (c *Client) unavailable(node string, s StoreState) error {
+	return &Error{Status: StatusStoreUnavailable, Msg: fmt.Sprintf("%s: the store of %s is unavailable since %s (%s ago); the server is reconnecting",
+		c.addr, node, s.Since.Format(time.RFC3339), time.Since(s.Since).Round(time.Second))}
+}
+
+// Ping measures a round trip to the server. When the server answers but
+// its store is down, the round trip comes with an *Error of status
+// StatusStoreUnavailable (PingStore tells the store's state without one).
 func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	rtt, st, err := c.PingStore(ctx)
+	if err == nil && !st.Up {
+		err = c.unavailable(c.node, st)
+	}
+	return rtt, err
+}
+
+// PingStore measures a round trip to the server and reports its store's
+// state.
+func (c *Client) PingStore(ctx context.Context) (time.Duration, StoreState, error) {
 	var rtt time.Duration
+	var st StoreState
 	err := c.do(ctx, func(tc *transfer.Conn) error {
 		start := time.Now()
 		nonce := uint64(start.UnixNano())
 		if err := tc.Send(streamwire.TypePing, streamwire.Ping{Nonce: nonce}.Append(nil)); err != nil {
 			return err
 		}
-		var p streamwire.Ping
+		var p streamwire.PingReply
 		if err := tc.Expect(streamwire.TypePing|streamwire.ReplyBit, &p); err != nil {
 			return replyErr(c.addr, err)
 		}
 		if p.Nonce != nonce {
 			return &transfer.ProtocolError{Msg: "PING answered with another nonce"}
 		}
-		rtt = time.Since(start)
+		rtt, st = time.Since(start), storeState(p.Store)
 		return nil
 	})
-	return rtt, err
+	return rtt, st, err
 }
 
 // ServerStat describes a server and its store.
@@ -166,10 +196,13 @@ type ServerStat struct {
 	Version     string        `json:"version"`
 	Uptime      time.Duration `json:"uptime"`
 	Connections int           `json:"connections"`
-	Store       store.Stats   `json:"store"`
+	Store       store.Stats   `json:"store"` // zero while the store is down
+	StoreState  StoreState    `json:"store_state"`
 }
 
-// Stat returns the server's identity and its store's figures.
+// Stat returns the server's identity and its store's figures. When the
+// store is down the server's part is filled in and the error is an *Error
+// of status StatusStoreUnavailable.
 func (c *Client) Stat(ctx context.Context) (ServerStat, error) {
 	var out ServerStat
 	err := c.do(ctx, func(tc *transfer.Conn) error {
@@ -181,9 +214,12 @@ func (c *Client) Stat(ctx context.Context) (ServerStat, error) {
 			return replyErr(c.addr, err)
 		}
 		out = ServerStat{Node: r.Node, Version: r.Version, Uptime: time.Duration(r.UptimeNs),
-			Connections: int(r.Connections), Store: store.Stats(r.Store)}
+			Connections: int(r.Connections), Store: store.Stats(r.Store), StoreState: storeState(r.StoreState)}
 		return nil
 	})
+	if err == nil && !out.StoreState.Up {
+		err = c.unavailable(out.Node, out.StoreState)
+	}
 	return out, err
 }
 

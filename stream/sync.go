@@ -50,6 +50,8 @@ const (
 	StatusServerBusy          = streamwire.StatusServerBusy
 	StatusConnectionLost      = streamwire.StatusConnectionLost
 	StatusNotAttempted        = streamwire.StatusNotAttempted
+	StatusStoreUnavailable    = streamwire.StatusStoreUnavailable // the server's store is down; it reconnects by itself
+	StatusRequestTooLarge     = streamwire.StatusRequestTooLarge  // the request does not fit in the server's --request-memory
 )
 
 // ObjectResult is what became of one object.

@@ -28,7 +28,7 @@ func command() *cobra.Command {
 	var cfg streamserver.Config
 	var timeoutMs int64
 	var ioTimeout, idleTimeout time.Duration
-	var level, configFile string
+	var level, configFile, requestMemory string
 	cmd := &cobra.Command{
 		Use:   "plasma-stream-server [OPTIONS]",
 		Short: "Plasma Stream server",
@@ -56,6 +56,11 @@ machine (plasma-store-server); otherwise the stream server fails to start.`,
 				return fmt.Errorf("--plasma-timeout must be at least 1 ms, got %d", timeoutMs)
 			}
 			cfg.PlasmaTimeout = time.Duration(timeoutMs) * time.Millisecond
+			rm, err := cliutil.ParseSize(requestMemory)
+			if err != nil || rm == 0 || rm > 1<<50 {
+				return fmt.Errorf("--request-memory %q: want a size such as 256MiB or 2GiB", requestMemory)
+			}
+			cfg.RequestMemory = int64(rm)
 			cfg.IOTimeout, cfg.IdleTimeout = ioTimeout, idleTimeout
 			if cfg.ResumeKeep == 0 {
 				cfg.ResumeKeep = -1 // the flag's 0 means none; Config's 0 means the default
@@ -83,6 +88,7 @@ machine (plasma-store-server); otherwise the stream server fails to start.`,
 	f.DurationVar(&idleTimeout, "idle-timeout", streamserver.DefaultIdleTimeout, "a connection silent this long between requests is closed")
 	f.DurationVar(&cfg.ResumeKeep, "resume-keep", streamserver.DefaultResumeKeep, "how long the verified part of a failed fetch or COPY is kept for the next one to resume from, within half the store's capacity (0: not at all)")
 	f.IntVar(&cfg.SyncConcurrency, "sync-concurrency", streamserver.DefaultSyncConcurrency, "peer requests of one SYNC run at once")
+	f.StringVar(&requestMemory, "request-memory", "256MiB", "memory all connections together may hold of requests being read; a request that does not fit is refused (a SYNC costs 2.5 times its size: the largest legal one, 1024 peers × 65,536 ids, needs 3.2GiB)")
 	f.BoolVar(&cfg.Pprof, "debug-pprof", false, "also serve Go's profiler at /debug/pprof/ on --metrics-addr")
 	f.StringVar(&cfg.Cluster.Etcd, "etcd", "", `join a cluster: "embedded" (an etcd member in this process) or etcd client URLs, comma-separated`)
 	f.StringVar(&cfg.Cluster.EtcdDir, "etcd-dir", "", "data directory of the embedded etcd member")

@@ -251,6 +251,19 @@ func (d *Directory) RemoveLocation(ctx context.Context, id [20]byte) error {
 	})
 }
 
+// RetainLocations withdraws every location of this node whose object keep
+// rejects (the store restarted and lost them). Errors as for AddLocation.
+func (d *Directory) RetainLocations(ctx context.Context, keep func(id [20]byte) bool) error {
+	return d.mutate(ctx, func() {
+		for id := range d.objects {
+			if !keep(id) {
+				delete(d.objects, id)
+				d.dirtyObjs[id] = struct{}{}
+			}
+		}
+	})
+}
+
 // JoinGroup adds this node to group (no-op if a member already). Errors as
 // for AddLocation.
 func (d *Directory) JoinGroup(ctx context.Context, group string) error {

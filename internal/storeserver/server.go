@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/plasmastream/plasmastream/internal/netutil"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -85,7 +86,6 @@ type Server struct {
 	wg    sync.WaitGroup
 
 	refusing   chan struct{} // bounds the goroutines answering "store busy"
-	acceptLog  sometimes
 	refusalLog sometimes
 }
 
@@ -162,25 +162,16 @@ func (s *Server) Serve(ctx context.Context) error {
 	go func() { s.st.digestLoop(dctx); close(digesting) }()
 	s.log.Info("store serving", "socket", s.cfg.Socket, "capacity", s.Capacity(), "arena_bytes", s.arena.Size,
 		"max_clients", s.cfg.MaxClients)
-	var delay time.Duration
+	var backoff netutil.AcceptBackoff
 	for {
 		uc, err := s.ln.AcceptUnix()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			if !backoff.Retry(ctx, err, s.log) {
 				break
-			}
-			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
-			s.acceptLog.do(func(suppressed int) {
-				s.log.Warn("accept failed; retrying (clients keep being served)", "err", err, "retry_in", delay,
-					"similar_errors_not_logged", suppressed)
-			})
-			select {
-			case <-ctx.Done():
-			case <-time.After(delay):
 			}
 			continue
 		}
-		delay = 0
+		backoff.Reset()
 		s.mu.Lock()
 		if n := len(s.conns); n >= s.cfg.MaxClients {
 			s.mu.Unlock()
@@ -214,10 +205,3 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	return fmt.Errorf("socket %s closed while serving", s.cfg.Socket)
 }
-
-// The accept retry delay doubles from minAcceptDelay up to maxAcceptDelay
-// while accept keeps failing.
-const (
-	minAcceptDelay = 5 * time.Millisecond
-	maxAcceptDelay = time.Second
-)

@@ -170,8 +170,18 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-func writePing(w io.Writer, node string, rtt time.Duration) {
-	fmt.Fprintf(w, "ok: pong from %s in %s\n", node, formatDuration(rtt))
+func writePing(w io.Writer, node string, rtt time.Duration, st stream.StoreState) {
+	if !st.Up {
+		fmt.Fprintf(w, "error: pong from %s in %s, but %s\n", node, formatDuration(rtt), storeDown(st))
+		return
+	}
+	fmt.Fprintf(w, "ok: pong from %s in %s, store up for %s\n", node, formatDuration(rtt), time.Since(st.Since).Round(time.Second))
+}
+
+// storeDown says since when a server's store has been unavailable.
+func storeDown(st stream.StoreState) string {
+	return fmt.Sprintf("its store is unavailable since %s (for %s); the server is reconnecting",
+		st.Since.Format(time.RFC3339), time.Since(st.Since).Round(time.Second))
 }
 
 func writeStat(w io.Writer, s stream.ServerStat) {
@@ -183,8 +193,13 @@ func writeStat(w io.Writer, s stream.ServerStat) {
 	if s.Connections == 1 {
 		conns = "1 connection"
 	}
-	fmt.Fprintf(w, "ok: node %s (version %s, up %s, %s), store %s of %s used (%.1f%%), %s (%d sealed)\n",
-		s.Node, s.Version, s.Uptime.Round(time.Second), conns,
+	if !s.StoreState.Up {
+		fmt.Fprintf(w, "error: node %s (version %s, up %s, %s), but %s\n",
+			s.Node, s.Version, s.Uptime.Round(time.Second), conns, storeDown(s.StoreState))
+		return
+	}
+	fmt.Fprintf(w, "ok: node %s (version %s, up %s, %s), store up for %s, %s of %s used (%.1f%%), %s (%d sealed)\n",
+		s.Node, s.Version, s.Uptime.Round(time.Second), conns, time.Since(s.StoreState.Since).Round(time.Second),
 		formatBytes(float64(s.Store.Used)), formatBytes(float64(s.Store.Capacity)), pct,
 		objects(int(s.Store.Objects)), s.Store.Sealed)
 }

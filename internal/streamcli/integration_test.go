@@ -155,10 +155,10 @@ func TestCLI(t *testing.T) {
 	if !strings.HasPrefix(lines[0], "ok: 3 objects (1 copied, 1 taken, 1 already present), ") || !okTransfer.MatchString(lines[0]) {
 		t.Errorf("SYNC line %q", lines[0])
 	}
-	if !regexp.MustCompile(`^ok: pong from node-a in \S+$`).MatchString(lines[1]) {
+	if !regexp.MustCompile(`^ok: pong from node-a in \S+, store up for \S+$`).MatchString(lines[1]) {
 		t.Errorf("PING line %q", lines[1])
 	}
-	if !regexp.MustCompile(`^ok: node node-a \(version \S+, up \S+, \d+ connections?\), store [0-9.]+ MiB of 64.0 MiB used \([0-9.]+%\), 5 objects \(5 sealed\)$`).MatchString(lines[2]) {
+	if !regexp.MustCompile(`^ok: node node-a \(version \S+, up \S+, \d+ connections?\), store up for \S+, [0-9.]+ MiB of 64.0 MiB used \([0-9.]+%\), 5 objects \(5 sealed\)$`).MatchString(lines[2]) {
 		t.Errorf("STAT line %q", lines[2])
 	}
 	if lines[3] != "ok: 5 objects, 4.00 MiB" || len(lines) != 9 {

@@ -17,7 +17,7 @@ import (
 // *stream.Client is one.
 type Client interface {
 	Node() string
-	Ping(ctx context.Context) (time.Duration, error)
+	PingStore(ctx context.Context) (time.Duration, stream.StoreState, error)
 	Stat(ctx context.Context) (stream.ServerStat, error)
 	List(ctx context.Context) ([]store.ObjectInfo, error)
 	SyncProgress(ctx context.Context, reqs []stream.PeerRequest, progress func(stream.Progress)) (*stream.SyncResult, error)
@@ -115,15 +115,23 @@ func (s *Session) Exec(ctx context.Context, line string) (quit bool) {
 	}
 	switch cmd.Op {
 	case OpPing:
-		rtt, err := s.client.Ping(ctx)
+		rtt, st, err := s.client.PingStore(ctx)
 		if err != nil {
 			s.drop()
 			s.fail("%s", oneLine(err.Error()))
 			return false
 		}
-		writePing(s.Out, s.client.Node(), rtt)
+		if !st.Up {
+			s.Failed++
+		}
+		writePing(s.Out, s.client.Node(), rtt, st)
 	case OpStat:
 		st, err := s.client.Stat(ctx)
+		if stream.IsStatus(err, stream.StatusStoreUnavailable) {
+			s.Failed++
+			writeStat(s.Out, st)
+			return false
+		}
 		if err != nil {
 			s.drop()
 			s.fail("%s", oneLine(err.Error()))

@@ -18,23 +18,37 @@ import (
 
 // fakeClient answers like a server would, from canned results.
 type fakeClient struct {
-	node     string
-	sync     func(reqs []stream.PeerRequest, progress func(stream.Progress)) (*stream.SyncResult, error)
-	pingErr  error
-	closed   bool
-	requests int
+	node      string
+	sync      func(reqs []stream.PeerRequest, progress func(stream.Progress)) (*stream.SyncResult, error)
+	pingErr   error
+	storeDown bool
+	closed    bool
+	requests  int
 }
 
 func (f *fakeClient) Node() string { return f.node }
 func (f *fakeClient) Close() error { f.closed = true; return nil }
-func (f *fakeClient) Ping(context.Context) (time.Duration, error) {
+func (f *fakeClient) PingStore(context.Context) (time.Duration, stream.StoreState, error) {
 	f.requests++
-	return 123 * time.Microsecond, f.pingErr
+	return 123 * time.Microsecond, f.storeState(), f.pingErr
+}
+
+// storeState is up for as long as the server (3723 s), unless storeDown.
+func (f *fakeClient) storeState() stream.StoreState {
+	if f.storeDown {
+		return stream.StoreState{Since: time.Now().Add(-12 * time.Second)}
+	}
+	return stream.StoreState{Up: true, Since: time.Now().Add(-3723 * time.Second)}
 }
 func (f *fakeClient) Stat(context.Context) (stream.ServerStat, error) {
 	f.requests++
-	return stream.ServerStat{Node: f.node, Version: "1.2.3", Uptime: 3723 * time.Second, Connections: 2,
-		Store: store.Stats{Capacity: 64 << 20, Used: 16 << 20, Objects: 3, Sealed: 2}}, nil
+	st := stream.ServerStat{Node: f.node, Version: "1.2.3", Uptime: 3723 * time.Second, Connections: 2,
+		Store: store.Stats{Capacity: 64 << 20, Used: 16 << 20, Objects: 3, Sealed: 2}, StoreState: f.storeState()}
+	if f.storeDown {
+		st.Store = store.Stats{}
+		return st, &stream.Error{Status: stream.StatusStoreUnavailable, Msg: "store unavailable"}
+	}
+	return st, nil
 }
 func (f *fakeClient) List(context.Context) ([]store.ObjectInfo, error) {
 	f.requests++
@@ -108,10 +122,10 @@ func TestSessionOutput(t *testing.T) {
 	if !transferLine.MatchString(got) || !strings.HasPrefix(got, "ok: 2 objects (1 copied, 1 taken, 0 already present), ") {
 		t.Errorf("SYNC: %q", got)
 	}
-	if got := run(t, s, out, "PING"); got != "ok: pong from node-a in 123µs\n" {
+	if got := run(t, s, out, "PING"); got != "ok: pong from node-a in 123µs, store up for 1h2m3s\n" {
 		t.Errorf("PING: %q", got)
 	}
-	if got, want := run(t, s, out, "stat"), "ok: node node-a (version 1.2.3, up 1h2m3s, 2 connections), store 16.0 MiB of 64.0 MiB used (25.0%), 3 objects (2 sealed)\n"; got != want {
+	if got, want := run(t, s, out, "stat"), "ok: node node-a (version 1.2.3, up 1h2m3s, 2 connections), store up for 1h2m3s, 16.0 MiB of 64.0 MiB used (25.0%), 3 objects (2 sealed)\n"; got != want {
 		t.Errorf("STAT: %q, want %q", got, want)
 	}
 	want := "ok: 2 objects, 1.00 MiB\n" +
@@ -283,8 +297,8 @@ func TestRunExitStatus(t *testing.T) {
 		code  int
 		out   string
 	}{
-		{"ping\ncopy a:1 " + id1 + "\n", 0, "ok: pong from a in 123µs\nok: 1 object"},
-		{"ping\nbogus\nping\n", 1, "ok: pong from a in 123µs\nerror: unknown command \"bogus\""},
+		{"ping\ncopy a:1 " + id1 + "\n", 0, "ok: pong from a in 123µs, store up for 1h2m3s\nok: 1 object"},
+		{"ping\nbogus\nping\n", 1, "ok: pong from a in 123µs, store up for 1h2m3s\nerror: unknown command \"bogus\""},
 		{"", 0, ""},
 	} {
 		var out, errs bytes.Buffer
@@ -389,5 +403,24 @@ func TestCompleter(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 			t.Errorf("complete %q = %q, want %q", tt.line, got, tt.want)
 		}
+	}
+}
+
+// A server whose store is down answers PING and STAT: the CLI says the
+// store is unavailable and since when, counts a failure, and keeps the
+// connection (the server itself is fine).
+func TestSessionStoreDown(t *testing.T) {
+	c := &fakeClient{node: "node-a", storeDown: true}
+	dials := 0
+	s, out := newTestSession(c, &dials)
+	down := regexp.MustCompile(`its store is unavailable since \S+ \(for 12s\); the server is reconnecting\n$`)
+	if got := run(t, s, out, "ping"); !strings.HasPrefix(got, "error: pong from node-a in 123µs, but ") || !down.MatchString(got) {
+		t.Errorf("PING: %q", got)
+	}
+	if got := run(t, s, out, "stat"); !strings.HasPrefix(got, "error: node node-a (version 1.2.3, up 1h2m3s, 2 connections), but ") || !down.MatchString(got) {
+		t.Errorf("STAT: %q", got)
+	}
+	if s.Failed != 2 || dials != 1 {
+		t.Errorf("failed %d, dials %d: want 2 failures on one connection", s.Failed, dials)
 	}
 }

@@ -49,7 +49,7 @@ type clusterNode struct {
 	member *etcdembed.Member
 	cli    *clientv3.Client
 	dir    *cluster.Directory
-	sub    *store.Subscription
+	use    func() (*storeConn, error) // the store, while it is up
 	log    *slog.Logger
 	wg     sync.WaitGroup
 	later  chan pendingDigest // locations registered without a digest
@@ -70,7 +70,7 @@ const digestWait = 1500 * time.Millisecond
 
 // joinCluster starts or connects to etcd, registers this node and starts
 // mirroring the store into the directory.
-func (s *Server) joinCluster(ctx context.Context) error {
+func (s *Server) joinCluster(ctx context.Context, st *store.Client) error {
 	cc := s.cfg.Cluster
 	n := &clusterNode{log: s.log.With("component", "cluster")}
 	endpoints := strings.Split(cc.Etcd, ",")
@@ -103,10 +103,14 @@ func (s *Server) joinCluster(ctx context.Context) error {
 		n.close()
 		return fmt.Errorf("register node %s in etcd at %s: %w", self.Name, strings.Join(endpoints, ","), err)
 	}
-	if err := n.mirror(ctx, s.st, s.cfg.PlasmaSocket); err != nil {
+	n.use = s.useStore
+	if err := n.resync(ctx, st); err != nil {
 		n.close()
 		return err
 	}
+	n.later, n.stop = make(chan pendingDigest, 1<<16), make(chan struct{})
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.addDigests() }()
 	s.cluster = n
 	s.log.Info("joined the cluster", "node", self.Name, "advertise", self.Address, "groups", cc.Groups, "etcd", strings.Join(endpoints, ","))
 	return nil
@@ -125,48 +129,43 @@ func (s *Server) advertise() string {
 	return net.JoinHostPort(host, fmt.Sprint(port))
 }
 
-// mirror registers every sealed object of the store and then follows the
-// store's events: a seal adds a location, a delete or eviction removes it.
-// It subscribes before listing, so nothing sealed in between is missed
-// (adding a location twice is harmless). It never waits for etcd: the
-// directory queues the changes (within a bound) and writes them in the
-// background, at once or when etcd is back, so an etcd outage neither
-// stalls the events (the store would drop a subscriber that falls behind)
-// nor loses them.
-func (n *clusterNode) mirror(ctx context.Context, st *store.Client, socket string) error {
-	sub, err := store.Subscribe(ctx, socket)
-	if err != nil {
-		return fmt.Errorf("subscribe to the store: %w", err)
-	}
-	n.sub = sub
+// resync makes the directory's locations of this node those of the
+// store's sealed objects: it withdraws what the store no longer has (a
+// store that restarted comes back empty) and registers the rest. The store's
+// subscription is already in place, so nothing sealed meanwhile is missed
+// (adding a location twice is harmless). Registrations never wait for
+// etcd: the directory queues them (within a bound) and writes them in the
+// background, at once or when etcd is back.
+func (n *clusterNode) resync(ctx context.Context, st *store.Client) error {
 	infos, err := st.List(ctx)
 	if err != nil {
 		return fmt.Errorf("list the store: %w", err)
 	}
-	n.later, n.stop = make(chan pendingDigest, 1<<16), make(chan struct{})
-	n.wg.Add(1)
-	go func() { defer n.wg.Done(); n.addDigests(st) }()
+	held := make(map[store.ObjectID]bool, len(infos))
 	for _, in := range infos {
-		if in.State == store.StateSealed && !in.DeletePending {
+		held[in.ID] = in.State == store.StateSealed && !in.DeletePending
+	}
+	if err := n.dir.RetainLocations(ctx, func(id [20]byte) bool { return held[id] }); err != nil {
+		n.log.Warn("directory: withdraw the locations the store lost", "err", err)
+	}
+	for _, in := range infos {
+		if held[in.ID] {
 			n.sealed(in.ID, in.DataSize+uint64(in.MetadataSize), in.Digest)
 		}
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		for ev := range sub.Events() {
-			switch ev.Kind {
-			case store.EventSealed:
-				n.sealed(ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
-			default:
-				n.dir.QueueRemoval(ev.ID) // fails only once closed
-			}
-		}
-		if err := sub.Err(); err != nil && !errors.Is(err, store.ErrClosed) {
-			n.log.Error("store subscription ended: the directory no longer follows this store", "err", err)
-		}
-	}()
 	return nil
+}
+
+// event mirrors one store notification: a seal adds a location, a delete
+// or eviction removes it. It never waits for etcd (the store drops a
+// subscriber that falls behind): the directory queues the change.
+func (n *clusterNode) event(ev store.Event) {
+	switch ev.Kind {
+	case store.EventSealed:
+		n.sealed(ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
+	default:
+		n.dir.QueueRemoval(ev.ID) // fails only once closed
+	}
 }
 
 // sealed registers a location; one without a digest gets it later.
@@ -182,7 +181,7 @@ func (n *clusterNode) sealed(id store.ObjectID, size uint64, digestHex string) {
 
 // addDigests completes the locations registered without a digest, in
 // seal order, each digestWait after its seal.
-func (n *clusterNode) addDigests(st *store.Client) {
+func (n *clusterNode) addDigests() {
 	for {
 		var p pendingDigest
 		select {
@@ -195,14 +194,19 @@ func (n *clusterNode) addDigests(st *store.Client) {
 			return
 		case <-time.After(time.Until(p.sealed.Add(digestWait))):
 		}
+		sc, err := n.use()
+		if err != nil {
+			continue // the store went away: the resync on its return registers what it has
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if d, ok := objectDigest(ctx, st, p.id); ok {
+		if d, ok := objectDigest(ctx, sc.st, p.id); ok {
 			n.add(p.id, p.size, hex.EncodeToString(d[:]))
-			if ok, err := st.Contains(ctx, p.id); err == nil && !ok {
+			if ok, err := sc.st.Contains(ctx, p.id); err == nil && !ok {
 				n.dir.QueueRemoval(p.id) // deleted while we registered it
 			}
 		}
 		cancel()
+		sc.release()
 	}
 }
 
@@ -236,9 +240,6 @@ func (n *clusterNode) close() {
 	if n.stop != nil {
 		close(n.stop)
 	}
-	if n.sub != nil {
-		n.sub.Close()
-	}
 	n.wg.Wait()
 	if n.dir != nil {
 		n.dir.Close()
@@ -258,7 +259,7 @@ func (n *clusterNode) close() {
 // share one transfer. The objects it reports here are referenced in held,
 // which the caller releases once the reply is sent: the objects of one
 // FETCH never evict each other (what does not fit is StoreFull).
-func (s *Server) fetch(ctx context.Context, ids []streamwire.ID, held *transfer.Held) streamwire.PeerResult {
+func (s *Server) fetch(ctx context.Context, sc *storeConn, ids []streamwire.ID, held *transfer.Held) streamwire.PeerResult {
 	start := time.Now()
 	r := streamwire.PeerResult{Kind: streamwire.KindCopy, Addr: "cluster", Status: streamwire.StatusOK,
 		Objects: make([]streamwire.ObjectResult, len(ids))}
@@ -270,7 +271,7 @@ func (s *Server) fetch(ctx context.Context, ids []streamwire.ID, held *transfer.
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r.Objects[i] = s.fetchOne(ctx, id, held, &down)
+			r.Objects[i] = s.fetchOne(ctx, sc, id, held, &down)
 		}()
 	}
 	wg.Wait()
@@ -286,8 +287,8 @@ func (s *Server) fetch(ctx context.Context, ids []streamwire.ID, held *transfer.
 
 // fetchOne fetches one object of a FETCH; down is the directory's
 // unavailability, once one of the request's objects met it.
-func (s *Server) fetchOne(ctx context.Context, id streamwire.ID, held *transfer.Held, down *atomic.Pointer[error]) streamwire.ObjectResult {
-	if ok, err := transfer.Hold(ctx, s.st, held, id); err == nil && ok {
+func (s *Server) fetchOne(ctx context.Context, sc *storeConn, id streamwire.ID, held *transfer.Held, down *atomic.Pointer[error]) streamwire.ObjectResult {
+	if ok, err := transfer.Hold(ctx, sc.st, held, id); err == nil && ok {
 		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusAlreadyPresent}
 	}
 	var holders []cluster.Location
@@ -319,15 +320,15 @@ func (s *Server) fetchOne(ctx context.Context, id streamwire.ID, held *transfer.
 			Message: fmt.Sprintf("object %x: no node of the cluster holds it", id[:])}
 	}
 	if size := holders[0].Size; bao.OutboardSize(size) > storewire.MaxOutboard {
-		return s.fetchByCopy(ctx, id, sources, held)
+		return s.fetchByCopy(ctx, sc, id, sources, held)
 	}
-	return s.fetchFrom(ctx, id, sources, digest, 0, 0, held).ObjectResult
+	return s.fetchFrom(ctx, sc, id, sources, digest, 0, 0, held).ObjectResult
 }
 
 // fetchByCopy fetches an object too large for an outboard (over 16 GiB)
 // with a COPY from one holder after the other (the whole object verified
 // against its digest, no resumption).
-func (s *Server) fetchByCopy(ctx context.Context, id streamwire.ID, sources []streamwire.PullSource, held *transfer.Held) streamwire.ObjectResult {
+func (s *Server) fetchByCopy(ctx context.Context, sc *storeConn, id streamwire.ID, sources []streamwire.PullSource, held *transfer.Held) streamwire.ObjectResult {
 	var tried []string
 	var last streamwire.ObjectResult
 	for _, h := range sources {
@@ -335,7 +336,7 @@ func (s *Server) fetchByCopy(ctx context.Context, id streamwire.ID, sources []st
 			c, _, err := transfer.Dial(ctx, h.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
 			return c, err
 		}
-		res, _ := transfer.Receive(ctx, dial, s.st, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: &s.stats, Inflight: s.inflight, Partials: s.partials, Held: held})
+		res, _ := transfer.Receive(ctx, dial, sc.st, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: &s.stats, Inflight: sc.inflight, Partials: sc.partials, Held: held})
 		if last = res[0]; last.Status.Success() {
 			return last
 		}
@@ -409,9 +410,14 @@ func (s *Server) handleCluster(ctx context.Context, c *transfer.Conn, t streamwi
 			return st, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: st, Message: fmt.Sprintf("%s rejected: %s", t, msg)}.Append(nil))
 		}
 		if t == streamwire.TypeFetch {
-			held := transfer.NewHeld(s.st)
+			sc, err := s.useStore()
+			if err != nil {
+				return sendErr(c, streamwire.TypeError, err)
+			}
+			defer sc.release()
+			held := transfer.NewHeld(sc.st)
 			defer held.Release()
-			r := s.fetch(ctx, m.IDs, held)
+			r := s.fetch(ctx, sc, m.IDs, held)
 			return r.Status, c.Send(reply, r.Append(nil))
 		}
 		if t == streamwire.TypeDeleteAll {

@@ -37,7 +37,17 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	}
 	log = log.With("name", hello.Name)
 	for {
-		t, p, err := c.ReadRequest(s.cfg.IdleTimeout)
+		req, err := s.readRequest(c, s.cfg.IdleTimeout)
+		if r, ok := isRefusal(err); ok {
+			// Over a limit before the payload was read: say which, then
+			// hang up (the payload is still in the stream).
+			log.Info("request refused", "type", req.t, "err", r.msg)
+			s.metrics.request(req.t.String(), r.status)
+			if r.send(c) == nil {
+				r.drain(c)
+			}
+			return
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				return
@@ -52,10 +62,11 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: status, Message: fmt.Sprintf("%s: closing the connection: %v", s.cfg.NodeName, err)}.Append(nil))
 			return
 		}
-		status, err := s.handle(ctx, c, t, p)
-		s.metrics.request(t.String(), status)
+		status, err := s.handle(ctx, c, req)
+		s.budget.give(req.cost)
+		s.metrics.request(req.t.String(), status)
 		if err != nil {
-			log.Info("request failed", "type", t, "err", err)
+			log.Info("request failed", "type", req.t, "err", err)
 			return
 		}
 	}
@@ -95,7 +106,8 @@ func (s *Server) handshake(c *transfer.Conn) (streamwire.Hello, error) {
 }
 
 // handle answers one request. A returned error ends the connection.
-func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type, p []byte) (streamwire.Status, error) {
+func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (streamwire.Status, error) {
+	t, p := req.t, req.p
 	reply := t | streamwire.ReplyBit
 	malformed := func(err error) (streamwire.Status, error) {
 		msg := fmt.Sprintf("malformed %s request: %v", t, err)
@@ -107,7 +119,7 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 		if err := m.Decode(p); err != nil {
 			return malformed(err)
 		}
-		return streamwire.StatusOK, c.Send(reply, m.Append(nil))
+		return streamwire.StatusOK, c.Send(reply, streamwire.PingReply{Nonce: m.Nonce, Store: s.storeState()}.Append(nil))
 	case streamwire.TypeStat, streamwire.TypeList:
 		if len(p) != 0 {
 			return malformed(fmt.Errorf("%d unexpected payload bytes", len(p)))
@@ -115,26 +127,19 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 		if t == streamwire.TypeList {
 			return s.list(ctx, c)
 		}
-		sctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
-		defer cancel()
-		st, err := s.st.Stats(sctx)
-		if err != nil {
-			return s.storeFailed(c, err)
-		}
-		return streamwire.StatusOK, c.Send(reply, streamwire.StatReply{
-			Node: s.cfg.NodeName, Version: cliutil.Version, UptimeNs: int64(time.Since(s.start)),
-			Connections: uint32(s.active.Load()), Store: storewire.StatsReply(st),
-		}.Append(nil))
+		return s.stat(ctx, c)
 	case streamwire.TypeCopy, streamwire.TypeTake, streamwire.TypeRelay:
-		var m streamwire.Copy
-		if err := m.Decode(p); err != nil {
-			return malformed(err)
-		}
+		m := req.ids
 		kind := map[streamwire.Type]streamwire.Kind{streamwire.TypeCopy: streamwire.KindCopy,
 			streamwire.TypeTake: streamwire.KindTake, streamwire.TypeRelay: streamwire.KindRelay}[t]
+		sc, err := s.useStore()
+		if err != nil {
+			return sendErr(c, streamwire.TypeCopyBegin, err) // the reply a COPY expects first
+		}
+		defer sc.release()
 		start := time.Now()
-		err := transfer.Send(ctx, c, s.st, kind, m.IDs, transfer.SendOptions{GetTimeout: s.cfg.PlasmaTimeout, Stats: &s.stats,
-			Inflight: s.inflight, RelayWait: relayWait})
+		err = transfer.Send(ctx, c, sc.st, kind, m.IDs, transfer.SendOptions{GetTimeout: s.cfg.PlasmaTimeout, Stats: &s.stats,
+			Inflight: sc.inflight, RelayWait: relayWait})
 		s.metrics.duration.WithLabelValues("send").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return streamwire.StatusConnectionLost, fmt.Errorf("%s of %d objects to %s: %w", kind, len(m.IDs), c.Peer, err)
@@ -145,7 +150,13 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 		if err := m.Decode(p); err != nil {
 			return malformed(err)
 		}
-		if err := transfer.ServeRange(ctx, c, s.st, &m, transfer.RangeOptions{Stats: &s.stats, Partials: s.partials, Wait: relayWait}); err != nil {
+		sc, err := s.useStore()
+		if err != nil {
+			er := storeErr(err)
+			return er.Status, c.Send(streamwire.TypeRange|streamwire.ReplyBit, streamwire.RangeReply{Status: er.Status, Message: er.Message}.Append(nil))
+		}
+		defer sc.release()
+		if err := transfer.ServeRange(ctx, c, sc.st, &m, transfer.RangeOptions{Stats: &s.stats, Partials: sc.partials, Wait: relayWait}); err != nil {
 			return streamwire.StatusConnectionLost, fmt.Errorf("RANGE of object %x to %s: %w", m.ID[:], c.Peer, err)
 		}
 		return streamwire.StatusOK, nil
@@ -156,10 +167,7 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 		}
 		return s.pull(ctx, c, &m)
 	case streamwire.TypeDeleteLocal:
-		var m streamwire.Copy
-		if err := m.Decode(p); err != nil {
-			return malformed(err)
-		}
+		m := req.ids
 		if st, msg := streamwire.ValidateIDs(m.IDs, nil); st != streamwire.StatusOK {
 			return st, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: st, Message: "DELETE rejected: " + msg}.Append(nil))
 		}
@@ -172,14 +180,52 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, t streamwire.Type
 		}
 		return s.handleCluster(ctx, c, t, p)
 	case streamwire.TypeSync:
-		var m streamwire.Sync
-		if err := m.Decode(p); err != nil {
-			return malformed(err)
+		sc, err := s.useStore()
+		if err != nil {
+			er := storeErr(err)
+			return er.Status, c.Send(streamwire.TypeSyncResult, streamwire.SyncDone{Status: er.Status, Message: "SYNC rejected: " + er.Message}.Append(nil))
 		}
-		return s.sync(ctx, c, &m)
+		defer sc.release() // one store connection serves the whole SYNC
+		return s.sync(ctx, c, sc, req.sync)
 	}
 	msg := fmt.Sprintf("unknown request type %d", uint16(t))
 	return streamwire.StatusMalformed, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusMalformed, Message: msg}.Append(nil))
+}
+
+// sendErr answers a request with a frame of type t (Error, or CopyBegin
+// for COPY/TAKE) carrying the store's error.
+func sendErr(c *transfer.Conn, t streamwire.Type, err error) (streamwire.Status, error) {
+	er := storeErr(err)
+	return er.Status, c.Send(t, er.Append(nil))
+}
+
+// storeErr is the error reply err carries (a store unavailable), else a
+// store failure.
+func storeErr(err error) *streamwire.ErrorReply {
+	var er *streamwire.ErrorReply
+	if !errors.As(err, &er) {
+		er = &streamwire.ErrorReply{Status: streamwire.StatusStoreError, Message: err.Error()}
+	}
+	return er
+}
+
+// stat answers STAT: the server, its store's figures and whether the store
+// is up (a STAT while it is down still answers, with zero figures).
+func (s *Server) stat(ctx context.Context, c *transfer.Conn) (streamwire.Status, error) {
+	r := streamwire.StatReply{Node: s.cfg.NodeName, Version: cliutil.Version, UptimeNs: int64(time.Since(s.start)),
+		Connections: uint32(s.active.Load())}
+	if sc, err := s.useStore(); err == nil {
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
+		st, err := sc.st.Stats(sctx)
+		cancel()
+		sc.release()
+		if err != nil {
+			return s.storeFailed(c, err)
+		}
+		r.Store = storewire.StatsReply(st)
+	}
+	r.StoreState = s.storeState()
+	return streamwire.StatusOK, c.Send(streamwire.TypeStat|streamwire.ReplyBit, r.Append(nil))
 }
 
 func (s *Server) storeFailed(c *transfer.Conn, err error) (streamwire.Status, error) {
@@ -189,9 +235,14 @@ func (s *Server) storeFailed(c *transfer.Conn, err error) (streamwire.Status, er
 
 // list sends the store's object table in pages (the store's List layout).
 func (s *Server) list(ctx context.Context, c *transfer.Conn) (streamwire.Status, error) {
+	sc, err := s.useStore()
+	if err != nil {
+		return sendErr(c, streamwire.TypeError, err)
+	}
+	defer sc.release()
 	lctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
 	defer cancel()
-	infos, err := s.st.List(lctx)
+	infos, err := sc.st.List(lctx)
 	if err != nil {
 		return s.storeFailed(c, err)
 	}

@@ -18,6 +18,8 @@ type metrics struct {
 	requests    *prometheus.CounterVec
 	connections prometheus.Gauge
 	busy        prometheus.Counter
+	overBudget  prometheus.Counter
+	storeUp     prometheus.Gauge
 	duration    *prometheus.HistogramVec
 }
 
@@ -33,6 +35,12 @@ func newMetrics(s *Server) *metrics {
 		busy: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plasma_stream_busy_rejections_total", Help: "Connections refused because --max-connections was reached.",
 		}),
+		overBudget: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plasma_stream_request_memory_rejections_total", Help: "Requests refused because they did not fit in --request-memory.",
+		}),
+		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "plasma_stream_store_up", Help: "1 while the local store is connected, 0 while it is down and the server reconnects.",
+		}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "plasma_stream_transfer_duration_seconds", Help: "Duration of COPY/TAKE transfers, sending to peers or receiving from them.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
@@ -42,7 +50,9 @@ func newMetrics(s *Server) *metrics {
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
-	m.reg.MustRegister(m.requests, m.connections, m.busy, m.duration,
+	m.reg.MustRegister(m.requests, m.connections, m.busy, m.overBudget, m.storeUp, m.duration,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "plasma_stream_request_memory_bytes", Help: "Request memory held by requests being read or served (see --request-memory)."},
+			func() float64 { return float64(s.budget.inUse()) }),
 		counter("plasma_stream_bytes_sent_total", "Object bytes (data and metadata) sent to peers.", func() float64 { return float64(st.BytesSent.Load()) }),
 		counter("plasma_stream_objects_sent_total", "Objects sent to peers.", func() float64 { return float64(st.ObjectsSent.Load()) }),
 		counter("plasma_stream_bytes_received_total", "Object bytes received from peers (COPY/TAKE: counted once verified and sealed; RANGE: as they arrive).", func() float64 { return float64(st.BytesReceived.Load()) }),

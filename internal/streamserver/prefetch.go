@@ -42,7 +42,7 @@ func (s *Server) planPrefetch(ctx context.Context, id streamwire.ID, group strin
 	if err != nil {
 		return prefetchPlan{}, err
 	}
-	if ok, err := s.st.Contains(ctx, id); err == nil && ok {
+	if s.holdsLocally(ctx, id) {
 		holders = append(holders, cluster.Location{Node: s.cfg.NodeName, Address: s.advertise()})
 	}
 	if len(holders) == 0 {
@@ -279,7 +279,12 @@ func (s *Server) deleteOn(ctx context.Context, node, addr string, ids []streamwi
 // deleteLocal deletes from this server's store; absent objects are fine
 // (a cluster delete is idempotent). It returns the other failures.
 func (s *Server) deleteLocal(ctx context.Context, ids []streamwire.ID) []string {
-	errs, err := s.st.Delete(ctx, toIDs(ids)...)
+	sc, err := s.useStore()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer sc.release()
+	errs, err := sc.st.Delete(ctx, toIDs(ids)...)
 	if err != nil {
 		return []string{err.Error()}
 	}

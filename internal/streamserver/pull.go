@@ -18,21 +18,21 @@ type PullOutcome = stream.PullOutcome
 // fetchFrom makes object id local with a verified multi-source fetch from
 // sources (see transfer.Fetch). Concurrent fetches of one object here
 // share one transfer. A successful result is referenced in held (see
-// transfer.Held): a caller that shared another's transfer takes its own
-// reference, and fetches again in the unlikely case that the object was
-// evicted before it could.
-func (s *Server) fetchFrom(ctx context.Context, id streamwire.ID, sources []streamwire.PullSource, digest *[32]byte, own, slices int, held *transfer.Held) transfer.FetchResult {
+// transfer.Held), which belongs to sc: a caller that shared another's
+// transfer takes its own reference, and fetches again in the unlikely case
+// that the object was evicted before it could.
+func (s *Server) fetchFrom(ctx context.Context, sc *storeConn, id streamwire.ID, sources []streamwire.PullSource, digest *[32]byte, own, slices int, held *transfer.Held) transfer.FetchResult {
 	for attempt := 0; ; attempt++ {
 		ran := false // this caller's function ran: its Fetch holds the object in held
 		v, _, _ := s.fetches.Do(string(id[:]), func() (any, error) {
 			ran = true
-			return s.fetchOnce(ctx, id, sources, digest, own, slices, held), nil
+			return s.fetchOnce(ctx, sc, id, sources, digest, own, slices, held), nil
 		})
 		res := v.(transfer.FetchResult)
 		if ran || !res.Status.Success() {
 			return res
 		}
-		ok, err := transfer.Hold(ctx, s.st, held, id)
+		ok, err := transfer.Hold(ctx, sc.st, held, id)
 		switch {
 		case ok:
 			return res
@@ -47,10 +47,10 @@ func (s *Server) fetchFrom(ctx context.Context, id streamwire.ID, sources []stre
 }
 
 // fetchOnce runs one transfer.Fetch for fetchFrom.
-func (s *Server) fetchOnce(ctx context.Context, id streamwire.ID, sources []streamwire.PullSource, digest *[32]byte, own, slices int, held *transfer.Held) transfer.FetchResult {
+func (s *Server) fetchOnce(ctx context.Context, sc *storeConn, id streamwire.ID, sources []streamwire.PullSource, digest *[32]byte, own, slices int, held *transfer.Held) transfer.FetchResult {
 	start := time.Now()
-	res := transfer.Fetch(ctx, s.st, id, sources, transfer.FetchOptions{
-		Stats: &s.stats, Partials: s.partials, Digest: digest, Own: own, Slices: slices, Held: held,
+	res := transfer.Fetch(ctx, sc.st, id, sources, transfer.FetchOptions{
+		Stats: &s.stats, Partials: sc.partials, Digest: digest, Own: own, Slices: slices, Held: held,
 		Dial: func(ctx context.Context, addr string) (*transfer.Conn, error) {
 			c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
 			return c, err
@@ -74,9 +74,14 @@ func (s *Server) pull(ctx context.Context, c *transfer.Conn, m *streamwire.Pull)
 		}
 	}
 	start := time.Now()
-	held := transfer.NewHeld(s.st) // the object stays here until the reply is sent
+	sc, err := s.useStore()
+	if err != nil {
+		return sendErr(c, streamwire.TypeError, err)
+	}
+	defer sc.release()
+	held := transfer.NewHeld(sc.st) // the object stays here until the reply is sent
 	defer held.Release()
-	res := s.fetchFrom(ctx, m.ID, m.Sources, nil, int(m.Own), int(m.Slices), held)
+	res := s.fetchFrom(ctx, sc, m.ID, m.Sources, nil, int(m.Own), int(m.Slices), held)
 	out := PullOutcome{Node: s.cfg.NodeName, Status: res.Status.String(), Code: uint16(res.Status), OK: res.Status.Success(), Message: res.Message,
 		Bytes: res.Bytes, Resumed: res.Resumed, Duration: time.Since(start)}
 	for _, src := range res.Sources {

@@ -25,9 +25,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/netutil"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
-	"github.com/plasmastream/plasmastream/store"
 )
 
 // Config is everything plasma-stream-server needs; cmd fills it from
@@ -45,6 +45,7 @@ type Config struct {
 	SyncConcurrency int           `toml:"sync-concurrency"`
 	Pprof           bool          `toml:"debug-pprof"` // profiler on the metrics address
 	ResumeKeep      time.Duration `toml:"-"`           // how long a failed fetch's verified groups wait to be resumed (negative: not at all)
+	RequestMemory   int64         `toml:"-"`           // bytes all connections together may hold of requests being read (--request-memory)
 	Cluster         ClusterConfig `toml:"-"`
 	Logger          *slog.Logger  `toml:"-"`
 }
@@ -57,6 +58,7 @@ const (
 	DefaultPort            = 2021
 	DefaultIdleTimeout     = 5 * time.Minute
 	DefaultSyncConcurrency = 16
+	DefaultRequestMemory   = 256 << 20
 )
 
 func (c *Config) defaults() {
@@ -81,6 +83,9 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.RequestMemory <= 0 {
+		c.RequestMemory = DefaultRequestMemory
+	}
 	if c.ResumeKeep == 0 {
 		c.ResumeKeep = DefaultResumeKeep
 	}
@@ -92,19 +97,23 @@ const DefaultResumeKeep = 2 * time.Minute
 
 // Server is a running stream server.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	st       *store.Client
-	ln       net.Listener
-	metrics  *metrics
-	stats    transfer.Stats
-	start    time.Time
-	active   atomic.Int64
-	httpSrv  *http.Server
-	cluster  *clusterNode // nil when standalone
-	inflight *transfer.Inflight
-	partials *transfer.Partials // objects arriving by RANGE, servable group by group
-	fetches  singleflight.Group // one fetch per object, shared by concurrent callers
+	cfg     Config
+	log     *slog.Logger
+	ln      net.Listener
+	metrics *metrics
+	stats   transfer.Stats
+	start   time.Time
+	active  atomic.Int64
+	httpSrv *http.Server
+	cluster *clusterNode       // nil when standalone
+	fetches singleflight.Group // one fetch per object, shared by concurrent callers
+	budget  memBudget          // request memory (--request-memory)
+
+	storeMu    sync.Mutex
+	store      *storeConn // nil while the store is down
+	storeSince time.Time  // when store last changed
+	storeStop  context.CancelFunc
+	storeDone  chan struct{} // closed when keepStore has returned
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -120,24 +129,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.defaults()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := store.Connect(cctx, cfg.PlasmaSocket)
+	sc, err := connectStore(cctx, cfg.PlasmaSocket, cfg.ResumeKeep)
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: start plasma-store-server first (plasma-store-server -m SIZE -s %s): %v",
 			ErrNoStore, cfg.PlasmaSocket, cfg.PlasmaSocket, err)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port)))
 	if err != nil {
-		st.Close()
+		sc.retire()
 		return nil, fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, st: st, ln: ln, start: time.Now(), conns: map[net.Conn]struct{}{}, inflight: transfer.NewInflight(),
-		partials: transfer.NewPartials(cfg.ResumeKeep, st.Capacity()/2)}
+	s := &Server{cfg: cfg, log: cfg.Logger, ln: ln, start: time.Now(), conns: map[net.Conn]struct{}{},
+		budget: memBudget{limit: cfg.RequestMemory}, storeDone: make(chan struct{})}
 	s.metrics = newMetrics(s)
+	s.setStore(sc)
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
 			ln.Close()
-			st.Close()
+			sc.retire()
 			return nil, fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
 		}
 		s.httpSrv = &http.Server{Handler: s.metrics.handler(cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
@@ -147,11 +157,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.NodeName = ln.Addr().String()
 	}
 	if cfg.Cluster.Etcd != "" {
-		if err := s.joinCluster(ctx); err != nil {
+		if err := s.joinCluster(ctx, sc.st); err != nil {
+			close(s.storeDone)
 			s.shutdown()
+			sc.retire()
 			return nil, err
 		}
 	}
+	// The store is watched from here on (the cluster, if any, has listed
+	// it: the subscription's events since are mirrored in order).
+	var sctx context.Context
+	sctx, s.storeStop = context.WithCancel(context.Background())
+	go s.keepStore(sctx, sc)
 	return s, nil
 }
 
@@ -171,16 +188,19 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer stop()
 	s.log.Info("stream server serving", "addr", s.ln.Addr().String(), "node", s.cfg.NodeName, "store", s.cfg.PlasmaSocket)
 	var err error
+	var backoff netutil.AcceptBackoff
 	for {
 		var nc net.Conn
 		nc, err = s.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			// Transient failures (out of file descriptors) must not end
+			// the server: wait and accept again.
+			if backoff.Retry(ctx, err, s.log) {
 				continue
 			}
 			break
 		}
+		backoff.Reset()
 		if s.active.Load() >= int64(s.cfg.MaxConnections) {
 			s.metrics.busy.Inc()
 			go s.refuse(nc)
@@ -212,7 +232,10 @@ func (s *Server) Serve(ctx context.Context) error {
 // shutdown releases what New acquired: the cluster registration (revoked:
 // this node's locations vanish at once), the metrics listener, the store.
 func (s *Server) shutdown() {
-	s.partials.Shutdown()
+	if s.storeStop != nil {
+		s.storeStop()
+	}
+	<-s.storeDone // keepStore has released the store
 	if s.cluster != nil {
 		s.cluster.close()
 	}
@@ -220,7 +243,6 @@ func (s *Server) shutdown() {
 		s.httpSrv.Close()
 	}
 	s.ln.Close()
-	s.st.Close()
 }
 
 func (s *Server) track(nc net.Conn, add bool) {

@@ -34,14 +34,14 @@ const progressInterval = 250 * time.Millisecond
 // then the peer requests run concurrently (at most SyncConcurrency at
 // once), progress frames flow to the client, and the reply is one
 // PeerResult per peer request, in order, and a SyncDone.
-func (s *Server) sync(ctx context.Context, c *transfer.Conn, m *streamwire.Sync) (streamwire.Status, error) {
+func (s *Server) sync(ctx context.Context, c *transfer.Conn, sc *storeConn, m *streamwire.Sync) (streamwire.Status, error) {
 	if st, msg := m.Validate(); st != streamwire.StatusOK {
 		return st, c.Send(streamwire.TypeSyncResult, streamwire.SyncDone{Status: st, Message: "SYNC rejected: " + msg}.Append(nil))
 	}
 	start := time.Now()
 	// The objects the SYNC reports in the store stay referenced until its
 	// reply is sent, so that its peer requests never evict each other's.
-	held := transfer.NewHeld(s.st)
+	held := transfer.NewHeld(sc.st)
 	defer held.Release()
 	prog := &progress{}
 	for _, pr := range m.Peers {
@@ -81,7 +81,7 @@ func (s *Server) sync(ctx context.Context, c *transfer.Conn, m *streamwire.Sync)
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			results[i] = s.runPeer(sctx, pr, prog, held)
+			results[i] = s.runPeer(sctx, sc, pr, prog, held)
 		}()
 	}
 	wg.Wait()
@@ -153,14 +153,14 @@ func isTimeout(err error) bool {
 
 // runPeer executes one peer request into the local store.
 // The references to what it reports in the store go to held.
-func (s *Server) runPeer(ctx context.Context, pr streamwire.PeerRequest, prog *progress, held *transfer.Held) streamwire.PeerResult {
+func (s *Server) runPeer(ctx context.Context, sc *storeConn, pr streamwire.PeerRequest, prog *progress, held *transfer.Held) streamwire.PeerResult {
 	start := time.Now()
 	defer func() { s.metrics.duration.WithLabelValues("receive").Observe(time.Since(start).Seconds()) }()
 	dial := func() (*transfer.Conn, error) {
 		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
 		return c, err // Summarize names the peer
 	}
-	objs, err := transfer.Receive(ctx, dial, s.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Inflight: s.inflight, Partials: s.partials, Peer: pr.Addr, Held: held})
+	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Inflight: sc.inflight, Partials: sc.partials, Peer: pr.Addr, Held: held})
 	return transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,
 		Objects: objs, DurationNs: int64(time.Since(start))}, err)
 }

@@ -2,6 +2,9 @@ package streamwire
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -25,7 +28,7 @@ func samples() []message {
 		ObjectHeader{Index: 3, ID: id, Status: StatusOK, DataSize: MaxDataSize, MetaSize: MaxMetadataSize, OutboardSize: 8},
 		Ack{Index: 3, Status: StatusIntegrityFailure},
 		Progress{BytesDone: 1, BytesTotal: 2, ObjectsDone: 3, ObjectsTotal: 4},
-		StatReply{Node: "n", Version: "v", UptimeNs: 5, Connections: 6, Store: storewire.StatsReply{Capacity: 7}},
+		StatReply{Node: "n", Version: "v", UptimeNs: 5, Connections: 6, Store: storewire.StatsReply{Capacity: 7}, StoreState: StoreState{Up: true, SinceNs: 8}},
 		PeerResult{Kind: KindTake, Addr: "h:1", Status: StatusNotFound, Message: "m", Bytes: 9, DurationNs: 10,
 			Objects: []ObjectResult{{ID: id, Status: StatusNotFound, Message: "gone"}, {Status: StatusOK, Bytes: 5, DeletedAtSource: true}}},
 		SyncDone{Status: StatusTooManyObjects, Message: "x", Bytes: 1, Objects: 2, DurationNs: 3},
@@ -37,12 +40,13 @@ func samples() []message {
 		Range{ID: id, Offset: 16 << 10, Length: 4 << 20, Header: true, Wait: true},
 		RangeReply{Status: StatusOK, Length: 7, Header: true, DataSize: 9, Digest: [32]byte{4}, Metadata: []byte("m"), MetaDigest: [32]byte{5}, Outboard: []byte("12345678")},
 		Pull{ID: id, Sources: []PullSource{{Node: "a", Addr: "h:1", Full: true}, {Node: "b", Addr: "h:2"}}, Own: 1, Slices: 2},
+		PingReply{Nonce: 42, Store: StoreState{SinceNs: 1700000000000000000}},
 	}
 }
 
 func decoders() []decoder {
 	return []decoder{&Hello{}, &HelloReply{}, &Ping{}, &Sync{}, &Copy{}, &ObjectHeader{}, &Ack{},
-		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}, &JSON{}, &Prefetch{}, &Group{}, &Range{}, &RangeReply{}, &Pull{}}
+		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}, &JSON{}, &Prefetch{}, &Group{}, &Range{}, &RangeReply{}, &Pull{}, &PingReply{}}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -150,4 +154,64 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%T: unstable encoding", d)
 		}
 	})
+}
+
+// FuzzRead: the streaming readers of SYNC and COPY accept exactly what the
+// buffered decoders accept within the count limits, decode it to the same
+// value, and never panic.
+func FuzzRead(f *testing.F) {
+	for _, m := range samples() {
+		switch m.(type) {
+		case Sync, Copy:
+			f.Add(m.Append(nil))
+		}
+	}
+	f.Add(Sync{Peers: []PeerRequest{{Kind: KindCopy, Addr: "h:1", IDs: make([]ID, 3)}}}.Append(nil)[:30])
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var s Sync
+		serr := s.Decode(p)
+		got, err := ReadSync(bytes.NewReader(p), uint32(len(p)))
+		checkRead(t, "SYNC", serr, err, &s, got)
+		var c Copy
+		cerr := c.Decode(p)
+		gotc, err := ReadCopy(bytes.NewReader(p), uint32(len(p)))
+		checkRead(t, "COPY", cerr, err, &c, gotc)
+	})
+}
+
+func checkRead[T any](t *testing.T, what string, decErr, readErr error, want, got *T) {
+	t.Helper()
+	if _, limit := IsLimit(readErr); limit {
+		return
+	}
+	if (decErr == nil) != (readErr == nil) {
+		t.Fatalf("%s: Decode says %v, the reader %v", what, decErr, readErr)
+	}
+	if decErr == nil && !reflect.DeepEqual(want, got) {
+		t.Fatalf("%s: the reader decoded %#v, Decode %#v", what, got, want)
+	}
+}
+
+func TestReadLimits(t *testing.T) {
+	big := make([]byte, 4, 4+9*2000)
+	binary.LittleEndian.PutUint32(big, MaxPeerRequests+1)
+	big = append(big, make([]byte, 9*(MaxPeerRequests+1))...)
+	if _, err := ReadSync(bytes.NewReader(big), uint32(len(big))); err == nil {
+		t.Fatal("1025 peer requests accepted")
+	} else if le, ok := IsLimit(err); !ok || le.Status != StatusTooManyPeerRequests {
+		t.Fatalf("got %v", err)
+	}
+	// A COPY announcing 65,537 ids is refused after its count, before
+	// any id arrives (the reader has nothing more to give).
+	hdr := binary.LittleEndian.AppendUint32(nil, MaxObjectsPerPeerRequest+1)
+	if _, err := ReadCopy(bytes.NewReader(hdr), uint32(4+20*(MaxObjectsPerPeerRequest+1))); err == nil {
+		t.Fatal("65,537 ids accepted")
+	} else if le, ok := IsLimit(err); !ok || le.Status != StatusTooManyObjects {
+		t.Fatalf("got %v", err)
+	}
+	// Cut short: the reader's error, not malformed.
+	p := Copy{IDs: []ID{{1}, {2}}}.Append(nil)
+	if _, err := ReadCopy(bytes.NewReader(p[:30]), uint32(len(p))); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut short: %v", err)
+	}
 }

@@ -68,6 +68,43 @@ func (m *Ping) Decode(p []byte) error {
 	return d.Done()
 }
 
+// StoreState is whether the server's store is reachable, and since when
+// (the last change: connecting, losing it, reconnecting).
+type StoreState struct {
+	Up      bool
+	SinceNs int64 // Unix nanoseconds
+}
+
+func (m StoreState) append(e *Enc) {
+	e.U8(b2u(m.Up))
+	e.I64(m.SinceNs)
+}
+
+func (m *StoreState) decode(d *Dec) {
+	m.Up = d.U8("store up") != 0
+	m.SinceNs = d.I64("store since")
+}
+
+// PingReply answers a PING: the nonce and the state of the server's store.
+type PingReply struct {
+	Nonce uint64
+	Store StoreState
+}
+
+func (m PingReply) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.U64(m.Nonce)
+	m.Store.append(&e)
+	return e.B
+}
+
+func (m *PingReply) Decode(p []byte) error {
+	d := wireDec(p)
+	m.Nonce = d.U64("nonce")
+	m.Store.decode(d)
+	return d.Done()
+}
+
 // Kind is COPY or TAKE.
 type Kind uint8
 
@@ -152,7 +189,11 @@ func (m *Sync) Validate() (Status, string) {
 	case len(m.Peers) > MaxPeerRequests:
 		return StatusTooManyPeerRequests, fmt.Sprintf("SYNC has %d peer requests; at most %d are allowed", len(m.Peers), MaxPeerRequests)
 	}
-	seen := make(map[ID]struct{})
+	lists := make([][]ID, len(m.Peers))
+	for i, p := range m.Peers {
+		lists[i] = p.IDs
+	}
+	dup := duplicateAt(lists) // a position in request order, or -1
 	for i, p := range m.Peers {
 		if p.Kind != KindCopy && p.Kind != KindTake && p.Kind != KindRelay {
 			return StatusMalformed, fmt.Sprintf("peer request %d: unknown kind %d", i+1, p.Kind)
@@ -160,9 +201,14 @@ func (m *Sync) Validate() (Status, string) {
 		if st, msg := ValidateAddr(p.Addr); st != StatusOK {
 			return st, fmt.Sprintf("peer request %d: %s", i+1, msg)
 		}
-		if st, msg := ValidateIDs(p.IDs, seen); st != StatusOK {
+		st, msg := validateCount(p.IDs)
+		if st == StatusOK && dup >= 0 && dup < len(p.IDs) {
+			st, msg = StatusDuplicateID, fmt.Sprintf("object %x is requested more than once", p.IDs[dup][:])
+		}
+		if st != StatusOK {
 			return st, fmt.Sprintf("peer request %d (%s %s): %s", i+1, p.Kind, p.Addr, msg)
 		}
+		dup -= len(p.IDs)
 	}
 	return StatusOK, ""
 }
@@ -179,11 +225,8 @@ func ValidateAddr(addr string) (Status, string) {
 // ValidateIDs checks the object limits of one peer request; seen carries
 // the ids of earlier peer requests of the same SYNC (nil for a lone COPY).
 func ValidateIDs(ids []ID, seen map[ID]struct{}) (Status, string) {
-	switch {
-	case len(ids) == 0:
-		return StatusNoObjects, "at least one object must be requested"
-	case len(ids) > MaxObjectsPerPeerRequest:
-		return StatusTooManyObjects, fmt.Sprintf("%d objects requested; at most %d are allowed", len(ids), MaxObjectsPerPeerRequest)
+	if st, msg := validateCount(ids); st != StatusOK {
+		return st, msg
 	}
 	if seen == nil {
 		seen = make(map[ID]struct{}, len(ids))
@@ -193,6 +236,16 @@ func ValidateIDs(ids []ID, seen map[ID]struct{}) (Status, string) {
 			return StatusDuplicateID, fmt.Sprintf("object %x is requested more than once", id[:])
 		}
 		seen[id] = struct{}{}
+	}
+	return StatusOK, ""
+}
+
+func validateCount(ids []ID) (Status, string) {
+	switch {
+	case len(ids) == 0:
+		return StatusNoObjects, "at least one object must be requested"
+	case len(ids) > MaxObjectsPerPeerRequest:
+		return StatusTooManyObjects, fmt.Sprintf("%d objects requested; at most %d are allowed", len(ids), MaxObjectsPerPeerRequest)
 	}
 	return StatusOK, ""
 }
@@ -298,7 +351,8 @@ type StatReply struct {
 	Version     string
 	UptimeNs    int64
 	Connections uint32
-	Store       storewire.StatsReply
+	Store       storewire.StatsReply // zero while the store is down
+	StoreState  StoreState
 }
 
 func (m StatReply) Append(b []byte) []byte {
@@ -307,7 +361,9 @@ func (m StatReply) Append(b []byte) []byte {
 	e.Bytes32([]byte(truncate(m.Version, MaxNameLen)))
 	e.I64(m.UptimeNs)
 	e.U32(m.Connections)
-	return m.Store.Append(e.B)
+	e.B = m.Store.Append(e.B)
+	m.StoreState.append(&e)
+	return e.B
 }
 
 func (m *StatReply) Decode(p []byte) error {
@@ -317,6 +373,7 @@ func (m *StatReply) Decode(p []byte) error {
 	m.UptimeNs = d.I64("uptime")
 	m.Connections = d.U32("connections")
 	rest := d.Raw("store stats", 12*8)
+	m.StoreState.decode(d)
 	if err := d.Done(); err != nil {
 		return err
 	}

@@ -33,6 +33,8 @@ const (
 	StatusCancelled           Status = 24
 	StatusNotClustered        Status = 25 // a cluster request to a standalone server
 	StatusClusterUnavailable  Status = 26 // the cluster directory (etcd) did not answer in time
+	StatusStoreUnavailable    Status = 27 // the local store is down; the server is reconnecting
+	StatusRequestTooLarge     Status = 28 // the request would exceed the server's request memory (--request-memory)
 )
 
 var statusNames = map[Status]string{
@@ -49,6 +51,7 @@ var statusNames = map[Status]string{
 	StatusNotAttempted: "not attempted", StatusProtocolError: "protocol error",
 	StatusInternal: "internal error", StatusCancelled: "cancelled",
 	StatusNotClustered: "not in a cluster", StatusClusterUnavailable: "cluster directory unavailable",
+	StatusStoreUnavailable: "store unavailable", StatusRequestTooLarge: "request memory exceeded",
 }
 
 func (s Status) String() string {

@@ -1,10 +1,13 @@
 package testutil
 
 import (
+	"context"
 	"io"
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/plasmastream/plasmastream/internal/netutil"
 )
 
 // Proxy is a TCP proxy for fault injection between two stream servers: it
@@ -64,11 +67,17 @@ func (p *Proxy) Stalled() <-chan struct{} { return p.stalled }
 func (p *Proxy) Resume() { p.once.Do(func() { close(p.resume) }) }
 
 func (p *Proxy) accept(target string) {
+	var backoff netutil.AcceptBackoff
 	for n := 1; ; n++ {
 		c, err := p.ln.Accept()
 		if err != nil {
-			return
+			if backoff.Retry(context.Background(), err, nil) { // out of descriptors: wait, go on
+				n--
+				continue
+			}
+			return // closed
 		}
+		backoff.Reset()
 		if p.MaxConns > 0 && n > p.MaxConns {
 			c.Close()
 			continue

@@ -94,6 +94,9 @@ PROTOCOL_ERROR = 22
 INTERNAL = 23
 CANCELLED = 24
 NOT_CLUSTERED = 25
+CLUSTER_UNAVAILABLE = 26  # etcd did not answer within --etcd-timeout
+STORE_UNAVAILABLE = 27  # the server's store is down; it reconnects by itself
+REQUEST_TOO_LARGE = 28  # the request does not fit in the server's --request-memory
 
 STATUS_NAMES = {
     OK: "ok", ALREADY_PRESENT: "already present", NOT_FOUND: "not found",
@@ -108,7 +111,9 @@ STATUS_NAMES = {
     CONNECTION_LOST: "connection lost", BAD_ADDRESS: "bad peer address",
     NOT_ATTEMPTED: "not attempted", PROTOCOL_ERROR: "protocol error",
     INTERNAL: "internal error", CANCELLED: "cancelled",
-    NOT_CLUSTERED: "not in a cluster",
+    NOT_CLUSTERED: "not in a cluster", CLUSTER_UNAVAILABLE: "cluster directory unavailable",
+    STORE_UNAVAILABLE: "store unavailable",
+    REQUEST_TOO_LARGE: "request memory exceeded",
 }
 
 
@@ -255,8 +260,11 @@ def decode_hello_reply(p) -> tuple[int, str]:
 
 
 def decode_ping(p) -> int:
+    """The nonce of a PING reply (its store state follows: see decode_stat)."""
     d = Dec(p)
     nonce = d.u64("nonce")
+    d.u8("store up")
+    d.i64("store since")
     d.done()
     return nonce
 
@@ -306,9 +314,11 @@ def decode_stat(p) -> dict:
     uptime_ns = d.i64("uptime")
     conns = d.u32("connections")
     stats = _STATS.unpack(d.raw("store stats", _STATS.size))
+    store_up = d.u8("store up") != 0
+    store_since_ns = d.i64("store since")
     d.done()
     return {"node": node, "version": version, "uptime_ns": uptime_ns, "connections": conns,
-            "store": dict(zip(STATS_FIELDS, stats))}
+            "store": dict(zip(STATS_FIELDS, stats)), "store_up": store_up, "store_since_ns": store_since_ns}
 
 
 # -- validation (streamwire.Sync.Validate) ---------------------------------

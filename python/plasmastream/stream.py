@@ -186,13 +186,16 @@ class Progress:
 class ServerStat:
     """A server and its store: ``uptime`` in seconds, ``connections`` served
     (this one included), ``store`` the store's stats dict (capacity, used,
-    objects, ...)."""
+    objects, ...; zero while the store is down), ``store_up`` whether the
+    store is reachable and ``store_since`` since when (Unix seconds)."""
 
     node: str
     version: str
     uptime: float
     connections: int
     store: dict
+    store_up: bool = True
+    store_since: float = 0.0
 
 
 @dataclass
@@ -392,7 +395,8 @@ class StreamClient:
             self._send(sw.STAT)
             t, p = self._read_frame()
             r = self._expect(t, p, sw.STAT | sw.REPLY_BIT, sw.decode_stat)
-            return ServerStat(r["node"], r["version"], r["uptime_ns"] / 1e9, r["connections"], r["store"])
+            return ServerStat(r["node"], r["version"], r["uptime_ns"] / 1e9, r["connections"], r["store"],
+                              r["store_up"], r["store_since_ns"] / 1e9)
 
         return self._do(run)
 

@@ -1,0 +1,201 @@
+package streamserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+// storeConn is one connection to the store, with everything whose life is
+// tied to it: the subscription that tells at once when the store goes
+// away (its reader is always waiting, unlike the client's, which notices
+// only when a request fails), the objects arriving into this store's
+// memory (inflight, partials).
+//
+// A storeConn is used under a reference (useStore ... release): when the
+// store goes away, the server retires it, and it is closed (its arena
+// unmapped) only once the last user has let go, so that no transfer ever
+// touches unmapped memory.
+type storeConn struct {
+	st       *store.Client
+	sub      *store.Subscription
+	inflight *transfer.Inflight
+	partials *transfer.Partials
+
+	mu      sync.Mutex
+	refs    int
+	retired bool
+}
+
+// connectStore opens a storeConn: subscribe first, so that the
+// subscription is in place before anyone lists the store.
+func connectStore(ctx context.Context, socket string, resumeKeep time.Duration) (*storeConn, error) {
+	st, err := store.Connect(ctx, socket)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := store.Subscribe(ctx, socket)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("subscribe to the store: %w", err)
+	}
+	return &storeConn{st: st, sub: sub, inflight: transfer.NewInflight(),
+		partials: transfer.NewPartials(resumeKeep, st.Capacity()/2)}, nil
+}
+
+func (sc *storeConn) release() {
+	sc.mu.Lock()
+	sc.refs--
+	last := sc.retired && sc.refs == 0
+	sc.mu.Unlock()
+	if last {
+		sc.close()
+	}
+}
+
+// retire closes the connection once its users are done.
+func (sc *storeConn) retire() {
+	sc.sub.Close()
+	sc.mu.Lock()
+	sc.retired = true
+	idle := sc.refs == 0
+	sc.mu.Unlock()
+	if idle {
+		sc.close()
+	}
+}
+
+func (sc *storeConn) close() {
+	sc.partials.Shutdown()
+	sc.st.Close()
+}
+
+// ErrStoreUnavailable is the error of a request that needs the store while
+// it is down (the server is reconnecting).
+var ErrStoreUnavailable = errors.New("store unavailable")
+
+// useStore returns the store connection under a reference (release it when
+// done), or an *streamwire.ErrorReply of status StoreUnavailable that says
+// since when the store has been unreachable.
+func (s *Server) useStore() (*storeConn, error) {
+	s.storeMu.Lock()
+	defer s.storeMu.Unlock()
+	if s.store == nil {
+		return nil, &streamwire.ErrorReply{Status: streamwire.StatusStoreUnavailable, Message: fmt.Sprintf(
+			"%v: the store of %s at %s went away %s ago (since %s); the server is reconnecting: retry later or restart plasma-store-server -s %s",
+			ErrStoreUnavailable, s.cfg.NodeName, s.cfg.PlasmaSocket, time.Since(s.storeSince).Round(time.Millisecond),
+			s.storeSince.Format(time.RFC3339), s.cfg.PlasmaSocket)}
+	}
+	s.store.mu.Lock()
+	s.store.refs++
+	s.store.mu.Unlock()
+	return s.store, nil
+}
+
+// storeState is what PING and STAT report.
+func (s *Server) storeState() streamwire.StoreState {
+	s.storeMu.Lock()
+	defer s.storeMu.Unlock()
+	return streamwire.StoreState{Up: s.store != nil, SinceNs: s.storeSince.UnixNano()}
+}
+
+func (s *Server) setStore(sc *storeConn) {
+	s.storeMu.Lock()
+	s.store, s.storeSince = sc, time.Now()
+	s.storeMu.Unlock()
+	s.metrics.storeUp.Set(b2f(sc != nil))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Reconnection backoff: first retry after storeRetryMin, doubling to
+// storeRetryMax.
+const (
+	storeRetryMin = 50 * time.Millisecond
+	storeRetryMax = 2 * time.Second
+)
+
+// keepStore follows the store's notifications (mirroring them into the
+// cluster directory) and, when the subscription ends because the store
+// went away, retires the connection, answers requests with "store
+// unavailable" and reconnects with backoff. On reconnection the cluster
+// directory is resynchronised with the new store, which may have lost
+// objects. It returns when ctx ends.
+func (s *Server) keepStore(ctx context.Context, sc *storeConn) {
+	defer close(s.storeDone)
+	for sc != nil {
+		stop := context.AfterFunc(ctx, func() { sc.sub.Close() })
+		for ev := range sc.sub.Events() {
+			if s.cluster != nil {
+				s.cluster.event(ev)
+			}
+		}
+		stop()
+		s.setStore(nil)
+		sc.retire()
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn(fmt.Sprintf("store at %s went away; reconnecting", s.cfg.PlasmaSocket), "err", sc.sub.Err())
+		if sc = s.reconnectStore(ctx); sc == nil {
+			return
+		}
+		s.setStore(sc)
+		s.log.Info("store reconnected", "store", s.cfg.PlasmaSocket)
+		if s.cluster != nil {
+			if err := s.cluster.resync(ctx, sc.st); err != nil {
+				s.log.Warn("cluster directory: resync with the reconnected store failed", "err", err)
+			}
+		}
+	}
+}
+
+// reconnectStore dials the store until it answers, or returns nil when
+// ctx ends.
+func (s *Server) reconnectStore(ctx context.Context) *storeConn {
+	wait := storeRetryMin
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		sc, err := connectStore(cctx, s.cfg.PlasmaSocket, s.cfg.ResumeKeep)
+		cancel()
+		if err == nil {
+			return sc
+		}
+		s.log.Debug("store still unreachable", "store", s.cfg.PlasmaSocket, "err", err)
+		wait = min(2*wait, storeRetryMax)
+	}
+}
+
+// holdsLocally reports whether the store has object id (false while the
+// store is down).
+func (s *Server) holdsLocally(ctx context.Context, id streamwire.ID) bool {
+	sc, err := s.useStore()
+	if err != nil {
+		return false
+	}
+	defer sc.release()
+	ok, err := sc.st.Contains(ctx, id)
+	return err == nil && ok
+}
+
+// unavailable is the result of an object that could not be fetched
+// because the store is down.
+func unavailable(id streamwire.ID, err error) streamwire.ObjectResult {
+	return streamwire.ObjectResult{ID: id, Status: streamwire.StatusStoreUnavailable, Message: err.Error()}
+}
