@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/plasmastream/plasmastream/internal/netutil"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/alloc"
 	"github.com/plasmastream/plasmastream/internal/arena"
+	"github.com/plasmastream/plasmastream/internal/netutil"
 )
 
 // Config is everything plasma-store-server needs to run.
