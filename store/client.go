@@ -122,21 +122,29 @@ func (c *Client) Create(ctx context.Context, id ObjectID, dataSize uint64, metad
 // CreateAndSeal stores a small object (data up to MaxInlineData bytes) in
 // one round trip. The caller holds no reference afterwards.
 func (c *Client) CreateAndSeal(ctx context.Context, id ObjectID, data, metadata []byte) error {
-	return c.createAndSeal(ctx, id, data, metadata, nil)
+	return c.createAndSeal(ctx, id, data, metadata, nil, false)
 }
 
 // CreateAndSealDigest is CreateAndSeal with the BLAKE3 digest of data,
 // which the store keeps with the object (the caller vouches for it).
 func (c *Client) CreateAndSealDigest(ctx context.Context, id ObjectID, data, metadata []byte, digest [32]byte) error {
-	return c.createAndSeal(ctx, id, data, metadata, &digest)
+	return c.createAndSeal(ctx, id, data, metadata, &digest, false)
 }
 
-func (c *Client) createAndSeal(ctx context.Context, id ObjectID, data, metadata []byte, digest *[32]byte) error {
+// CreateAndSealKeep is CreateAndSealDigest that leaves this client a
+// reference to the object, as Create and Seal do: the object cannot be
+// evicted until Release. One round trip stores and pins a small object
+// (a transfer keeps what it received until its reply is sent).
+func (c *Client) CreateAndSealKeep(ctx context.Context, id ObjectID, data, metadata []byte, digest [32]byte) error {
+	return c.createAndSeal(ctx, id, data, metadata, &digest, true)
+}
+
+func (c *Client) createAndSeal(ctx context.Context, id ObjectID, data, metadata []byte, digest *[32]byte, keep bool) error {
 	if len(data) > MaxInlineData || len(metadata) > MaxMetadata {
 		return fmt.Errorf("create-and-seal %s: %d bytes of data, %d of metadata exceed %d and %d: %w",
 			id, len(data), len(metadata), MaxInlineData, MaxMetadata, ErrTooLarge)
 	}
-	m := storewire.CreateAndSeal{ID: id, Data: data, Metadata: metadata}
+	m := storewire.CreateAndSeal{ID: id, Data: data, Metadata: metadata, Keep: keep}
 	if digest != nil {
 		m.HasDigest, m.Digest = true, *digest
 	}
@@ -366,7 +374,7 @@ func (c *Client) PutID(ctx context.Context, id ObjectID, data, metadata []byte) 
 
 func (c *Client) put(ctx context.Context, id ObjectID, data, metadata []byte, digest *[32]byte) error {
 	if len(data) <= inlineThreshold {
-		return c.createAndSeal(ctx, id, data, metadata, digest)
+		return c.createAndSeal(ctx, id, data, metadata, digest, false)
 	}
 	buf, err := c.Create(ctx, id, uint64(len(data)), metadata)
 	if err != nil {

@@ -134,3 +134,35 @@ func TestInternalReadsAreNotUses(t *testing.T) {
 		t.Fatalf("eviction left z=%v w=%v; want w gone (z was used after it)", left[0], left[1])
 	}
 }
+
+// CreateAndSeal with keep leaves the client a reference, as Create and
+// Seal do: the object is not evicted until it is released. Without keep,
+// it is evictable at once.
+func TestCreateAndSealKeepHoldsAReference(t *testing.T) {
+	sock, _ := testutil.StartStore(t, 1<<20)
+	c := connect(t, sock)
+	ctx := context.Background()
+	kept, plain := store.RandomObjectID(), store.RandomObjectID()
+	if err := c.CreateAndSealKeep(ctx, kept, []byte("kept"), nil, [32]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateAndSealDigest(ctx, plain, []byte("plain"), nil, [32]byte{2}); err != nil {
+		t.Fatal(err)
+	}
+	infos := lastUses(t, c)
+	if infos[kept].RefCount != 1 || infos[plain].RefCount != 0 {
+		t.Fatalf("ref counts: kept %d, plain %d; want 1 and 0", infos[kept].RefCount, infos[plain].RefCount)
+	}
+	if _, err := c.Evict(ctx, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if left := evictOneByte(t, c, kept, plain); !left[0] || left[1] {
+		t.Fatalf("after evicting everything evictable: kept present %v, plain present %v; want true, false", left[0], left[1])
+	}
+	if err := c.Release(ctx, kept); err != nil {
+		t.Fatal(err)
+	}
+	if left := evictOneByte(t, c, kept); left[0] {
+		t.Fatal("the released object was not evictable")
+	}
+}

@@ -210,13 +210,17 @@ func (s *state) sealLocked(o *object) {
 	}
 }
 
-// createAndSeal stores a small object whole; the client keeps no reference.
+// createAndSeal stores a small object whole; the client keeps a reference
+// only if it asked to (Keep), as after Create and Seal.
 func (s *state) createAndSeal(c *client, m *storewire.CreateAndSeal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.place(c, m.ID, uint64(len(m.Data)), m.Metadata)
 	if err != nil {
 		return err
+	}
+	if m.Keep {
+		s.ref(c, o, true)
 	}
 	copy(s.mem[o.off:], m.Data)
 	o.hasDigest, o.digest = m.HasDigest, m.Digest

@@ -19,7 +19,7 @@ func samples() map[Type]message {
 		TypeHello | ReplyBit:    HelloReply{Version: 1, ArenaSize: 1 << 30, Capacity: 1<<30 - 5},
 		TypeCreate:              Create{ID: id, DataSize: 1 << 40, Metadata: []byte("meta")},
 		TypeCreate | ReplyBit:   Location{Offset: 64, DataSize: 10, MetaSize: 4},
-		TypeCreateAndSeal:       CreateAndSeal{ID: id, Data: []byte("data"), Metadata: []byte("m"), HasDigest: true, Digest: [32]byte{7}},
+		TypeCreateAndSeal:       CreateAndSeal{ID: id, Data: []byte("data"), Metadata: []byte("m"), HasDigest: true, Keep: true, Digest: [32]byte{7}},
 		TypeSeal:                Seal{ID: id, HasDigest: true, Digest: [32]byte{9}},
 		TypeAbort:               ObjectRef{ID: id},
 		TypeRelease:             IDList{IDs: []ID{id}},

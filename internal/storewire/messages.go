@@ -124,21 +124,30 @@ func (m *Location) Decode(p []byte) error {
 }
 
 // CreateAndSeal creates, fills and seals a small object in one round trip,
-// optionally with the BLAKE3 digest of its data.
+// optionally with the BLAKE3 digest of its data. Its flags byte (once a
+// has-digest boolean, so old clients still encode it right) carries
+// HasDigest in bit 0 and Keep in bit 1; other bits are rejected.
 type CreateAndSeal struct {
 	ID        ID
 	Data      []byte
 	Metadata  []byte
 	HasDigest bool
+	Keep      bool // the creator keeps a reference, to Release, as after Create and Seal
 	Digest    [DigestSize]byte
 }
+
+// CreateAndSeal flags.
+const (
+	createAndSealDigest = 1 << iota
+	createAndSealKeep
+)
 
 func (m CreateAndSeal) Append(b []byte) []byte {
 	e := Enc{B: b}
 	e.ID(m.ID)
 	e.Bytes32(m.Data)
 	e.Bytes32(m.Metadata)
-	e.U8(b2u(m.HasDigest))
+	e.U8(b2u(m.HasDigest)*createAndSealDigest | b2u(m.Keep)*createAndSealKeep)
 	e.Raw(m.Digest[:])
 	return e.B
 }
@@ -148,9 +157,16 @@ func (m *CreateAndSeal) Decode(p []byte) error {
 	m.ID = d.ID("id")
 	m.Data = d.Bytes32("data", MaxInlineData)
 	m.Metadata = d.Bytes32("metadata", MaxMetadata)
-	m.HasDigest = d.U8("has digest") != 0
+	flags := d.U8("flags")
+	m.HasDigest, m.Keep = flags&createAndSealDigest != 0, flags&createAndSealKeep != 0
 	copy(m.Digest[:], d.Raw("digest", DigestSize))
-	return d.Done()
+	if err := d.Done(); err != nil {
+		return err
+	}
+	if flags&^(createAndSealDigest|createAndSealKeep) != 0 {
+		return fmt.Errorf("create-and-seal: unknown flags %#x", flags)
+	}
+	return nil
 }
 
 // ObjectRef names one object: Abort and Contains.

@@ -134,6 +134,24 @@ func (d dest) create(ctx context.Context, id streamwire.ID, size uint64, meta []
 	return buf, err
 }
 
+// createAndSeal stores a small object whole, in one round trip; with a
+// Held, the reference it keeps goes there. A kept partial of it is
+// discarded first, as by create.
+func (d dest) createAndSeal(ctx context.Context, id streamwire.ID, data, meta []byte, digest [32]byte) error {
+	put := d.st.CreateAndSealDigest
+	if d.held != nil {
+		put = d.st.CreateAndSealKeep
+	}
+	err := put(ctx, id, data, meta, digest)
+	if errors.Is(err, store.ErrObjectExists) && d.partials.Discard(ctx, id) {
+		err = put(ctx, id, data, meta, digest)
+	}
+	if err == nil && d.held != nil {
+		d.held.add(id, uint64(len(data)+len(meta)))
+	}
+	return err
+}
+
 // sealed keeps the reference to object id (of size bytes) that its
 // creation gave, now that it is sealed: in the request's Held, or dropped
 // at once without one. The reference is shared with others (relays, RANGE

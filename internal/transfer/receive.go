@@ -542,23 +542,13 @@ func (r *receiver) drain(n int64) error {
 	return nil
 }
 
-// storeSmall stores a verified small object: created, filled and sealed
-// rather than stored with one CreateAndSeal, so that the reference its
-// creation gives keeps it in the store until the request's reply is sent.
+// storeSmall stores a verified small object with one CreateAndSeal; with
+// a Held, one that keeps a reference, so that the object stays in the
+// store until the request's reply is sent.
 func (r *receiver) storeSmall(ctx context.Context, id streamwire.ID, data, meta []byte, digest [32]byte) (streamwire.Status, string) {
-	size := uint64(len(data) + len(meta))
-	buf, err := r.d.create(ctx, id, uint64(len(data)), meta)
-	if err != nil {
-		return r.d.status(id, size, err)
+	if err := r.d.createAndSeal(ctx, id, data, meta, digest); err != nil {
+		return r.d.status(id, uint64(len(data)+len(meta)), err)
 	}
-	copy(buf, data)
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := r.st.SealDigest(sctx, id, digest); err != nil {
-		r.st.Abort(context.Background(), id)
-		return r.d.status(id, size, err)
-	}
-	r.d.sealed(id, size)()
 	return streamwire.StatusOK, ""
 }
 
