@@ -234,9 +234,11 @@ type netns struct {
 	br     bool
 }
 
-func (n *netns) ip(i int) string   { return fmt.Sprintf("10.77.%d.%d", n.subnet(), i+1) }
-func (n *netns) addr(i int) string { return net.JoinHostPort(n.ip(i), strconv.Itoa(stream.DefaultPort)) }
-func (n *netns) subnet() int       { return 77 }
+func (n *netns) ip(i int) string { return fmt.Sprintf("10.77.%d.%d", n.subnet(), i+1) }
+func (n *netns) addr(i int) string {
+	return net.JoinHostPort(n.ip(i), strconv.Itoa(stream.DefaultPort))
+}
+func (n *netns) subnet() int { return 77 }
 
 func sh(args ...string) error {
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
