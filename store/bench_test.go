@@ -12,7 +12,7 @@ import (
 // process.
 func BenchmarkContains(b *testing.B) {
 	sock, _ := testutil.StartStoreProcess(b, "64MiB")
-	c := connect(b, sock)
+	c := testutil.StoreClient(b, sock)
 	ctx := context.Background()
 	id := store.RandomObjectID()
 	for b.Loop() {
@@ -23,7 +23,7 @@ func BenchmarkContains(b *testing.B) {
 // BenchmarkGetRelease is Get+Release of a sealed 1 KiB object.
 func BenchmarkGetRelease(b *testing.B) {
 	sock, _ := testutil.StartStoreProcess(b, "64MiB")
-	c := connect(b, sock)
+	c := testutil.StoreClient(b, sock)
 	ctx := context.Background()
 	id, _ := c.Put(ctx, make([]byte, 1024), nil)
 	ids := []store.ObjectID{id}

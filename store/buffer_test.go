@@ -24,7 +24,7 @@ func TestClientDropsLargeRequestBuffers(t *testing.T) {
 	const clients, size = 4, 16 << 20
 	var cs []*store.Client
 	for range clients {
-		cs = append(cs, connect(t, sock))
+		cs = append(cs, testutil.StoreClient(t, sock))
 	}
 	before := liveHeap()
 	for _, c := range cs {

@@ -19,7 +19,7 @@ import (
 func TestChurnNeverFalselyFull(t *testing.T) {
 	const capacity = 4 << 20
 	sock, _ := testutil.StartStore(t, capacity)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	refused := 0
 	for _, seed := range []uint64{1, 2, 3} {

@@ -46,6 +46,10 @@ type Object struct {
 	HasDigest bool
 }
 
+// DefaultSocket is the unix socket plasma-store-server listens on unless
+// told otherwise, and where every tool looks for it by default.
+const DefaultSocket = "/tmp/plasma"
+
 // Connect connects to the store listening on socket and maps its arena.
 func Connect(ctx context.Context, socket string) (*Client, error) {
 	m, f, hr, err := dial(ctx, socket)

@@ -16,34 +16,14 @@ import (
 	"github.com/plasmastream/plasmastream/store"
 )
 
-func connect(t testing.TB, sock string) *store.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := store.Connect(ctx, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func pattern(n int, seed byte) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i*7) + seed
-	}
-	return b
-}
-
 func TestPutGetRoundTrip(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 8<<20)
-	c := connect(t, sock)
-	other := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
+	other := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	for _, size := range []int{0, 1, 1024, 64 << 10, 64<<10 + 1, 3 << 20} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			data, meta := pattern(size, byte(size)), []byte(fmt.Sprintf(`{"size":%d}`, size))
+			data, meta := testutil.Pattern(size, byte(size)), []byte(fmt.Sprintf(`{"size":%d}`, size))
 			id, err := c.Put(ctx, data, meta)
 			if err != nil {
 				t.Fatal(err)
@@ -70,7 +50,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 
 func TestUnsealedInvisibleUntilSeal(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	creator, reader := connect(t, sock), connect(t, sock)
+	creator, reader := testutil.StoreClient(t, sock), testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	id := store.RandomObjectID()
 	buf, err := creator.Create(ctx, id, 100, []byte("m"))
@@ -98,7 +78,7 @@ func TestUnsealedInvisibleUntilSeal(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	a, b := connect(t, sock), connect(t, sock)
+	a, b := testutil.StoreClient(t, sock), testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	sealed, _ := a.Put(ctx, []byte("sealed"), nil)
 	unsealed := store.RandomObjectID()
@@ -149,9 +129,9 @@ func TestErrors(t *testing.T) {
 
 func TestDeferredDelete(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	a, b := connect(t, sock), connect(t, sock)
+	a, b := testutil.StoreClient(t, sock), testutil.StoreClient(t, sock)
 	ctx := context.Background()
-	id, _ := a.Put(ctx, pattern(1000, 1), nil)
+	id, _ := a.Put(ctx, testutil.Pattern(1000, 1), nil)
 	o, err := b.GetOne(ctx, id, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +144,7 @@ func TestDeferredDelete(t *testing.T) {
 	if ok, _ := a.Contains(ctx, id); ok {
 		t.Fatal("object pending deletion still visible")
 	}
-	if !bytes.Equal(o.Data, pattern(1000, 1)) {
+	if !bytes.Equal(o.Data, testutil.Pattern(1000, 1)) {
 		t.Fatal("holder's view changed before release")
 	}
 	if st, _ := a.Stats(ctx); st.Objects != 1 {
@@ -180,11 +160,11 @@ func TestDeferredDelete(t *testing.T) {
 
 func TestEvictionIsLRU(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	var ids []store.ObjectID
 	for i := range 3 {
-		id, err := c.Put(ctx, pattern(300<<10, byte(i)), nil)
+		id, err := c.Put(ctx, testutil.Pattern(300<<10, byte(i)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +176,7 @@ func TestEvictionIsLRU(t *testing.T) {
 	}
 	c.Release(ctx, ids[0])
 	// A fourth object needs room: the least recently used (ids[1]) goes.
-	if _, err := c.Put(ctx, pattern(300<<10, 9), nil); err != nil {
+	if _, err := c.Put(ctx, testutil.Pattern(300<<10, 9), nil); err != nil {
 		t.Fatal(err)
 	}
 	for i, want := range []bool{true, false, true} {
@@ -220,7 +200,7 @@ func TestEvictionIsLRU(t *testing.T) {
 
 func TestOutOfMemoryWhenPinned(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	id := store.RandomObjectID()
 	if _, err := c.Create(ctx, id, 700<<10, nil); err != nil { // unsealed: pinned
@@ -245,7 +225,7 @@ func TestOutOfMemoryWhenPinned(t *testing.T) {
 func TestWholeCapacityObject(t *testing.T) {
 	const capacity = 4 << 20
 	sock, _ := testutil.StartStore(t, capacity)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	id := store.RandomObjectID()
 	buf, err := c.Create(ctx, id, capacity-100, make([]byte, 100))
@@ -263,11 +243,11 @@ func TestWholeCapacityObject(t *testing.T) {
 func TestCompactionInsteadOfFalseFull(t *testing.T) {
 	const capacity = 1 << 20
 	sock, _ := testutil.StartStore(t, capacity)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	var keep, drop []store.ObjectID
 	for i := range 16 { // 16 × 64 KiB fills the store
-		data := pattern(64<<10-64, byte(i))
+		data := testutil.Pattern(64<<10-64, byte(i))
 		id, err := c.Put(ctx, data, []byte{byte(i)})
 		if err != nil {
 			t.Fatal(err)
@@ -288,7 +268,7 @@ func TestCompactionInsteadOfFalseFull(t *testing.T) {
 	}
 	// Half the store is free, in 64 KiB holes: a 512 KiB object fits only
 	// after compaction.
-	if _, err := c.Put(ctx, pattern(512<<10, 99), nil); err != nil {
+	if _, err := c.Put(ctx, testutil.Pattern(512<<10, 99), nil); err != nil {
 		t.Fatalf("512 KiB into a half-free store: %v", err)
 	}
 	st, _ = c.Stats(ctx)
@@ -300,7 +280,7 @@ func TestCompactionInsteadOfFalseFull(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(o.Data, pattern(64<<10-64, byte(2*i))) || o.Metadata[0] != byte(2*i) {
+		if !bytes.Equal(o.Data, testutil.Pattern(64<<10-64, byte(2*i))) || o.Metadata[0] != byte(2*i) {
 			t.Fatalf("object %d corrupted by compaction", i)
 		}
 		c.Release(ctx, id)
@@ -309,13 +289,13 @@ func TestCompactionInsteadOfFalseFull(t *testing.T) {
 
 func TestDisconnectReleasesEverything(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	observer := connect(t, sock)
+	observer := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	c, err := store.Connect(ctx, sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, _ := c.Put(ctx, pattern(1000, 3), nil)
+	sealed, _ := c.Put(ctx, testutil.Pattern(1000, 3), nil)
 	if _, err := c.GetOne(ctx, sealed, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -350,9 +330,9 @@ func waitFor(t testing.TB, cond func() bool) {
 // background.
 func TestEverySealedObjectGetsItsDigest(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 8<<20)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
-	data := pattern(3<<20+17, 5)
+	data := testutil.Pattern(3<<20+17, 5)
 	id := store.RandomObjectID()
 	if err := c.PutID(ctx, id, data, nil); err != nil { // no digest given
 		t.Fatal(err)

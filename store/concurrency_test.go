@@ -23,7 +23,7 @@ import (
 // bytes that were put, and at the end nothing is pinned.
 func TestConcurrentClients(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 64<<20)
-	shared := connect(t, sock)
+	shared := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errc := make(chan error, 64)
@@ -31,7 +31,7 @@ func TestConcurrentClients(t *testing.T) {
 		defer wg.Done()
 		rng := rand.New(rand.NewPCG(seed, 1))
 		for i := range 150 {
-			data := pattern(rng.IntN(200<<10), byte(i))
+			data := testutil.Pattern(rng.IntN(200<<10), byte(i))
 			id, err := c.Put(ctx, data, []byte{byte(seed)})
 			if errors.Is(err, store.ErrOutOfMemory) {
 				continue
@@ -58,7 +58,7 @@ func TestConcurrentClients(t *testing.T) {
 		}
 	}
 	for i := range 6 {
-		c := connect(t, sock)
+		c := testutil.StoreClient(t, sock)
 		wg.Add(2)
 		go worker(c, uint64(i))
 		go worker(shared, uint64(100+i))
@@ -76,7 +76,7 @@ func TestConcurrentClients(t *testing.T) {
 
 func TestGetTimeoutAndMultiplexing(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	never := store.RandomObjectID()
 	present, _ := c.Put(ctx, []byte("here"), nil)
@@ -130,19 +130,19 @@ func TestGetTimeoutAndMultiplexing(t *testing.T) {
 
 func TestSubscribe(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	sub, err := c.Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	a, _ := c.Put(ctx, pattern(600<<10, 1), nil)
+	a, _ := c.Put(ctx, testutil.Pattern(600<<10, 1), nil)
 	c.Delete(ctx, a)
-	b, _ := c.Put(ctx, pattern(600<<10, 2), []byte("xy"))
+	b, _ := c.Put(ctx, testutil.Pattern(600<<10, 2), []byte("xy"))
 	d := store.RandomObjectID()
-	c.PutID(ctx, d, pattern(600<<10, 3), nil) // evicts b; no digest given
-	da, db := b3hex(pattern(600<<10, 1)), b3hex(pattern(600<<10, 2))
+	c.PutID(ctx, d, testutil.Pattern(600<<10, 3), nil) // evicts b; no digest given
+	da, db := b3hex(testutil.Pattern(600<<10, 1)), b3hex(testutil.Pattern(600<<10, 2))
 	want := []store.Event{
 		{Kind: store.EventSealed, ID: a, DataSize: 600 << 10, Digest: da},
 		{Kind: store.EventDeleted, ID: a, DataSize: 600 << 10, Digest: da},
@@ -167,7 +167,7 @@ func TestSubscribe(t *testing.T) {
 // the store keeps serving everyone else.
 func TestMalformedInput(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	good := connect(t, sock)
+	good := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	id, _ := good.Put(ctx, []byte("survivor"), nil)
 

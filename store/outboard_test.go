@@ -16,10 +16,10 @@ import (
 // and checked against the digest.
 func TestOutboards(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 64<<20)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	for _, size := range []int{0, 1, 16 << 10, 16<<10 + 1, 3<<20 + 12345} {
-		data := pattern(size, 3)
+		data := testutil.Pattern(size, 3)
 		want, root := bao.Build(data)
 		// Sealed without a digest: the store hashes it when asked.
 		id := store.RandomObjectID()
@@ -45,7 +45,7 @@ func TestOutboards(t *testing.T) {
 	}
 
 	// Handed over: a wrong outboard is refused, the right one kept.
-	data := pattern(1<<20, 9)
+	data := testutil.Pattern(1<<20, 9)
 	want, root := bao.Build(data)
 	id := store.RandomObjectID()
 	buf, err := c.Create(ctx, id, uint64(len(data)), nil)

@@ -124,7 +124,7 @@ func (r *role) tell() { fmt.Fprintln(r.in, "go") }
 // only a test would do) is visible to the reader without any new request.
 func TestZeroCopyAcrossProcesses(t *testing.T) {
 	sock, _ := testutil.StartStoreProcess(t, "16MiB")
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	id := store.RandomObjectID()
 	buf, err := c.Create(ctx, id, 4<<20, nil)
@@ -147,7 +147,7 @@ func TestZeroCopyAcrossProcesses(t *testing.T) {
 // A Get blocked in this process is released by a Seal in another.
 func TestBlockingGetReleasedBySealInAnotherProcess(t *testing.T) {
 	sock, _ := testutil.StartStoreProcess(t, "16MiB")
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	id := store.RandomObjectID()
 	writer := startRole(t, "create-then-seal", sock, id)
@@ -181,7 +181,7 @@ func TestBlockingGetReleasedBySealInAnotherProcess(t *testing.T) {
 // A client killed with SIGKILL loses its unsealed objects and references.
 func TestKilledClientCleanup(t *testing.T) {
 	sock, _ := testutil.StartStoreProcess(t, "16MiB")
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	id, err := c.Put(ctx, make([]byte, 1<<20), nil)
 	if err != nil {

@@ -67,6 +67,13 @@ func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout =
 // WithName names this client in the server's logs (default: host/pid).
 func WithName(name string) Option { return func(o *options) { o.name = name } }
 
+// DefaultPort is the TCP port plasma-stream-server listens on unless told
+// otherwise, and DefaultAddr the server every tool talks to by default.
+const (
+	DefaultPort = 2021
+	DefaultAddr = "127.0.0.1:2021"
+)
+
 // Connect connects to the stream server at addr (host:port; IPv6 as
 // [::1]:2021).
 func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) {

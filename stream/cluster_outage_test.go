@@ -37,8 +37,8 @@ func TestEtcdOutage(t *testing.T) {
 		{"killed", func() { etcd.Kill(0) }, func() { etcd.Restart(t, 0) }},
 	} {
 		t.Run(outage.name, func(t *testing.T) {
-			data := pattern(1<<20, byte(40+i))
-			id, err := storeClient(t, b.Socket).Put(bg, data, nil)
+			data := testutil.Pattern(1<<20, byte(40+i))
+			id, err := testutil.StoreClient(t, b.Socket).Put(bg, data, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +93,7 @@ func TestEtcdOutage(t *testing.T) {
 				t.Errorf("SYNC COPY with etcd down: %v", err)
 			}
 			mustHave(t, a.Socket, id, data, nil)
-			later, err := storeClient(t, b.Socket).Put(ctx, pattern(64<<10, byte(50+i)), nil)
+			later, err := testutil.StoreClient(t, b.Socket).Put(ctx, testutil.Pattern(64<<10, byte(50+i)), nil)
 			if err != nil {
 				t.Errorf("put with etcd down: %v", err)
 			}

@@ -22,7 +22,7 @@ import (
 // their metrics ports.
 func startCluster(t *testing.T, names ...string) ([]*testutil.Node, []int) {
 	t.Helper()
-	etcd := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	etcd := testutil.FreeAddr(t)
 	var nodes []*testutil.Node
 	var metrics []int
 	for i, name := range names {
@@ -86,8 +86,8 @@ func TestClusterGet(t *testing.T) {
 		}
 	}
 
-	data := pattern(3<<20, 11)
-	id, err := storeClient(t, c.Socket).Put(bg, data, []byte("m"))
+	data := testutil.Pattern(3<<20, 11)
+	id, err := testutil.StoreClient(t, c.Socket).Put(bg, data, []byte("m"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestClusterGet(t *testing.T) {
 	mustHave(t, a.Socket, id, data, []byte("m"))
 
 	// A delete removes the location.
-	if _, err := storeClient(t, b.Socket).Delete(bg, id); err != nil {
+	if _, err := testutil.StoreClient(t, b.Socket).Delete(bg, id); err != nil {
 		t.Fatal(err)
 	}
 	waitHolders(t, ca, id, "[a]")
@@ -141,7 +141,7 @@ func TestClusterGet(t *testing.T) {
 func TestDirectoryLearnsLaterDigests(t *testing.T) {
 	nodes, _ := startCluster(t, "a")
 	a := nodes[0]
-	data := pattern(1<<20, 21)
+	data := testutil.Pattern(1<<20, 21)
 	id := store.RandomObjectID()
 	putID(t, a.Socket, id, data, nil) // PutID: no digest at Seal
 	want := fmt.Sprintf("%x", blake3.Sum256(data))
@@ -164,8 +164,8 @@ func TestDirectoryLearnsLaterDigests(t *testing.T) {
 func TestClusterConcurrentGetsShareOneTransfer(t *testing.T) {
 	nodes, metrics := startCluster(t, "a", "b")
 	a, b := nodes[0], nodes[1]
-	data := pattern(8<<20, 12)
-	id, _ := storeClient(t, b.Socket).Put(bg, data, nil)
+	data := testutil.Pattern(8<<20, 12)
+	id, _ := testutil.StoreClient(t, b.Socket).Put(bg, data, nil)
 	waitHolders(t, streamClient(t, a.Addr), id, "[b]")
 	errs := make(chan error, 8)
 	for range 8 {
@@ -202,8 +202,8 @@ func TestNotClustered(t *testing.T) {
 func TestPrefetchToGroup(t *testing.T) {
 	nodes, metrics := startCluster(t, "a", "b", "c", "d", "e")
 	a := nodes[0]
-	data := pattern(6<<20, 13)
-	id, _ := storeClient(t, a.Socket).Put(bg, data, []byte("p"))
+	data := testutil.Pattern(6<<20, 13)
+	id, _ := testutil.StoreClient(t, a.Socket).Put(bg, data, []byte("p"))
 	ca := streamClient(t, a.Addr)
 	waitHolders(t, ca, id, "[a]")
 
@@ -237,7 +237,7 @@ func TestPrefetchToGroup(t *testing.T) {
 	waitHolders(t, ca, id, "[a b c d e]")
 
 	// A member that died before its lease expired is reported, not hidden.
-	id2, _ := storeClient(t, a.Socket).Put(bg, pattern(1<<20, 14), nil)
+	id2, _ := testutil.StoreClient(t, a.Socket).Put(bg, testutil.Pattern(1<<20, 14), nil)
 	nodes[4].Stream.Process.Signal(syscall.SIGKILL)
 	out, err = ca.Prefetch(bg, id2, "all", true, 0)
 	var failed []stream.NodeOutcome
@@ -258,7 +258,7 @@ func TestPrefetchToGroup(t *testing.T) {
 func TestClusterDelete(t *testing.T) {
 	nodes, _ := startCluster(t, "a", "b", "c")
 	a := nodes[0]
-	id, _ := storeClient(t, a.Socket).Put(bg, pattern(1<<20, 15), nil)
+	id, _ := testutil.StoreClient(t, a.Socket).Put(bg, testutil.Pattern(1<<20, 15), nil)
 	ca := streamClient(t, a.Addr)
 	if _, err := ca.Prefetch(bg, id, "all", true, 0); err != nil {
 		t.Fatal(err)
@@ -285,8 +285,8 @@ func TestExternalEtcdCluster(t *testing.T) {
 	}
 	a, b := nodes[0], nodes[1]
 	ca := streamClient(t, a.Addr)
-	data := pattern(2<<20, 21)
-	id, _ := storeClient(t, b.Socket).Put(bg, data, nil)
+	data := testutil.Pattern(2<<20, 21)
+	id, _ := testutil.StoreClient(t, b.Socket).Put(bg, data, nil)
 	waitHolders(t, ca, id, "[b]")
 
 	etcd.Kill(0) // quorum remains with two of three
@@ -307,7 +307,7 @@ func TestEtcdRestart(t *testing.T) {
 	urls := strings.Join(etcd.Endpoints(), ",")
 	a := testutil.StartNode(t, "a", "32MiB", "--etcd", urls, "--lease-ttl", "2s")
 	b := testutil.StartNode(t, "b", "32MiB", "--etcd", urls, "--lease-ttl", "2s")
-	id, _ := storeClient(t, b.Socket).Put(bg, pattern(1<<20, 22), nil)
+	id, _ := testutil.StoreClient(t, b.Socket).Put(bg, testutil.Pattern(1<<20, 22), nil)
 	ca := streamClient(t, a.Addr)
 	waitHolders(t, ca, id, "[b]")
 

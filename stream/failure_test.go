@@ -31,7 +31,7 @@ func TestPeerKilledMidTransfer(t *testing.T) {
 	b := testutil.StartNode(t, "b", "64MiB")
 	big, small := store.RandomObjectID(), store.RandomObjectID()
 	putID(t, b.Socket, small, []byte("first"), nil)
-	putID(t, b.Socket, big, pattern(20<<20, 7), nil)
+	putID(t, b.Socket, big, testutil.Pattern(20<<20, 7), nil)
 	proxy := testutil.StartProxy(t, b.Addr)
 	proxy.StallAt = 10 << 20 // halfway through the big object
 
@@ -77,12 +77,12 @@ func TestPeerKilledMidTransfer(t *testing.T) {
 		t.Fatalf("message %q: the verified part should be kept", objs[1].Message)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if st, _ := storeClient(t, a.Socket).Stats(bg); st.Objects == 1 || time.Now().After(deadline) {
+		if st, _ := testutil.StoreClient(t, a.Socket).Stats(bg); st.Objects == 1 || time.Now().After(deadline) {
 			break
 		}
 	}
 	mustNotHave(t, a.Socket, big)
-	if st, _ := storeClient(t, a.Socket).Stats(bg); st.Pinned != 0 || st.Objects != 1 {
+	if st, _ := testutil.StoreClient(t, a.Socket).Stats(bg); st.Pinned != 0 || st.Objects != 1 {
 		t.Fatalf("destination store after the failure: %+v", st)
 	}
 	if _, err := streamClient(t, a.Addr).Ping(bg); err != nil {
@@ -98,8 +98,8 @@ func TestCorruptedObjectIsRejected(t *testing.T) {
 	a := testutil.StartNode(t, "a", "64MiB", "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", metricsPort))
 	b := testutil.StartNode(t, "b", "64MiB")
 	bad, good := store.RandomObjectID(), store.RandomObjectID()
-	putID(t, b.Socket, bad, pattern(6<<20, 8), nil)
-	putID(t, b.Socket, good, pattern(1000, 9), nil)
+	putID(t, b.Socket, bad, testutil.Pattern(6<<20, 8), nil)
+	putID(t, b.Socket, good, testutil.Pattern(1000, 9), nil)
 	proxy := testutil.StartProxy(t, b.Addr)
 	proxy.FlipAt = 3 << 20
 
@@ -111,7 +111,7 @@ func TestCorruptedObjectIsRejected(t *testing.T) {
 		t.Fatalf("statuses %s, %s", o[0].Status, o[1].Status)
 	}
 	mustNotHave(t, a.Socket, bad)
-	mustHave(t, a.Socket, good, pattern(1000, 9), nil)
+	mustHave(t, a.Socket, good, testutil.Pattern(1000, 9), nil)
 	if v := scrape(t, metricsPort, "plasma_stream_integrity_failures_total"); v != 1 {
 		t.Fatalf("integrity failures metric = %v", v)
 	}
@@ -153,7 +153,7 @@ func TestFullDestinationStore(t *testing.T) {
 	a := testutil.StartNode(t, "a", "8MiB")
 	b := testutil.StartNode(t, "b", "64MiB")
 	big, small := store.RandomObjectID(), store.RandomObjectID()
-	putID(t, b.Socket, big, pattern(12<<20, 1), nil)
+	putID(t, b.Socket, big, testutil.Pattern(12<<20, 1), nil)
 	putID(t, b.Socket, small, []byte("fits"), nil)
 	res, err := streamClient(t, a.Addr).Sync(bg, []stream.PeerRequest{{Kind: stream.Take, From: b.Addr, Objects: []stream.ObjectID{big, small}}})
 	if !stream.IsStatus(err, stream.StatusStoreFull) {
@@ -164,7 +164,7 @@ func TestFullDestinationStore(t *testing.T) {
 		t.Fatalf("results %+v", objs)
 	}
 	mustNotHave(t, a.Socket, big)
-	has(t, b.Socket, big, pattern(12<<20, 1), nil) // a failed TAKE leaves the source alone
+	has(t, b.Socket, big, testutil.Pattern(12<<20, 1), nil) // a failed TAKE leaves the source alone
 	mustHave(t, a.Socket, small, []byte("fits"), nil)
 }
 
@@ -279,8 +279,8 @@ func TestRelayCutThrough(t *testing.T) {
 	b := testutil.StartNode(t, "b", "64MiB", "--resume-keep", "0")
 	c := testutil.StartNode(t, "c", "64MiB", "--resume-keep", "0")
 	ok, broken := store.RandomObjectID(), store.RandomObjectID()
-	putID(t, a.Socket, ok, pattern(16<<20, 30), []byte("r"))
-	putID(t, a.Socket, broken, pattern(16<<20, 31), nil)
+	putID(t, a.Socket, ok, testutil.Pattern(16<<20, 30), []byte("r"))
+	putID(t, a.Socket, broken, testutil.Pattern(16<<20, 31), nil)
 	proxy := testutil.StartProxy(t, a.Addr)
 
 	relay := func(node *testutil.Node, from string, id stream.ObjectID) chan error {
@@ -299,7 +299,7 @@ func TestRelayCutThrough(t *testing.T) {
 	<-proxy.Stalled()
 	time.Sleep(300 * time.Millisecond)
 	// Mid-way: c is receiving (the object exists, unsealed, invisible).
-	if sealed, _ := storeClient(t, c.Socket).Contains(bg, ok); sealed {
+	if sealed, _ := testutil.StoreClient(t, c.Socket).Contains(bg, ok); sealed {
 		t.Fatal("c sealed the object before b had it all")
 	}
 	proxy.Resume()
@@ -309,7 +309,7 @@ func TestRelayCutThrough(t *testing.T) {
 	if err := <-cDone; err != nil {
 		t.Fatalf("c relayed through b: %v", err)
 	}
-	mustHave(t, c.Socket, ok, pattern(16<<20, 30), []byte("r"))
+	mustHave(t, c.Socket, ok, testutil.Pattern(16<<20, 30), []byte("r"))
 
 	// The same with the source cut mid-way.
 	cut := testutil.StartProxy(t, a.Addr)

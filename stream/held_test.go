@@ -44,7 +44,7 @@ func TestObjectsOfOneTransferNeverEvictEachOther(t *testing.T) {
 			reqs := make([]stream.PeerRequest, len(srcs))
 			for i := range 3 {
 				id, n := store.RandomObjectID(), srcs[i%len(srcs)]
-				putID(t, n.Socket, id, pattern(size, byte(i)), []byte("m"))
+				putID(t, n.Socket, id, testutil.Pattern(size, byte(i)), []byte("m"))
 				ids, src[id] = append(ids, id), n
 				reqs[i%len(srcs)].Kind, reqs[i%len(srcs)].From = tc.kind, n.Addr
 				reqs[i%len(srcs)].Objects = append(reqs[i%len(srcs)].Objects, id)
@@ -54,7 +54,7 @@ func TestObjectsOfOneTransferNeverEvictEachOther(t *testing.T) {
 			var err error
 			if tc.direct {
 				var r *stream.PeerResult
-				r, err = stream.TakeFrom(bg, srcs[0].Addr, storeClient(t, dstSock), ids)
+				r, err = stream.TakeFrom(bg, srcs[0].Addr, testutil.StoreClient(t, dstSock), ids)
 				objs = r.Objects
 			} else {
 				var res *stream.SyncResult
@@ -72,7 +72,7 @@ func TestObjectsOfOneTransferNeverEvictEachOther(t *testing.T) {
 				switch o.Status {
 				case stream.StatusOK:
 					moved++
-					mustHave(t, dstSock, o.ID, pattern(size, byte(i)), []byte("m"))
+					mustHave(t, dstSock, o.ID, testutil.Pattern(size, byte(i)), []byte("m"))
 					if o.DeletedAtSource != (tc.kind == stream.Take) {
 						t.Fatalf("%s %s: deleted at the source %v", tc.kind, o.ID, o.DeletedAtSource)
 					}
@@ -92,7 +92,7 @@ func TestObjectsOfOneTransferNeverEvictEachOther(t *testing.T) {
 					if tc.kind == stream.Take && !strings.Contains(o.Message, "stays at the source") {
 						t.Fatalf("message %q does not say the object stays at the source", o.Message)
 					}
-					has(t, src[o.ID].Socket, o.ID, pattern(size, byte(i)), []byte("m"))
+					has(t, src[o.ID].Socket, o.ID, testutil.Pattern(size, byte(i)), []byte("m"))
 					mustNotHave(t, dstSock, o.ID)
 				default:
 					t.Fatalf("object %s: %s %s", o.ID, o.Status, o.Message)
@@ -111,8 +111,8 @@ func TestFetchKeepsWhatItReportsPresent(t *testing.T) {
 	nodes, _ := startCluster(t, "a", "b")
 	a, b := nodes[0], nodes[1]
 	here, there := store.RandomObjectID(), store.RandomObjectID()
-	putID(t, a.Socket, here, pattern(30<<20, 1), nil)
-	putID(t, b.Socket, there, pattern(40<<20, 2), nil)
+	putID(t, a.Socket, here, testutil.Pattern(30<<20, 1), nil)
+	putID(t, b.Socket, there, testutil.Pattern(40<<20, 2), nil)
 	waitHolders(t, streamClient(t, a.Addr), there, "[b]")
 	res, err := streamClient(t, a.Addr).Fetch(bg, []stream.ObjectID{here, there})
 	if !stream.IsStatus(err, stream.StatusStoreFull) {
@@ -121,7 +121,7 @@ func TestFetchKeepsWhatItReportsPresent(t *testing.T) {
 	if o := res.Objects; o[0].Status != stream.StatusAlreadyPresent || o[1].Status != stream.StatusStoreFull || !strings.Contains(o[1].Message, "free space") {
 		t.Fatalf("results %+v", o)
 	}
-	has(t, a.Socket, here, pattern(30<<20, 1), nil)
+	has(t, a.Socket, here, testutil.Pattern(30<<20, 1), nil)
 	mustNotHave(t, a.Socket, there)
 }
 

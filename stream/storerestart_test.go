@@ -139,7 +139,7 @@ func TestStoreRestart(t *testing.T) {
 	addr, logs, _, _ := startStreamLogged(t, "a", sock, "")
 	lost, later := store.RandomObjectID(), store.RandomObjectID()
 	putID(t, sock, lost, []byte("gone with the store"), nil)
-	putID(t, b.Socket, later, pattern(3<<20, 5), []byte("m"))
+	putID(t, b.Socket, later, testutil.Pattern(3<<20, 5), []byte("m"))
 	c := streamClient(t, addr)
 	if _, err := c.Ping(bg); err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestStoreRestart(t *testing.T) {
 	unavailable("LIST", err)
 	_, err = c.Sync(bg, []stream.PeerRequest{{Kind: stream.Copy, From: b.Addr, Objects: []stream.ObjectID{later}}})
 	unavailable("SYNC", err)
-	res, err := stream.CopyFrom(bg, addr, storeClient(t, b.Socket), []stream.ObjectID{lost})
+	res, err := stream.CopyFrom(bg, addr, testutil.StoreClient(t, b.Socket), []stream.ObjectID{lost})
 	if !stream.IsStatus(err, stream.StatusStoreUnavailable) || res == nil || res.Objects[0].Status != stream.StatusStoreUnavailable {
 		t.Errorf("COPY served while the store is down: %+v, %v", res, err)
 	}
@@ -187,7 +187,7 @@ func TestStoreRestart(t *testing.T) {
 	if err != nil || r.Status != stream.StatusOK {
 		t.Fatalf("SYNC after the store came back: %+v, %v", r, err)
 	}
-	mustHave(t, sock, later, pattern(3<<20, 5), []byte("m"))
+	mustHave(t, sock, later, testutil.Pattern(3<<20, 5), []byte("m"))
 	infos, err := c.List(bg)
 	if err != nil || len(infos) != 1 || infos[0].ID != later {
 		t.Fatalf("LIST after the store came back: %v, %v", infos, err)
@@ -196,7 +196,7 @@ func TestStoreRestart(t *testing.T) {
 		t.Fatalf("STAT after the store came back: %+v, %v", st, err)
 	}
 	// A peer copies from the reconnected server.
-	if res, err := stream.CopyFrom(bg, addr, storeClient(t, b.Socket), []stream.ObjectID{later}); err != nil || !res.Objects[0].Status.Success() {
+	if res, err := stream.CopyFrom(bg, addr, testutil.StoreClient(t, b.Socket), []stream.ObjectID{later}); err != nil || !res.Objects[0].Status.Success() {
 		t.Fatalf("COPY served after the store came back: %+v, %v", res, err)
 	}
 }

@@ -15,16 +15,6 @@ import (
 
 var bg = context.Background()
 
-func storeClient(t testing.TB, sock string) *store.Client {
-	t.Helper()
-	c, err := store.Connect(bg, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func streamClient(t testing.TB, addr string) *stream.Client {
 	t.Helper()
 	c, err := stream.Connect(bg, addr)
@@ -35,18 +25,10 @@ func streamClient(t testing.TB, addr string) *stream.Client {
 	return c
 }
 
-func pattern(n int, seed byte) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i*13) ^ seed
-	}
-	return b
-}
-
 // putID stores data under id with metadata in the node's store.
 func putID(t testing.TB, sock string, id stream.ObjectID, data, meta []byte) {
 	t.Helper()
-	if err := storeClient(t, sock).PutID(bg, id, data, meta); err != nil {
+	if err := testutil.StoreClient(t, sock).PutID(bg, id, data, meta); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -64,7 +46,7 @@ func mustHave(t testing.TB, sock string, id stream.ObjectID, data, meta []byte) 
 // knows its digest.
 func has(t testing.TB, sock string, id stream.ObjectID, data, meta []byte) bool {
 	t.Helper()
-	c := storeClient(t, sock)
+	c := testutil.StoreClient(t, sock)
 	o, err := c.GetOne(bg, id, 0)
 	if err != nil {
 		t.Fatalf("object %s not in %s: %v", id, sock, err)
@@ -79,7 +61,7 @@ func has(t testing.TB, sock string, id stream.ObjectID, data, meta []byte) bool 
 // mustNotHave checks that no object, sealed or not, with id is in the store.
 func mustNotHave(t testing.TB, sock string, id stream.ObjectID) {
 	t.Helper()
-	infos, err := storeClient(t, sock).List(bg)
+	infos, err := testutil.StoreClient(t, sock).List(bg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +77,7 @@ func TestSeedExample(t *testing.T) {
 	a := testutil.StartNode(t, "a", "64MiB")
 	b := testutil.StartNode(t, "b", "64MiB")
 	ctx := bg
-	data, meta := pattern(3<<20, 1), []byte("seed")
+	data, meta := testutil.Pattern(3<<20, 1), []byte("seed")
 	oid0, _ := stream.ParseObjectID("0102030405060708090a0b0c0d0e0f1011121314")
 	putID(t, b.Socket, oid0, data, meta)
 
@@ -129,7 +111,7 @@ func TestTakeDeletesAtSource(t *testing.T) {
 	b := testutil.StartNode(t, "b", "64MiB")
 	small, large := store.RandomObjectID(), store.RandomObjectID()
 	putID(t, b.Socket, small, []byte("small"), nil)
-	putID(t, b.Socket, large, pattern(5<<20, 2), []byte("m"))
+	putID(t, b.Socket, large, testutil.Pattern(5<<20, 2), []byte("m"))
 	res, err := streamClient(t, a.Addr).Sync(bg, []stream.PeerRequest{{Kind: stream.Take, From: b.Addr, Objects: []stream.ObjectID{small, large}}})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +122,7 @@ func TestTakeDeletesAtSource(t *testing.T) {
 		}
 	}
 	mustHave(t, a.Socket, small, []byte("small"), nil)
-	mustHave(t, a.Socket, large, pattern(5<<20, 2), []byte("m"))
+	mustHave(t, a.Socket, large, testutil.Pattern(5<<20, 2), []byte("m"))
 	mustNotHave(t, b.Socket, small)
 	mustNotHave(t, b.Socket, large)
 }
@@ -152,8 +134,8 @@ func TestMultiPeerSync(t *testing.T) {
 	b := testutil.StartNode(t, "b", "64MiB")
 	c := testutil.StartNode(t, "c", "64MiB")
 	fromB, fromC, missing, already := store.RandomObjectID(), store.RandomObjectID(), store.RandomObjectID(), store.RandomObjectID()
-	putID(t, b.Socket, fromB, pattern(2<<20, 3), nil)
-	putID(t, c.Socket, fromC, pattern(100, 4), []byte("c"))
+	putID(t, b.Socket, fromB, testutil.Pattern(2<<20, 3), nil)
+	putID(t, c.Socket, fromC, testutil.Pattern(100, 4), []byte("c"))
 	putID(t, c.Socket, already, []byte("both"), nil)
 	putID(t, a.Socket, already, []byte("both"), nil)
 
@@ -185,8 +167,8 @@ func TestMultiPeerSync(t *testing.T) {
 	if len(failed) != 1 || failed[0].ID != missing || !bytes.Contains([]byte(failed[0].Message), []byte(c.Addr)) {
 		t.Fatalf("failed objects must name the object and the peer: %+v", failed)
 	}
-	mustHave(t, a.Socket, fromB, pattern(2<<20, 3), nil)
-	mustHave(t, a.Socket, fromC, pattern(100, 4), []byte("c"))
+	mustHave(t, a.Socket, fromB, testutil.Pattern(2<<20, 3), nil)
+	mustHave(t, a.Socket, fromC, testutil.Pattern(100, 4), []byte("c"))
 	mustNotHave(t, a.Socket, missing)
 }
 
@@ -195,7 +177,7 @@ func TestMultiPeerSync(t *testing.T) {
 func TestLimitsAtTheirMaximum(t *testing.T) {
 	a := testutil.StartNode(t, "a", "96MiB")
 	b := testutil.StartNode(t, "b", "96MiB")
-	src := storeClient(t, b.Socket)
+	src := testutil.StoreClient(t, b.Socket)
 	ids := make([]stream.ObjectID, stream.MaxObjectsPerPeerRequest)
 	for i := range ids {
 		ids[i] = store.RandomObjectID()
@@ -263,7 +245,7 @@ func TestLimitViolations(t *testing.T) {
 
 func TestUnreachablePeer(t *testing.T) {
 	a := testutil.StartNode(t, "a", "16MiB")
-	dead := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	dead := testutil.FreeAddr(t)
 	id := store.RandomObjectID()
 	start := time.Now()
 	res, err := streamClient(t, a.Addr).Sync(bg, []stream.PeerRequest{{Kind: stream.Copy, From: dead, Objects: []stream.ObjectID{id}}})
@@ -278,9 +260,9 @@ func TestUnreachablePeer(t *testing.T) {
 func TestDirectCopyAndTake(t *testing.T) {
 	b := testutil.StartNode(t, "b", "64MiB")
 	localSock, _ := testutil.StartStoreProcess(t, "64MiB")
-	local := storeClient(t, localSock)
+	local := testutil.StoreClient(t, localSock)
 	x, y := store.RandomObjectID(), store.RandomObjectID()
-	putID(t, b.Socket, x, pattern(4<<20, 5), nil)
+	putID(t, b.Socket, x, testutil.Pattern(4<<20, 5), nil)
 	putID(t, b.Socket, y, []byte("y"), []byte("meta"))
 	if r, err := stream.CopyFrom(bg, b.Addr, local, []stream.ObjectID{x}); err != nil || r.Objects[0].Status != stream.StatusOK {
 		t.Fatalf("CopyFrom: %v %+v", err, r)
@@ -288,15 +270,15 @@ func TestDirectCopyAndTake(t *testing.T) {
 	if r, err := stream.TakeFrom(bg, b.Addr, local, []stream.ObjectID{y}); err != nil || !r.Objects[0].DeletedAtSource {
 		t.Fatalf("TakeFrom: %v %+v", err, r)
 	}
-	mustHave(t, localSock, x, pattern(4<<20, 5), nil)
+	mustHave(t, localSock, x, testutil.Pattern(4<<20, 5), nil)
 	mustHave(t, localSock, y, []byte("y"), []byte("meta"))
 	mustNotHave(t, b.Socket, y)
-	has(t, b.Socket, x, pattern(4<<20, 5), nil)
+	has(t, b.Socket, x, testutil.Pattern(4<<20, 5), nil)
 }
 
 func TestPingStatList(t *testing.T) {
 	a := testutil.StartNode(t, "node-a", "16MiB")
-	id, err := storeClient(t, a.Socket).Put(bg, []byte("listed"), nil)
+	id, err := testutil.StoreClient(t, a.Socket).Put(bg, []byte("listed"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

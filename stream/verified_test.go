@@ -37,7 +37,7 @@ func full(node, addr string) stream.PullSource {
 // kept for resumption is invisible to its clients).
 func notSealed(t *testing.T, sock string, id stream.ObjectID) {
 	t.Helper()
-	if ok, err := storeClient(t, sock).Contains(bg, id); err != nil || ok {
+	if ok, err := testutil.StoreClient(t, sock).Contains(bg, id); err != nil || ok {
 		t.Fatalf("object %s is sealed in %s (err %v)", id, sock, err)
 	}
 }
@@ -210,7 +210,7 @@ func TestAbandonedPartialObjectIsAborted(t *testing.T) {
 	// Kept (unsealed) for a moment for a resumption, then aborted: nothing
 	// of it stays in the store.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		infos, err := storeClient(t, b.Socket).List(bg)
+		infos, err := testutil.StoreClient(t, b.Socket).List(bg)
 		if err != nil {
 			t.Fatal(err)
 		}

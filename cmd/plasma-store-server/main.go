@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/internal/storeserver"
@@ -22,10 +23,19 @@ func main() {
 	}
 }
 
+// options are the command's flags: cfg starts as storeserver.DefaultConfig,
+// so every flag's default is the config's.
+type options struct {
+	cfg   storeserver.Config
+	level string
+}
+
+func newOptions() *options {
+	return &options{cfg: storeserver.DefaultConfig(), level: cliutil.DefaultLogLevel}
+}
+
 func command() *cobra.Command {
-	var memory, socket, dir, level, waitMemory string
-	var huge bool
-	var maxClients int
+	o := newOptions()
 	cmd := &cobra.Command{
 		Use:   "plasma-store-server -m SIZE [-s SOCKET] [-d DIR]",
 		Short: "Plasma store: a local shared-memory object store",
@@ -39,32 +49,11 @@ start, so the store never fails later because shared memory ran out.`,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if memory == "" {
-				return errors.New("-m/--memory is required: the bytes of shared memory to reserve, e.g. -m 1GiB")
-			}
-			capacity, err := cliutil.ParseSize(memory)
+			cfg, err := o.config(cmd.Flags())
 			if err != nil {
 				return err
 			}
-			log, err := cliutil.NewLogger(level)
-			if err != nil {
-				return err
-			}
-			if huge && dir == "/dev/shm" {
-				dir = "" // hugepages without a hugetlbfs directory: a MFD_HUGETLB memfd
-			}
-			waitBytes, err := cliutil.ParseSize(waitMemory)
-			if err != nil {
-				return fmt.Errorf("--blocked-get-memory: %w", err)
-			}
-			if waitBytes == 0 {
-				return errors.New("--blocked-get-memory 0 would fail every Get that waits; give a size such as 64MiB")
-			}
-			if maxClients < 0 {
-				return fmt.Errorf("--max-clients %d: give a positive number, or 0 for the default", maxClients)
-			}
-			srv, err := storeserver.New(storeserver.Config{Socket: socket, Capacity: capacity, Dir: dir, HugePages: huge, Logger: log,
-				MaxClients: maxClients, WaitMemory: waitBytes})
+			srv, err := storeserver.New(cfg)
 			if err != nil {
 				return err
 			}
@@ -73,17 +62,40 @@ start, so the store never fails later because shared memory ran out.`,
 			return srv.Serve(ctx)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVarP(&memory, "memory", "m", "", "bytes of shared memory for objects (e.g. 1073741824, 512MiB, 1G)")
-	f.StringVarP(&socket, "socket", "s", "/tmp/plasma", "unix socket the store listens on")
-	f.StringVarP(&dir, "directory", "d", "/dev/shm", `directory of the shared-memory file (tmpfs or hugetlbfs); "" for a memfd`)
-	f.BoolVar(&huge, "hugepages", false, "back the arena with 2 MiB huge pages (needs vm.nr_hugepages or a hugetlbfs -d)")
-	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
-	f.IntVar(&maxClients, "max-clients", 0, fmt.Sprintf(
-		"most clients connected at once; one more is told \"store busy\" and closed. 0: the open-file limit (RLIMIT_NOFILE) minus 32 and a sixteenth of it, kept for the arena and other descriptors (here %d)",
-		storeserver.DefaultMaxClients()))
-	f.StringVar(&waitMemory, "blocked-get-memory", "64MiB", "memory that blocked Gets may hold, all clients together; a Get beyond it fails with \"store busy\"")
-	f.BoolP("version", "V", false, "print the version and exit")
+	o.define(cmd.Flags())
 	cmd.SetVersionTemplate("plasma-store-server {{.Version}}\n")
 	return cmd
+}
+
+// config is the store's configuration from the flags.
+func (o *options) config(fs *pflag.FlagSet) (storeserver.Config, error) {
+	cfg := o.cfg
+	if !fs.Changed("memory") {
+		return cfg, errors.New("-m/--memory is required: the bytes of shared memory to reserve, e.g. -m 1GiB")
+	}
+	log, err := cliutil.NewLogger(o.level)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Logger = log
+	if cfg.HugePages && cfg.Dir == storeserver.DefaultDir {
+		cfg.Dir = "" // hugepages without a hugetlbfs directory: a MFD_HUGETLB memfd
+	}
+	if cfg.WaitMemory == 0 {
+		return cfg, errors.New("--blocked-get-memory 0 would fail every Get that waits; give a size such as 64MiB")
+	}
+	return cfg, cfg.Validate()
+}
+
+func (o *options) define(f *pflag.FlagSet) {
+	cfg := &o.cfg
+	cliutil.SizeVarP(f, &cfg.Capacity, "memory", "m", "bytes of shared memory for objects (e.g. 1073741824, 512MiB, 1G)")
+	f.StringVarP(&cfg.Socket, "socket", "s", cfg.Socket, "unix socket the store listens on")
+	f.StringVarP(&cfg.Dir, "directory", "d", cfg.Dir, `directory of the shared-memory file (tmpfs or hugetlbfs); "" for a memfd`)
+	f.BoolVar(&cfg.HugePages, "hugepages", cfg.HugePages, "back the arena with 2 MiB huge pages (needs vm.nr_hugepages or a hugetlbfs -d)")
+	f.StringVar(&o.level, "log-level", o.level, "log level: debug, info, warn, error")
+	f.IntVar(&cfg.MaxClients, "max-clients", cfg.MaxClients,
+		"most clients connected at once; one more is told \"store busy\" and closed. 0: the default, the open-file limit (RLIMIT_NOFILE) minus 32 and a sixteenth of it, kept for the arena and other descriptors")
+	cliutil.SizeVar(f, &cfg.WaitMemory, "blocked-get-memory", "memory that blocked Gets may hold, all clients together; a Get beyond it fails with \"store busy\"")
+	f.BoolP("version", "V", false, "print the version and exit")
 }

@@ -25,6 +25,26 @@ type BroadcastConfig struct {
 	BinDir string
 }
 
+// SetDefaults fills every zero field with its default: the one place
+// they are set (plasma bench's flags start from them). Fanout's zero
+// means the server's default.
+func (c *BroadcastConfig) SetDefaults() {
+	if c.Nodes == 0 {
+		c.Nodes = 8
+	}
+	if c.Size == 0 {
+		c.Size = 256 << 20
+	}
+	if c.Rate == "" {
+		c.Rate = "1gbit"
+	}
+}
+
+// Validate reports the first bad value, naming its flag.
+func (c *BroadcastConfig) Validate() error {
+	return notNegative(map[string]int{"--nodes": c.Nodes, "--size": c.Size, "--fanout": c.Fanout})
+}
+
 // Broadcast measures spreading one object to a group where the network is
 // the limit, as between real machines: every node (a store and a stream
 // server) runs in its own network namespace, joined to a bridge by a veth
@@ -33,14 +53,9 @@ type BroadcastConfig struct {
 // every namespace, link and process it made, whatever happens. Needs root
 // and iproute2.
 func Broadcast(ctx context.Context, cfg BroadcastConfig, w io.Writer) (map[string]any, error) {
-	if cfg.Nodes == 0 {
-		cfg.Nodes = 8
-	}
-	if cfg.Size == 0 {
-		cfg.Size = 256 << 20
-	}
-	if cfg.Rate == "" {
-		cfg.Rate = "1gbit"
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("plasma bench broadcast needs root (network namespaces and tc)")
@@ -77,7 +92,7 @@ func Broadcast(ctx context.Context, cfg BroadcastConfig, w io.Writer) (map[strin
 			return nil, err
 		}
 		sock := filepath.Join(dir, fmt.Sprintf("n%d.sock", i))
-		args := []string{"-s", sock, "-p", "2021", "--bind", nw.ip(i), "--node-name", fmt.Sprintf("n%d", i),
+		args := []string{"-s", sock, "-p", strconv.Itoa(stream.DefaultPort), "--bind", nw.ip(i), "--node-name", fmt.Sprintf("n%d", i),
 			"--lease-ttl", "5s", "--log-level", "warn"}
 		if i == 0 {
 			args = append(args, "--etcd", "embedded", "--etcd-dir", filepath.Join(dir, "etcd"), "--etcd-listen", nw.ip(0)+":2379")
@@ -219,9 +234,11 @@ type netns struct {
 	br     bool
 }
 
-func (n *netns) ip(i int) string   { return fmt.Sprintf("10.77.%d.%d", n.subnet(), i+1) }
-func (n *netns) addr(i int) string { return net.JoinHostPort(n.ip(i), "2021") }
-func (n *netns) subnet() int       { return 77 }
+func (n *netns) ip(i int) string { return fmt.Sprintf("10.77.%d.%d", n.subnet(), i+1) }
+func (n *netns) addr(i int) string {
+	return net.JoinHostPort(n.ip(i), strconv.Itoa(stream.DefaultPort))
+}
+func (n *netns) subnet() int { return 77 }
 
 func sh(args ...string) error {
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()

@@ -22,7 +22,9 @@ type StoreConfig struct {
 	Creates   int // small objects created and sealed (default 50000)
 }
 
-func (c *StoreConfig) defaults() {
+// SetDefaults fills every zero field with its default: the one place
+// they are set (plasma bench's flags start from them).
+func (c *StoreConfig) SetDefaults() {
 	if c.LargeSize == 0 {
 		c.LargeSize = 256 << 20
 	}
@@ -37,11 +39,34 @@ func (c *StoreConfig) defaults() {
 	}
 }
 
+// Validate reports the first bad value, naming its flag.
+func (c *StoreConfig) Validate() error {
+	return notNegative(map[string]int{"--large": c.LargeSize, "--rounds": c.Rounds, "--gets": c.GetIters, "--creates": c.Creates})
+}
+
+// notNegative reports the first (by name) of values that is negative.
+func notNegative(values map[string]int) error {
+	flags := make([]string, 0, len(values))
+	for f := range values {
+		flags = append(flags, f)
+	}
+	sort.Strings(flags)
+	for _, f := range flags {
+		if values[f] < 0 {
+			return fmt.Errorf("%s %d: give a positive number (0: the default)", f, values[f])
+		}
+	}
+	return nil
+}
+
 // Store measures the store: put throughput against memcpy, Get latency of
 // a small and a large object, and small-object create+seal rate. It writes
 // a table to w and returns the figures.
 func Store(ctx context.Context, cfg StoreConfig, w io.Writer) (map[string]any, error) {
-	cfg.defaults()
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	c, err := store.Connect(ctx, cfg.Socket)
 	if err != nil {
 		return nil, err

@@ -29,7 +29,9 @@ type StreamConfig struct {
 	BinDir     string
 }
 
-func (c *StreamConfig) defaults() {
+// SetDefaults fills every zero field with its default: the one place
+// they are set (plasma bench's flags start from them).
+func (c *StreamConfig) SetDefaults() {
 	if c.LargeSize == 0 {
 		c.LargeSize = 1 << 30
 	}
@@ -45,6 +47,11 @@ func (c *StreamConfig) defaults() {
 	if c.IperfSecs == 0 {
 		c.IperfSecs = 3
 	}
+}
+
+// Validate reports the first bad value, naming its flag.
+func (c *StreamConfig) Validate() error {
+	return notNegative(map[string]int{"--large": c.LargeSize, "--small-count": c.SmallCount, "--small-size": c.SmallSize, "--rounds": c.Rounds, "iperf3 seconds": c.IperfSecs})
 }
 
 // node is a store and a stream server started by the benchmark.
@@ -64,7 +71,10 @@ func (n *node) stop() {
 // object by SYNC COPY against iperf3 over the same loopback, and many
 // small objects in one COPY.
 func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any, error) {
-	cfg.defaults()
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "psbench")
 	if err != nil {
 		return nil, err

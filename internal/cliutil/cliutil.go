@@ -14,6 +14,9 @@ import (
 // Version is the release of the binaries; set with -ldflags "-X ...".
 var Version = "0.1.0-dev"
 
+// DefaultLogLevel is every binary's --log-level default.
+const DefaultLogLevel = "info"
+
 // NewLogger returns a text logger on stderr at level (debug, info, warn,
 // error).
 func NewLogger(level string) (*slog.Logger, error) {
@@ -32,6 +35,18 @@ func ParseSize(s string) (uint64, error) {
 		return 0, fmt.Errorf("size %q: want bytes, optionally with a unit such as 512MiB or 1G", s)
 	}
 	return n, nil
+}
+
+// FormatSize writes n in the largest binary unit that divides it exactly,
+// a form ParseSize reads back: "256MiB", "1536KiB", "100".
+func FormatSize(n uint64) string {
+	units := []string{"", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	u := 0
+	for n != 0 && n%1024 == 0 && u < len(units)-1 {
+		n /= 1024
+		u++
+	}
+	return fmt.Sprintf("%d%s", n, units[u])
 }
 
 // FormatBytes writes a byte count with binary units and three significant

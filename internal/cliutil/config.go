@@ -42,3 +42,32 @@ func ApplyConfigFile(fs *pflag.FlagSet, path string) error {
 	}
 	return nil
 }
+
+// SizeVar defines a byte-count flag stored in p, whose current value is the
+// default (shown in --help as FormatSize writes it). The flag reads what
+// ParseSize reads: "1073741824", "512MiB", "1G".
+func SizeVar[T int64 | uint64](fs *pflag.FlagSet, p *T, name, usage string) {
+	fs.Var(sizeValue[T]{p}, name, usage)
+}
+
+// SizeVarP is SizeVar with a one-letter shorthand.
+func SizeVarP[T int64 | uint64](fs *pflag.FlagSet, p *T, name, shorthand, usage string) {
+	fs.VarP(sizeValue[T]{p}, name, shorthand, usage)
+}
+
+type sizeValue[T int64 | uint64] struct{ p *T }
+
+func (v sizeValue[T]) String() string { return FormatSize(uint64(*v.p)) }
+func (v sizeValue[T]) Type() string   { return "size" }
+
+func (v sizeValue[T]) Set(s string) error {
+	n, err := ParseSize(s)
+	if err != nil {
+		return err
+	}
+	if T(n) < 0 || uint64(T(n)) != n {
+		return fmt.Errorf("size %q is too large", s)
+	}
+	*v.p = T(n)
+	return nil
+}

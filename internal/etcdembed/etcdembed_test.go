@@ -14,17 +14,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+	"github.com/plasmastream/plasmastream/internal/testutil"
+)
 
 type buf struct {
 	mu sync.Mutex
@@ -69,7 +61,7 @@ func TestStartRestart(t *testing.T) {
 	t.Parallel()
 	logs := &buf{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := Config{Dir: filepath.Join(t.TempDir(), "etcd"), ClientURL: freeAddr(t), Name: "n1", Logger: log}
+	cfg := Config{Dir: filepath.Join(t.TempDir(), "etcd"), ClientURL: testutil.FreeAddr(t), Name: "n1", Logger: log}
 	m := start(t, cfg)
 	if eps := m.Endpoints(); len(eps) != 1 || eps[0] != "http://"+cfg.ClientURL {
 		t.Fatalf("endpoints %v", eps)
@@ -109,7 +101,7 @@ func TestLogLevel(t *testing.T) {
 	t.Parallel()
 	logs := &buf{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	m := start(t, Config{Dir: t.TempDir(), ClientURL: "http://" + freeAddr(t), Logger: log, LogLevel: "info"})
+	m := start(t, Config{Dir: t.TempDir(), ClientURL: "http://" + testutil.FreeAddr(t), Logger: log, LogLevel: "info"})
 	m.Close()
 	if !strings.Contains(logs.String(), "component=etcd") {
 		t.Fatalf("no etcd messages at info level:\n%s", logs.String())
@@ -132,7 +124,7 @@ func TestErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("client port in use: %v", err)
 	}
-	_, err = Start(ctx, Config{Dir: t.TempDir(), ClientURL: "http://" + freeAddr(t), PeerURL: "http://" + ln.Addr().String()})
+	_, err = Start(ctx, Config{Dir: t.TempDir(), ClientURL: "http://" + testutil.FreeAddr(t), PeerURL: "http://" + ln.Addr().String()})
 	if err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("peer port in use: %v", err)
 	}
@@ -141,7 +133,7 @@ func TestErrors(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Start(ctx, Config{Dir: filepath.Join(file, "etcd"), ClientURL: "http://" + freeAddr(t)})
+	_, err = Start(ctx, Config{Dir: filepath.Join(file, "etcd"), ClientURL: "http://" + testutil.FreeAddr(t)})
 	if err == nil || !strings.Contains(err.Error(), "data directory") {
 		t.Fatalf("unusable dir: %v", err)
 	}
@@ -149,7 +141,7 @@ func TestErrors(t *testing.T) {
 		ro := t.TempDir()
 		os.Chmod(ro, 0o500)
 		defer os.Chmod(ro, 0o700)
-		_, err = Start(ctx, Config{Dir: ro, ClientURL: "http://" + freeAddr(t)})
+		_, err = Start(ctx, Config{Dir: ro, ClientURL: "http://" + testutil.FreeAddr(t)})
 		if err == nil || !strings.Contains(err.Error(), "not writable") {
 			t.Fatalf("read-only dir: %v", err)
 		}
@@ -166,7 +158,7 @@ func TestErrors(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = Start(cctx, Config{Dir: t.TempDir(), ClientURL: freeAddr(t)})
+	_, err = Start(cctx, Config{Dir: t.TempDir(), ClientURL: testutil.FreeAddr(t)})
 	if err == nil {
 		t.Fatal("Start with a cancelled context succeeded")
 	}

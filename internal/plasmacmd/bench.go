@@ -15,6 +15,7 @@ func (o *options) benchCmd() *cobra.Command {
 		Short: "Measure the store and the transfers; the last line printed is JSON",
 	}
 	var cfg bench.StoreConfig
+	cfg.SetDefaults()
 	storeCmd := &cobra.Command{
 		Use:   "store",
 		Short: "Benchmark the store at -s (start it with -m 1GiB)",
@@ -37,11 +38,12 @@ same Gets against Redis. Prints a table and, as its last line, JSON.`,
 		},
 	}
 	f := storeCmd.Flags()
-	f.IntVar(&cfg.LargeSize, "large", 256<<20, "bytes of the large object")
-	f.IntVar(&cfg.Rounds, "rounds", 7, "timed repetitions of each large operation")
-	f.IntVar(&cfg.GetIters, "gets", 2000, "Get+Release round trips per size")
-	f.IntVar(&cfg.Creates, "creates", 50000, "1 KiB objects created and sealed")
+	f.IntVar(&cfg.LargeSize, "large", cfg.LargeSize, "bytes of the large object")
+	f.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "timed repetitions of each large operation")
+	f.IntVar(&cfg.GetIters, "gets", cfg.GetIters, "Get+Release round trips per size")
+	f.IntVar(&cfg.Creates, "creates", cfg.Creates, "1 KiB objects created and sealed")
 	var scfg bench.StreamConfig
+	scfg.SetDefaults()
 	streamCmd := &cobra.Command{
 		Use:   "stream",
 		Short: "Benchmark transfers between two nodes it starts itself",
@@ -67,12 +69,13 @@ table and, as its last line, JSON.`,
 		},
 	}
 	sf := streamCmd.Flags()
-	sf.IntVar(&scfg.LargeSize, "large", 1<<30, "bytes of the large object")
-	sf.IntVar(&scfg.SmallCount, "small-count", 10000, "small objects in one COPY")
-	sf.IntVar(&scfg.SmallSize, "small-size", 4096, "bytes of each small object")
-	sf.IntVar(&scfg.Rounds, "rounds", 3, "timed repetitions")
-	sf.StringVar(&scfg.BinDir, "bin", "", "directory of plasma-store-server and plasma-stream-server (default: beside this program, then PATH)")
+	sf.IntVar(&scfg.LargeSize, "large", scfg.LargeSize, "bytes of the large object")
+	sf.IntVar(&scfg.SmallCount, "small-count", scfg.SmallCount, "small objects in one COPY")
+	sf.IntVar(&scfg.SmallSize, "small-size", scfg.SmallSize, "bytes of each small object")
+	sf.IntVar(&scfg.Rounds, "rounds", scfg.Rounds, "timed repetitions")
+	sf.StringVar(&scfg.BinDir, "bin", scfg.BinDir, "directory of plasma-store-server and plasma-stream-server (default: beside this program, then PATH)")
 	var bcfg bench.BroadcastConfig
+	bcfg.SetDefaults()
 	bcastCmd := &cobra.Command{
 		Use:   "broadcast",
 		Short: "Benchmark spreading an object to a group over rate-limited links (root, iproute2)",
@@ -94,11 +97,11 @@ namespace, link and process it made. Prints a table and, last, JSON.`,
 		},
 	}
 	bf := bcastCmd.Flags()
-	bf.IntVar(&bcfg.Nodes, "nodes", 8, "receiving nodes")
-	bf.IntVar(&bcfg.Size, "size", 256<<20, "object bytes")
-	bf.StringVar(&bcfg.Rate, "rate", "1gbit", "rate of every node's link, each way (tc units)")
-	bf.IntVar(&bcfg.Fanout, "fanout", 0, "transfers one source serves at once (0: the server's default)")
-	bf.StringVar(&bcfg.BinDir, "bin", "", "directory of the server binaries (default: beside this program, then PATH)")
+	bf.IntVar(&bcfg.Nodes, "nodes", bcfg.Nodes, "receiving nodes")
+	bf.IntVar(&bcfg.Size, "size", bcfg.Size, "object bytes")
+	bf.StringVar(&bcfg.Rate, "rate", bcfg.Rate, "rate of every node's link, each way (tc units)")
+	bf.IntVar(&bcfg.Fanout, "fanout", bcfg.Fanout, "transfers one source serves at once (0: the server's default)")
+	bf.StringVar(&bcfg.BinDir, "bin", bcfg.BinDir, "directory of the server binaries (default: beside this program, then PATH)")
 	cmd.AddCommand(storeCmd, streamCmd, bcastCmd)
 	return cmd
 }

@@ -3,7 +3,6 @@ package plasmacmd_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +16,7 @@ import (
 
 // The cluster commands of the plasma tool against three real nodes.
 func TestClusterCommands(t *testing.T) {
-	etcd := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	etcd := testutil.FreeAddr(t)
 	var nodes []*testutil.Node
 	for i, name := range []string{"a", "b", "c"} {
 		args := []string{"--lease-ttl", "2s", "--group", "all"}
@@ -155,7 +154,7 @@ func TestPull(t *testing.T) {
 		t.Fatalf("pull --json of a present object: %v %v", res, err)
 	}
 
-	dead := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	dead := testutil.FreeAddr(t)
 	missing := "ffffffffffffffffffffffffffffffffffffffff"
 	on(b).fail("nowhere ("+dead+")", "-a", b.Addr, "pull", missing, "--from", "nowhere="+dead)
 	on(b).fail("at least one --from", "-a", b.Addr, "pull", missing)

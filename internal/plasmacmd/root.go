@@ -12,6 +12,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/store"
+	"github.com/plasmastream/plasmastream/stream"
 )
 
 type options struct {
@@ -29,8 +30,8 @@ func New() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVarP(&o.socket, "socket", "s", "/tmp/plasma", "unix socket of the plasma-store-server")
-	root.PersistentFlags().StringVarP(&o.address, "address", "a", "127.0.0.1:2021", "the local plasma-stream-server, for cluster operations")
+	root.PersistentFlags().StringVarP(&o.socket, "socket", "s", store.DefaultSocket, "unix socket of the plasma-store-server")
+	root.PersistentFlags().StringVarP(&o.address, "address", "a", stream.DefaultAddr, "the local plasma-stream-server, for cluster operations")
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetVersionTemplate("plasma {{.Version}}\n")
 	root.AddCommand(o.putCmd(), o.getCmd(), o.lsCmd(), o.rmCmd(), o.evictCmd(), o.watchCmd(), o.statCmd(), o.benchCmd(), o.nodesCmd(), o.locateCmd(), o.pullCmd(), o.importCmd(), o.exportCmd())

@@ -46,7 +46,7 @@ func TestOutOfDescriptorsKeepsServing(t *testing.T) {
 	// itself fails.
 	sock, stderr, exited := startWithFileLimit(t, 64, "--max-clients", "1000")
 	ctx := context.Background()
-	first := connect(t, sock)
+	first := testutil.StoreClient(t, sock)
 	id, err := first.Put(ctx, []byte("precious"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestClientLimit(t *testing.T) {
 	sock, _ := testutil.StartStoreProcess(t, "1MiB", "--max-clients", "3")
 	var clients []*store.Client
 	for range 3 {
-		clients = append(clients, connect(t, sock))
+		clients = append(clients, testutil.StoreClient(t, sock))
 	}
 	_, err := store.Connect(context.Background(), sock)
 	if !errors.Is(err, store.ErrBusy) || !strings.Contains(err.Error(), "store busy: 3 clients connected, limit 3") {
@@ -167,7 +167,7 @@ func TestClientLimit(t *testing.T) {
 
 // A client that connects and never completes the handshake is dropped.
 func TestHandshakeDeadline(t *testing.T) {
-	sock := startStore(t, storeserver.Config{Capacity: 1 << 20, HandshakeTimeout: 100 * time.Millisecond})
+	sock := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 1 << 20, HandshakeTimeout: 100 * time.Millisecond}).Socket
 	idle, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestHandshakeDeadline(t *testing.T) {
 	if _, err := idle.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("a connection that never said Hello: %v; want it closed by the store", err)
 	}
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	waitFor(t, "the store to count only the client that said Hello", func() bool {
 		st, err := c.Stats(context.Background())
 		return err == nil && st.Clients == 1

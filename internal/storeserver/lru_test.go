@@ -9,18 +9,6 @@ import (
 	"github.com/plasmastream/plasmastream/store"
 )
 
-func connect(t *testing.T, sock string) *store.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := store.Connect(ctx, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
@@ -64,7 +52,7 @@ func evictOneByte(t *testing.T, c *store.Client, ids ...store.ObjectID) []bool {
 // hash of B made A the eviction victim.
 func TestHashingIsNotAUse(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	a, b := store.RandomObjectID(), store.RandomObjectID()
 	if err := c.PutID(ctx, a, make([]byte, 100), nil); err != nil { // no digest: the store hashes it
@@ -99,7 +87,7 @@ func TestHashingIsNotAUse(t *testing.T) {
 // copy) are not uses either; a plain Get is.
 func TestInternalReadsAreNotUses(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	put := func() store.ObjectID {
 		id := store.RandomObjectID()

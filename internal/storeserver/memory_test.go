@@ -10,6 +10,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/storeserver"
 	"github.com/plasmastream/plasmastream/internal/storewire"
+	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -27,7 +28,7 @@ func bigGet(t *testing.T) []byte {
 // about 20 MiB for a 1.3 MB request (per-id maps), so 40 of them took a
 // store from 7 MB to 809 MB.
 func TestBlockedGetMemoryFollowsRequestSize(t *testing.T) {
-	sock := startStore(t, storeserver.Config{Capacity: 1 << 20})
+	sock := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 1 << 20}).Socket
 	rc := dialRaw(t, sock)
 	rc.sync()
 	const gets = 6
@@ -49,7 +50,7 @@ func TestBlockedGetMemoryFollowsRequestSize(t *testing.T) {
 // Get fails with a clear "store busy", the store keeps serving, and the
 // budget is freed when the Gets end.
 func TestBlockedGetBudget(t *testing.T) {
-	sock := startStore(t, storeserver.Config{Capacity: 1 << 20, WaitMemory: 8 << 20})
+	sock := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 1 << 20, WaitMemory: 8 << 20}).Socket
 	a := dialRaw(t, sock)
 	var refused string
 	for i := 1; i <= 10 && refused == ""; i++ {
@@ -100,7 +101,7 @@ func TestBlockedGetBudget(t *testing.T) {
 // A connection does not keep its largest request buffer: 6 idle
 // connections once held 451 MB.
 func TestIdleConnectionsDropLargeBuffers(t *testing.T) {
-	sock := startStore(t, storeserver.Config{Capacity: 1 << 20})
+	sock := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 1 << 20}).Socket
 	const conns, size = 4, 16 << 20
 	var rcs []*rawConn
 	for range conns {
@@ -121,7 +122,7 @@ func TestIdleConnectionsDropLargeBuffers(t *testing.T) {
 // A subscriber reserves no room for the events it may fall behind by: a
 // 65,536-event channel once cost every subscriber 5 MiB, idle or not.
 func TestIdleSubscribersHoldLittle(t *testing.T) {
-	sock := startStore(t, storeserver.Config{Capacity: 1 << 20})
+	sock := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 1 << 20}).Socket
 	const subscribers = 8
 	var rcs []*rawConn
 	for range subscribers {
@@ -140,11 +141,11 @@ func TestIdleSubscribersHoldLittle(t *testing.T) {
 // A subscriber that stops reading is disconnected once its backlog is
 // full; the store serves on.
 func TestStalledSubscriberDropped(t *testing.T) {
-	sock := startStore(t, storeserver.Config{Capacity: 1 << 20, EventQueue: 16})
+	sock := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 1 << 20, EventQueue: 16}).Socket
 	sub := dialRaw(t, sock)
 	sub.send(storewire.TypeSubscribe, 1, nil)
 	sub.must(storewire.TypeSubscribe | storewire.ReplyBit)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	// Enough events to fill the socket's buffer and then the queue.
 	for i := 0; i < 20000; i++ {

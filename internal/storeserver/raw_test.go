@@ -2,40 +2,15 @@ package storeserver_test
 
 import (
 	"bufio"
-	"context"
 	"net"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/plasmastream/plasmastream/internal/storeserver"
 	"github.com/plasmastream/plasmastream/internal/storewire"
-	"github.com/plasmastream/plasmastream/internal/testutil"
 )
-
-// startStore runs a store in this process with cfg (Socket filled in) and
-// stops it at the end of the test.
-func startStore(t *testing.T, cfg storeserver.Config) string {
-	t.Helper()
-	cfg.Socket = filepath.Join(testutil.ShortDir(t), "store.sock")
-	srv, err := storeserver.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("store: %v", err)
-		}
-	})
-	return cfg.Socket
-}
 
 // rawConn speaks the store protocol frame by frame, for requests the Go
 // client never sends.

@@ -15,15 +15,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/plasmastream/plasmastream/internal/alloc"
 	"github.com/plasmastream/plasmastream/internal/arena"
 	"github.com/plasmastream/plasmastream/internal/netutil"
 )
 
-// Config is everything plasma-store-server needs to run.
+// Config is everything plasma-store-server needs to run. A zero field
+// means its default (SetDefaults fills it) unless its comment says
+// otherwise; DefaultConfig is what the binary starts from.
 type Config struct {
-	Socket    string // unix socket path
-	Capacity  uint64 // bytes of shared memory for objects
+	Socket    string // unix socket path; "": store.DefaultSocket
+	Capacity  uint64 // bytes of shared memory for objects (required)
 	Dir       string // directory of the arena file; "" for a memfd
 	HugePages bool
 	Logger    *slog.Logger
@@ -34,30 +35,11 @@ type Config struct {
 	// "store busy" and closed. 0: DefaultMaxClients().
 	MaxClients int
 	// HandshakeTimeout is how long a new connection has to complete the
-	// Hello exchange before it is dropped. 0: 5 s.
+	// Hello exchange before it is dropped. 0: DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	// WaitMemory bounds the memory that blocked Gets hold, store-wide; a
-	// Get that would exceed it fails with CodeBusy. 0: 64 MiB.
+	// Get that would exceed it fails with CodeBusy. 0: DefaultWaitMemory.
 	WaitMemory uint64
-}
-
-// setDefaults fills every zero field with its default.
-func (cfg *Config) setDefaults() {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.EventQueue <= 0 {
-		cfg.EventQueue = 1 << 16
-	}
-	if cfg.MaxClients <= 0 {
-		cfg.MaxClients = DefaultMaxClients()
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = 5 * time.Second
-	}
-	if cfg.WaitMemory == 0 {
-		cfg.WaitMemory = 64 << 20
-	}
 }
 
 // DefaultMaxClients is the client limit derived from this process's limit
@@ -96,9 +78,9 @@ var ErrStoreRunning = errors.New("a store is already serving on this socket")
 // New reserves the arena and binds the socket. The store serves nothing
 // until Serve is called.
 func New(cfg Config) (*Server, error) {
-	cfg.setDefaults()
-	if cfg.Capacity < alloc.Align {
-		return nil, fmt.Errorf("a store of %d bytes holds nothing: objects are placed in %d-byte blocks; give -m at least %d", cfg.Capacity, alloc.Align, alloc.Align)
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	ln, err := listen(cfg.Socket)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/storeserver"
 	"github.com/plasmastream/plasmastream/internal/storewire"
+	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -17,9 +18,9 @@ import (
 // negative duration and answered "not found" at once) waits forever, as
 // does any negative one.
 func TestHugeGetTimeoutWaits(t *testing.T) {
-	sock := startStore(t, storeserver.Config{Capacity: 1 << 20})
+	sock := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 1 << 20}).Socket
 	rc := dialRaw(t, sock)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ids := []store.ObjectID{store.RandomObjectID(), store.RandomObjectID(), store.RandomObjectID()}
 	for i, ms := range []int64{math.MaxInt64, math.MaxInt64 / 1000, -7} {
 		rc.send(storewire.TypeGet, uint32(i+1), storewire.Get{IDList: storewire.IDList{TimeoutMs: ms, IDs: []storewire.ID{ids[i]}}}.Append(nil))
@@ -48,7 +49,7 @@ func TestHugeGetTimeoutWaits(t *testing.T) {
 // A frame with a bad header gets the Error reply the protocol promises,
 // even with an empty payload, and then the connection is closed.
 func TestBadHeaderGetsErrorReply(t *testing.T) {
-	sock := startStore(t, storeserver.Config{Capacity: 1 << 20})
+	sock := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 1 << 20}).Socket
 	for _, tc := range []struct {
 		name   string
 		length uint32
@@ -72,14 +73,14 @@ func TestBadHeaderGetsErrorReply(t *testing.T) {
 		}
 	}
 	// The store serves on.
-	connect(t, sock).Stats(context.Background())
+	testutil.StoreClient(t, sock).Stats(context.Background())
 }
 
 // The capacity a store advertises is what it holds: -m 10000 holds 9984
 // bytes (64-byte blocks), and that much fits.
 func TestAdvertisedCapacityFits(t *testing.T) {
-	sock := startStore(t, storeserver.Config{Capacity: 10000})
-	c := connect(t, sock)
+	sock := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 10000}).Socket
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	st, err := c.Stats(ctx)
 	if err != nil {

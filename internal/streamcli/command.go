@@ -9,10 +9,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/plasmastream/plasmastream/internal/cliutil"
+	"github.com/plasmastream/plasmastream/stream"
 )
 
 // DefaultAddr is the server the CLI talks to without --address.
-const DefaultAddr = "127.0.0.1:2021"
+const DefaultAddr = stream.DefaultAddr
 
 // Main runs plasma-stream-cli with os.Args and returns its exit status.
 func Main() int {
@@ -67,7 +68,7 @@ command failed.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&addr, "address", "a", DefaultAddr, "Address of the Plasma Stream server (host:port; IPv6 as [::1]:2021; port 2021 if omitted)")
+	f.StringVarP(&addr, "address", "a", DefaultAddr, fmt.Sprintf("Address of the Plasma Stream server (host:port; IPv6 as [::1]:%d; port %d if omitted)", stream.DefaultPort, stream.DefaultPort))
 	f.BoolP("version", "V", false, "Prints version information")
 	f.BoolP("help", "h", false, "Prints help information")
 	cmd.SetVersionTemplate("plasma-stream-cli {{.Version}}\n")

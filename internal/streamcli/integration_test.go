@@ -20,20 +20,6 @@ import (
 	"github.com/plasmastream/plasmastream/stream"
 )
 
-// node is a real plasma-store-server and a real plasma-stream-server.
-type node struct {
-	name string
-	sock string // the store
-	addr string // the stream server
-}
-
-func startNode(t *testing.T, name, memory string) node {
-	t.Helper()
-	sock, _ := testutil.StartStoreProcess(t, memory)
-	_, addr := testutil.StartStreamServer(t, name, sock, "127.0.0.1")
-	return node{name: name, sock: sock, addr: addr}
-}
-
 // raceEnv is the environment for a binary built with -race, without the
 // race runtime's one-second pause at exit.
 func raceEnv() []string {
@@ -64,16 +50,6 @@ func cli(t *testing.T, addr, input string, args ...string) (stdout, stderr strin
 	return out.String(), errb.String(), code
 }
 
-func connect(t *testing.T, sock string) *store.Client {
-	t.Helper()
-	c, err := store.Connect(context.Background(), sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func contains(t *testing.T, c *store.Client, id stream.ObjectID) bool {
 	t.Helper()
 	ok, err := c.Contains(context.Background(), id)
@@ -81,14 +57,6 @@ func contains(t *testing.T, c *store.Client, id stream.ObjectID) bool {
 		t.Fatal(err)
 	}
 	return ok
-}
-
-func pattern(n int, seed byte) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i*7) ^ seed
-	}
-	return b
 }
 
 func joinIDs(ids ...stream.ObjectID) string {
@@ -105,12 +73,12 @@ var okTransfer = regexp.MustCompile(`^ok: \d+ objects? \([^)]*\), [0-9.]+ (B|KiB
 // COPY, TAKE, a two-peer SYNC, already present, PING, STAT, LIST, a
 // missing object, parse errors and the client's limits.
 func TestCLI(t *testing.T) {
-	a, b := startNode(t, "node-a", "64MiB"), startNode(t, "node-b", "64MiB")
+	a, b := testutil.StartNode(t, "node-a", "64MiB"), testutil.StartNode(t, "node-b", "64MiB")
 	ctx := context.Background()
-	sa, sb := connect(t, a.sock), connect(t, b.sock)
+	sa, sb := testutil.StoreClient(t, a.Socket), testutil.StoreClient(t, b.Socket)
 	var ids []stream.ObjectID
 	for i, size := range []int{4 << 20, 100, 1000, 10, 20} {
-		id, err := sb.Put(ctx, pattern(size, byte(i)), []byte("meta"))
+		id, err := sb.Put(ctx, testutil.Pattern(size, byte(i)), []byte("meta"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +86,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	// COPY: the objects arrive in A, B keeps them.
-	out, errs, code := cli(t, a.addr, "COPY "+b.addr+" "+joinIDs(ids[0], ids[1])+"\n")
+	out, errs, code := cli(t, a.Addr, "COPY "+b.Addr+" "+joinIDs(ids[0], ids[1])+"\n")
 	line := strings.TrimSuffix(out, "\n")
 	if code != 0 || errs != "" || !okTransfer.MatchString(line) || !strings.HasPrefix(line, "ok: 2 objects (2 copied, 0 already present), 4.00 MiB in ") {
 		t.Fatalf("COPY: exit %d, out %q, err %q", code, out, errs)
@@ -129,13 +97,13 @@ func TestCLI(t *testing.T) {
 		}
 	}
 	o, err := sa.GetOne(ctx, ids[0], time.Second)
-	if err != nil || !bytes.Equal(o.Data, pattern(4<<20, 0)) || string(o.Metadata) != "meta" {
+	if err != nil || !bytes.Equal(o.Data, testutil.Pattern(4<<20, 0)) || string(o.Metadata) != "meta" {
 		t.Fatalf("copied object differs (%v)", err)
 	}
 	sa.Release(ctx, ids[0])
 
 	// TAKE (keyword in lower case): gone from B.
-	out, _, code = cli(t, a.addr, "take "+b.addr+" "+ids[2].String()+"\n")
+	out, _, code = cli(t, a.Addr, "take "+b.Addr+" "+ids[2].String()+"\n")
 	if code != 0 || !strings.HasPrefix(out, "ok: 1 object (1 taken, 0 already present), 1004 B in ") {
 		t.Fatalf("TAKE: exit %d, out %q", code, out)
 	}
@@ -146,8 +114,8 @@ func TestCLI(t *testing.T) {
 	// SYNC with two peer requests, one object already present; several
 	// commands in one run, with comments and blank lines.
 	input := fmt.Sprintf("# two peer requests\n\nSYNC COPY %s %s %s ; TAKE %s %s\nPING\nSTAT\nLIST\n",
-		b.addr, ids[3], ids[0], b.addr, ids[4])
-	out, errs, code = cli(t, a.addr, input)
+		b.Addr, ids[3], ids[0], b.Addr, ids[4])
+	out, errs, code = cli(t, a.Addr, input)
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if code != 0 || errs != "" || len(lines) < 4 {
 		t.Fatalf("SYNC: exit %d, out %q, err %q", code, out, errs)
@@ -183,8 +151,8 @@ func TestCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _, code = cli(t, a.addr, fmt.Sprintf("COPY %s %s %s\nPING\n", b.addr, present, missing))
-	want := fmt.Sprintf("error: 1 of 2 objects failed: object %s from %s: not found\n  %s not found: from %s\nok: pong from node-a in ", missing, b.addr, missing, b.addr)
+	out, _, code = cli(t, a.Addr, fmt.Sprintf("COPY %s %s %s\nPING\n", b.Addr, present, missing))
+	want := fmt.Sprintf("error: 1 of 2 objects failed: object %s from %s: not found\n  %s not found: from %s\nok: pong from node-a in ", missing, b.Addr, missing, b.Addr)
 	if code != 1 || !strings.HasPrefix(out, want) {
 		t.Errorf("missing object: exit %d, out %q, want %q...", code, out, want)
 	}
@@ -194,7 +162,7 @@ func TestCLI(t *testing.T) {
 
 	// A peer that is not there: every object fails with the peer's cause.
 	dead := "127.0.0.1:1"
-	out, _, code = cli(t, a.addr, "COPY "+dead+" "+joinIDs(missing)+"\n")
+	out, _, code = cli(t, a.Addr, "COPY "+dead+" "+joinIDs(missing)+"\n")
 	if code != 1 || !strings.HasPrefix(out, "error: 1 of 1 object failed: ") || !strings.Contains(out, "\n  "+missing.String()+" peer unreachable: from "+dead+": ") {
 		t.Errorf("dead peer: exit %d, out %q", code, out)
 	}
@@ -202,7 +170,7 @@ func TestCLI(t *testing.T) {
 	// Parse errors: an error line each, status 1, nothing sent (the
 	// server sees nothing: A's store is unchanged).
 	before := storeObjects(t, sa)
-	out, _, code = cli(t, a.addr, "COPY ::1:2022 "+missing.String()+"\nCOPY "+missing.String()+"\nFETCH x\nCOPY "+b.addr+" 12345\n")
+	out, _, code = cli(t, a.Addr, "COPY ::1:2022 "+missing.String()+"\nCOPY "+missing.String()+"\nFETCH x\nCOPY "+b.Addr+" 12345\n")
 	lines = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if code != 1 || len(lines) != 4 {
 		t.Fatalf("parse errors: exit %d, out %q", code, out)
@@ -219,23 +187,23 @@ func TestCLI(t *testing.T) {
 	// The client library's limits, with its messages, before any request.
 	tooMany := make([]string, stream.MaxPeerRequests+1)
 	for i := range tooMany {
-		tooMany[i] = fmt.Sprintf("COPY %s %s", b.addr, stream.ObjectID{0xab, byte(i >> 8), byte(i)})
+		tooMany[i] = fmt.Sprintf("COPY %s %s", b.Addr, stream.ObjectID{0xab, byte(i >> 8), byte(i)})
 	}
 	input = strings.Join([]string{
-		"COPY " + b.addr,
-		"COPY " + b.addr + " " + joinIDs(present, missing, present),
-		"SYNC COPY " + b.addr + " " + joinIDs(present) + " ; TAKE " + b.addr + " " + joinIDs(present),
+		"COPY " + b.Addr,
+		"COPY " + b.Addr + " " + joinIDs(present, missing, present),
+		"SYNC COPY " + b.Addr + " " + joinIDs(present) + " ; TAKE " + b.Addr + " " + joinIDs(present),
 		"SYNC " + strings.Join(tooMany, " ; "),
-		"COPY " + b.addr + " " + joinIDs(seqIDs(0xee, stream.MaxObjectsPerPeerRequest+1)...),
+		"COPY " + b.Addr + " " + joinIDs(seqIDs(0xee, stream.MaxObjectsPerPeerRequest+1)...),
 	}, "\n") + "\n"
-	out, _, code = cli(t, a.addr, input)
+	out, _, code = cli(t, a.Addr, input)
 	lines = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	wants := []string{
-		"error: SYNC rejected: peer request 1 (COPY " + b.addr + "): at least one object must be requested",
-		"error: SYNC rejected: peer request 1 (COPY " + b.addr + "): object " + present.String() + " is requested more than once",
-		"error: SYNC rejected: peer request 2 (TAKE " + b.addr + "): object " + present.String() + " is requested more than once",
+		"error: SYNC rejected: peer request 1 (COPY " + b.Addr + "): at least one object must be requested",
+		"error: SYNC rejected: peer request 1 (COPY " + b.Addr + "): object " + present.String() + " is requested more than once",
+		"error: SYNC rejected: peer request 2 (TAKE " + b.Addr + "): object " + present.String() + " is requested more than once",
 		"error: SYNC rejected: SYNC has 1025 peer requests; at most 1024 are allowed",
-		"error: SYNC rejected: peer request 1 (COPY " + b.addr + "): 65537 objects requested; at most 65536 are allowed",
+		"error: SYNC rejected: peer request 1 (COPY " + b.Addr + "): 65537 objects requested; at most 65536 are allowed",
 	}
 	if code != 1 || len(lines) != len(wants) {
 		t.Fatalf("limits: exit %d, out %q", code, out)
@@ -275,18 +243,18 @@ func TestCLIIPv6Peer(t *testing.T) {
 	} else {
 		ln.Close()
 	}
-	a := startNode(t, "node-a", "16MiB")
+	a := testutil.StartNode(t, "node-a", "16MiB")
 	bsock, _ := testutil.StartStoreProcess(t, "16MiB")
 	_, baddr := testutil.StartStreamServer(t, "node-b6", bsock, "::1")
-	id, err := connect(t, bsock).Put(context.Background(), []byte("over IPv6"), nil)
+	id, err := testutil.StoreClient(t, bsock).Put(context.Background(), []byte("over IPv6"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _, code := cli(t, a.addr, "COPY "+baddr+" "+id.String()+"\n")
+	out, _, code := cli(t, a.Addr, "COPY "+baddr+" "+id.String()+"\n")
 	if code != 0 || !strings.HasPrefix(out, "ok: 1 object (1 copied, 0 already present), 9 B in ") {
 		t.Fatalf("exit %d, out %q", code, out)
 	}
-	if !contains(t, connect(t, a.sock), id) {
+	if !contains(t, testutil.StoreClient(t, a.Socket), id) {
 		t.Fatal("object not in A")
 	}
 	if !strings.HasPrefix(baddr, "[::1]:") {
@@ -299,18 +267,18 @@ func TestCLIIPv6Peer(t *testing.T) {
 // both stores together still hold all three: the refused one at the source.
 func TestCLITakeIntoASmallStore(t *testing.T) {
 	const size = 6_000_000
-	a, b := startNode(t, "node-a", "16MiB"), startNode(t, "node-b", "32MiB")
-	sa, sb := connect(t, a.sock), connect(t, b.sock)
+	a, b := testutil.StartNode(t, "node-a", "16MiB"), testutil.StartNode(t, "node-b", "32MiB")
+	sa, sb := testutil.StoreClient(t, a.Socket), testutil.StoreClient(t, b.Socket)
 	var ids []stream.ObjectID
 	for i := range 3 {
-		id, err := sb.Put(context.Background(), pattern(size, byte(i)), nil)
+		id, err := sb.Put(context.Background(), testutil.Pattern(size, byte(i)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
 	}
-	out, _, code := cli(t, a.addr, "TAKE "+b.addr+" "+joinIDs(ids...)+"\n")
-	if code != 1 || !strings.HasPrefix(out, "error: 1 of 3 objects failed: ") || strings.Count(out, " store full: from "+b.addr+": ") != 1 ||
+	out, _, code := cli(t, a.Addr, "TAKE "+b.Addr+" "+joinIDs(ids...)+"\n")
+	if code != 1 || !strings.HasPrefix(out, "error: 1 of 3 objects failed: ") || strings.Count(out, " store full: from "+b.Addr+": ") != 1 ||
 		!strings.Contains(out, "stays at the source") {
 		t.Fatalf("TAKE: exit %d, out %q", code, out)
 	}
@@ -328,14 +296,14 @@ func TestCLITakeIntoASmallStore(t *testing.T) {
 // TestCLIMaxObjects sends one COPY line of 65,536 ids (2.7 MB): the line is
 // read whole and every object arrives.
 func TestCLIMaxObjects(t *testing.T) {
-	a, b := startNode(t, "node-a", "64MiB"), startNode(t, "node-b", "64MiB")
+	a, b := testutil.StartNode(t, "node-a", "64MiB"), testutil.StartNode(t, "node-b", "64MiB")
 	ids := seqIDs(0x42, stream.MaxObjectsPerPeerRequest)
 	start := time.Now()
 	const workers = 4
 	var wg sync.WaitGroup
 	errc := make(chan error, workers)
 	for w := range workers {
-		c := connect(t, b.sock)
+		c := testutil.StoreClient(t, b.Socket)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -355,17 +323,17 @@ func TestCLIMaxObjects(t *testing.T) {
 	}
 	t.Logf("put %d objects of 8 bytes in %s", len(ids), time.Since(start).Round(time.Millisecond))
 
-	line := "COPY " + b.addr + " " + joinIDs(ids...) + "\n"
+	line := "COPY " + b.Addr + " " + joinIDs(ids...) + "\n"
 	if len(line) < 2_600_000 {
 		t.Fatalf("line of %d bytes", len(line))
 	}
 	start = time.Now()
-	out, errs, code := cli(t, a.addr, line)
+	out, errs, code := cli(t, a.Addr, line)
 	t.Logf("CLI COPY of %d objects (%d-byte line): %s; %q", len(ids), len(line), time.Since(start).Round(time.Millisecond), strings.TrimSpace(out))
 	if code != 0 || errs != "" || !strings.HasPrefix(out, "ok: 65536 objects (65536 copied, 0 already present), 512 KiB in ") {
 		t.Fatalf("exit %d, out %q, err %q", code, out, errs)
 	}
-	if n := storeObjects(t, connect(t, a.sock)); n != uint64(len(ids)) {
+	if n := storeObjects(t, testutil.StoreClient(t, a.Socket)); n != uint64(len(ids)) {
 		t.Fatalf("A has %d objects", n)
 	}
 }

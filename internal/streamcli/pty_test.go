@@ -49,15 +49,15 @@ func (s *screen) waitFor(t *testing.T, want string, count int) {
 // TestCLITerminal runs the CLI on a pseudo-terminal: the prompt, commands,
 // history in ~/.plasma_stream_history, and quit.
 func TestCLITerminal(t *testing.T) {
-	a, b := startNode(t, "node-a", "16MiB"), startNode(t, "node-b", "16MiB")
-	id, err := connect(t, b.sock).Put(context.Background(), []byte("typed at a prompt"), nil)
+	a, b := testutil.StartNode(t, "node-a", "16MiB"), testutil.StartNode(t, "node-b", "16MiB")
+	id, err := testutil.StoreClient(t, b.Socket).Put(context.Background(), []byte("typed at a prompt"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "plasma-stream-cli"), "-a", a.addr)
+	cmd := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "plasma-stream-cli"), "-a", a.Addr)
 	cmd.Env = append(raceEnv(), "HOME="+home, "TERM=xterm")
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 200})
 	if err != nil {
@@ -69,13 +69,13 @@ func TestCLITerminal(t *testing.T) {
 	go func() { defer close(copied); bytesCopy(&scr, tty) }()
 
 	scr.waitFor(t, "plasma-stream> ", 1)
-	if !strings.Contains(scr.String(), "Connected to "+a.addr+" (node node-a)") {
+	if !strings.Contains(scr.String(), "Connected to "+a.Addr+" (node node-a)") {
 		t.Errorf("no banner: %q", scr.String())
 	}
 	tty.WriteString("ping\r")
 	scr.waitFor(t, "ok: pong from node-a in ", 1)
 	scr.waitFor(t, "plasma-stream> ", 2)
-	tty.WriteString("copy " + b.addr + " " + id.String() + "\r")
+	tty.WriteString("copy " + b.Addr + " " + id.String() + "\r")
 	scr.waitFor(t, "ok: 1 object (1 copied, 0 already present), 17 B in ", 1)
 	scr.waitFor(t, "plasma-stream> ", 3)
 	tty.WriteString("bogus\r")
@@ -103,7 +103,7 @@ func TestCLITerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(hist); !strings.Contains(got, "ping\n") || !strings.Contains(got, "copy "+b.addr) {
+	if got := string(hist); !strings.Contains(got, "ping\n") || !strings.Contains(got, "copy "+b.Addr) {
 		t.Errorf("history file: %q", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/chzyer/readline"
@@ -189,7 +190,7 @@ func DefaultHistoryFile() string {
 	return filepath.Join(home, HistoryFileName)
 }
 
-// NormalizeAddr adds the default port 2021 to an address without one
+// NormalizeAddr adds the default port (stream.DefaultPort) to an address without one
 // ("10.0.0.5", "::1", "[::1]").
 func NormalizeAddr(addr string) string {
 	if _, _, err := net.SplitHostPort(addr); err == nil {
@@ -199,7 +200,7 @@ func NormalizeAddr(addr string) string {
 	if host == "" || (strings.Contains(host, ":") && net.ParseIP(host) == nil) {
 		return addr // leave it for Connect to reject
 	}
-	return net.JoinHostPort(host, "2021")
+	return net.JoinHostPort(host, strconv.Itoa(stream.DefaultPort))
 }
 
 // completer completes keywords, in the case the word was started in.

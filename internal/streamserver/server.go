@@ -30,71 +30,6 @@ import (
 	"github.com/plasmastream/plasmastream/internal/transfer"
 )
 
-// Config is everything plasma-stream-server needs; cmd fills it from
-// flags and the TOML file.
-type Config struct {
-	MaxConnections  int           `toml:"max-connections"`
-	PlasmaSocket    string        `toml:"plasma-socket"`
-	PlasmaTimeout   time.Duration `toml:"-"` // set from plasma-timeout (ms)
-	Port            int           `toml:"port"`
-	Bind            string        `toml:"bind"`
-	NodeName        string        `toml:"node-name"`
-	MetricsAddr     string        `toml:"metrics-addr"`
-	IOTimeout       time.Duration `toml:"-"`
-	IdleTimeout     time.Duration `toml:"-"` // between requests
-	SyncConcurrency int           `toml:"sync-concurrency"`
-	Pprof           bool          `toml:"debug-pprof"` // profiler on the metrics address
-	ResumeKeep      time.Duration `toml:"-"`           // how long a failed fetch's verified groups wait to be resumed (negative: not at all)
-	RequestMemory   int64         `toml:"-"`           // bytes all connections together may hold of requests being read (--request-memory)
-	Cluster         ClusterConfig `toml:"-"`
-	Logger          *slog.Logger  `toml:"-"`
-}
-
-// Defaults of seed 000 and of the rest.
-const (
-	DefaultMaxConnections  = 128
-	DefaultPlasmaSocket    = "/tmp/plasma"
-	DefaultPlasmaTimeout   = 10 * time.Millisecond
-	DefaultPort            = 2021
-	DefaultIdleTimeout     = 5 * time.Minute
-	DefaultSyncConcurrency = 16
-	DefaultRequestMemory   = 256 << 20
-)
-
-func (c *Config) defaults() {
-	if c.MaxConnections <= 0 {
-		c.MaxConnections = DefaultMaxConnections
-	}
-	if c.PlasmaSocket == "" {
-		c.PlasmaSocket = DefaultPlasmaSocket
-	}
-	if c.PlasmaTimeout <= 0 {
-		c.PlasmaTimeout = DefaultPlasmaTimeout
-	}
-	if c.IOTimeout <= 0 {
-		c.IOTimeout = transfer.DefaultTimeout
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.SyncConcurrency <= 0 {
-		c.SyncConcurrency = DefaultSyncConcurrency
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.RequestMemory <= 0 {
-		c.RequestMemory = DefaultRequestMemory
-	}
-	if c.ResumeKeep == 0 {
-		c.ResumeKeep = DefaultResumeKeep
-	}
-}
-
-// DefaultResumeKeep is how long the verified part of a failed fetch is
-// kept for the next fetch of the object to resume from.
-const DefaultResumeKeep = 2 * time.Minute
-
 // Server is a running stream server.
 type Server struct {
 	cfg     Config
@@ -126,7 +61,10 @@ var ErrNoStore = errors.New("no Plasma store")
 // New connects to the local store and binds the port; nothing is served
 // until Serve.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	cfg.defaults()
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	sc, err := connectStore(cctx, cfg.PlasmaSocket, cfg.ResumeKeep)

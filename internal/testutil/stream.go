@@ -23,6 +23,11 @@ func FreePort(t testing.TB, host string) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t, "127.0.0.1")))
+}
+
 // Node is a store process and a stream server process on loopback.
 type Node struct {
 	Name   string

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/storeserver"
+	"github.com/plasmastream/plasmastream/store"
 )
 
 // ShortDir returns a fresh temporary directory with a short path (unix
@@ -32,21 +33,67 @@ func ShortDir(t testing.TB) string {
 // it at the end of the test. The arena is a memfd.
 func StartStore(t testing.TB, capacity uint64) (string, *storeserver.Server) {
 	t.Helper()
-	sock := filepath.Join(ShortDir(t), "store.sock")
-	srv, err := storeserver.New(storeserver.Config{Socket: sock, Capacity: capacity})
+	s := StartStoreConfig(t, storeserver.Config{Capacity: capacity})
+	return s.Socket, s.Server
+}
+
+// Store is a store running in this process.
+type Store struct {
+	Socket string
+	Server *storeserver.Server
+	stop   func()
+}
+
+// Stop stops the store (closing its clients' connections and removing its
+// socket) and waits until it has; the end of the test does it otherwise.
+func (s *Store) Stop() { s.stop() }
+
+// StartStoreConfig runs a store in this process with cfg, its Socket a
+// temporary one, until Stop or the end of the test.
+func StartStoreConfig(t testing.TB, cfg storeserver.Config) *Store {
+	t.Helper()
+	cfg.Socket = filepath.Join(ShortDir(t), "store.sock")
+	srv, err := storeserver.New(cfg)
 	if err != nil {
 		t.Fatalf("start store: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("store: %v", err)
-		}
-	})
-	return sock, srv
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("store: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &Store{Socket: cfg.Socket, Server: srv, stop: stop}
+}
+
+// StoreClient connects to the store at sock; the client is closed at the
+// end of the test.
+func StoreClient(t testing.TB, sock string) *store.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := store.Connect(ctx, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Pattern is n bytes of test data, different for every seed.
+func Pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*13) ^ seed
+	}
+	return b
 }
 
 var (

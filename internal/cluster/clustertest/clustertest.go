@@ -25,9 +25,6 @@ import (
 	"github.com/plasmastream/plasmastream/internal/testutil"
 )
 
-// FreePort returns a loopback port that was free a moment ago.
-func FreePort(t testing.TB) int { return testutil.FreePort(t, "127.0.0.1") }
-
 // LogBuffer is a slog logger whose output is printed by t.Log only if the
 // test failed (background goroutines may log after the test ends, so it
 // never calls t.Log while the test runs).
@@ -77,8 +74,8 @@ func StartEmbedded(t testing.TB) *Embedded {
 	t.Helper()
 	e := &Embedded{
 		Dir:       filepath.Join(t.TempDir(), "etcd"),
-		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
+		ClientURL: "http://" + testutil.FreeAddr(t),
+		PeerURL:   "http://" + testutil.FreeAddr(t),
 		Logger:    LogBuffer(t),
 	}
 	e.Start(t)
@@ -175,8 +172,8 @@ func StartExternal(t testing.TB, n int) *ExternalCluster {
 	for i := 0; i < n; i++ {
 		m := &ExternalMember{
 			Name:      fmt.Sprintf("m%d", i),
-			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
-			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
+			ClientURL: "http://" + testutil.FreeAddr(t),
+			PeerURL:   "http://" + testutil.FreeAddr(t),
 			Dir:       filepath.Join(root, fmt.Sprintf("m%d", i)),
 			log:       &syncBuffer{},
 		}

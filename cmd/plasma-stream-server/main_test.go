@@ -1,0 +1,86 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/plasmastream/plasmastream/internal/streamserver"
+)
+
+// parse builds the configuration from args as the command does, without
+// starting anything.
+func parse(t *testing.T, args ...string) (streamserver.Config, error) {
+	t.Helper()
+	o := newOptions()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	o.define(fs)
+	if err := fs.Parse(args); err != nil {
+		return streamserver.Config{}, err
+	}
+	cfg, err := o.config(fs)
+	cfg.Logger = nil
+	return cfg, err
+}
+
+// The flags' defaults are DefaultConfig's: no default is written twice.
+func TestFlagDefaultsAreDefaultConfig(t *testing.T) {
+	got, err := parse(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := streamserver.DefaultConfig()
+	want.Logger = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("flags without arguments give\n%+v\nDefaultConfig is\n%+v", got, want)
+	}
+}
+
+// --resume-keep 0 means "not kept" on the command line, in a TOML file
+// and in Config alike.
+func TestResumeKeepZeroMeansNone(t *testing.T) {
+	cfg, err := parse(t, "--resume-keep", "0")
+	if err != nil || cfg.ResumeKeep != 0 {
+		t.Fatalf("--resume-keep 0: ResumeKeep %v, err %v; want 0", cfg.ResumeKeep, err)
+	}
+	file := filepath.Join(t.TempDir(), "s.toml")
+	if err := os.WriteFile(file, []byte("resume-keep = \"0s\"\nrequest-memory = \"64MiB\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = parse(t, "--config", file)
+	if err != nil || cfg.ResumeKeep != 0 || cfg.RequestMemory != 64<<20 {
+		t.Fatalf("TOML resume-keep 0: ResumeKeep %v, RequestMemory %d, err %v", cfg.ResumeKeep, cfg.RequestMemory, err)
+	}
+	if cfg, _ := parse(t); cfg.ResumeKeep != streamserver.DefaultResumeKeep {
+		t.Fatalf("no --resume-keep: %v, want %v", cfg.ResumeKeep, streamserver.DefaultResumeKeep)
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--plasma-timeout", "0"}, "--plasma-timeout"},
+		{[]string{"--request-memory", "0"}, "--request-memory"},
+		{[]string{"--request-memory", "2PiB"}, "--request-memory"},
+		{[]string{"--request-memory", "lots"}, "request-memory"},
+		{[]string{"--max-connections", "-1"}, "--max-connections"},
+		{[]string{"--resume-keep", "-1s"}, "--resume-keep"},
+		{[]string{"--port", "70000"}, "--port"},
+		{[]string{"--etcd", "embedded"}, "--etcd-dir"},
+		{[]string{"--log-level", "loud"}, "log level"},
+	} {
+		if _, err := parse(t, tt.args...); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: error %v, want one naming %s", tt.args, err, tt.want)
+		}
+	}
+	if cfg, err := parse(t, "--io-timeout", "1m", "--request-memory", "1GiB"); err != nil || cfg.IOTimeout != time.Minute || cfg.RequestMemory != 1<<30 {
+		t.Fatalf("io-timeout %v request-memory %d err %v", cfg.IOTimeout, cfg.RequestMemory, err)
+	}
+}

@@ -1,0 +1,148 @@
+package streamserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/cluster"
+	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/store"
+	"github.com/plasmastream/plasmastream/stream"
+)
+
+// Config is everything plasma-stream-server needs; cmd fills it from
+// flags (a TOML file sets the same flags). A zero field means its default
+// (SetDefaults fills it), except where its comment gives the zero another
+// meaning; DefaultConfig is what the binary starts from.
+type Config struct {
+	MaxConnections  int           // --max-connections
+	PlasmaSocket    string        // --plasma-socket
+	PlasmaTimeout   time.Duration // --plasma-timeout (ms on the command line)
+	Port            int           // --port; 0: any free port (read it from Addr)
+	Bind            string        // --bind; "": all interfaces
+	NodeName        string        // --node-name; "": the listening address
+	MetricsAddr     string        // --metrics-addr; "": no metrics listener
+	IOTimeout       time.Duration // --io-timeout
+	IdleTimeout     time.Duration // --idle-timeout, between requests
+	SyncConcurrency int           // --sync-concurrency
+	Pprof           bool          // --debug-pprof: profiler on the metrics address
+	// ResumeKeep is how long a failed fetch's verified groups wait to be
+	// resumed (--resume-keep); 0: they are not kept.
+	ResumeKeep    time.Duration
+	RequestMemory int64 // bytes all connections together may hold of requests being read (--request-memory)
+	Cluster       ClusterConfig
+	Logger        *slog.Logger // nil: discard
+}
+
+// Defaults of the stream server.
+const (
+	DefaultMaxConnections  = 128
+	DefaultPlasmaTimeout   = 10 * time.Millisecond
+	DefaultIdleTimeout     = 5 * time.Minute
+	DefaultSyncConcurrency = 16
+	DefaultRequestMemory   = 256 << 20
+	// DefaultResumeKeep is how long the verified part of a failed fetch is
+	// kept for the next fetch of the object to resume from.
+	DefaultResumeKeep = 2 * time.Minute
+	// DefaultEtcdListen is the client address of an embedded etcd member.
+	DefaultEtcdListen = "127.0.0.1:2379"
+	// maxRequestMemory bounds --request-memory (a typo's "2PiB" would let
+	// requests exhaust the machine's memory instead of being refused).
+	maxRequestMemory = 1 << 50
+)
+
+// DefaultConfig is the configuration plasma-stream-server runs with when
+// given no flags: SetDefaults' values, plus those whose zero means
+// something else (the port, resuming, the node name).
+func DefaultConfig() Config {
+	c := Config{Port: stream.DefaultPort, ResumeKeep: DefaultResumeKeep}
+	c.NodeName, _ = os.Hostname()
+	c.SetDefaults()
+	return c
+}
+
+// SetDefaults fills every zero field that has a default. It is the one
+// place where defaults are set; New calls it.
+func (c *Config) SetDefaults() {
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.PlasmaSocket == "" {
+		c.PlasmaSocket = store.DefaultSocket
+	}
+	if c.PlasmaTimeout == 0 {
+		c.PlasmaTimeout = DefaultPlasmaTimeout
+	}
+	if c.IOTimeout == 0 {
+		c.IOTimeout = transfer.DefaultTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.SyncConcurrency == 0 {
+		c.SyncConcurrency = DefaultSyncConcurrency
+	}
+	if c.RequestMemory == 0 {
+		c.RequestMemory = DefaultRequestMemory
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Cluster.SetDefaults()
+}
+
+// Validate reports the first bad value, naming its flag (a TOML file's
+// keys are the same names).
+func (c *Config) Validate() error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--plasma-timeout", c.PlasmaTimeout}, {"--io-timeout", c.IOTimeout}, {"--idle-timeout", c.IdleTimeout}, {"--resume-keep", c.ResumeKeep}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %v: a duration cannot be negative", d.flag, d.v)
+		}
+	}
+	switch {
+	case c.MaxConnections < 0:
+		return fmt.Errorf("--max-connections %d: give a positive number", c.MaxConnections)
+	case c.SyncConcurrency < 0:
+		return fmt.Errorf("--sync-concurrency %d: give a positive number", c.SyncConcurrency)
+	case c.Port < 0 || c.Port > 65535:
+		return fmt.Errorf("--port %d: give a TCP port, 1 to 65535 (0: any free port)", c.Port)
+	case c.RequestMemory < 0 || c.RequestMemory > maxRequestMemory:
+		return fmt.Errorf("--request-memory %d: want a size such as 256MiB or 2GiB, at most 1PiB", c.RequestMemory)
+	}
+	return c.Cluster.Validate()
+}
+
+// SetDefaults fills every zero field that has a default.
+func (c *ClusterConfig) SetDefaults() {
+	if c.EtcdListen == "" {
+		c.EtcdListen = DefaultEtcdListen
+	}
+	if c.Prefix == "" {
+		c.Prefix = cluster.DefaultPrefix
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = cluster.DefaultLeaseTTL
+	}
+	if c.EtcdTimeout == 0 {
+		c.EtcdTimeout = cluster.DefaultOpTimeout
+	}
+}
+
+// Validate reports the first bad value, naming its flag.
+func (c *ClusterConfig) Validate() error {
+	switch {
+	case c.Etcd == "embedded" && c.EtcdDir == "":
+		return errors.New("--etcd embedded needs --etcd-dir, the directory of the embedded member's data")
+	case c.LeaseTTL < 0:
+		return fmt.Errorf("--lease-ttl %v: a duration cannot be negative", c.LeaseTTL)
+	case c.EtcdTimeout < 0:
+		return fmt.Errorf("--etcd-timeout %v: a duration cannot be negative", c.EtcdTimeout)
+	}
+	return nil
+}
