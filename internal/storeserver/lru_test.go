@@ -128,7 +128,7 @@ func TestInternalReadsAreNotUses(t *testing.T) {
 // it is evictable at once.
 func TestCreateAndSealKeepHoldsAReference(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx := context.Background()
 	kept, plain := store.RandomObjectID(), store.RandomObjectID()
 	if err := c.CreateAndSealKeep(ctx, kept, []byte("kept"), nil, [32]byte{1}); err != nil {
