@@ -51,22 +51,7 @@ type clusterNode struct {
 	dir    *cluster.Directory
 	use    func() (*storeConn, error) // the store, while it is up
 	log    *slog.Logger
-	wg     sync.WaitGroup
-	later  chan pendingDigest // locations registered without a digest
-	stop   chan struct{}
 }
-
-// pendingDigest is a location whose digest the store has not computed yet.
-type pendingDigest struct {
-	id     store.ObjectID
-	size   uint64
-	sealed time.Time
-}
-
-// digestWait is how long after a seal without a digest the directory
-// asks the store for it: the store hashes such objects a second after
-// Seal, so by then it usually has it (and computes it at once if not).
-const digestWait = 1500 * time.Millisecond
 
 // joinCluster starts or connects to etcd, registers this node and starts
 // mirroring the store into the directory.
@@ -108,9 +93,6 @@ func (s *Server) joinCluster(ctx context.Context, st *store.Client) error {
 		n.close()
 		return err
 	}
-	n.later, n.stop = make(chan pendingDigest, 1<<16), make(chan struct{})
-	n.wg.Add(1)
-	go func() { defer n.wg.Done(); n.addDigests() }()
 	s.cluster = n
 	s.log.Info("joined the cluster", "node", self.Name, "advertise", self.Address, "groups", cc.Groups, "etcd", strings.Join(endpoints, ","))
 	return nil
@@ -150,81 +132,25 @@ func (n *clusterNode) resync(ctx context.Context, st *store.Client) error {
 	}
 	for _, in := range infos {
 		if held[in.ID] {
-			n.sealed(in.ID, in.DataSize+uint64(in.MetadataSize), in.Digest)
+			n.add(in.ID, in.DataSize+uint64(in.MetadataSize), in.Digest)
 		}
 	}
 	return nil
 }
 
-// event mirrors one store notification: a seal adds a location, a delete
-// or eviction removes it. It never waits for etcd (the store drops a
-// subscriber that falls behind): the directory queues the change.
+// event mirrors one store notification: a seal adds a location, a
+// digest the store learned later completes it, a delete or eviction
+// removes it. It never waits for etcd (the store drops a subscriber that
+// falls behind): the directory queues the change. The store's events come
+// in order, so a deletion is always mirrored after the digest of the
+// object it deletes.
 func (n *clusterNode) event(ev store.Event) {
 	switch ev.Kind {
-	case store.EventSealed:
-		n.sealed(ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
-	default:
+	case store.EventSealed, store.EventDigest:
+		n.add(ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
+	case store.EventDeleted, store.EventEvicted:
 		n.dir.QueueRemoval(ev.ID) // fails only once closed
 	}
-}
-
-// sealed registers a location; one without a digest gets it later.
-func (n *clusterNode) sealed(id store.ObjectID, size uint64, digestHex string) {
-	n.add(id, size, digestHex)
-	if digestHex == "" {
-		select {
-		case n.later <- pendingDigest{id, size, time.Now()}:
-		default: // a backlog: those locations stay without a digest
-		}
-	}
-}
-
-// addDigests completes the locations registered without a digest, in
-// seal order, each digestWait after its seal.
-func (n *clusterNode) addDigests() {
-	for {
-		var p pendingDigest
-		select {
-		case <-n.stop:
-			return
-		case p = <-n.later:
-		}
-		select {
-		case <-n.stop:
-			return
-		case <-time.After(time.Until(p.sealed.Add(digestWait))):
-		}
-		sc, err := n.use()
-		if err != nil {
-			continue // the store went away: the resync on its return registers what it has
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if d, ok := objectDigest(ctx, sc.st, p.id); ok {
-			n.add(p.id, p.size, hex.EncodeToString(d[:]))
-			if ok, err := sc.st.Contains(ctx, p.id); err == nil && !ok {
-				n.dir.QueueRemoval(p.id) // deleted while we registered it
-			}
-		}
-		cancel()
-		sc.release()
-	}
-}
-
-// objectDigest is the digest the store has for a sealed object, which it
-// computes at once if its background hasher has not yet.
-func objectDigest(ctx context.Context, st *store.Client, id store.ObjectID) ([32]byte, bool) {
-	o, err := st.GetOne(ctx, id, 0)
-	if err != nil {
-		return [32]byte{}, false
-	}
-	d, known := o.Digest, o.HasDigest
-	st.Release(ctx, id)
-	if !known { // Outboard also brings the outboard: only when we must
-		var err error
-		d, _, err = st.Outboard(ctx, id)
-		known = err == nil
-	}
-	return d, known
 }
 
 // add queues a location (the directory logs failed writes itself).
@@ -237,10 +163,6 @@ func (n *clusterNode) add(id store.ObjectID, size uint64, digestHex string) {
 }
 
 func (n *clusterNode) close() {
-	if n.stop != nil {
-		close(n.stop)
-	}
-	n.wg.Wait()
 	if n.dir != nil {
 		n.dir.Close()
 	}

@@ -40,7 +40,9 @@ func connectStore(ctx context.Context, socket string, resumeKeep time.Duration) 
 	if err != nil {
 		return nil, err
 	}
-	sub, err := store.Subscribe(ctx, socket)
+	// Digest events let the cluster directory complete the locations of
+	// objects sealed without a digest once the store has hashed them.
+	sub, err := store.Subscribe(ctx, socket, store.WithDigestEvents())
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("subscribe to the store: %w", err)
