@@ -202,11 +202,7 @@ func sendErr(c *transfer.Conn, t streamwire.Type, err error) (streamwire.Status,
 // storeErr is the error reply err carries (a store unavailable), else a
 // store failure.
 func storeErr(err error) *streamwire.ErrorReply {
-	var er *streamwire.ErrorReply
-	if !errors.As(err, &er) {
-		er = &streamwire.ErrorReply{Status: streamwire.StatusStoreError, Message: err.Error()}
-	}
-	return er
+	return streamwire.ReplyFor(err, streamwire.StatusStoreError)
 }
 
 // stat answers STAT: the server, its store's figures and whether the store
