@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/b3"
+	"github.com/plasmastream/plasmastream/internal/storeserver"
+	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
 )
@@ -93,5 +95,36 @@ func TestSubscriberLearnsDigest(t *testing.T) {
 	c.Delete(ctx, id2)
 	if ev := nextEvent(t, withDigests); ev.Kind != store.EventDeleted || ev.ID != id2 {
 		t.Fatalf("event %+v; want the deletion of %s, no digest event (the seal had it)", ev, id2)
+	}
+}
+
+// Subscribe takes no payload (every subscriber before digest events) or
+// flags; a flag the store does not know is refused, naming it, and the
+// connection stays usable.
+func TestSubscribeFlags(t *testing.T) {
+	sock := startStore(t, storeserver.Config{Capacity: 1 << 20})
+	cases := []struct {
+		name    string
+		payload []byte
+		ok      bool
+	}{
+		{"no payload", nil, true},
+		{"digest events", storewire.Subscribe{Flags: storewire.SubscribeDigests}.Append(nil), true},
+		{"unknown flag", storewire.Subscribe{Flags: 2}.Append(nil), false},
+		{"short flags", []byte{1, 0}, false},
+	}
+	for _, tc := range cases {
+		rc := dialRaw(t, sock)
+		rc.send(storewire.TypeSubscribe, 7, tc.payload)
+		if tc.ok {
+			rc.must(storewire.TypeSubscribe | storewire.ReplyBit)
+			continue
+		}
+		p := rc.must(storewire.TypeError)
+		var e storewire.ErrorReply
+		if err := e.Decode(p); err != nil || e.Code != storewire.CodeInvalidRequest {
+			t.Fatalf("%s: error %+v (%v), want InvalidRequest", tc.name, e, err)
+		}
+		rc.sync()
 	}
 }
