@@ -16,10 +16,24 @@ const (
 	EventSealed  EventKind = "sealed"
 	EventDeleted EventKind = "deleted"
 	EventEvicted EventKind = "evicted"
+	// EventDigest: the store learned the digest of an object sealed
+	// without one (or with a wrong one): Digest is set. Delivered only to
+	// a subscription opened WithDigestEvents.
+	EventDigest EventKind = "digest"
 )
 
 var eventKinds = map[uint8]EventKind{
 	storewire.EventSealed: EventSealed, storewire.EventDeleted: EventDeleted, storewire.EventEvicted: EventEvicted,
+	storewire.EventDigest: EventDigest,
+}
+
+// SubscribeOption changes what a subscription delivers.
+type SubscribeOption func(*storewire.Subscribe)
+
+// WithDigestEvents adds EventDigest to the events delivered. A store older
+// than digest events ignores it (and sends none).
+func WithDigestEvents() SubscribeOption {
+	return func(m *storewire.Subscribe) { m.Flags |= storewire.SubscribeDigests }
 }
 
 // Event is one notification from the store.
@@ -32,8 +46,9 @@ type Event struct {
 	Digest       string    `json:"digest,omitempty"` // BLAKE3, 64 hex, when known
 }
 
-// Subscription delivers every seal, delete and eviction in the store, in
-// order, on its own connection. A subscriber that falls more than the
+// Subscription delivers every seal, delete and eviction in the store (and,
+// if asked, every digest learned after a seal), in order, on its own
+// connection. A subscriber that falls more than the
 // store's event queue behind is disconnected by the store (so that it
 // cannot stall it); Events is then closed and Err says why.
 type Subscription struct {
@@ -43,7 +58,15 @@ type Subscription struct {
 }
 
 // Subscribe opens a subscription on socket.
-func Subscribe(ctx context.Context, socket string) (*Subscription, error) {
+func Subscribe(ctx context.Context, socket string, opts ...SubscribeOption) (*Subscription, error) {
+	var req storewire.Subscribe
+	for _, o := range opts {
+		o(&req)
+	}
+	var payload []byte // no flags: the empty payload every store knows
+	if req.Flags != 0 {
+		payload = req.Append(nil)
+	}
 	m, f, _, err := dial(ctx, socket)
 	if err != nil {
 		return nil, err
@@ -51,7 +74,7 @@ func Subscribe(ctx context.Context, socket string) (*Subscription, error) {
 	f.Close() // a subscriber needs no shared memory
 	// Listen before subscribing: the first events may overtake the reply.
 	p := m.listen()
-	if _, err := m.call(ctx, storewire.TypeSubscribe, nil, nil); err != nil {
+	if _, err := m.call(ctx, storewire.TypeSubscribe, payload, nil); err != nil {
 		m.close()
 		return nil, err
 	}
@@ -61,8 +84,8 @@ func Subscribe(ctx context.Context, socket string) (*Subscription, error) {
 }
 
 // Subscribe opens a subscription to the store this client is connected to.
-func (c *Client) Subscribe(ctx context.Context) (*Subscription, error) {
-	return Subscribe(ctx, c.socket)
+func (c *Client) Subscribe(ctx context.Context, opts ...SubscribeOption) (*Subscription, error) {
+	return Subscribe(ctx, c.socket, opts...)
 }
 
 func (s *Subscription) forward(p *pend) {
@@ -100,7 +123,11 @@ func (s *Subscription) Err() error { return s.err }
 func (s *Subscription) Close() error { return s.m.close() }
 
 func eventFromWire(ev storewire.Event) Event {
-	e := Event{Kind: eventKinds[ev.Kind], ID: ev.ID, DataSize: ev.DataSize,
+	kind, ok := eventKinds[ev.Kind]
+	if !ok { // a kind newer than this client: told, not mistaken for another
+		kind = EventKind(fmt.Sprintf("kind%d", ev.Kind))
+	}
+	e := Event{Kind: kind, ID: ev.ID, DataSize: ev.DataSize,
 		MetadataSize: ev.MetaSize, Time: time.Unix(0, ev.TimeNs)}
 	if ev.HasDigest {
 		e.Digest = hex.EncodeToString(ev.Digest[:])

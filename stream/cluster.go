@@ -2,10 +2,8 @@ package stream
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
@@ -21,21 +19,10 @@ const (
 )
 
 // Node is a member of the cluster, as registered in its directory.
-type Node struct {
-	Name    string    `json:"name"`
-	Address string    `json:"address"`
-	Groups  []string  `json:"groups"`
-	Version string    `json:"version,omitempty"`
-	Started time.Time `json:"started"`
-}
+type Node = streamwire.Node
 
 // Location is a node that holds an object (a hint: it may be stale).
-type Location struct {
-	Node    string `json:"node"`
-	Address string `json:"address"`
-	Size    uint64 `json:"size"`
-	Digest  string `json:"digest,omitempty"`
-}
+type Location = streamwire.Location
 
 // Fetch and the other cluster requests wait for their reply as long as
 // ctx allows (the server's own transfers have deadlines).
@@ -92,30 +79,12 @@ func (c *Client) Locate(ctx context.Context, ids ...ObjectID) (map[ObjectID][]Lo
 
 func (c *Client) jsonRequest(ctx context.Context, t streamwire.Type, payload []byte, v any) error {
 	return c.do(ctx, func(tc *transfer.Conn) error {
-		if err := tc.Send(t, payload); err != nil {
-			return err
-		}
-		var m streamwire.JSON
-		if err := tc.ExpectSlow(t|streamwire.ReplyBit, &m); err != nil {
-			return replyErr(c.addr, err)
-		}
-		if err := json.Unmarshal(m.Body, v); err != nil {
-			return &transfer.ProtocolError{Msg: fmt.Sprintf("%s reply: %v", t, err)}
-		}
-		return nil
+		return replyErr(c.addr, tc.RequestJSON(t, payload, v))
 	})
 }
 
 // NodeOutcome is what a prefetch or a cluster delete did on one node.
-type NodeOutcome struct {
-	Node     string        `json:"node"`
-	Address  string        `json:"address"`
-	Status   string        `json:"status"`
-	OK       bool          `json:"ok"`
-	Message  string        `json:"message,omitempty"`
-	Source   string        `json:"source,omitempty"`
-	Duration time.Duration `json:"duration"`
-}
+type NodeOutcome = streamwire.NodeOutcome
 
 // Prefetch asks the server, which must hold the object or know a node that
 // does, to spread it to every live member of group: a swarm in which each
@@ -185,20 +154,10 @@ func (c *Client) group(ctx context.Context, group string, join bool) ([]string, 
 type PullSource = streamwire.PullSource
 
 // SourceStat is what one source contributed to a pull.
-type SourceStat = transfer.SourceStat
+type SourceStat = streamwire.SourceStat
 
 // PullOutcome is what a Pull did.
-type PullOutcome struct {
-	Node     string        `json:"node"`
-	Status   string        `json:"status"`
-	Code     uint16        `json:"code"` // Status as its number
-	OK       bool          `json:"ok"`
-	Message  string        `json:"message,omitempty"`
-	Bytes    uint64        `json:"bytes"`
-	Resumed  uint64        `json:"resumed"` // bytes already verified there from an earlier attempt
-	Sources  []SourceStat  `json:"sources"`
-	Duration time.Duration `json:"duration"`
-}
+type PullOutcome = streamwire.PullOutcome
 
 // Pull asks the server to fetch object id as verified ranges from several
 // sources at once (no directory needed). The object's 16 KiB groups are

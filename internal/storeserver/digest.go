@@ -81,12 +81,17 @@ func (s *state) hashLocked(o *object) {
 
 	s.mu.Lock()
 	// The data wins over a digest a client vouched for at Seal.
+	learned := !o.hasDigest || o.digest != root
 	o.hasDigest, o.digest = true, root
 	if o.dataSize > bao.GroupSize {
 		o.outboard = outboard
 	}
 	o.building = nil
 	close(done)
+	if learned && !o.deletePending {
+		// Before the release: a deletion it completes is told after.
+		s.publish(storewire.EventDigest, o)
+	}
 	s.releaseLocked(s.hasher, o, 1)
 }
 

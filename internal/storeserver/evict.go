@@ -86,8 +86,9 @@ func (s *state) compact() {
 	}
 }
 
-// publish queues an event for every subscriber. A subscriber whose queue
-// is full is dropped rather than allowed to stall the store.
+// publish queues an event for every subscriber (a digest event only for
+// those that asked for them). A subscriber whose queue is full is dropped
+// rather than allowed to stall the store.
 func (s *state) publish(kind uint8, o *object) {
 	if len(s.subs) == 0 {
 		return
@@ -95,6 +96,9 @@ func (s *state) publish(kind uint8, o *object) {
 	ev := storewire.Event{Kind: kind, ID: o.id, DataSize: o.dataSize, MetaSize: o.metaSize, TimeNs: s.now().UnixNano(),
 		HasDigest: o.hasDigest, Digest: o.digest}
 	for c := range s.subs {
+		if kind == storewire.EventDigest && !c.digests {
+			continue
+		}
 		if !c.events.push(ev) {
 			delete(s.subs, c)
 			go c.drop()
@@ -102,12 +106,13 @@ func (s *state) publish(kind uint8, o *object) {
 	}
 }
 
-// subscribe makes c a subscriber with a queue of n events.
-func (s *state) subscribe(c *client, n int) *eventQueue {
+// subscribe makes c a subscriber with a queue of n events, of digest
+// events too if digests.
+func (s *state) subscribe(c *client, n int, digests bool) *eventQueue {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.events == nil {
-		c.events = newEventQueue(n)
+		c.events, c.digests = newEventQueue(n), digests
 	}
 	s.subs[c] = struct{}{}
 	return c.events

@@ -102,7 +102,16 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 	case storewire.TypeStats:
 		return rt, st.stats().Append(nil), nil
 	case storewire.TypeSubscribe:
-		cn.subscribe()
+		var m storewire.Subscribe
+		if len(p) > 0 { // an empty payload (older clients) asks for no flags
+			if err := decode(&m, p); err != nil {
+				return 0, nil, err
+			}
+		}
+		if m.Flags&^storewire.SubscribeDigests != 0 {
+			return 0, nil, errf(storewire.CodeInvalidRequest, "subscribe: unknown flags %#x (this store knows %#x, digest events)", m.Flags, storewire.SubscribeDigests)
+		}
+		cn.subscribe(m.Flags&storewire.SubscribeDigests != 0)
 		return rt, []byte{}, nil
 	}
 	return 0, nil, errf(storewire.CodeInvalidRequest, "unknown request type %d", h.Type)
@@ -124,13 +133,14 @@ func (cn *conn) list(reqID uint32) error {
 	}
 }
 
-// subscribe starts the goroutine that forwards events to this client. It
-// ends when the state closes the queue at disconnect.
-func (cn *conn) subscribe() {
+// subscribe starts the goroutine that forwards events to this client
+// (digest events too if digests). It ends when the state closes the queue
+// at disconnect. A second Subscribe on the connection changes nothing.
+func (cn *conn) subscribe(digests bool) {
 	if cn.c.events != nil {
 		return
 	}
-	events := cn.s.st.subscribe(cn.c, cn.s.cfg.EventQueue)
+	events := cn.s.st.subscribe(cn.c, cn.s.cfg.EventQueue, digests)
 	cn.wg.Add(1)
 	go func() {
 		defer cn.wg.Done()

@@ -50,6 +50,7 @@ type client struct {
 	created map[id]*object // its unsealed objects
 	waits   map[*waiter]struct{}
 	events  *eventQueue                          // non-nil once subscribed
+	digests bool                                 // a subscriber of digest events too
 	send    func(storewire.Type, uint32, []byte) // async replies
 	drop    func()                               // ends the connection
 	pending int                                  // blocked Gets in flight

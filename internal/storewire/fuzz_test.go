@@ -29,6 +29,7 @@ func samples() map[Type]message {
 		TypeEvict:               Number{N: 12345},
 		TypeList | ReplyBit:     ListReply{More: true, Infos: []Info{{ID: id, DataSize: 5, State: StateSealed, ConstructNs: -1, HasDigest: true}}},
 		TypeEvent:               Event{Kind: EventEvicted, ID: id, DataSize: 7, MetaSize: 2, TimeNs: 99, HasDigest: true, Digest: [32]byte{3}},
+		TypeSubscribe:           Subscribe{Flags: SubscribeDigests},
 		TypeStats | ReplyBit:    StatsReply{Capacity: 1, Used: 2, Objects: 3, Clients: 12},
 		TypeError:               ErrorReply{Code: CodeOutOfMemory, Message: "store full"},
 		TypeOutboard | ReplyBit: Outboard{Digest: [32]byte{5}, Outboard: []byte("\x01\x00\x00\x00\x00\x00\x00\x00")},
@@ -71,6 +72,8 @@ func decoderFor(t Type) interface{ Decode([]byte) error } {
 		return &ListReply{}
 	case TypeEvent:
 		return &Event{}
+	case TypeSubscribe:
+		return &Subscribe{}
 	case TypeStats | ReplyBit:
 		return &StatsReply{}
 	case TypeError:
@@ -142,6 +145,8 @@ func FuzzDecode(f *testing.F) {
 	for _, p := range getFlagCases() {
 		f.Add(uint16(TypeGet), p.payload)
 	}
+	f.Add(uint16(TypeEvent), Event{Kind: EventDigest, ID: ID{9}, DataSize: 1 << 20, TimeNs: 5, HasDigest: true, Digest: [32]byte{0xaf, 1}}.Append(nil))
+	f.Add(uint16(TypeSubscribe), []byte{})
 	f.Fuzz(func(t *testing.T, typ uint16, p []byte) {
 		_, _, _, _ = ReadFrame(bytes.NewReader(p), nil, MaxRequestPayload)
 		d := decoderFor(Type(typ))

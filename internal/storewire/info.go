@@ -94,7 +94,35 @@ const (
 	EventSealed  uint8 = 1
 	EventDeleted uint8 = 2
 	EventEvicted uint8 = 3
+	// EventDigest: the store learned a sealed object's digest after its
+	// seal event (its background hasher, or an Outboard request, hashed
+	// it). Sent only to subscribers that asked with SubscribeDigests.
+	EventDigest uint8 = 4
 )
+
+// Subscribe flags.
+const (
+	// SubscribeDigests asks for EventDigest events as well.
+	SubscribeDigests uint32 = 1
+)
+
+// Subscribe is the optional payload of a Subscribe request (an empty
+// payload, all a store before digest events knew, means no flags).
+type Subscribe struct {
+	Flags uint32
+}
+
+func (m Subscribe) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.U32(m.Flags)
+	return e.B
+}
+
+func (m *Subscribe) Decode(p []byte) error {
+	d := NewDec(p)
+	m.Flags = d.U32("flags")
+	return d.Done()
+}
 
 // Event is pushed (request id 0) to a connection that sent Subscribe.
 type Event struct {

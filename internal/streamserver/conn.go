@@ -160,25 +160,15 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (str
 			return streamwire.StatusConnectionLost, fmt.Errorf("RANGE of object %x to %s: %w", m.ID[:], c.Peer, err)
 		}
 		return streamwire.StatusOK, nil
-	case streamwire.TypePull:
-		var m streamwire.Pull
-		if err := m.Decode(p); err != nil {
-			return malformed(err)
-		}
-		return s.pull(ctx, c, &m)
 	case streamwire.TypeDeleteLocal:
 		m := req.ids
 		if st, msg := streamwire.ValidateIDs(m.IDs, nil); st != streamwire.StatusOK {
 			return st, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: st, Message: "DELETE rejected: " + msg}.Append(nil))
 		}
-		b, _ := json.Marshal(s.deleteLocal(ctx, m.IDs))
+		b, _ := json.Marshal(s.node.DeleteLocal(ctx, m.IDs))
 		return streamwire.StatusOK, c.Send(reply, streamwire.JSON{Body: b}.Append(nil))
-	case streamwire.TypeFetch, streamwire.TypeNodes, streamwire.TypeLocate, streamwire.TypePrefetch, streamwire.TypeDeleteAll, streamwire.TypeGroup:
-		if s.cluster == nil {
-			msg := fmt.Sprintf("%s is not in a cluster (start plasma-stream-server with --etcd)", s.cfg.NodeName)
-			return streamwire.StatusNotClustered, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusNotClustered, Message: msg}.Append(nil))
-		}
-		return s.handleCluster(ctx, c, t, p)
+	case streamwire.TypePull, streamwire.TypeFetch, streamwire.TypeNodes, streamwire.TypeLocate, streamwire.TypePrefetch, streamwire.TypeDeleteAll, streamwire.TypeGroup:
+		return s.node.Handle(ctx, c, t, p) // what involves other nodes
 	case streamwire.TypeSync:
 		sc, err := s.useStore()
 		if err != nil {
@@ -202,11 +192,7 @@ func sendErr(c *transfer.Conn, t streamwire.Type, err error) (streamwire.Status,
 // storeErr is the error reply err carries (a store unavailable), else a
 // store failure.
 func storeErr(err error) *streamwire.ErrorReply {
-	var er *streamwire.ErrorReply
-	if !errors.As(err, &er) {
-		er = &streamwire.ErrorReply{Status: streamwire.StatusStoreError, Message: err.Error()}
-	}
-	return er
+	return streamwire.ReplyFor(err, streamwire.StatusStoreError)
 }
 
 // stat answers STAT: the server, its store's figures and whether the store

@@ -1,7 +1,8 @@
 // Package streamserver is plasma-stream-server: it serves COPY and TAKE
 // to peers from the local store, runs SYNC for its clients (pulling from
 // many peers at once into the local store), and answers PING, STAT and
-// LIST. Transfers themselves are package transfer's.
+// LIST. Transfers themselves are package transfer's; what involves other
+// nodes of a cluster (PULL, FETCH, PREFETCH...) is package node's.
 //
 // Every connection costs one goroutine and is bounded by MaxConnections;
 // connections beyond it are told "server busy" at once and closed (after a
@@ -11,8 +12,6 @@
 package streamserver
 
 import (
-	"golang.org/x/sync/singleflight"
-
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/netutil"
+	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 )
@@ -40,9 +40,8 @@ type Server struct {
 	start   time.Time
 	active  atomic.Int64
 	httpSrv *http.Server
-	cluster *clusterNode       // nil when standalone
-	fetches singleflight.Group // one fetch per object, shared by concurrent callers
-	budget  memBudget          // request memory (--request-memory)
+	node    *node.Node // PULL, DELETE and the cluster requests
+	budget  memBudget  // request memory (--request-memory)
 
 	storeMu    sync.Mutex
 	store      *storeConn // nil while the store is down
@@ -94,13 +93,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.NodeName == "" {
 		s.cfg.NodeName = ln.Addr().String()
 	}
-	if cfg.Cluster.Etcd != "" {
-		if err := s.joinCluster(ctx, sc.st); err != nil {
-			close(s.storeDone)
-			s.shutdown()
-			sc.retire()
-			return nil, err
-		}
+	if s.node, err = s.newNode(ctx, sc.st); err != nil {
+		close(s.storeDone)
+		s.shutdown()
+		sc.retire()
+		return nil, err
 	}
 	// The store is watched from here on (the cluster, if any, has listed
 	// it: the subscription's events since are mirrored in order).
@@ -174,8 +171,8 @@ func (s *Server) shutdown() {
 		s.storeStop()
 	}
 	<-s.storeDone // keepStore has released the store
-	if s.cluster != nil {
-		s.cluster.close()
+	if s.node != nil {
+		s.node.Close()
 	}
 	if s.httpSrv != nil {
 		s.httpSrv.Close()

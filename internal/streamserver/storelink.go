@@ -40,7 +40,9 @@ func connectStore(ctx context.Context, socket string, resumeKeep time.Duration) 
 	if err != nil {
 		return nil, err
 	}
-	sub, err := store.Subscribe(ctx, socket)
+	// Digest events let the cluster directory complete the locations of
+	// objects sealed without a digest once the store has hashed them.
+	sub, err := store.Subscribe(ctx, socket, store.WithDigestEvents())
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("subscribe to the store: %w", err)
@@ -137,9 +139,7 @@ func (s *Server) keepStore(ctx context.Context, sc *storeConn) {
 	for sc != nil {
 		stop := context.AfterFunc(ctx, func() { sc.sub.Close() })
 		for ev := range sc.sub.Events() {
-			if s.cluster != nil {
-				s.cluster.event(ev)
-			}
+			s.node.Event(ev)
 		}
 		stop()
 		s.setStore(nil)
@@ -153,10 +153,8 @@ func (s *Server) keepStore(ctx context.Context, sc *storeConn) {
 		}
 		s.setStore(sc)
 		s.log.Info("store reconnected", "store", s.cfg.PlasmaSocket)
-		if s.cluster != nil {
-			if err := s.cluster.resync(ctx, sc.st); err != nil {
-				s.log.Warn("cluster directory: resync with the reconnected store failed", "err", err)
-			}
+		if err := s.node.Resync(ctx, sc.st); err != nil {
+			s.log.Warn("cluster directory: resync with the reconnected store failed", "err", err)
 		}
 	}
 }
@@ -180,18 +178,6 @@ func (s *Server) reconnectStore(ctx context.Context) *storeConn {
 		s.log.Debug("store still unreachable", "store", s.cfg.PlasmaSocket, "err", err)
 		wait = min(2*wait, storeRetryMax)
 	}
-}
-
-// holdsLocally reports whether the store has object id (false while the
-// store is down).
-func (s *Server) holdsLocally(ctx context.Context, id streamwire.ID) bool {
-	sc, err := s.useStore()
-	if err != nil {
-		return false
-	}
-	defer sc.release()
-	ok, err := sc.st.Contains(ctx, id)
-	return err == nil && ok
 }
 
 // unavailable is the result of an object that could not be fetched

@@ -51,12 +51,7 @@ type FetchOptions struct {
 }
 
 // SourceStat is what one source contributed to a fetch.
-type SourceStat struct {
-	Node    string `json:"node"`
-	Address string `json:"address"`
-	Bytes   uint64 `json:"bytes"`
-	Failed  string `json:"failed,omitempty"`
-}
+type SourceStat = streamwire.SourceStat
 
 // FetchResult is the outcome of a Fetch.
 type FetchResult struct {

@@ -75,7 +75,9 @@ STATE_SEALED = 2
 EVENT_SEALED = 1
 EVENT_DELETED = 2
 EVENT_EVICTED = 3
-EVENT_KINDS = {EVENT_SEALED: "sealed", EVENT_DELETED: "deleted", EVENT_EVICTED: "evicted"}
+EVENT_DIGEST = 4  # the store learned a digest after the seal (subscribers with SUBSCRIBE_DIGESTS only)
+EVENT_KINDS = {EVENT_SEALED: "sealed", EVENT_DELETED: "deleted", EVENT_EVICTED: "evicted", EVENT_DIGEST: "digest"}
+SUBSCRIBE_DIGESTS = 1  # Subscribe flag: digest events too
 
 U16 = struct.Struct("<H")
 U32 = struct.Struct("<I")

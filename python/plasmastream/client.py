@@ -735,10 +735,16 @@ class PlasmaClient:
         subscription's iterator for the event kind and time."""
         if self._subscription is None:
             raise PlasmaError("get_next_notification: call subscribe() first")
-        ev = self._subscription.get(timeout)
-        if ev.kind == "sealed":
-            return ev.object_id, ev.data_size, ev.metadata_size
-        return ev.object_id, -1, -1
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ev = self._subscription.get(left)
+            if ev.kind == "sealed":
+                return ev.object_id, ev.data_size, ev.metadata_size
+            if ev.kind in ("deleted", "evicted"):
+                return ev.object_id, -1, -1
+            # Any other kind (one newer than this client) is no seal or
+            # deletion: pyarrow's notifications have no word for it.
 
     # ------------------------------------------------------------------
     # Lifetime.

@@ -1,4 +1,5 @@
-"""Notifications: every seal, delete and eviction in the store, in order."""
+"""Notifications: every seal, delete and eviction in the store, in order
+(and, if asked, every digest the store learns after a seal)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,18 @@ __all__ = ["Notification", "Subscription", "subscribe"]
 
 
 class Notification(NamedTuple):
-    """One event: ``kind`` is "sealed", "deleted" or "evicted"."""
+    """One event: ``kind`` is "sealed", "deleted", "evicted" or, for a
+    subscription opened with ``digests=True``, "digest" (the store hashed an
+    object sealed without a digest). A kind newer than this client reads
+    "kind<N>". ``digest`` is the BLAKE3 digest (32 bytes) when the store
+    knows it."""
 
     kind: str
     object_id: ObjectID
     data_size: int
     metadata_size: int
     time_ns: int  # unix nanoseconds, when it happened in the store
+    digest: bytes | None = None
 
     @property
     def time(self) -> float:
@@ -41,7 +47,7 @@ class Subscription:
     cannot stall it): ``get`` then raises :class:`ConnectionClosed`.
     """
 
-    def __init__(self, socket_path: str):
+    def __init__(self, socket_path: str, digests: bool = False):
         self._conn = Conn(socket_path, spin_s=0)  # events are sporadic: never poll
         # A subscriber needs no shared memory.
         os.close(self._conn.arena_fd)
@@ -49,7 +55,9 @@ class Subscription:
         self._lock = threading.Lock()
         self.closed = False
         try:
-            self._conn.send(w.frame(w.SUBSCRIBE, 1))
+            # No flags is the empty payload every store knows.
+            flags = w.U32.pack(w.SUBSCRIBE_DIGESTS) if digests else b""
+            self._conn.send(w.frame(w.SUBSCRIBE, 1, flags))
             while True:
                 t, rid, p = self._conn.read_frame()
                 if rid != 1:
@@ -82,8 +90,9 @@ class Subscription:
                     continue
                 if len(p) != w.EVENT_BODY.size:
                     raise ProtocolError(f"event of {len(p)} bytes")
-                kind, oid, ds, ms, tns, _has_digest, _digest = w.EVENT_BODY.unpack(p)
-                return Notification(w.EVENT_KINDS.get(kind, f"kind{kind}"), ObjectID(oid), ds, ms, tns)
+                kind, oid, ds, ms, tns, has_digest, digest = w.EVENT_BODY.unpack(p)
+                return Notification(w.EVENT_KINDS.get(kind, f"kind{kind}"), ObjectID(oid), ds, ms, tns,
+                                    digest if has_digest else None)
 
     def __iter__(self):
         while True:
@@ -109,6 +118,7 @@ class Subscription:
         self.close()
 
 
-def subscribe(socket_path: str) -> Subscription:
-    """Open a subscription to the store at ``socket_path``."""
-    return Subscription(socket_path)
+def subscribe(socket_path: str, digests: bool = False) -> Subscription:
+    """Open a subscription to the store at ``socket_path`` (with digest
+    events too if ``digests``)."""
+    return Subscription(socket_path, digests)

@@ -355,6 +355,23 @@ def test_subscribe(client):
         sub.get(timeout=0.05)
 
 
+def test_subscription_digest_events(store, client):
+    # Only a subscription that asks gets the store's digest events; the
+    # pyarrow-style notifications never see them.
+    with ps.subscribe.subscribe(store.socket, digests=True) as sub:
+        client.subscribe()
+        a = client.put(bytes(range(256)) * 100)  # no digest at Seal: hashed later
+        ev = sub.get(timeout=5)
+        assert ev.kind == "sealed" and ev.object_id == a and ev.digest is None
+        ev = sub.get(timeout=10)
+        assert ev.kind == "digest" and ev.object_id == a and ev.data_size == 25600
+        assert ev.digest.hex() == client.list()[a]["digest"]
+        client.delete([a])
+        assert client.get_next_notification(timeout=5) == (a, 25600, 0)
+        assert client.get_next_notification(timeout=5) == (a, -1, -1)
+        assert sub.get(timeout=5).kind == "deleted"
+
+
 def test_subscription_iterator(store, client):
     sub = ps.subscribe.subscribe(store.socket)
     ids = [client.put(bytes([i])) for i in range(5)]

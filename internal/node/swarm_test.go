@@ -1,4 +1,4 @@
-package streamserver
+package node
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/plasmastream/plasmastream/internal/cluster"
+	"github.com/plasmastream/plasmastream/internal/streamwire"
 )
 
 // The swarm schedule: every target is served, no source ever runs more
@@ -21,7 +22,7 @@ func TestSwarmSchedule(t *testing.T) {
 		var mu sync.Mutex
 		running := map[string]int{}
 		tries := map[string]int{}
-		out := sw.run(context.Background(), func(_ context.Context, target cluster.Node, source cluster.Location) NodeOutcome {
+		out := sw.run(context.Background(), func(_ context.Context, target cluster.Node, source cluster.Location) streamwire.NodeOutcome {
 			mu.Lock()
 			running[source.Node]++
 			if running[source.Node] > fanout {
@@ -31,7 +32,7 @@ func TestSwarmSchedule(t *testing.T) {
 			mu.Unlock()
 			defer func() { mu.Lock(); running[source.Node]--; mu.Unlock() }()
 			// t13 fails from every source; the others succeed.
-			return NodeOutcome{Node: target.Name, Source: source.Node, OK: target.Name != "t13"}
+			return streamwire.NodeOutcome{Node: target.Name, Source: source.Node, OK: target.Name != "t13"}
 		})
 		if len(out) != 20 {
 			t.Fatalf("fanout %d: %d outcomes for 20 targets", fanout, len(out))

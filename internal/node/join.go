@@ -1,0 +1,114 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/plasmastream/plasmastream/internal/cliutil"
+	"github.com/plasmastream/plasmastream/internal/cluster"
+	"github.com/plasmastream/plasmastream/internal/etcdembed"
+	"github.com/plasmastream/plasmastream/store"
+)
+
+// join starts or connects to etcd, registers this node and the store's
+// sealed objects.
+func (n *Node) join(ctx context.Context, st *store.Client) error {
+	cc := n.cfg.Cluster
+	log := n.log.With("component", "cluster")
+	endpoints := strings.Split(cc.Etcd, ",")
+	if cc.Etcd == "embedded" {
+		dir := cc.EtcdDir
+		if dir == "" {
+			return errors.New("--etcd embedded needs --etcd-dir, the directory of the embedded member's data")
+		}
+		listen := cc.EtcdListen
+		if listen == "" {
+			listen = "127.0.0.1:2379"
+		}
+		m, err := etcdembed.Start(ctx, etcdembed.Config{Dir: dir, ClientURL: "http://" + listen, Name: n.cfg.Name, Logger: log})
+		if err != nil {
+			return fmt.Errorf("embedded etcd: %w", err)
+		}
+		n.member, endpoints = m, m.Endpoints()
+	}
+	cli, err := cluster.Dial(endpoints, log)
+	if err != nil {
+		return fmt.Errorf("etcd at %s: %w", strings.Join(endpoints, ","), err)
+	}
+	n.cli = cli
+	self := cluster.Node{Name: n.cfg.Name, Address: n.cfg.Advertise, Groups: cc.Groups, Version: cliutil.Version, Started: time.Now()}
+	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	dir, err := cluster.Open(octx, cluster.Config{Client: cli, Prefix: cc.Prefix, Self: self, LeaseTTL: cc.LeaseTTL, OpTimeout: cc.EtcdTimeout, Logger: log})
+	if err != nil {
+		return fmt.Errorf("register node %s in etcd at %s: %w", self.Name, strings.Join(endpoints, ","), err)
+	}
+	n.dir = dir
+	if err := n.Resync(ctx, st); err != nil {
+		return err
+	}
+	n.log.Info("joined the cluster", "node", self.Name, "advertise", self.Address, "groups", cc.Groups, "etcd", strings.Join(endpoints, ","))
+	return nil
+}
+
+// Resync makes the directory's locations of this node those of the
+// store's sealed objects: it withdraws what the store no longer has (a
+// store that restarted comes back empty) and registers the rest. The
+// store's subscription is already in place, so nothing sealed meanwhile
+// is missed (adding a location twice is harmless). Registrations never
+// wait for etcd: the directory queues them (within a bound) and writes
+// them in the background, at once or when etcd is back. Standalone, it
+// does nothing.
+func (n *Node) Resync(ctx context.Context, st *store.Client) error {
+	if n.dir == nil {
+		return nil
+	}
+	infos, err := st.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list the store: %w", err)
+	}
+	held := make(map[store.ObjectID]bool, len(infos))
+	for _, in := range infos {
+		held[in.ID] = in.State == store.StateSealed && !in.DeletePending
+	}
+	if err := n.dir.RetainLocations(ctx, func(id [20]byte) bool { return held[id] }); err != nil {
+		n.log.Warn("directory: withdraw the locations the store lost", "component", "cluster", "err", err)
+	}
+	for _, in := range infos {
+		if held[in.ID] {
+			n.add(in.ID, in.DataSize+uint64(in.MetadataSize), in.Digest)
+		}
+	}
+	return nil
+}
+
+// Event mirrors one store notification: a seal adds a location, a digest
+// the store learned later completes it, a delete or eviction removes it.
+// It never waits for etcd (the store drops a subscriber that falls
+// behind): the directory queues the change. The store's events come in
+// order, so a deletion is always mirrored after the digest of the object
+// it deletes. Standalone, it does nothing.
+func (n *Node) Event(ev store.Event) {
+	if n.dir == nil {
+		return
+	}
+	switch ev.Kind {
+	case store.EventSealed, store.EventDigest:
+		n.add(ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
+	case store.EventDeleted, store.EventEvicted:
+		n.dir.QueueRemoval(ev.ID) // fails only once closed
+	}
+}
+
+// add queues a location (the directory logs failed writes itself).
+func (n *Node) add(id store.ObjectID, size uint64, digestHex string) {
+	var digest *[32]byte
+	if d, err := hex.DecodeString(digestHex); err == nil && len(d) == 32 {
+		digest = (*[32]byte)(d)
+	}
+	n.dir.QueueLocation(id, size, digest) // fails only once closed
+}

@@ -1,0 +1,71 @@
+package streamwire
+
+import (
+	"errors"
+	"time"
+)
+
+// The JSON replies of the cluster requests (NODES, LOCATE, PREFETCH,
+// DELETE-CLUSTER, PULL). Each is defined once, here: the server encodes
+// it, the public stream package re-exports it, and the cluster directory
+// stores Node as its node record.
+
+// Node is a member of the cluster, as registered in its directory (this
+// is also the directory's node record in etcd).
+type Node struct {
+	Name    string    `json:"name"`
+	Address string    `json:"address"` // host:port its peers dial
+	Groups  []string  `json:"groups"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+}
+
+// Location says that a node holds an object (a hint: it may be stale).
+type Location struct {
+	Node    string `json:"node"`
+	Address string `json:"address"`
+	Size    uint64 `json:"size"`
+	Digest  string `json:"digest,omitempty"` // hex BLAKE3-256 root, or "" when unknown
+}
+
+// NodeOutcome is what a prefetch or a cluster delete did on one node.
+type NodeOutcome struct {
+	Node     string        `json:"node"`
+	Address  string        `json:"address"`
+	Status   string        `json:"status"`
+	OK       bool          `json:"ok"`
+	Message  string        `json:"message,omitempty"`
+	Source   string        `json:"source,omitempty"`
+	Duration time.Duration `json:"duration"`
+}
+
+// SourceStat is what one source contributed to a fetch or a pull.
+type SourceStat struct {
+	Node    string `json:"node"`
+	Address string `json:"address"`
+	Bytes   uint64 `json:"bytes"`
+	Failed  string `json:"failed,omitempty"`
+}
+
+// PullOutcome is the reply to PULL.
+type PullOutcome struct {
+	Node     string        `json:"node"`
+	Status   string        `json:"status"`
+	Code     uint16        `json:"code"` // Status as its number
+	OK       bool          `json:"ok"`
+	Message  string        `json:"message,omitempty"`
+	Bytes    uint64        `json:"bytes"`
+	Resumed  uint64        `json:"resumed"` // bytes already verified there from an earlier attempt
+	Sources  []SourceStat  `json:"sources"`
+	Duration time.Duration `json:"duration"`
+}
+
+// ReplyFor is the error reply err carries (an *ErrorReply anywhere in its
+// chain), else one of status fallback with err's sentence.
+func ReplyFor(err error, fallback Status) *ErrorReply {
+	var er *ErrorReply
+	if !errors.As(err, &er) {
+		er = &ErrorReply{Status: fallback, Message: err.Error()}
+	}
+	return er
+}
