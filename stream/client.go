@@ -70,8 +70,8 @@ func WithName(name string) Option { return func(o *options) { o.name = name } }
 // DefaultPort is the TCP port plasma-stream-server listens on unless told
 // otherwise, and DefaultAddr the server every tool talks to by default.
 const (
-	DefaultPort = 2021
-	DefaultAddr = "127.0.0.1:2021"
+	DefaultPort = streamwire.DefaultPort
+	DefaultAddr = streamwire.DefaultAddr
 )
 
 // Connect connects to the stream server at addr (host:port; IPv6 as

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -21,15 +20,8 @@ func (n *Node) join(ctx context.Context, st *store.Client) error {
 	log := n.log.With("component", "cluster")
 	endpoints := strings.Split(cc.Etcd, ",")
 	if cc.Etcd == "embedded" {
-		dir := cc.EtcdDir
-		if dir == "" {
-			return errors.New("--etcd embedded needs --etcd-dir, the directory of the embedded member's data")
-		}
-		listen := cc.EtcdListen
-		if listen == "" {
-			listen = "127.0.0.1:2379"
-		}
-		m, err := etcdembed.Start(ctx, etcdembed.Config{Dir: dir, ClientURL: "http://" + listen, Name: n.cfg.Name, Logger: log})
+		// SetDefaults and Validate ran: EtcdDir and EtcdListen are set.
+		m, err := etcdembed.Start(ctx, etcdembed.Config{Dir: cc.EtcdDir, ClientURL: "http://" + cc.EtcdListen, Name: n.cfg.Name, Logger: log})
 		if err != nil {
 			return fmt.Errorf("embedded etcd: %w", err)
 		}

@@ -32,7 +32,7 @@ func nextEvent(t *testing.T, sub *store.Subscription) store.Event {
 // that did not (every subscriber before digest events) sees no new kind.
 func TestSubscriberLearnsDigest(t *testing.T) {
 	sock, _ := testutil.StartStore(t, 1<<20)
-	c := connect(t, sock)
+	c := testutil.StoreClient(t, sock)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	withDigests, err := store.Subscribe(ctx, sock, store.WithDigestEvents())
@@ -102,7 +102,7 @@ func TestSubscriberLearnsDigest(t *testing.T) {
 // flags; a flag the store does not know is refused, naming it, and the
 // connection stays usable.
 func TestSubscribeFlags(t *testing.T) {
-	sock := startStore(t, storeserver.Config{Capacity: 1 << 20})
+	sock := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 1 << 20}).Socket
 	cases := []struct {
 		name    string
 		payload []byte

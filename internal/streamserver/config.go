@@ -1,16 +1,15 @@
 package streamserver
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/cluster"
+	"github.com/plasmastream/plasmastream/internal/node"
+	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 	"github.com/plasmastream/plasmastream/store"
-	"github.com/plasmastream/plasmastream/stream"
 )
 
 // Config is everything plasma-stream-server needs; cmd fills it from
@@ -37,6 +36,9 @@ type Config struct {
 	Logger        *slog.Logger // nil: discard
 }
 
+// DefaultEtcdListen is the client address of an embedded etcd member.
+const DefaultEtcdListen = node.DefaultEtcdListen
+
 // Defaults of the stream server.
 const (
 	DefaultMaxConnections  = 128
@@ -47,8 +49,6 @@ const (
 	// DefaultResumeKeep is how long the verified part of a failed fetch is
 	// kept for the next fetch of the object to resume from.
 	DefaultResumeKeep = 2 * time.Minute
-	// DefaultEtcdListen is the client address of an embedded etcd member.
-	DefaultEtcdListen = "127.0.0.1:2379"
 	// maxRequestMemory bounds --request-memory (a typo's "2PiB" would let
 	// requests exhaust the machine's memory instead of being refused).
 	maxRequestMemory = 1 << 50
@@ -58,7 +58,7 @@ const (
 // given no flags: SetDefaults' values, plus those whose zero means
 // something else (the port, resuming, the node name).
 func DefaultConfig() Config {
-	c := Config{Port: stream.DefaultPort, ResumeKeep: DefaultResumeKeep}
+	c := Config{Port: streamwire.DefaultPort, ResumeKeep: DefaultResumeKeep}
 	c.NodeName, _ = os.Hostname()
 	c.SetDefaults()
 	return c
@@ -116,33 +116,4 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--request-memory %d: want a size such as 256MiB or 2GiB, at most 1PiB", c.RequestMemory)
 	}
 	return c.Cluster.Validate()
-}
-
-// SetDefaults fills every zero field that has a default.
-func (c *ClusterConfig) SetDefaults() {
-	if c.EtcdListen == "" {
-		c.EtcdListen = DefaultEtcdListen
-	}
-	if c.Prefix == "" {
-		c.Prefix = cluster.DefaultPrefix
-	}
-	if c.LeaseTTL == 0 {
-		c.LeaseTTL = cluster.DefaultLeaseTTL
-	}
-	if c.EtcdTimeout == 0 {
-		c.EtcdTimeout = cluster.DefaultOpTimeout
-	}
-}
-
-// Validate reports the first bad value, naming its flag.
-func (c *ClusterConfig) Validate() error {
-	switch {
-	case c.Etcd == "embedded" && c.EtcdDir == "":
-		return errors.New("--etcd embedded needs --etcd-dir, the directory of the embedded member's data")
-	case c.LeaseTTL < 0:
-		return fmt.Errorf("--lease-ttl %v: a duration cannot be negative", c.LeaseTTL)
-	case c.EtcdTimeout < 0:
-		return fmt.Errorf("--etcd-timeout %v: a duration cannot be negative", c.EtcdTimeout)
-	}
-	return nil
 }

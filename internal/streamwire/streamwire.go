@@ -97,6 +97,13 @@ func (t Type) String() string {
 	return fmt.Sprintf("TYPE(%d)", uint16(t))
 }
 
+// DefaultPort is the TCP port plasma-stream-server listens on unless told
+// otherwise, and DefaultAddr the server every tool talks to by default.
+const (
+	DefaultPort = 2021
+	DefaultAddr = "127.0.0.1:2021"
+)
+
 // Role says who opened a connection.
 type Role uint8
 
