@@ -24,6 +24,7 @@ import (
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 	"github.com/plasmastream/plasmastream/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // ClusterConfig joins a server to the cluster directory.
@@ -262,18 +263,16 @@ func (s *Server) fetch(ctx context.Context, ids []streamwire.ID, held *transfer.
 	start := time.Now()
 	r := streamwire.PeerResult{Kind: streamwire.KindCopy, Addr: "cluster", Status: streamwire.StatusOK,
 		Objects: make([]streamwire.ObjectResult, len(ids))}
-	sem := make(chan struct{}, s.cfg.SyncConcurrency)
-	var wg sync.WaitGroup
+	var objects errgroup.Group
+	objects.SetLimit(s.cfg.SyncConcurrency)
 	var down atomic.Pointer[error] // etcd did not answer: the objects not yet looked up fail alike, at once
 	for i, id := range ids {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		objects.Go(func() error {
 			r.Objects[i] = s.fetchOne(ctx, id, held, &down)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	objects.Wait()
 	r.DurationNs = int64(time.Since(start))
 	for _, o := range r.Objects {
 		r.Bytes += o.Bytes

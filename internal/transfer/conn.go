@@ -26,11 +26,13 @@ import (
 // DefaultTimeout is the deadline of one network step.
 const DefaultTimeout = 30 * time.Second
 
-// Conn is a stream protocol connection with per-step deadlines.
+// Conn is a stream protocol connection with per-step deadlines. Its socket
+// and buffers are reachable only through its methods, each of which sets
+// the deadline of every read and write it makes.
 type Conn struct {
-	NC      net.Conn
-	R       *bufio.Reader
-	W       *bufio.Writer
+	nc      net.Conn
+	r       *bufio.Reader
+	w       *bufio.Writer
 	Timeout time.Duration
 	Peer    string // the remote address, for errors
 }
@@ -40,7 +42,7 @@ func NewConn(nc net.Conn, timeout time.Duration) *Conn {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Conn{NC: nc, R: bufio.NewReaderSize(nc, 256<<10), W: bufio.NewWriterSize(nc, 256<<10),
+	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 256<<10), w: bufio.NewWriterSize(nc, 256<<10),
 		Timeout: timeout, Peer: nc.RemoteAddr().String()}
 }
 
@@ -67,9 +69,9 @@ func (c *Conn) ReadRequest(idle time.Duration) (streamwire.Type, []byte, error) 
 // grows with the bytes that actually arrive, so a header announcing a
 // huge frame costs nothing until the peer sends it.
 func (c *Conn) readFrame(headerDeadline time.Time, limit func(streamwire.Type) uint32) (streamwire.Type, []byte, error) {
-	c.NC.SetReadDeadline(headerDeadline)
+	c.nc.SetReadDeadline(headerDeadline)
 	var hb [wire.HeaderSize]byte
-	if _, err := io.ReadFull(c.R, hb[:]); err != nil {
+	if _, err := io.ReadFull(c.r, hb[:]); err != nil {
 		return 0, nil, err
 	}
 	h, err := wire.ParseHeader(hb[:], ^uint32(0))
@@ -84,8 +86,8 @@ func (c *Conn) readFrame(headerDeadline time.Time, limit func(streamwire.Type) u
 	for len(p) < int(h.Length) {
 		n := min(int(h.Length)-len(p), stepSize)
 		p = slices.Grow(p, n)[:len(p)+n]
-		c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
-		if _, err := io.ReadFull(c.R, p[len(p)-n:]); err != nil {
+		c.nc.SetReadDeadline(time.Now().Add(c.Timeout))
+		if _, err := io.ReadFull(c.r, p[len(p)-n:]); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -136,20 +138,20 @@ func (c *Conn) ExpectSlow(want streamwire.Type, m interface{ Decode([]byte) erro
 
 // WriteFrame buffers one frame.
 func (c *Conn) WriteFrame(t streamwire.Type, payload []byte) error {
-	c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
+	c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
 	var hb [wire.HeaderSize]byte
 	wire.PutHeader(hb[:], wire.Header{Length: uint32(len(payload)), Type: uint16(t)})
-	if _, err := c.W.Write(hb[:]); err != nil {
+	if _, err := c.w.Write(hb[:]); err != nil {
 		return err
 	}
-	_, err := c.W.Write(payload)
+	_, err := c.w.Write(payload)
 	return err
 }
 
 // Flush sends what is buffered.
 func (c *Conn) Flush() error {
-	c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
-	return c.W.Flush()
+	c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+	return c.w.Flush()
 }
 
 // Send writes one frame and flushes.
@@ -165,8 +167,8 @@ func (c *Conn) Send(t streamwire.Type, payload []byte) error {
 func (c *Conn) ReadFull(b []byte, progress func(int)) error {
 	for len(b) > 0 {
 		n := min(len(b), stepSize)
-		c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
-		if _, err := io.ReadFull(c.R, b[:n]); err != nil {
+		c.nc.SetReadDeadline(time.Now().Add(c.Timeout))
+		if _, err := io.ReadFull(c.r, b[:n]); err != nil {
 			return err
 		}
 		if progress != nil {
@@ -177,17 +179,86 @@ func (c *Conn) ReadFull(b []byte, progress func(int)) error {
 	return nil
 }
 
+// ReadSome reads what has arrived into b, at least one byte, waiting up to
+// the step deadline.
+func (c *Conn) ReadSome(b []byte) (int, error) {
+	c.nc.SetReadDeadline(time.Now().Add(c.Timeout))
+	return c.r.Read(b)
+}
+
+// Discard reads and drops n bytes, in steps with their own deadlines.
+func (c *Conn) Discard(n int64) error {
+	for n > 0 {
+		step := min(n, stepSize)
+		c.nc.SetReadDeadline(time.Now().Add(c.Timeout))
+		if _, err := c.r.Discard(int(step)); err != nil {
+			return err
+		}
+		n -= step
+	}
+	return nil
+}
+
+// Write buffers bufs, in steps with their own deadlines.
+func (c *Conn) Write(bufs ...[]byte) error {
+	for _, b := range bufs {
+		for len(b) > 0 {
+			n := min(len(b), stepSize)
+			c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+			if _, err := c.w.Write(b[:n]); err != nil {
+				return err
+			}
+			b = b[n:]
+		}
+	}
+	return nil
+}
+
+// WriteDirect sends what is buffered, then b straight to the socket (no
+// copy through the buffer), in steps with their own deadlines.
+func (c *Conn) WriteDirect(b []byte) error {
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	for len(b) > 0 {
+		n := min(len(b), stepSize)
+		c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+		if _, err := c.nc.Write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// BoundPendingRead gives a read already waiting without a deadline (the
+// acknowledgements a sender awaits while it sends) the usual one.
+func (c *Conn) BoundPendingRead() { c.nc.SetReadDeadline(time.Now().Add(c.Timeout)) }
+
+// PeekIdle waits, without a deadline, until the peer sends a byte (which
+// stays unread) or goes away; Interrupt ends the wait early with a timeout
+// error. It is for watching a peer that must stay silent meanwhile.
+func (c *Conn) PeekIdle() error {
+	c.nc.SetReadDeadline(time.Time{})
+	_, err := c.r.Peek(1)
+	return err
+}
+
+// Interrupt makes a read in progress (PeekIdle) return at once with a
+// timeout error; later reads set their own deadlines.
+func (c *Conn) Interrupt() { c.nc.SetReadDeadline(time.Unix(1, 0)) }
+
 // stepSize is the most bytes moved under one deadline: at the default
 // 30 s deadline a peer slower than ~140 KB/s is dropped.
 const stepSize = 4 << 20
 
 // Close closes the connection.
-func (c *Conn) Close() error { return c.NC.Close() }
+func (c *Conn) Close() error { return c.nc.Close() }
 
 // CloseOnDone closes the connection when ctx ends, unblocking any read or
 // write; call the returned function to stop watching.
 func (c *Conn) CloseOnDone(ctx context.Context) func() bool {
-	return context.AfterFunc(ctx, func() { c.NC.Close() })
+	return context.AfterFunc(ctx, func() { c.nc.Close() })
 }
 
 // ProtocolError is a peer that broke the protocol.
