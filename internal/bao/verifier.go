@@ -27,6 +27,7 @@ type Verifier struct {
 	cvs     [][8]uint32 // without a tree: the chaining values of the full segments
 	done    func(off, n int)
 	work    chan job
+	start   sync.Once // the workers start with the first Add
 	workers sync.WaitGroup
 }
 
@@ -43,14 +44,18 @@ type Batch struct {
 	bad atomic.Int64 // the first corrupt group found, or -1
 }
 
-// NewVerifier starts the workers for buf, the whole object, checked
-// against t (nil: hashed for Sum). done, if set, is called on a worker
-// with each range once it has verified.
+// NewVerifier prepares for buf, the whole object, checked against t (nil:
+// hashed for Sum). done, if set, is called with each range once it has
+// verified. Close it when done.
 func NewVerifier(t *Tree, buf []byte, done func(off, n int)) *Verifier {
 	v := &Verifier{t: t, buf: buf, done: done, work: make(chan job, 64)}
 	if t == nil {
 		v.cvs = make([][8]uint32, len(buf)/SegmentSize)
 	}
+	return v
+}
+
+func (v *Verifier) startWorkers() {
 	work := v.work // Close clears v.work
 	for range runtime.GOMAXPROCS(0) {
 		v.workers.Go(func() {
@@ -60,7 +65,6 @@ func NewVerifier(t *Tree, buf []byte, done func(off, n int)) *Verifier {
 			}
 		})
 	}
-	return v
 }
 
 // Batch starts a batch of ranges.
@@ -74,9 +78,15 @@ func (v *Verifier) Batch() *Batch {
 // number of groups from a group boundary, without one of segments from a
 // segment boundary, unless they end the object.
 func (b *Batch) Add(off, n int) {
+	b.v.start.Do(b.v.startWorkers)
 	b.wg.Add(1)
 	b.v.work <- job{off, n, b}
 }
+
+// Check checks [off, off+n) as Add does, but on the calling goroutine:
+// for a receiver that has goroutines of its own, hashing what it just
+// read while it is still in this core's cache.
+func (b *Batch) Check(off, n int) { b.v.check(job{off, n, b}) }
 
 // Wait waits until every range added has been checked and returns the
 // first corrupt group found, or -1.

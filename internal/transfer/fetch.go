@@ -152,7 +152,7 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 	defer cancel()
 	t := p.Tree
 	if err := st.SealDigest(sctx, id, t.Root()); err != nil {
-		opt.Partials.Finish(p, func() { st.Abort(context.Background(), id) })
+		opt.Partials.end(p, func() { st.Abort(context.Background(), id) })
 		res.Status, res.Message = streamwire.StatusStoreError, fmt.Sprintf("object %x: seal: %v", id[:], err)
 		return res
 	}
@@ -556,10 +556,11 @@ func (f *fetch) receive(ctx context.Context, c *Conn, i int, s *span) (int, erro
 	if _, err := f.readReply(c, end-off); err != nil {
 		return 0, err
 	}
-	// Bytes arrive up to pos; whole groups are handed to the verifier up
-	// to vpos, a MiB at a time, and at a failure every whole group that
-	// arrived is handed over first, so a cut costs less than a group.
-	// Before the span is settled, every group handed over has been checked.
+	// Bytes arrive up to pos; whole groups are verified up to vpos, a MiB
+	// at a time on this goroutine while they are still in its core's
+	// cache (a source's several streams hash on several cores), and at a
+	// failure every whole group that arrived is verified first, so a cut
+	// costs less than a group.
 	const batch = 64 * bao.GroupSize
 	b := f.v.Batch()
 	handed := 0
@@ -570,7 +571,7 @@ func (f *fetch) receive(ctx context.Context, c *Conn, i int, s *span) (int, erro
 		if f.opt.NoVerify {
 			f.verified(int(*vpos), int(upto-*vpos))
 		} else {
-			b.Add(int(*vpos), int(upto-*vpos))
+			b.Check(int(*vpos), int(upto-*vpos))
 		}
 		handed += int((upto-1)/bao.GroupSize) - int(*vpos/bao.GroupSize) + 1
 		*vpos = upto
