@@ -199,16 +199,21 @@ func (c *Conn) Discard(n int64) error {
 	return nil
 }
 
-// Write buffers bufs, in steps with their own deadlines.
+// Write buffers bufs, under one deadline per step of stepSize bytes.
 func (c *Conn) Write(bufs ...[]byte) error {
+	c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+	step := 0
 	for _, b := range bufs {
 		for len(b) > 0 {
-			n := min(len(b), stepSize)
-			c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+			if step == stepSize {
+				c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+				step = 0
+			}
+			n := min(len(b), stepSize-step)
 			if _, err := c.w.Write(b[:n]); err != nil {
 				return err
 			}
-			b = b[n:]
+			b, step = b[n:], step+n
 		}
 	}
 	return nil

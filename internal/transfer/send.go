@@ -173,10 +173,13 @@ func sendObject(ctx context.Context, c *Conn, st *store.Client, index uint32, id
 		return false, err
 	}
 	metaDigest := bao.Sum(o.Metadata)
-	if err := c.Write(o.Metadata, digest[:], metaDigest[:], outboard); err != nil {
+	if len(o.Data) < sendfileMin { // all through the buffer
+		if err := c.Write(o.Metadata, digest[:], metaDigest[:], outboard, o.Data); err != nil {
+			return false, err
+		}
+	} else if err := c.Write(o.Metadata, digest[:], metaDigest[:], outboard); err != nil {
 		return false, err
-	}
-	if err := sendData(c, st, o, 0, uint64(len(o.Data))); err != nil {
+	} else if err := sendData(c, st, o, 0, uint64(len(o.Data))); err != nil {
 		return false, err
 	}
 	stats.BytesSent.Add(uint64(len(o.Data) + len(o.Metadata)))
