@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/b3"
+	"github.com/plasmastream/plasmastream/internal/bao"
 
 	"golang.org/x/sys/unix"
 
@@ -360,7 +360,7 @@ func (c *Client) Evict(ctx context.Context, n uint64) (uint64, error) {
 // id. Putting bytes that are already stored succeeds. The BLAKE3 digest
 // computed for the id is kept with the object.
 func (c *Client) Put(ctx context.Context, data, metadata []byte) (ObjectID, error) {
-	digest := b3.Sum(data)
+	digest := bao.Sum(data)
 	var id ObjectID
 	copy(id[:], digest[:IDSize])
 	err := c.put(ctx, id, data, metadata, &digest)

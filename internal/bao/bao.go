@@ -1,5 +1,6 @@
-// Package bao verifies objects group by group against a Bao outboard
-// encoding, out of order and on any core.
+// Package bao is the one BLAKE3 tree of the product: it hashes objects
+// (Sum), builds their Bao outboards (Build) and verifies them group by group
+// against one, out of order and on any core (Parse, Verifier).
 //
 // The outboard is the format of lukechampine.com/blake3/bao
 // (EncodeBuf(data, group, true)): the data length as 8 little-endian bytes,
@@ -99,21 +100,20 @@ func BuildGroup(data []byte, group int) (outboard []byte, root [32]byte) {
 			leaf(i)
 		}
 	} else {
-		parallel(len(leaves), leaf)
+		parallel(len(leaves), 16, leaf)
 	}
 	return out, cvToBytes(parents(out[8:], leaves, size, gs, guts.FlagRoot))
 }
 
 // parallel calls f(0..n-1) on GOMAXPROCS goroutines, handing out batches
-// so that a slow core does not hold up the rest.
-func parallel(n int, f func(i int)) {
-	const batch = 16
+// of batch calls so that a slow core does not hold up the rest.
+func parallel(n, batch int, f func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for {
-				lo := int(next.Add(batch)) - batch
+				lo := int(next.Add(int64(batch))) - batch
 				if lo >= n {
 					return
 				}
@@ -127,18 +127,25 @@ func parallel(n int, f func(i int)) {
 }
 
 // parents writes the parent nodes of the subtree of size (> gs) bytes whose
-// group chaining values are leaves into out, in pre-order, and returns the
-// subtree's chaining value. A subtree of k groups has k-1 parents.
+// group chaining values are leaves into out (nil: nowhere), in pre-order,
+// and returns the subtree's chaining value. A subtree of k groups has k-1
+// parents.
 func parents(out []byte, leaves [][8]uint32, size, gs uint64, flags uint32) [8]uint32 {
 	if size <= gs {
 		return leaves[0]
 	}
 	mid := largestPow2Below(size)
 	nl := mid / gs
-	l := parents(out[64:], leaves[:nl], mid, gs, 0)
-	r := parents(out[64*nl:], leaves[nl:], size-mid, gs, 0)
-	putCV(out[:32], l)
-	putCV(out[32:64], r)
+	var lo, ro []byte
+	if out != nil {
+		lo, ro = out[64:], out[64*nl:]
+	}
+	l := parents(lo, leaves[:nl], mid, gs, 0)
+	r := parents(ro, leaves[nl:], size-mid, gs, 0)
+	if out != nil {
+		putCV(out[:32], l)
+		putCV(out[32:64], r)
+	}
 	key := guts.IV
 	return guts.ChainingValue(guts.ParentNode(l, r, &key, flags))
 }

@@ -111,7 +111,7 @@ func (n *Node) fetchByCopy(ctx context.Context, sc Store, id streamwire.ID, sour
 	var last streamwire.ObjectResult
 	for _, h := range sources {
 		dial := func() (*transfer.Conn, error) { return n.dialPeer(ctx, h.Addr) }
-		res, _ := transfer.Receive(ctx, dial, sc.Client, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: n.cfg.Stats, Inflight: sc.Inflight, Partials: sc.Partials, Held: held})
+		res, _ := transfer.Receive(ctx, dial, sc.Client, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: n.cfg.Stats, Partials: sc.Partials, Held: held})
 		if last = res[0]; last.Status.Success() {
 			return last
 		}

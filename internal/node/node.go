@@ -50,7 +50,6 @@ type Config struct {
 // Release gives it back.
 type Store struct {
 	Client   *store.Client
-	Inflight *transfer.Inflight // objects arriving into this store
 	Partials *transfer.Partials // verified parts of failed fetches
 	Release  func()
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plasmastream/plasmastream/internal/b3"
+	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -27,7 +27,7 @@ func (o *options) importCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				sum := b3.Sum(data)
+				sum := bao.Sum(data)
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", id, hex.EncodeToString(sum[:]))
 				return nil
 			})
@@ -55,7 +55,7 @@ leaves no file.`,
 					return err
 				}
 				defer c.Release(ctx, id)
-				sum := b3.Sum(obj.Data)
+				sum := bao.Sum(obj.Data)
 				switch {
 				case obj.HasDigest && sum != obj.Digest:
 					return fmt.Errorf("object %s: its data does not match its BLAKE3 digest %x; nothing written", id, obj.Digest)

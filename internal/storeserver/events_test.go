@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/b3"
+	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/storeserver"
 	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/testutil"
@@ -60,7 +60,7 @@ func TestSubscriberLearnsDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Release(ctx, id)
-	want := b3.Sum(data)
+	want := bao.Sum(data)
 	for _, sub := range []*store.Subscription{withDigests, plain} {
 		if ev := nextEvent(t, sub); ev.Kind != store.EventSealed || ev.ID != id || ev.Digest != "" {
 			t.Fatalf("first event %+v; want the seal of %s without a digest", ev, id)

@@ -139,7 +139,7 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (str
 		defer sc.release()
 		start := time.Now()
 		err = transfer.Send(ctx, c, sc.st, kind, m.IDs, transfer.SendOptions{GetTimeout: s.cfg.PlasmaTimeout, Stats: &s.stats,
-			Inflight: sc.inflight, RelayWait: relayWait})
+			Partials: sc.partials, RelayWait: relayWait})
 		s.metrics.duration.WithLabelValues("send").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return streamwire.StatusConnectionLost, fmt.Errorf("%s of %d objects to %s: %w", kind, len(m.IDs), c.Peer, err)

@@ -30,7 +30,7 @@ func (s *Server) nodeStore() (node.Store, error) {
 	if err != nil {
 		return node.Store{}, err
 	}
-	return node.Store{Client: sc.st, Inflight: sc.inflight, Partials: sc.partials, Release: sc.release}, nil
+	return node.Store{Client: sc.st, Partials: sc.partials, Release: sc.release}, nil
 }
 
 // advertise is the address peers dial to reach this server.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"time"
 
@@ -16,21 +15,18 @@ import (
 
 // Request memory. A request's payload is read only once its cost has been
 // taken from the server-wide budget (--request-memory), and memory then
-// grows only as its bytes arrive, in steps of at most readStep: a header
+// grows only as its bytes arrive (transfer.ReadChunked, StepReader): a header
 // announcing a huge frame costs nothing until the bytes come, and all the
 // connections together never hold more than the budget of request bytes.
 //
 // SYNC and the id lists (COPY, TAKE, RELAY, DELETE) are decoded as they
 // arrive (streamwire.ReadSync, ReadCopy); a SYNC costs 2.5 times its size
 // (its ids, and the sorted index that finds duplicates among them). Other
-// frames over freeFrame are read in readStep chunks and joined once whole,
+// frames over freeFrame are read in 1 MiB chunks and joined once whole,
 // so they cost twice their size. Frames up to freeFrame cost nothing: they
 // are bounded per connection, and PING, STAT and small requests must be
 // answered even when the budget is spent.
-const (
-	readStep  = 1 << 20
-	freeFrame = 64 << 10
-)
+const freeFrame = 64 << 10
 
 // memBudget is the request memory left.
 type memBudget struct {
@@ -135,13 +131,7 @@ const refuseDrain = 2 * time.Second
 
 // drain half-closes the connection and discards what remains of the
 // refused payload, for at most refuseDrain; it holds no memory.
-func (r *refusal) drain(c *transfer.Conn) {
-	if tc, ok := c.NC.(*net.TCPConn); ok {
-		tc.CloseWrite()
-	}
-	c.NC.SetReadDeadline(time.Now().Add(refuseDrain))
-	io.CopyN(io.Discard, c.R, r.unread)
-}
+func (r *refusal) drain(c *transfer.Conn) { c.DrainRefused(r.unread, refuseDrain) }
 
 func (r *refusal) Error() string { return r.msg }
 
@@ -150,12 +140,7 @@ func (r *refusal) Error() string { return r.msg }
 // readStep under the connection's I/O timeout. The caller gives req.cost
 // back to the budget when done with the request.
 func (s *Server) readRequest(c *transfer.Conn, idle time.Duration) (request, error) {
-	c.NC.SetReadDeadline(time.Now().Add(idle))
-	var hb [wire.HeaderSize]byte
-	if _, err := io.ReadFull(c.R, hb[:]); err != nil {
-		return request{}, err
-	}
-	h, err := wire.ParseHeader(hb[:], ^uint32(0))
+	h, err := c.ReadHeader(idle)
 	if err != nil {
 		return request{}, err
 	}
@@ -169,20 +154,20 @@ func (s *Server) readRequest(c *transfer.Conn, idle time.Duration) (request, err
 		req.cost = 0
 		return req, &refusal{t: req.t, status: streamwire.StatusRequestTooLarge, msg: s.overBudget(req.t, h.Length, used), unread: int64(h.Length)}
 	}
-	r := &stepReader{c: c}
+	r := c.StepReader()
 	switch {
 	case req.t == streamwire.TypeSync:
 		req.sync, err = streamwire.ReadSync(r, h.Length)
 	case isIDList(req.t):
 		req.ids, err = streamwire.ReadCopy(r, h.Length)
 	default:
-		req.p, err = readChunked(r, h.Length)
+		req.p, err = transfer.ReadChunked(r, h.Length)
 	}
 	if err != nil {
 		s.budget.give(req.cost)
 		req.cost = 0
 		if le, ok := streamwire.IsLimit(err); ok {
-			return req, &refusal{t: req.t, status: le.Status, msg: fmt.Sprintf("%s rejected: %s", req.t, le.Message), unread: int64(h.Length) - r.read}
+			return req, &refusal{t: req.t, status: le.Status, msg: fmt.Sprintf("%s rejected: %s", req.t, le.Message), unread: int64(h.Length) - r.Count()}
 		}
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -200,54 +185,6 @@ func (s *Server) overBudget(t streamwire.Type, n uint32, used int64) string {
 	}
 	return fmt.Sprintf("%s: a %s of %s needs %s of request memory, but %s of the %s the server allows (--request-memory) is held by other requests: try again later, send smaller requests or raise --request-memory",
 		s.cfg.NodeName, t, cliutil.FormatBytes(float64(n)), cliutil.FormatBytes(float64(need)), cliutil.FormatBytes(float64(used)), cliutil.FormatBytes(float64(limit)))
-}
-
-// readChunked reads n bytes in chunks allocated as they are about to be
-// filled, then joins them: never more memory than the bytes that came
-// (twice that at the join), and no doubling.
-func readChunked(r io.Reader, n uint32) ([]byte, error) {
-	if n <= readStep {
-		p := make([]byte, n)
-		_, err := io.ReadFull(r, p)
-		return p, err
-	}
-	var chunks [][]byte
-	for left := int(n); left > 0; {
-		chunk := make([]byte, min(left, readStep))
-		if _, err := io.ReadFull(r, chunk); err != nil {
-			return nil, err
-		}
-		chunks = append(chunks, chunk)
-		left -= len(chunk)
-	}
-	p := make([]byte, 0, n)
-	for i := range chunks {
-		p = append(p, chunks[i]...)
-		chunks[i] = nil
-	}
-	return p, nil
-}
-
-// stepReader reads from the connection with a fresh deadline for every
-// readStep bytes.
-type stepReader struct {
-	c    *transfer.Conn
-	left int   // bytes still allowed under the current deadline
-	read int64 // bytes read in all
-}
-
-func (r *stepReader) Read(p []byte) (int, error) {
-	if r.left <= 0 {
-		r.c.NC.SetReadDeadline(time.Now().Add(r.c.Timeout))
-		r.left = readStep
-	}
-	if len(p) > r.left {
-		p = p[:r.left]
-	}
-	n, err := r.c.R.Read(p)
-	r.left -= n
-	r.read += int64(n)
-	return n, err
 }
 
 // isRefusal reports whether err is a request refused before its payload.

@@ -16,7 +16,7 @@ import (
 // tied to it: the subscription that tells at once when the store goes
 // away (its reader is always waiting, unlike the client's, which notices
 // only when a request fails), the objects arriving into this store's
-// memory (inflight, partials).
+// memory (partials).
 //
 // A storeConn is used under a reference (useStore ... release): when the
 // store goes away, the server retires it, and it is closed (its arena
@@ -25,7 +25,6 @@ import (
 type storeConn struct {
 	st       *store.Client
 	sub      *store.Subscription
-	inflight *transfer.Inflight
 	partials *transfer.Partials
 
 	mu      sync.Mutex
@@ -47,7 +46,7 @@ func connectStore(ctx context.Context, socket string, resumeKeep time.Duration) 
 		st.Close()
 		return nil, fmt.Errorf("subscribe to the store: %w", err)
 	}
-	return &storeConn{st: st, sub: sub, inflight: transfer.NewInflight(),
+	return &storeConn{st: st, sub: sub,
 		partials: transfer.NewPartials(resumeKeep, st.Capacity()/2)}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
+	"golang.org/x/sync/errgroup"
 )
 
 // progress is shared by the peer requests of one SYNC.
@@ -74,17 +75,15 @@ func (s *Server) sync(ctx context.Context, c *transfer.Conn, sc *storeConn, m *s
 	}()
 
 	results := make([]streamwire.PeerResult, len(m.Peers))
-	sem := make(chan struct{}, s.cfg.SyncConcurrency)
-	var wg sync.WaitGroup
+	var peers errgroup.Group
+	peers.SetLimit(s.cfg.SyncConcurrency)
 	for i, pr := range m.Peers {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		peers.Go(func() error {
 			results[i] = s.runPeer(sctx, sc, pr, prog, held)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	peers.Wait()
 	close(tickDone)
 	ticking.Wait() // no PROGRESS may follow the results
 	if err := stopWatch(); err != nil {
@@ -126,19 +125,17 @@ func (s *Server) sync(ctx context.Context, c *transfer.Conn, sc *storeConn, m *s
 // well-behaved client never sends during a SYNC. stop ends the watch and
 // reports whether the client hung up.
 func watchHangup(c *transfer.Conn, cancel func()) (stop func() error) {
-	c.NC.SetReadDeadline(time.Time{})
 	gone := make(chan error, 1)
 	go func() {
-		_, err := c.R.Peek(1)
+		err := c.PeekIdle()
 		gone <- err
 		if err != nil && !isTimeout(err) {
 			cancel()
 		}
 	}()
 	return func() error {
-		c.NC.SetReadDeadline(time.Unix(1, 0))
+		c.Interrupt()
 		err := <-gone
-		c.NC.SetReadDeadline(time.Time{})
 		if err != nil && !isTimeout(err) {
 			return fmt.Errorf("client %s went away during SYNC: %w", c.Peer, err)
 		}
@@ -160,7 +157,7 @@ func (s *Server) runPeer(ctx context.Context, sc *storeConn, pr streamwire.PeerR
 		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
 		return c, err // Summarize names the peer
 	}
-	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Inflight: sc.inflight, Partials: sc.partials, Peer: pr.Addr, Held: held})
+	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Partials: sc.partials, Peer: pr.Addr, Held: held})
 	return transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,
 		Objects: objs, DurationNs: int64(time.Since(start))}, err)
 }

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -26,11 +25,13 @@ import (
 // DefaultTimeout is the deadline of one network step.
 const DefaultTimeout = 30 * time.Second
 
-// Conn is a stream protocol connection with per-step deadlines.
+// Conn is a stream protocol connection with per-step deadlines. Its socket
+// and buffers are reachable only through its methods, each of which sets
+// the deadline of every read and write it makes.
 type Conn struct {
-	NC      net.Conn
-	R       *bufio.Reader
-	W       *bufio.Writer
+	nc      net.Conn
+	r       *bufio.Reader
+	w       *bufio.Writer
 	Timeout time.Duration
 	Peer    string // the remote address, for errors
 }
@@ -40,7 +41,7 @@ func NewConn(nc net.Conn, timeout time.Duration) *Conn {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Conn{NC: nc, R: bufio.NewReaderSize(nc, 256<<10), W: bufio.NewWriterSize(nc, 256<<10),
+	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 256<<10), w: bufio.NewWriterSize(nc, 256<<10),
 		Timeout: timeout, Peer: nc.RemoteAddr().String()}
 }
 
@@ -49,27 +50,14 @@ func (c *Conn) ReadFrame(max uint32) (streamwire.Type, []byte, error) {
 	return c.readFrame(time.Now().Add(c.Timeout), func(streamwire.Type) uint32 { return max })
 }
 
-// ReadRequest waits up to idle for the next request's header, then reads
-// its payload under the usual step deadlines. SYNC, COPY and TAKE may be
-// large; every other request is bounded by MaxControlFrame.
-func (c *Conn) ReadRequest(idle time.Duration) (streamwire.Type, []byte, error) {
-	return c.readFrame(time.Now().Add(idle), func(t streamwire.Type) uint32 {
-		switch t {
-		case streamwire.TypeSync, streamwire.TypeCopy, streamwire.TypeTake:
-			return streamwire.MaxFrame
-		}
-		return streamwire.MaxControlFrame
-	})
-}
-
 // readFrame reads a header by headerDeadline (zero: none) and a payload of
 // at most limit(type) bytes in steps, each with its own deadline. Memory
 // grows with the bytes that actually arrive, so a header announcing a
 // huge frame costs nothing until the peer sends it.
 func (c *Conn) readFrame(headerDeadline time.Time, limit func(streamwire.Type) uint32) (streamwire.Type, []byte, error) {
-	c.NC.SetReadDeadline(headerDeadline)
+	c.nc.SetReadDeadline(headerDeadline)
 	var hb [wire.HeaderSize]byte
-	if _, err := io.ReadFull(c.R, hb[:]); err != nil {
+	if _, err := io.ReadFull(c.r, hb[:]); err != nil {
 		return 0, nil, err
 	}
 	h, err := wire.ParseHeader(hb[:], ^uint32(0))
@@ -80,17 +68,12 @@ func (c *Conn) readFrame(headerDeadline time.Time, limit func(streamwire.Type) u
 	if max := limit(t); h.Length > max {
 		return t, nil, fmt.Errorf("%w: %s frame of %d bytes, at most %d allowed", wire.ErrFrameTooLarge, t, h.Length, max)
 	}
-	p := make([]byte, 0, min(int(h.Length), stepSize))
-	for len(p) < int(h.Length) {
-		n := min(int(h.Length)-len(p), stepSize)
-		p = slices.Grow(p, n)[:len(p)+n]
-		c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
-		if _, err := io.ReadFull(c.R, p[len(p)-n:]); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return t, nil, err
-		}
+	p, err := ReadChunked(c.StepReader(), h.Length)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return t, nil, err
 	}
 	return t, p, nil
 }
@@ -136,20 +119,20 @@ func (c *Conn) ExpectSlow(want streamwire.Type, m interface{ Decode([]byte) erro
 
 // WriteFrame buffers one frame.
 func (c *Conn) WriteFrame(t streamwire.Type, payload []byte) error {
-	c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
+	c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
 	var hb [wire.HeaderSize]byte
 	wire.PutHeader(hb[:], wire.Header{Length: uint32(len(payload)), Type: uint16(t)})
-	if _, err := c.W.Write(hb[:]); err != nil {
+	if _, err := c.w.Write(hb[:]); err != nil {
 		return err
 	}
-	_, err := c.W.Write(payload)
+	_, err := c.w.Write(payload)
 	return err
 }
 
 // Flush sends what is buffered.
 func (c *Conn) Flush() error {
-	c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
-	return c.W.Flush()
+	c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+	return c.w.Flush()
 }
 
 // Send writes one frame and flushes.
@@ -165,8 +148,8 @@ func (c *Conn) Send(t streamwire.Type, payload []byte) error {
 func (c *Conn) ReadFull(b []byte, progress func(int)) error {
 	for len(b) > 0 {
 		n := min(len(b), stepSize)
-		c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
-		if _, err := io.ReadFull(c.R, b[:n]); err != nil {
+		c.nc.SetReadDeadline(time.Now().Add(c.Timeout))
+		if _, err := io.ReadFull(c.r, b[:n]); err != nil {
 			return err
 		}
 		if progress != nil {
@@ -177,17 +160,174 @@ func (c *Conn) ReadFull(b []byte, progress func(int)) error {
 	return nil
 }
 
+// ReadSome reads what has arrived into b, at least one byte, waiting up to
+// the step deadline.
+func (c *Conn) ReadSome(b []byte) (int, error) {
+	c.nc.SetReadDeadline(time.Now().Add(c.Timeout))
+	return c.r.Read(b)
+}
+
+// Discard reads and drops n bytes, in steps with their own deadlines.
+func (c *Conn) Discard(n int64) error {
+	for n > 0 {
+		step := min(n, stepSize)
+		c.nc.SetReadDeadline(time.Now().Add(c.Timeout))
+		if _, err := c.r.Discard(int(step)); err != nil {
+			return err
+		}
+		n -= step
+	}
+	return nil
+}
+
+// Write buffers bufs, under one deadline per step of stepSize bytes.
+func (c *Conn) Write(bufs ...[]byte) error {
+	c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+	step := 0
+	for _, b := range bufs {
+		for len(b) > 0 {
+			if step == stepSize {
+				c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+				step = 0
+			}
+			n := min(len(b), stepSize-step)
+			if _, err := c.w.Write(b[:n]); err != nil {
+				return err
+			}
+			b, step = b[n:], step+n
+		}
+	}
+	return nil
+}
+
+// WriteDirect sends what is buffered, then b straight to the socket (no
+// copy through the buffer), in steps with their own deadlines.
+func (c *Conn) WriteDirect(b []byte) error {
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	for len(b) > 0 {
+		n := min(len(b), stepSize)
+		c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+		if _, err := c.nc.Write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// BoundPendingRead gives a read already waiting without a deadline (the
+// acknowledgements a sender awaits while it sends) the usual one.
+func (c *Conn) BoundPendingRead() { c.nc.SetReadDeadline(time.Now().Add(c.Timeout)) }
+
+// PeekIdle waits, without a deadline, until the peer sends a byte (which
+// stays unread) or goes away; Interrupt ends the wait early with a timeout
+// error. It is for watching a peer that must stay silent meanwhile.
+func (c *Conn) PeekIdle() error {
+	c.nc.SetReadDeadline(time.Time{})
+	_, err := c.r.Peek(1)
+	return err
+}
+
+// Interrupt makes a read in progress (PeekIdle) return at once with a
+// timeout error; later reads set their own deadlines.
+func (c *Conn) Interrupt() { c.nc.SetReadDeadline(time.Unix(1, 0)) }
+
+// ReadHeader waits up to idle (0: without a deadline) for the next
+// frame's header.
+func (c *Conn) ReadHeader(idle time.Duration) (wire.Header, error) {
+	var deadline time.Time
+	if idle > 0 {
+		deadline = time.Now().Add(idle)
+	}
+	c.nc.SetReadDeadline(deadline)
+	var hb [wire.HeaderSize]byte
+	if _, err := io.ReadFull(c.r, hb[:]); err != nil {
+		return wire.Header{}, err
+	}
+	return wire.ParseHeader(hb[:], ^uint32(0))
+}
+
+// StepReader reads the connection with a fresh deadline for every step of
+// stepSize bytes, for decoders that read a payload as it arrives.
+func (c *Conn) StepReader() *StepReader { return &StepReader{c: c} }
+
+// StepReader is an io.Reader over a Conn that keeps its deadlines.
+type StepReader struct {
+	c     *Conn
+	left  int   // bytes still allowed under the current deadline
+	count int64 // bytes read in all
+}
+
+func (r *StepReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		r.c.nc.SetReadDeadline(time.Now().Add(r.c.Timeout))
+		r.left = stepSize
+	}
+	if len(p) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.c.r.Read(p)
+	r.left -= n
+	r.count += int64(n)
+	return n, err
+}
+
+// Count is the number of bytes read so far.
+func (r *StepReader) Count() int64 { return r.count }
+
+// ReadChunked reads n bytes in chunks allocated as they are about to be
+// filled, then joins them: a header announcing a large payload costs
+// nothing until its bytes arrive, memory never exceeds what came (twice
+// that at the join), and nothing grows by doubling.
+func ReadChunked(r io.Reader, n uint32) ([]byte, error) {
+	const chunkSize = 1 << 20
+	if n <= chunkSize {
+		p := make([]byte, n)
+		_, err := io.ReadFull(r, p)
+		return p, err
+	}
+	var chunks [][]byte
+	for left := int(n); left > 0; {
+		chunk := make([]byte, min(left, chunkSize))
+		if _, err := io.ReadFull(r, chunk); err != nil {
+			return nil, err
+		}
+		chunks = append(chunks, chunk)
+		left -= len(chunk)
+	}
+	p := make([]byte, 0, n)
+	for i := range chunks {
+		p = append(p, chunks[i]...)
+		chunks[i] = nil
+	}
+	return p, nil
+}
+
+// DrainRefused half-closes the connection and reads and drops up to n
+// bytes the peer is still sending, for at most d: a peer whose request was
+// refused then reads the answer instead of a reset (closing with unread
+// bytes resets the connection). It holds no memory.
+func (c *Conn) DrainRefused(n int64, d time.Duration) {
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	c.nc.SetReadDeadline(time.Now().Add(d))
+	io.CopyN(io.Discard, c.r, n)
+}
+
 // stepSize is the most bytes moved under one deadline: at the default
 // 30 s deadline a peer slower than ~140 KB/s is dropped.
 const stepSize = 4 << 20
 
 // Close closes the connection.
-func (c *Conn) Close() error { return c.NC.Close() }
+func (c *Conn) Close() error { return c.nc.Close() }
 
 // CloseOnDone closes the connection when ctx ends, unblocking any read or
 // write; call the returned function to stop watching.
 func (c *Conn) CloseOnDone(ctx context.Context) func() bool {
-	return context.AfterFunc(ctx, func() { c.NC.Close() })
+	return context.AfterFunc(ctx, func() { c.nc.Close() })
 }
 
 // ProtocolError is a peer that broke the protocol.

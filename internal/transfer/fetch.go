@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/b3"
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/store"
@@ -121,6 +120,8 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 		}
 	}
 	f.p = p
+	f.v = bao.NewVerifier(p.Tree, p.Buf, f.verified)
+	defer f.v.Close()
 	if p.Tree.Size() == 0 && p.Tree.VerifyGroup(0, nil) {
 		opt.Partials.Verified(p, 0, 0) // nothing to ask anyone for
 	}
@@ -146,7 +147,7 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 	defer cancel()
 	t := p.Tree
 	if err := st.SealDigest(sctx, id, t.Root()); err != nil {
-		opt.Partials.Finish(p, func() { st.Abort(context.Background(), id) })
+		opt.Partials.end(p, func() { st.Abort(context.Background(), id) })
 		res.Status, res.Message = streamwire.StatusStoreError, fmt.Sprintf("object %x: seal: %v", id[:], err)
 		return res
 	}
@@ -167,6 +168,7 @@ type fetch struct {
 	sources []Source
 	conns   []*Conn // connections kept from begin, for the workers
 	p       *Partial
+	v       *bao.Verifier // checks p's groups as they land, on every core
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -215,7 +217,7 @@ func (f *fetch) begin(ctx context.Context) (*Partial, streamwire.Status) {
 		if err == nil {
 			if tree, err = bao.Parse(r.Outboard, r.DataSize, r.Digest); err != nil {
 				err = &integrityError{fmt.Sprintf("outboard does not match the digest: %v", err)}
-			} else if b3.Sum(r.Metadata) != r.MetaDigest {
+			} else if bao.Sum(r.Metadata) != r.MetaDigest {
 				err = &integrityError{"the metadata does not match its digest"}
 			} else if f.opt.Digest != nil && r.Digest != *f.opt.Digest {
 				err = &integrityError{fmt.Sprintf("digest %x differs from the directory's %x", r.Digest, *f.opt.Digest)}
@@ -549,55 +551,59 @@ func (f *fetch) receive(ctx context.Context, c *Conn, i int, s *span) (int, erro
 	if _, err := f.readReply(c, end-off); err != nil {
 		return 0, err
 	}
-	// Bytes arrive up to pos; groups are verified up to vpos, a MiB at a
-	// time, and at a failure every whole group that arrived is verified
-	// first, so a cut costs less than a group.
+	// Bytes arrive up to pos; whole groups are verified up to vpos, a MiB
+	// at a time on this goroutine while they are still in its core's
+	// cache (a source's several streams hash on several cores), and at a
+	// failure every whole group that arrived is verified first, so a cut
+	// costs less than a group.
 	const batch = 64 * bao.GroupSize
-	verified := 0
-	verify := func(upto uint64, vpos *uint64) error {
+	b := f.v.Batch()
+	handed := 0
+	hand := func(upto uint64, vpos *uint64) {
 		if upto <= *vpos {
-			return nil
+			return
 		}
-		first, last := int(*vpos/bao.GroupSize), int((upto-1)/bao.GroupSize)
-		if !f.opt.NoVerify {
-			for g := first; g <= last; g++ {
-				gOff, gn := t.Span(g)
-				if !t.VerifyGroup(g, buf[gOff:gOff+gn]) {
-					return &integrityError{fmt.Sprintf("group %d (bytes %d to %d) of object %x from %s does not match the object's BLAKE3 outboard",
-						g, gOff, gOff+gn, f.id[:], f.sources[i].Node)}
-				}
-			}
+		if f.opt.NoVerify {
+			f.verified(int(*vpos), int(upto-*vpos))
+		} else {
+			b.Check(int(*vpos), int(upto-*vpos))
 		}
-		f.opt.Partials.Verified(f.p, first, last)
-		verified += last - first + 1
-		f.opt.Stats.BytesVerified.Add(upto - *vpos)
+		handed += int((upto-1)/bao.GroupSize) - int(*vpos/bao.GroupSize) + 1
 		*vpos = upto
-		return nil
 	}
-	for pos, vpos := off, off; pos < end; {
-		c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
-		n, err := c.R.Read(buf[pos:min(pos+batch, end)])
+	var err error
+	for pos, vpos := off, off; pos < end && err == nil && b.Bad() < 0; {
+		var n int
+		n, err = c.ReadSome(buf[pos:min(pos+batch, end)])
 		if n > 0 {
 			f.arrive(i, pos, uint64(n))
 			pos += uint64(n)
 		}
 		switch {
 		case pos == end:
-			err = verify(end, &vpos)
+			hand(end, &vpos)
+			err = nil // the last bytes may come with io.EOF
 		case err != nil:
-			if verr := verify(vpos+(pos-vpos)/bao.GroupSize*bao.GroupSize, &vpos); verr != nil {
-				err = verr
-			} else if err == io.EOF {
+			hand(vpos+(pos-vpos)/bao.GroupSize*bao.GroupSize, &vpos)
+			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 		case pos-vpos >= batch:
-			err = verify(vpos+(pos-vpos)/bao.GroupSize*bao.GroupSize, &vpos)
-		}
-		if err != nil {
-			return verified, err
+			hand(vpos+(pos-vpos)/bao.GroupSize*bao.GroupSize, &vpos)
 		}
 	}
-	return verified, nil
+	if g := b.Wait(); g >= 0 {
+		gOff, gn := t.Span(g)
+		return 0, &integrityError{fmt.Sprintf("group %d (bytes %d to %d) of object %x from %s does not match the object's BLAKE3 outboard",
+			g, gOff, gOff+gn, f.id[:], f.sources[i].Node)}
+	}
+	return handed, err
+}
+
+// verified records the bytes [off, off+n) of the object as verified.
+func (f *fetch) verified(off, n int) {
+	f.opt.Partials.verifiedBytes(f.p, off, n)
+	f.opt.Stats.BytesVerified.Add(uint64(n))
 }
 
 // arrive accounts for n bytes from source i at offset off: a group of

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/b3"
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/testutil"
@@ -90,7 +89,7 @@ func rangeReplyFrame(b []byte, r streamwire.RangeReply, raw []byte) []byte {
 func headerReply(b []byte) []byte {
 	data, meta, outboard, digest := fetchObject()
 	return rangeReplyFrame(b, streamwire.RangeReply{Status: streamwire.StatusOK, Header: true,
-		DataSize: uint64(len(data)), Digest: digest, Metadata: meta, MetaDigest: b3.Sum(meta), Outboard: outboard}, nil)
+		DataSize: uint64(len(data)), Digest: digest, Metadata: meta, MetaDigest: bao.Sum(meta), Outboard: outboard}, nil)
 }
 
 // dataRef is a reference to data[off:off+n] in an input.

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/b3"
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/testutil"
@@ -27,7 +26,7 @@ func validReply(id streamwire.ID, data, meta []byte, withOutboard bool) []byte {
 	b = streamwire.AppendFrame(b, streamwire.TypeCopyBegin, streamwire.ErrorReply{}.Append(nil))
 	b = streamwire.AppendFrame(b, streamwire.TypeObjectHeader, streamwire.ObjectHeader{ID: id, DataSize: uint64(len(data)),
 		MetaSize: uint32(len(meta)), OutboardSize: uint32(len(outboard))}.Append(nil))
-	md := b3.Sum(meta)
+	md := bao.Sum(meta)
 	b = append(b, meta...)
 	b = append(b, d[:]...)
 	b = append(b, md[:]...)

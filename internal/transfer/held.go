@@ -177,10 +177,10 @@ func (d dest) status(id streamwire.ID, size uint64, err error) (streamwire.Statu
 			return streamwire.StatusAlreadyPresent, ""
 		}
 		if d.partials.Busy(id) {
-			return streamwire.StatusStoreError, "another transfer on this server (a FETCH, PULL or resumed COPY) is receiving this object; try again when it has ended"
+			return streamwire.StatusStoreError, "another transfer on this server (a COPY, TAKE, RELAY, FETCH, PULL or resumption) is receiving this object; try again when it has ended"
 		}
-		// A COPY being received here (not resumable) or another client of
-		// the store: the store does not say which.
+		// Another client of the store, or a transfer here that ended
+		// meanwhile: the store does not say which.
 		return streamwire.StatusStoreError, "the object is being created in the destination store, by another client of it or by another transfer on this server; try again when that has ended"
 	case errors.Is(err, store.ErrOutOfMemory):
 		return streamwire.StatusStoreFull, d.full(id, size, err)

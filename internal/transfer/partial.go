@@ -7,18 +7,36 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/store"
 )
 
-// Partials are the objects this server is receiving as ranges. Every
-// 16 KiB group becomes servable to other nodes the moment it is verified,
-// so a node serves the parts it has before it has the whole object; and a
-// fetch that fails leaves its verified groups here for a while, so the
-// next fetch of the object resumes where it stopped instead of starting
-// again.
+// Partials is the one registry of the objects this server is receiving
+// (by COPY, RELAY, FETCH, PULL or a resumption) and of the verified parts
+// of failed transfers it keeps. Other requests read an object here while
+// it arrives: RELAY forwards its verified prefix cut-through, RANGE serves
+// each 16 KiB group the moment it is verified, so a node serves what it
+// has before it has the whole object; and a resumed transfer continues
+// from the groups that verified.
 //
-// Safety: the store object stays created (unsealed, invisible to store
-// clients) while it is here; RANGE readers hold it, and the release or
-// abort runs only once the last of them is done.
+// Progress is one notion: verified groups (for an object sent without an
+// outboard, whose digest is checked only whole, its groups count as they
+// land; RANGE does not serve such an object and it is never kept). Every
+// progress step or change of state closes the entry's wake channel and
+// replaces it; adding an entry does the same with the registry's.
+//
+// Invariants:
+//   - The store object stays created (unsealed, invisible to store
+//     clients) while it is here, and its memory stays in place while any
+//     reader holds the entry (Open, openRelay ... Done).
+//   - The receiver pins the entry by adding it (Add), active. It ends it
+//     with Finish once sealed (release: the store reference it hands on),
+//     with Suspend when its transfer broke (the entry is kept inactive for
+//     a resumption to Acquire, and aborted after the keep time, or at once
+//     when nothing is kept or the kept bytes would exceed their limit), or
+//     with end (aborted). Release and abort run when the last reader is
+//     done, never under one.
+//   - An entry leaves the registry when it ends; readers that still hold
+//     it see it ended (sealed or not) and stop.
 type Partials struct {
 	mu      sync.Mutex
 	objects map[streamwire.ID]*Partial
@@ -35,28 +53,67 @@ func NewPartials(keep time.Duration, maxKept uint64) *Partials {
 	return &Partials{objects: map[streamwire.ID]*Partial{}, keep: keep, maxKept: maxKept, appear: make(chan struct{})}
 }
 
-// Partial is one object being received. buf, meta and tree are fixed; the
-// rest is guarded by the registry's mutex.
+// Partial is one object being received. The exported fields are fixed;
+// the rest is guarded by the registry's mutex.
 type Partial struct {
-	ID   streamwire.ID
-	Tree *bao.Tree
-	Buf  []byte
-	Meta []byte
+	ID     streamwire.ID
+	Tree   *bao.Tree // nil: an object sent without an outboard
+	Buf    []byte
+	Meta   []byte
+	Digest [32]byte
 
 	have    []uint64 // bitset of verified groups
-	kept    bool     // counted in the registry's kept bytes
 	missing int
-	active  bool          // a fetch is filling it
-	ended   bool          // sealed or aborted: no group will come any more
-	wake    chan struct{} // closed and replaced when groups arrive or the state changes
+	prefix  int  // groups verified from the first on
+	kept    bool // counted in the registry's kept bytes
+	active  bool // a transfer is filling it
+	ended   bool // sealed or aborted: no group will come any more
+	sealed  bool
+	wake    chan struct{} // closed and replaced when groups verify or the state changes
 	readers int
 	end     func() // release or abort, run once no reader is left
 	abort   func() // set while suspended: discards the object
 	timer   *time.Timer
 }
 
+// Add registers an object a transfer has just created in the store and
+// verifies against tree, active.
+func (ps *Partials) Add(id streamwire.ID, tree *bao.Tree, buf, meta []byte) *Partial {
+	return ps.add(&Partial{ID: id, Tree: tree, Buf: buf, Meta: meta, Digest: tree.Root()})
+}
+
+// addWhole registers an object without an outboard, whose digest is
+// checked whole.
+func (ps *Partials) addWhole(id streamwire.ID, digest [32]byte, buf, meta []byte) *Partial {
+	return ps.add(&Partial{ID: id, Buf: buf, Meta: meta, Digest: digest})
+}
+
+func (ps *Partials) add(p *Partial) *Partial {
+	n := bao.Groups(uint64(len(p.Buf)))
+	p.have, p.missing, p.active, p.wake = make([]uint64, (n+63)/64), n, true, make(chan struct{})
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.objects[p.ID] = p
+	close(ps.appear)
+	ps.appear = make(chan struct{})
+	return p
+}
+
+// Groups is the number of 16 KiB groups of the object.
+func (p *Partial) Groups() int { return bao.Groups(uint64(len(p.Buf))) }
+
+func (p *Partial) size() uint64 { return uint64(len(p.Buf) + len(p.Meta)) }
+
+func (p *Partial) verified(g int) bool { return p.have[g/64]&(1<<(g%64)) != 0 }
+
+func (p *Partial) wakeLocked() {
+	close(p.wake)
+	p.wake = make(chan struct{})
+}
+
 // Acquire returns the partial object id for a fetch to continue, marked
-// active, or nil if there is none (or another fetch is filling it: busy).
+// active, or nil if there is none (or another transfer is filling it:
+// busy).
 func (ps *Partials) Acquire(id streamwire.ID) (p *Partial, busy bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -84,8 +141,6 @@ func (ps *Partials) unkeepLocked(p *Partial) {
 	}
 }
 
-func (p *Partial) size() uint64 { return uint64(len(p.Buf) + len(p.Meta)) }
-
 // Keeps reports whether a failed transfer's verified part is kept at all.
 func (ps *Partials) Keeps() bool { return ps != nil && ps.keep > 0 }
 
@@ -101,20 +156,19 @@ func (ps *Partials) Suspended(id streamwire.ID) bool {
 	return p != nil && !p.active
 }
 
-// Add registers an object a fetch has just created in the store, active.
-func (ps *Partials) Add(id streamwire.ID, tree *bao.Tree, buf, meta []byte) *Partial {
-	p := &Partial{ID: id, Tree: tree, Buf: buf, Meta: meta, have: make([]uint64, (tree.Groups()+63)/64),
-		missing: tree.Groups(), active: true, wake: make(chan struct{})}
+// Busy reports whether a transfer here is filling object id now.
+func (ps *Partials) Busy(id streamwire.ID) bool {
+	if ps == nil {
+		return false
+	}
 	ps.mu.Lock()
-	ps.objects[id] = p
-	close(ps.appear)
-	ps.appear = make(chan struct{})
-	ps.mu.Unlock()
-	return p
+	defer ps.mu.Unlock()
+	p := ps.objects[id]
+	return p != nil && p.active
 }
 
 // Missing lists the groups not verified yet.
-func (ps *Partials) Missing(p *Partial) []int { return ps.MissingIn(p, 0, p.Tree.Groups()-1) }
+func (ps *Partials) Missing(p *Partial) []int { return ps.MissingIn(p, 0, p.Groups()-1) }
 
 // MissingIn lists the groups in [first, last] not verified yet.
 func (ps *Partials) MissingIn(p *Partial, first, last int) []int {
@@ -122,7 +176,7 @@ func (ps *Partials) MissingIn(p *Partial, first, last int) []int {
 	defer ps.mu.Unlock()
 	var out []int
 	for g := first; g <= last; g++ {
-		if p.have[g/64]&(1<<(g%64)) == 0 {
+		if !p.verified(g) {
 			out = append(out, g)
 		}
 	}
@@ -135,36 +189,55 @@ func (ps *Partials) Verified(p *Partial, first, last int) int {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	for g := first; g <= last; g++ {
-		if p.have[g/64]&(1<<(g%64)) == 0 {
+		if !p.verified(g) {
 			p.have[g/64] |= 1 << (g % 64)
 			p.missing--
 		}
+	}
+	for p.prefix < p.Groups() && p.verified(p.prefix) {
+		p.prefix++
 	}
 	p.wakeLocked()
 	return p.missing
 }
 
-func (p *Partial) wakeLocked() {
-	close(p.wake)
-	p.wake = make(chan struct{})
+// prefix is how many bytes of p have verified from its start.
+func (ps *Partials) prefix(p *Partial) int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return p.prefixBytes()
 }
 
-// Finish removes a sealed object; release runs once no RANGE reads it
-// (before Finish returns if none does).
-func (ps *Partials) Finish(p *Partial, release func()) { ps.end(p, release) }
+// prefixBytes is prefix, under the registry's lock.
+func (p *Partial) prefixBytes() int { return min(p.prefix*bao.GroupSize, len(p.Buf)) }
 
-// Suspend ends a failed fetch: the object stays for the next fetch to
+// verifiedBytes records the bytes [off, off+n) as verified.
+func (ps *Partials) verifiedBytes(p *Partial, off, n int) {
+	ps.Verified(p, off/bao.GroupSize, (off+max(n, 1)-1)/bao.GroupSize)
+}
+
+// Finish ends an object that is sealed; release runs once no reader is
+// left (before Finish returns if there is none).
+func (ps *Partials) Finish(p *Partial, release func()) {
+	ps.mu.Lock()
+	p.sealed = true
+	now := ps.endLocked(p, release)
+	ps.mu.Unlock()
+	if now {
+		release()
+	}
+}
+
+// Suspend ends a failed transfer: the object stays for the next one to
 // resume (abort runs after the registry's keep time unless one does) and
-// Suspend reports true; or, when nothing is kept or the objects kept would
-// exceed their bytes, it is aborted now and Suspend reports false.
+// Suspend reports true; or, when nothing is kept, the object has no
+// outboard or the objects kept would exceed their bytes, it is aborted
+// now and Suspend reports false.
 func (ps *Partials) Suspend(p *Partial, abort func()) bool {
 	ps.mu.Lock()
-	if ps.keep <= 0 || ps.maxKept > 0 && ps.kept+p.size() > ps.maxKept {
-		now := ps.endLocked(p, abort)
+	if ps.keep <= 0 || p.Tree == nil || ps.maxKept > 0 && ps.kept+p.size() > ps.maxKept {
 		ps.mu.Unlock()
-		if now {
-			abort()
-		}
+		ps.end(p, abort)
 		return false
 	}
 	defer ps.mu.Unlock()
@@ -184,22 +257,11 @@ func (ps *Partials) Suspend(p *Partial, abort func()) bool {
 	return true
 }
 
-// Busy reports whether a fetch here is filling object id now.
-func (ps *Partials) Busy(id streamwire.ID) bool {
-	if ps == nil {
-		return false
-	}
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	p := ps.objects[id]
-	return p != nil && p.active
-}
-
 // Discard aborts the kept partial object id, if there is one that no
-// fetch is filling, so that a transfer that cannot resume from it (a
+// transfer is filling, so that a transfer that cannot resume from it (a
 // TAKE, which moves objects whole; a COPY without resumption) can create
-// the object afresh. It waits for the RANGE readers still sending its
-// verified groups to end (or ctx), and reports whether it discarded one.
+// the object afresh. It waits for the readers still sending its verified
+// groups to end (or ctx), and reports whether it discarded one.
 func (ps *Partials) Discard(ctx context.Context, id streamwire.ID) bool {
 	if ps == nil {
 		return false
@@ -230,6 +292,7 @@ func (ps *Partials) Discard(ctx context.Context, id streamwire.ID) bool {
 	}
 }
 
+// end removes p, unsealed; f (the abort) runs once no reader is left.
 func (ps *Partials) end(p *Partial, f func()) {
 	ps.mu.Lock()
 	now := ps.endLocked(p, f)
@@ -267,26 +330,62 @@ func (ps *Partials) Shutdown() {
 	}
 }
 
-// Open finds object id for a RANGE reader, waiting up to wait for a fetch
-// of it to begin. The caller must call Done.
+// Open finds object id for a RANGE reader, waiting up to wait for a
+// transfer of it to begin; only objects with an outboard are served by
+// RANGE. The caller must call Done.
 func (ps *Partials) Open(ctx context.Context, id streamwire.ID, wait time.Duration) *Partial {
 	if ps == nil {
 		return nil
 	}
+	return ps.open(ctx, nil, id, wait, func(p *Partial) bool { return p.Tree != nil })
+}
+
+// openRelay finds object id for a RELAY, waiting up to wait for a
+// transfer of it to be under way; nil if none is, or the object turned up
+// sealed in st (the caller then looks in the store). The caller must call
+// Done.
+func (ps *Partials) openRelay(ctx context.Context, st *store.Client, id streamwire.ID, wait time.Duration) *Partial {
+	return ps.open(ctx, st, id, wait, func(p *Partial) bool { return p.active })
+}
+
+// relayPoll is how often a waiting RELAY looks for the object in the
+// store: it may be sealed there without passing through the registry (a
+// small object, stored whole).
+const relayPoll = 20 * time.Millisecond
+
+// open waits up to wait for an entry id that accept takes and pins it for
+// a reader. With st, it gives up as soon as st holds the object sealed.
+func (ps *Partials) open(ctx context.Context, st *store.Client, id streamwire.ID, wait time.Duration, accept func(*Partial) bool) *Partial {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	var poll <-chan time.Time
+	if st != nil {
+		t := time.NewTicker(relayPoll)
+		defer t.Stop()
+		poll = t.C
+	}
 	for {
 		ps.mu.Lock()
 		p, appear := ps.objects[id], ps.appear
+		var wake chan struct{}
 		if p != nil {
-			p.readers++
+			if accept(p) {
+				p.readers++
+				ps.mu.Unlock()
+				return p
+			}
+			wake = p.wake
 		}
 		ps.mu.Unlock()
-		if p != nil {
-			return p
+		if st != nil {
+			if ok, err := st.Contains(ctx, id); err == nil && ok {
+				return nil
+			}
 		}
 		select {
 		case <-appear:
+		case <-wake:
+		case <-poll:
 		case <-timer.C:
 			return nil
 		case <-ctx.Done():
@@ -295,7 +394,7 @@ func (ps *Partials) Open(ctx context.Context, id streamwire.ID, wait time.Durati
 	}
 }
 
-// Done ends a RANGE reader.
+// Done ends a reader; the last one out runs the deferred release or abort.
 func (ps *Partials) Done(p *Partial) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -314,7 +413,7 @@ func (ps *Partials) WaitGroups(ctx context.Context, p *Partial, first, last int,
 		ps.mu.Lock()
 		all := true
 		for g := first; g <= last && all; g++ {
-			all = p.have[g/64]&(1<<(g%64)) != 0
+			all = p.verified(g)
 		}
 		idle, wake := !p.active, p.wake
 		ps.mu.Unlock()
@@ -330,6 +429,27 @@ func (ps *Partials) WaitGroups(ctx context.Context, p *Partial, first, last int,
 			return false
 		case <-ctx.Done():
 			return false
+		}
+	}
+}
+
+// next waits until more than sent bytes of p have verified from its
+// start, or it ended or stopped; it returns the verified prefix in bytes,
+// whether p was sealed and whether it ended or stopped unsealed.
+func (ps *Partials) next(ctx context.Context, p *Partial, sent int) (prefix int, sealed, failed bool) {
+	for {
+		ps.mu.Lock()
+		prefix = p.prefixBytes()
+		sealed, failed = p.sealed, !p.sealed && (p.ended || !p.active)
+		wake := p.wake
+		ps.mu.Unlock()
+		if prefix > sent || sealed || failed {
+			return prefix, sealed, failed
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return prefix, false, false
 		}
 	}
 }

@@ -85,3 +85,57 @@ func TestPartialsDiscard(t *testing.T) {
 		t.Fatal("still kept after the discard")
 	}
 }
+
+// One registry serves every reader of an arriving object: a relay sees
+// the verified prefix grow (groups verified out of order count once the
+// gap before them fills) and the seal; RANGE serves only objects with an
+// outboard; the receiver's release waits for the last reader.
+func TestPartialsServeRelayAndRange(t *testing.T) {
+	ps := NewPartials(time.Minute, 0)
+	ctx := t.Context()
+	p := partialOf(t, ps, 1, 5*bao.GroupSize)
+	relay := ps.open(ctx, nil, streamwire.ID{1}, 0, func(p *Partial) bool { return p.active })
+	rng := ps.Open(ctx, streamwire.ID{1}, 0)
+	if relay != p || rng != p {
+		t.Fatal("an arriving object is not found by its readers")
+	}
+	ps.Verified(p, 2, 3)
+	ps.Verified(p, 0, 0)
+	if prefix, sealed, failed := ps.next(ctx, p, 0); prefix != bao.GroupSize || sealed || failed {
+		t.Fatalf("after groups 0, 2, 3: prefix %d sealed %v failed %v", prefix, sealed, failed)
+	}
+	ps.Verified(p, 1, 1)
+	if prefix, _, _ := ps.next(ctx, p, bao.GroupSize); prefix != 4*bao.GroupSize {
+		t.Fatalf("after groups 0-3: prefix %d", prefix)
+	}
+	ps.Verified(p, 4, 4)
+	released := make(chan struct{})
+	ps.Finish(p, func() { close(released) })
+	if prefix, sealed, failed := ps.next(ctx, p, 5*bao.GroupSize); prefix != 5*bao.GroupSize || !sealed || failed {
+		t.Fatalf("sealed: prefix %d sealed %v failed %v", prefix, sealed, failed)
+	}
+	ps.Done(relay)
+	select {
+	case <-released:
+		t.Fatal("released under a reader")
+	default:
+	}
+	ps.Done(rng)
+	<-released
+
+	// Without an outboard: relayed, never served by RANGE, never kept.
+	q := ps.addWhole(streamwire.ID{2}, [32]byte{}, make([]byte, 3*bao.GroupSize), nil)
+	if ps.Open(ctx, streamwire.ID{2}, 0) != nil {
+		t.Fatal("RANGE serves an object without an outboard")
+	}
+	relay = ps.open(ctx, nil, streamwire.ID{2}, 0, func(p *Partial) bool { return p.active })
+	aborted := make(chan struct{})
+	if relay != q || ps.Suspend(q, func() { close(aborted) }) {
+		t.Fatal("an object without an outboard is not relayed, or is kept")
+	}
+	if _, sealed, failed := ps.next(ctx, q, 0); sealed || !failed {
+		t.Fatal("a relay does not see its transfer fail")
+	}
+	ps.Done(relay)
+	<-aborted
+}

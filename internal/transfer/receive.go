@@ -3,29 +3,25 @@ package transfer
 import (
 	"context"
 	"fmt"
-	"io"
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/b3"
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // ReceiveOptions tune the receiving side.
 type ReceiveOptions struct {
 	Stats *Stats
-	// Inflight, if set, publishes large objects while they arrive so that
-	// RELAY requests can forward them cut-through.
-	Inflight *Inflight
 	// Progress, if set, is called as bytes arrive and objects complete.
 	Progress func(bytes int64, objects int)
-	// Partials, if set, keeps the verified part of a large object whose
-	// COPY or RELAY broke, and such an object is resumed from there (as
-	// RANGEs from the same peer) by the next COPY or RELAY of it.
+	// Partials, if set, publishes large objects while they arrive, so that
+	// RELAY and RANGE requests forward them cut-through; it keeps the
+	// verified part of one whose COPY or RELAY broke, and such an object
+	// is resumed from there (as RANGEs from the same peer) by the next
+	// COPY or RELAY of it.
 	Partials *Partials
 	// Peer names the source in messages (its address).
 	Peer string
@@ -86,9 +82,10 @@ func Receive(ctx context.Context, dial func() (*Conn, error), st *store.Client, 
 	stop := c.CloseOnDone(ctx)
 	defer stop()
 	r := &receiver{c: c, st: st, d: dest{st: st, partials: opt.Partials, held: opt.Held}, kind: kind,
-		opt: opt, res: res, want: want, ids: ids, slots: make(chan struct{}, storeWorkers)}
+		opt: opt, res: res, want: want, ids: ids}
+	r.stores.SetLimit(storeWorkers)
 	err = r.run(ctx, kind)
-	r.wg.Wait()
+	r.stores.Wait()
 	for _, i := range want {
 		if res[i].Status == streamwire.StatusOK && !r.done[i] {
 			res[i].Status, res[i].Message = streamwire.StatusProtocolError, "the peer ended the transfer without sending it"
@@ -170,9 +167,8 @@ type receiver struct {
 
 	// Small objects are stored by workers, so that many CreateAndSeal
 	// requests are in flight on the store connection at once.
-	wg     sync.WaitGroup
-	slots  chan struct{}
-	mu     sync.Mutex // guards res statuses, acks on c.W, ackErr
+	stores errgroup.Group // at most storeWorkers at once
+	mu     sync.Mutex     // guards res statuses, acks on c, ackErr
 	ackErr error
 }
 
@@ -227,7 +223,7 @@ func (r *receiver) objects(ctx context.Context) error {
 		}
 		switch t {
 		case streamwire.TypeCopyEnd:
-			r.wg.Wait()
+			r.stores.Wait()
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			return r.ackErr
@@ -302,7 +298,7 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 	}
 	meta, outboard := head[:h.MetaSize], head[int(h.MetaSize)+2*streamwire.DigestSize:]
 	digest := [32]byte(head[h.MetaSize:])
-	if [32]byte(head[int(h.MetaSize)+streamwire.DigestSize:]) != b3.Sum(meta) {
+	if [32]byte(head[int(h.MetaSize)+streamwire.DigestSize:]) != bao.Sum(meta) {
 		r.opt.Stats.IntegrityFailures.Add(1)
 		derr := r.drain(int64(h.DataSize))
 		r.finish(h, i, streamwire.StatusIntegrityFailure, fmt.Sprintf("the metadata of object %x does not match its BLAKE3 digest", h.ID[:]))
@@ -329,179 +325,97 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 		r.finish(h, i, status, msg)
 		return derr
 	}
-	a := r.opt.Inflight.start(h.ID, buf, meta, digest, outboard)
-	status, msg, err, verified := r.fill(h, buf, digest, tree, a)
-	if status == streamwire.StatusOK {
+	ps := r.opt.Partials
+	var p *Partial // readers (RELAY, RANGE) find it there as it arrives
+	switch {
+	case ps == nil:
+	case tree != nil:
+		p = ps.Add(h.ID, tree, buf, meta)
+	default:
+		p = ps.addWhole(h.ID, digest, buf, meta)
+	}
+	status, msg, err := r.fill(h, buf, digest, tree, p)
+	abort := func() { r.st.Abort(context.Background(), h.ID) }
+	switch {
+	case status == streamwire.StatusOK:
 		if tree != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			r.st.SetOutboard(sctx, h.ID, outboard) // else the store hashes it again later
 			cancel()
 		}
 		// Our reference keeps the object in the store until the request's
-		// reply is sent, and its memory in place until relays reading it end.
-		r.opt.Inflight.finish(h.ID, a, true, r.d.sealed(h.ID, size))
-	} else {
-		r.opt.Inflight.finish(h.ID, a, false, func() {}) // aborted or kept below
-		abort := func() { r.st.Abort(context.Background(), h.ID) }
-		if ps := r.opt.Partials; status == streamwire.StatusConnectionLost && verified >= bao.GroupSize && ps.Keeps() && !ps.Suspended(h.ID) {
-			// Keep what verified for the next COPY of it to resume.
-			p := ps.Add(h.ID, tree, buf, meta)
-			ps.Verified(p, 0, verified/bao.GroupSize-1)
-			if ps.Suspend(p, abort) {
-				msg = fmt.Sprintf("%s (its first %d bytes verified and are kept for a resumption)", msg, verified/bao.GroupSize*bao.GroupSize)
-			}
+		// reply is sent, and its memory in place until readers end.
+		release := r.d.sealed(h.ID, size)
+		if p == nil {
+			release()
 		} else {
-			abort()
+			ps.Finish(p, release)
 		}
+	case p == nil:
+		abort()
+	case status == streamwire.StatusConnectionLost && ps.Keeps() && ps.prefix(p) > 0:
+		// Keep what verified for the next COPY of it to resume.
+		if ps.Suspend(p, abort) {
+			msg = fmt.Sprintf("%s (its first %d bytes verified and are kept for a resumption)", msg, ps.prefix(p))
+		}
+	default:
+		ps.end(p, abort)
 	}
 	r.finish(h, i, status, msg)
 	return err
 }
 
 // fill reads the data into buf a segment at a time and seals it once it
-// is verified: with an outboard, every core checks the 16 KiB groups of
-// the segments that have arrived and a corrupt one rejects the object at
-// once (the rest of its bytes are drained unread); without, every core
-// hashes the segments and the digest is compared at the end. Relays
-// forward what is verified (without an outboard: what arrived).
-func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte, digest [32]byte, tree *bao.Tree, a *arriving) (status streamwire.Status, msg string, err error, verified int) {
-	inflight := r.opt.Inflight
-	var pool *b3.Pool
-	var groups *groupPool
-	if tree != nil {
-		groups = newGroupPool(tree, buf, r.opt.Stats, func(n int) { inflight.progress(a, n) })
-	} else {
-		pool = b3.NewPool(uint64(len(buf)))
-	}
-	corrupt := func(off int) (streamwire.Status, string, error, int) {
-		groups.close()
+// is verified: every core checks the segments that have arrived — with an
+// outboard group by group, and a corrupt group rejects the object at once
+// (the rest of its bytes are drained unread); without, hashing them for
+// the digest compared at the end. p, if set, learns what verified.
+func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte, digest [32]byte, tree *bao.Tree, p *Partial) (status streamwire.Status, msg string, err error) {
+	v := bao.NewVerifier(tree, buf, func(off, n int) {
+		if tree != nil {
+			r.opt.Stats.BytesVerified.Add(uint64(n))
+		}
+		if p != nil {
+			r.opt.Partials.verifiedBytes(p, off, n)
+		}
+	})
+	defer v.Close()
+	b := v.Batch()
+	corrupt := func(off int) (streamwire.Status, string, error) {
+		g := b.Wait()
 		r.opt.Stats.IntegrityFailures.Add(1)
 		r.opt.Stats.CorruptGroups.Add(1)
-		g := groups.badGroup()
 		from, n := tree.Span(g)
 		return streamwire.StatusIntegrityFailure, fmt.Sprintf("group %d (bytes %d to %d) of object %x does not match its BLAKE3 outboard", g, from, from+n, h.ID[:]),
-			r.drain(int64(len(buf) - off)), 0
+			r.drain(int64(len(buf) - off))
 	}
 	for off := 0; off < len(buf); {
-		n := min(b3.SegmentSize, len(buf)-off)
+		n := min(bao.SegmentSize, len(buf)-off)
 		if err := r.c.ReadFull(buf[off:off+n], nil); err != nil {
-			if groups == nil {
-				pool.Close()
-				return streamwire.StatusConnectionLost, err.Error(), err, 0
-			}
-			groups.close()
-			return streamwire.StatusConnectionLost, err.Error(), err, groups.verified()
+			b.Wait()
+			return streamwire.StatusConnectionLost, err.Error(), err
 		}
 		r.opt.Progress(int64(n), 0)
-		if groups != nil {
-			groups.add(off, n)
-			if groups.badGroup() >= 0 {
-				return corrupt(off + n)
-			}
-		} else {
-			if n == b3.SegmentSize {
-				pool.Add(off/b3.SegmentSize, buf[off:off+n])
-			}
-			inflight.progress(a, off+n)
+		b.Add(off, n)
+		if b.Bad() >= 0 {
+			return corrupt(off + n)
 		}
 		off += n
 	}
-	if groups != nil {
-		if groups.close(); groups.badGroup() >= 0 {
-			return corrupt(len(buf))
-		}
-	} else if pool.Sum(buf) != digest {
+	if b.Wait() >= 0 {
+		return corrupt(len(buf))
+	}
+	if v.Close(); tree == nil && v.Sum() != digest {
 		r.opt.Stats.IntegrityFailures.Add(1)
-		return streamwire.StatusIntegrityFailure, msgDigestMismatch, nil, 0
+		return streamwire.StatusIntegrityFailure, msgDigestMismatch, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.st.SealDigest(ctx, h.ID, digest); err != nil {
 		status, msg := r.d.status(h.ID, uint64(len(buf)+int(h.MetaSize)), err)
-		return status, msg, nil, 0
+		return status, msg, nil
 	}
-	return streamwire.StatusOK, "", nil, len(buf)
-}
-
-// groupPool verifies the groups of one object against its outboard on
-// every core as segments arrive, and reports the verified prefix.
-type groupPool struct {
-	t        *bao.Tree
-	buf      []byte
-	stats    *Stats
-	onPrefix func(int)
-	work     chan [2]int // offset, length
-	wg       sync.WaitGroup
-	bad      atomic.Int64 // the first corrupt group found, or -1
-
-	mu     sync.Mutex
-	done   map[int]int // verified segments beyond the prefix: offset -> length
-	prefix int
-}
-
-func newGroupPool(t *bao.Tree, buf []byte, stats *Stats, onPrefix func(int)) *groupPool {
-	p := &groupPool{t: t, buf: buf, stats: stats, onPrefix: onPrefix, work: make(chan [2]int, 64), done: map[int]int{}}
-	p.bad.Store(-1)
-	work := p.work
-	for range runtime.GOMAXPROCS(0) {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for it := range work {
-				p.verify(it[0], it[1])
-			}
-		}()
-	}
-	return p
-}
-
-func (p *groupPool) verify(off, n int) {
-	if p.bad.Load() >= 0 {
-		return
-	}
-	for g := off / bao.GroupSize; g <= (off+n-1)/bao.GroupSize; g++ {
-		from, gn := p.t.Span(g)
-		if !p.t.VerifyGroup(g, p.buf[from:from+gn]) {
-			p.bad.CompareAndSwap(-1, int64(g))
-			return
-		}
-	}
-	p.stats.BytesVerified.Add(uint64(n))
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done[off] = n
-	for {
-		m, ok := p.done[p.prefix]
-		if !ok {
-			break
-		}
-		delete(p.done, p.prefix)
-		p.prefix += m
-	}
-	p.onPrefix(p.prefix)
-}
-
-// add hands over the arrived bytes [off, off+n), a whole number of groups
-// unless they end the object.
-func (p *groupPool) add(off, n int) { p.work <- [2]int{off, n} }
-
-// verified is how many bytes from the start have verified.
-func (p *groupPool) verified() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.prefix
-}
-
-// badGroup is the first corrupt group found so far, or -1.
-func (p *groupPool) badGroup() int { return int(p.bad.Load()) }
-
-// close waits for the workers (and stops them).
-func (p *groupPool) close() {
-	if p.work != nil {
-		close(p.work)
-		p.work = nil
-	}
-	p.wg.Wait()
+	return streamwire.StatusOK, "", nil
 }
 
 // small receives a small object into memory and verifies it; a worker
@@ -513,33 +427,23 @@ func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int,
 		return err
 	}
 	r.opt.Progress(int64(h.DataSize), 0)
-	if b3.Sum(data) != want {
+	if bao.Sum(data) != want {
 		r.opt.Stats.IntegrityFailures.Add(1)
 		r.finish(h, i, streamwire.StatusIntegrityFailure, msgDigestMismatch)
 		return nil
 	}
-	r.slots <- struct{}{}
-	r.wg.Add(1)
-	go func() {
-		defer func() { <-r.slots; r.wg.Done() }()
+	r.stores.Go(func() error {
 		status, msg := r.storeSmall(ctx, h.ID, data, meta, want)
 		r.finish(h, i, status, msg)
-	}()
+		return nil
+	})
 	return nil
 }
 
 // drain discards n bytes of an object that cannot be stored, keeping the
 // connection usable for the objects after it.
 func (r *receiver) drain(n int64) error {
-	for n > 0 {
-		step := min(n, stepSize)
-		r.c.NC.SetReadDeadline(time.Now().Add(r.c.Timeout))
-		if _, err := io.CopyN(io.Discard, r.c.R, step); err != nil {
-			return err
-		}
-		n -= step
-	}
-	return nil
+	return r.c.Discard(n)
 }
 
 // storeSmall stores a verified small object with one CreateAndSeal; with

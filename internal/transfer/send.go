@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/b3"
+	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/store"
 )
@@ -29,9 +29,9 @@ type SendOptions struct {
 	// being created (plasma-stream-server's --plasma-timeout).
 	GetTimeout time.Duration
 	Stats      *Stats
-	// Inflight serves RELAY requests from objects still arriving here;
+	// Partials serves RELAY requests from objects still arriving here;
 	// RelayWait is how long a RELAY waits for such a transfer to begin.
-	Inflight  *Inflight
+	Partials  *Partials
 	RelayWait time.Duration
 }
 
@@ -108,7 +108,7 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 		return err
 	}
 	sent.Store(true)
-	c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
+	c.BoundPendingRead()
 	ack := <-acks
 	if ack.err != nil {
 		return fmt.Errorf("acknowledgements: %w", ack.err)
@@ -120,6 +120,18 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 		ack.ok[i] = ack.ok[i] && sentOK[i]
 	}
 	return c.Send(streamwire.TypeDeleted, deleteTaken(st, oids, objs, ack.ok, &held, opt.Stats).Append(nil))
+}
+
+// sendData writes o.Data[off:off+n]: large runs with sendfile straight
+// from the store's arena, small ones through the write buffer.
+func sendData(c *Conn, st *store.Client, o *store.Object, off, n uint64) error {
+	if n < sendfileMin {
+		return c.Write(o.Data[off : off+n])
+	}
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	return c.SendFile(st.ArenaFile(), int64(o.Offset+off), int64(n))
 }
 
 // sendObject writes one object's header and, when it can be sent, its
@@ -150,27 +162,21 @@ func sendObject(ctx context.Context, c *Conn, st *store.Client, index uint32, id
 			}
 		}
 		if outboard == nil && !o.HasDigest {
-			digest = b3.Sum(o.Data)
+			digest = bao.Sum(o.Data)
 		}
 		h.OutboardSize = uint32(len(outboard))
 	}
 	if err := c.WriteFrame(streamwire.TypeObjectHeader, h.Append(nil)); err != nil || h.Status != streamwire.StatusOK {
 		return false, err
 	}
-	metaDigest := b3.Sum(o.Metadata)
-	for _, b := range [][]byte{o.Metadata, digest[:], metaDigest[:], outboard} {
-		if _, err := c.W.Write(b); err != nil {
+	metaDigest := bao.Sum(o.Metadata)
+	if len(o.Data) < sendfileMin { // all through the buffer
+		if err := c.Write(o.Metadata, digest[:], metaDigest[:], outboard, o.Data); err != nil {
 			return false, err
 		}
-	}
-	if len(o.Data) >= sendfileMin {
-		if err := c.Flush(); err != nil {
-			return false, err
-		}
-		if err := sendFile(c, st.ArenaFile(), int64(o.Offset), int64(len(o.Data))); err != nil {
-			return false, err
-		}
-	} else if _, err := c.W.Write(o.Data); err != nil {
+	} else if err := c.Write(o.Metadata, digest[:], metaDigest[:], outboard); err != nil {
+		return false, err
+	} else if err := sendData(c, st, o, 0, uint64(len(o.Data))); err != nil {
 		return false, err
 	}
 	stats.BytesSent.Add(uint64(len(o.Data) + len(o.Metadata)))
@@ -250,15 +256,19 @@ func deleteTaken(st *store.Client, oids []store.ObjectID, objs []*store.Object, 
 }
 
 // relayOrGet serves a RELAY'd object that is not sealed here: from the
-// transfer bringing it, as its bytes arrive, if one starts within
-// RelayWait; otherwise it is looked up in the store again (it may have
-// been sealed meanwhile). It returns the stored object to send normally,
-// or nil once the object was relayed (err reports a relay that broke: the
-// connection must then be closed, so the receiver never seals it).
+// transfer bringing it, as its bytes arrive and verify, if one is under
+// way within RelayWait; otherwise it is looked up in the store again (it
+// may have been sealed meanwhile). It returns the stored object to send
+// normally, or nil once the object was relayed (err reports a relay that
+// broke: the connection must then be closed, so the receiver never seals
+// it).
 func relayOrGet(ctx context.Context, c *Conn, st *store.Client, index uint32, id streamwire.ID, opt SendOptions) (o *store.Object, relayed bool, err error) {
-	if a := opt.Inflight.wait(ctx, st, id, opt.RelayWait); a != nil {
-		defer opt.Inflight.leave(a)
-		return nil, true, sendArriving(ctx, c, index, id, a, opt)
+	deadline := time.Now().Add(opt.RelayWait)
+	if ps := opt.Partials; ps != nil {
+		if p := ps.openRelay(ctx, st, id, time.Until(deadline)); p != nil {
+			defer ps.Done(p)
+			return nil, true, sendArriving(ctx, c, index, ps, p, opt.Stats)
+		}
 	}
 	objs, err := st.Get(ctx, []store.ObjectID{id}, 0, store.Internal())
 	if err != nil {
@@ -271,42 +281,40 @@ func relayOrGet(ctx context.Context, c *Conn, st *store.Client, index uint32, id
 	return objs[0], false, nil
 }
 
-// sendArriving forwards an object while it arrives: header, metadata,
-// digest and outboard at once, then the data as it lands — for an object
-// with an outboard, only the groups verified here.
-func sendArriving(ctx context.Context, c *Conn, index uint32, id streamwire.ID, a *arriving, opt SendOptions) error {
-	h := streamwire.ObjectHeader{Index: index, ID: id, Status: streamwire.StatusOK, DataSize: uint64(len(a.buf)),
-		MetaSize: uint32(len(a.meta)), OutboardSize: uint32(len(a.outboard))}
+// sendArriving forwards object p while it arrives: header, metadata,
+// digest and outboard at once, then the data as its groups verify here
+// (an object without an outboard: as they land).
+func sendArriving(ctx context.Context, c *Conn, index uint32, ps *Partials, p *Partial, stats *Stats) error {
+	var outboard []byte
+	if p.Tree != nil {
+		outboard = p.Tree.Outboard()
+	}
+	h := streamwire.ObjectHeader{Index: index, ID: p.ID, Status: streamwire.StatusOK, DataSize: uint64(len(p.Buf)),
+		MetaSize: uint32(len(p.Meta)), OutboardSize: uint32(len(outboard))}
 	if err := c.WriteFrame(streamwire.TypeObjectHeader, h.Append(nil)); err != nil {
 		return err
 	}
-	metaDigest := b3.Sum(a.meta)
-	for _, b := range [][]byte{a.meta, a.digest[:], metaDigest[:], a.outboard} {
-		if _, err := c.W.Write(b); err != nil {
-			return err
-		}
+	metaDigest := bao.Sum(p.Meta)
+	if err := c.Write(p.Meta, p.Digest[:], metaDigest[:], outboard); err != nil {
+		return err
 	}
 	for sent := 0; ; {
-		received, done, ok := opt.Inflight.next(ctx, a, sent)
-		for sent < received {
-			n := min(received-sent, stepSize)
-			c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
-			if _, err := c.W.Write(a.buf[sent : sent+n]); err != nil {
-				return err
-			}
-			sent += n
+		prefix, sealed, failed := ps.next(ctx, p, sent)
+		if err := c.Write(p.Buf[sent:prefix]); err != nil {
+			return err
 		}
+		sent = prefix
 		if err := c.Flush(); err != nil {
 			return err
 		}
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case done && !ok:
+		case failed:
 			return fmt.Errorf("the transfer bringing it here failed")
-		case done && sent == len(a.buf):
-			opt.Stats.BytesSent.Add(uint64(len(a.buf) + len(a.meta)))
-			opt.Stats.ObjectsSent.Add(1)
+		case sealed && sent == len(p.Buf):
+			stats.BytesSent.Add(uint64(len(p.Buf) + len(p.Meta)))
+			stats.ObjectsSent.Add(1)
 			return nil
 		}
 	}

@@ -10,12 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sendFile sends n bytes of f from off over c's socket with sendfile(2):
+// SendFile sends n bytes of f from off over c's socket with sendfile(2):
 // the kernel takes the pages of the shared arena straight into the socket,
-// without a copy through user space. Each step of at most stepSize bytes
-// has its own write deadline.
-func sendFile(c *Conn, f *os.File, off, n int64) error {
-	sc, ok := c.NC.(syscall.Conn)
+// without a copy through user space. Flush first: the write buffer is not
+// sent. Each step of at most stepSize bytes has its own write deadline.
+func (c *Conn) SendFile(f *os.File, off, n int64) error {
+	sc, ok := c.nc.(syscall.Conn)
 	if !ok {
 		return writeFromFile(c, f, off, n)
 	}
@@ -26,7 +26,7 @@ func sendFile(c *Conn, f *os.File, off, n int64) error {
 	src := int(f.Fd())
 	for n > 0 {
 		step := min(n, stepSize)
-		c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
+		c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
 		var serr error
 		err := rc.Write(func(fd uintptr) bool {
 			for step > 0 {
@@ -66,8 +66,8 @@ func writeFromFile(c *Conn, f *os.File, off, n int64) error {
 	for n > 0 {
 		k, err := f.ReadAt(buf[:min(n, int64(len(buf)))], off)
 		if k > 0 {
-			c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
-			if _, werr := c.NC.Write(buf[:k]); werr != nil {
+			c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+			if _, werr := c.nc.Write(buf[:k]); werr != nil {
 				return werr
 			}
 			off += int64(k)

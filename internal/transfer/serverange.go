@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/b3"
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/store"
@@ -80,19 +79,12 @@ func serveSealed(ctx context.Context, c *Conn, st *store.Client, m *streamwire.R
 		if err != nil {
 			return fail(streamwire.StatusPeerStoreError, "range of object %x: no outboard: %v", m.ID[:], err)
 		}
-		r.DataSize, r.Digest, r.Metadata, r.MetaDigest, r.Outboard = size, digest, o.Metadata, b3.Sum(o.Metadata), outboard
+		r.DataSize, r.Digest, r.Metadata, r.MetaDigest, r.Outboard = size, digest, o.Metadata, bao.Sum(o.Metadata), outboard
 	}
 	if err := c.WriteFrame(streamwire.TypeRange|streamwire.ReplyBit, r.Append(nil)); err != nil {
 		return err
 	}
-	if m.Length >= sendfileMin {
-		if err := c.Flush(); err != nil {
-			return err
-		}
-		if err := sendFile(c, st.ArenaFile(), int64(o.Offset+m.Offset), int64(m.Length)); err != nil {
-			return err
-		}
-	} else if _, err := c.W.Write(o.Data[m.Offset : m.Offset+m.Length]); err != nil {
+	if err := sendData(c, st, o, m.Offset, m.Length); err != nil {
 		return err
 	}
 	opt.Stats.BytesSent.Add(m.Length)
@@ -109,7 +101,7 @@ func servePartial(ctx context.Context, c *Conn, m *streamwire.Range, p *Partial,
 	}
 	r := streamwire.RangeReply{Status: streamwire.StatusOK, Length: m.Length, Header: m.Header}
 	if m.Header {
-		r.DataSize, r.Digest, r.Metadata, r.MetaDigest, r.Outboard = t.Size(), t.Root(), p.Meta, b3.Sum(p.Meta), t.Outboard()
+		r.DataSize, r.Digest, r.Metadata, r.MetaDigest, r.Outboard = t.Size(), t.Root(), p.Meta, bao.Sum(p.Meta), t.Outboard()
 	}
 	if err := c.Send(streamwire.TypeRange|streamwire.ReplyBit, r.Append(nil)); err != nil {
 		return err
@@ -125,8 +117,7 @@ func servePartial(ctx context.Context, c *Conn, m *streamwire.Range, p *Partial,
 			c.Close()
 			return fmt.Errorf("object %x: groups %d-%d did not arrive here (its own fetch stopped or stalled)", m.ID[:], first, last)
 		}
-		c.NC.SetWriteDeadline(time.Now().Add(c.Timeout))
-		if _, err := c.NC.Write(p.Buf[off : off+n]); err != nil {
+		if err := c.WriteDirect(p.Buf[off : off+n]); err != nil {
 			return err
 		}
 		opt.Stats.BytesSent.Add(n)

@@ -1,4 +1,4 @@
-package b3
+package bao
 
 import (
 	"math/rand/v2"
@@ -25,13 +25,17 @@ func TestSumMatchesBLAKE3(t *testing.T) {
 		if got, want := Sum(data), blake3.Sum256(data); got != want {
 			t.Fatalf("size %d: %x, want %x", n, got, want)
 		}
-		p := NewPool(uint64(n))
-		for i := range p.t.Segments() { // out of order
-			j := p.t.Segments() - 1 - i
-			p.Add(j, data[j*SegmentSize:])
+		v := NewVerifier(nil, data, nil)
+		b := v.Batch()
+		segs := n / SegmentSize
+		for i := range segs { // out of order
+			j := segs - 1 - i
+			b.Add(j*SegmentSize, SegmentSize)
 		}
-		if got := p.Sum(data); got != blake3.Sum256(data) {
-			t.Fatalf("pool, size %d: wrong digest", n)
+		b.Wait()
+		v.Close()
+		if got := v.Sum(); got != blake3.Sum256(data) {
+			t.Fatalf("verifier without a tree, size %d: wrong digest", n)
 		}
 	}
 }
