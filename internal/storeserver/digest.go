@@ -21,8 +21,15 @@ const digestQueue = 1 << 16
 // the hasher, so the next Put landed on untouched pages).
 const digestDelay = time.Second
 
+// digestJob names the object instance, not just its id: an object deleted
+// and created again under the same id within digestDelay is another
+// object, which its own job hashes a full digestDelay after its own seal
+// (by when a receiver has usually handed the store its outboard). Hashing
+// it early, by the job of the first, once pinned a just-received object
+// while its client deleted it, so the client's next Create of the id
+// failed as "pending deletion".
 type digestJob struct {
-	id     id
+	o      *object
 	sealed time.Time
 }
 
@@ -48,12 +55,18 @@ func (s *state) digestLoop(ctx context.Context) {
 				case <-time.After(wait):
 				}
 			}
-			s.mu.Lock()
-			if o, ok := s.objects[job.id]; ok && o.sealed && !o.deletePending {
-				s.hashLocked(o)
-			}
-			s.mu.Unlock()
+			s.runDigestJob(job)
 		}
+	}
+}
+
+// runDigestJob hashes the job's object if it is still in the store, sealed
+// and not being deleted.
+func (s *state) runDigestJob(job digestJob) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o := job.o; s.objects[o.id] == o && o.sealed && !o.deletePending {
+		s.hashLocked(o)
 	}
 }
 

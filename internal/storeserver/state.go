@@ -205,7 +205,7 @@ func (s *state) sealLocked(o *object) {
 	s.wake(o)
 	if !o.hashed() {
 		select {
-		case s.digestQ <- digestJob{o.id, now}:
+		case s.digestQ <- digestJob{o, now}:
 		default: // a backlog: readers that need it hash it themselves
 		}
 	}

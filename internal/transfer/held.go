@@ -179,9 +179,10 @@ func (d dest) status(id streamwire.ID, size uint64, err error) (streamwire.Statu
 		if d.partials.Busy(id) {
 			return streamwire.StatusStoreError, "another transfer on this server (a COPY, TAKE, RELAY, FETCH, PULL or resumption) is receiving this object; try again when it has ended"
 		}
-		// Another client of the store, or a transfer here that ended
-		// meanwhile: the store does not say which.
-		return streamwire.StatusStoreError, "the object is being created in the destination store, by another client of it or by another transfer on this server; try again when that has ended"
+		// Being created by another client of the store, or by a transfer
+		// here that ended meanwhile, or being deleted: the store's
+		// message says which state, not who.
+		return streamwire.StatusStoreError, fmt.Sprintf("the destination store already has the object but not ready to read (%v): another client of it, or another transfer on this server, is creating it, or it is being deleted and a reader still holds it; try again when that has ended", err)
 	case errors.Is(err, store.ErrOutOfMemory):
 		return streamwire.StatusStoreFull, d.full(id, size, err)
 	}
