@@ -36,6 +36,14 @@ func WithDigestEvents() SubscribeOption {
 	return func(m *storewire.Subscribe) { m.Flags |= storewire.SubscribeDigests }
 }
 
+// WithoutEvents asks for no events: the subscription's Events channel
+// only closes, at once, when the store goes away (or the subscription is
+// closed). It is how a long-lived client watches its store without
+// receiving every seal and delete. A store older than this refuses it.
+func WithoutEvents() SubscribeOption {
+	return func(m *storewire.Subscribe) { m.Flags |= storewire.SubscribeQuiet }
+}
+
 // Event is one notification from the store.
 type Event struct {
 	Kind         EventKind `json:"event"`

@@ -110,7 +110,9 @@ func TestSubscribeFlags(t *testing.T) {
 	}{
 		{"no payload", nil, true},
 		{"digest events", storewire.Subscribe{Flags: storewire.SubscribeDigests}.Append(nil), true},
-		{"unknown flag", storewire.Subscribe{Flags: 2}.Append(nil), false},
+		{"no events", storewire.Subscribe{Flags: storewire.SubscribeQuiet}.Append(nil), true},
+		{"digests and no events", storewire.Subscribe{Flags: storewire.SubscribeDigests | storewire.SubscribeQuiet}.Append(nil), false},
+		{"unknown flag", storewire.Subscribe{Flags: 4}.Append(nil), false},
 		{"short flags", []byte{1, 0}, false},
 	}
 	for _, tc := range cases {
@@ -126,5 +128,56 @@ func TestSubscribeFlags(t *testing.T) {
 			t.Fatalf("%s: error %+v (%v), want InvalidRequest", tc.name, e, err)
 		}
 		rc.sync()
+	}
+}
+
+// A quiet subscription gets no events, however busy the store, and ends
+// as soon as the store stops: a stream server outside a cluster watches its
+// store so.
+func TestQuietSubscriptionOnlyEnds(t *testing.T) {
+	st := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 1 << 20})
+	ctx := context.Background()
+	quiet, err := store.Subscribe(ctx, st.Socket, store.WithoutEvents())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	loud, err := store.Subscribe(ctx, st.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loud.Close()
+	c := testutil.StoreClient(t, st.Socket)
+	id, err := c.Put(ctx, []byte("an object"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []store.EventKind{store.EventSealed, store.EventDeleted} {
+		if ev := <-loud.Events(); ev.Kind != want || ev.ID != id {
+			t.Fatalf("the loud subscriber got %+v, want %s of %s", ev, want, id)
+		}
+	}
+	// The loud subscriber has both events, queued before the quiet one's
+	// would have been: the quiet one has none.
+	select {
+	case ev, ok := <-quiet.Events():
+		t.Fatalf("the quiet subscription got %+v (open %v)", ev, ok)
+	default:
+	}
+	st.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-quiet.Events():
+			if !ok {
+				return
+			}
+			t.Fatalf("the quiet subscription got %+v", ev)
+		case <-deadline:
+			t.Fatal("the quiet subscription did not end within 10 s of the store stopping")
+		}
 	}
 }

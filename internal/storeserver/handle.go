@@ -108,10 +108,14 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 				return 0, nil, err
 			}
 		}
-		if m.Flags&^storewire.SubscribeDigests != 0 {
-			return 0, nil, errf(storewire.CodeInvalidRequest, "subscribe: unknown flags %#x (this store knows %#x, digest events)", m.Flags, storewire.SubscribeDigests)
+		known := storewire.SubscribeDigests | storewire.SubscribeQuiet
+		if m.Flags&^known != 0 || m.Flags == known {
+			return 0, nil, errf(storewire.CodeInvalidRequest, "subscribe: flags %#x: this store knows %#x (digest events) and %#x (no events), not both",
+				m.Flags, storewire.SubscribeDigests, storewire.SubscribeQuiet)
 		}
-		cn.subscribe(m.Flags&storewire.SubscribeDigests != 0)
+		if m.Flags&storewire.SubscribeQuiet == 0 {
+			cn.subscribe(m.Flags&storewire.SubscribeDigests != 0)
+		}
 		return rt, []byte{}, nil
 	}
 	return 0, nil, errf(storewire.CodeInvalidRequest, "unknown request type %d", h.Type)

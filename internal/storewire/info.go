@@ -104,6 +104,11 @@ const (
 const (
 	// SubscribeDigests asks for EventDigest events as well.
 	SubscribeDigests uint32 = 1
+	// SubscribeQuiet asks for no events at all: the subscription only
+	// tells, by ending, that the store went away (a stream server outside
+	// a cluster watches its store so, without receiving every seal and
+	// delete). It excludes SubscribeDigests.
+	SubscribeQuiet uint32 = 2
 )
 
 // Subscribe is the optional payload of a Subscribe request (an empty

@@ -66,7 +66,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	sc, err := connectStore(cctx, cfg.PlasmaSocket, cfg.ResumeKeep)
+	sc, err := connectStore(cctx, cfg.PlasmaSocket, cfg.ResumeKeep, cfg.Cluster.Etcd != "")
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: start plasma-store-server first (plasma-store-server -m SIZE -s %s): %v",
 			ErrNoStore, cfg.PlasmaSocket, cfg.PlasmaSocket, err)

@@ -34,14 +34,20 @@ type storeConn struct {
 
 // connectStore opens a storeConn: subscribe first, so that the
 // subscription is in place before anyone lists the store.
-func connectStore(ctx context.Context, socket string, resumeKeep time.Duration) (*storeConn, error) {
+// A server in a cluster mirrors the store's events into the directory
+// (digest events too: they complete the locations of objects sealed
+// without a digest once the store has hashed them); a standalone one only
+// needs to know at once when the store goes away, and asks for no events.
+func connectStore(ctx context.Context, socket string, resumeKeep time.Duration, clustered bool) (*storeConn, error) {
 	st, err := store.Connect(ctx, socket)
 	if err != nil {
 		return nil, err
 	}
-	// Digest events let the cluster directory complete the locations of
-	// objects sealed without a digest once the store has hashed them.
-	sub, err := store.Subscribe(ctx, socket, store.WithDigestEvents())
+	what := store.WithoutEvents()
+	if clustered {
+		what = store.WithDigestEvents()
+	}
+	sub, err := store.Subscribe(ctx, socket, what)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("subscribe to the store: %w", err)
@@ -169,7 +175,7 @@ func (s *Server) reconnectStore(ctx context.Context) *storeConn {
 		case <-time.After(wait):
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		sc, err := connectStore(cctx, s.cfg.PlasmaSocket, s.cfg.ResumeKeep)
+		sc, err := connectStore(cctx, s.cfg.PlasmaSocket, s.cfg.ResumeKeep, s.cfg.Cluster.Etcd != "")
 		cancel()
 		if err == nil {
 			return sc
