@@ -1,5 +1,3 @@
-// Package cliutil holds what every binary of the project shares: the
-// version string, log setup and size parsing.
 package cliutil
 
 import (

@@ -1,18 +1,3 @@
-// Package streamwire is the byte layout of the Plasma Stream protocol
-// spoken over TCP between plasma-stream-servers (COPY, TAKE) and between a
-// client and its server (SYNC, PING, STAT, LIST). It is documented byte by
-// byte in docs/stream-protocol.md; the two change together.
-//
-// Framing is package wire's: a 12-byte header and a payload. Object bytes
-// are the exception: after an ObjectHeader frame the sender writes the
-// metadata, the data and the 32-byte BLAKE3 digest of the data raw, so
-// that they can be sent with sendfile and received straight into shared
-// memory.
-//
-// Decoders check structure only (lengths, bounds, trailing bytes). Limits
-// with their own result codes (at most 65,536 objects per peer request,
-// 1024 peer requests per SYNC, unique ids...) are checked by Validate, so a
-// client is told which limit it broke rather than "malformed".
 package streamwire
 
 import (
@@ -29,7 +14,7 @@ const (
 	IDSize     = 20
 	DigestSize = 32
 
-	// Limits of seed 000.
+	// Limits of the Plasma Stream protocol.
 	MaxObjectsPerPeerRequest = 65536
 	MaxPeerRequests          = 1024
 	MaxDataSize              = 16_000_000_000_000 // 16 TB, inclusive

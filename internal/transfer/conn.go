@@ -1,13 +1,3 @@
-// Package transfer moves objects between a store and a TCP connection:
-// the sending side of COPY/TAKE (Send) and the receiving side (Receive),
-// shared by plasma-stream-server and the Go client's direct Copy/Take.
-//
-// Every read and write on the connection has a deadline (Conn.Timeout per
-// step of at most a few MiB), so a dead, slow or malicious peer costs its
-// own connection and nothing else. A received object is created in the
-// store, filled straight from the socket, verified against the sender's
-// BLAKE3 digest and only then sealed; on any failure it is aborted, so no
-// half-written or unsealed object is ever left visible.
 package transfer
 
 import (
