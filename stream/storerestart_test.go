@@ -1,14 +1,12 @@
 package stream_test
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,29 +16,11 @@ import (
 	"github.com/plasmastream/plasmastream/stream"
 )
 
-// logBuffer collects a process's stderr for the test to read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startStreamLogged runs plasma-stream-server for the store at sock
 // through shell (a prefix such as "ulimit -n 64;", or ""), its log in the
 // returned buffer, and waits until it serves. It is stopped at the end of
 // the test. exited is closed if it ends; pid is the server's.
-func startStreamLogged(t *testing.T, name, sock, shell string, args ...string) (addr string, logs *logBuffer, exited <-chan struct{}, pid int) {
+func startStreamLogged(t *testing.T, name, sock, shell string, args ...string) (addr string, logs *testutil.Buffer, exited <-chan struct{}, pid int) {
 	t.Helper()
 	port := testutil.FreePort(t, "127.0.0.1")
 	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -48,7 +28,7 @@ func startStreamLogged(t *testing.T, name, sock, shell string, args ...string) (
 		"--bind", "127.0.0.1", "--node-name", name, "--log-level", "info"}, args...)
 	cmd := exec.Command("sh", "-c", shell+` exec "$@"`, "sh")
 	cmd.Args = append(cmd.Args, argv...)
-	logs = &logBuffer{}
+	logs = &testutil.Buffer{}
 	cmd.Stderr = logs
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	if err := cmd.Start(); err != nil {

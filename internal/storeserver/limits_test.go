@@ -1,7 +1,6 @@
 package storeserver_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +17,6 @@ import (
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
 )
-
-// syncBuffer collects a process's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Running out of file descriptors once killed the store, and every object
 // with it: accept failed with EMFILE and Serve returned. Now it backs off,
@@ -91,11 +71,11 @@ func TestOutOfDescriptorsKeepsServing(t *testing.T) {
 
 // startWithFileLimit runs the store binary with at most files open
 // descriptors (the test process keeps its own limit).
-func startWithFileLimit(t *testing.T, files int, args ...string) (sock string, stderr *syncBuffer, exited chan struct{}) {
+func startWithFileLimit(t *testing.T, files int, args ...string) (sock string, stderr *testutil.Buffer, exited chan struct{}) {
 	sock = filepath.Join(testutil.ShortDir(t), "s")
 	args = append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, files), storeBin(t), "-m", "1MiB", "-s", sock}, args...)
 	cmd := exec.Command("sh", args...)
-	stderr = &syncBuffer{}
+	stderr = &testutil.Buffer{}
 	cmd.Stderr = stderr
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	if err := cmd.Start(); err != nil {

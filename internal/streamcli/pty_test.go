@@ -1,13 +1,11 @@
 package streamcli_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,26 +14,8 @@ import (
 	"github.com/plasmastream/plasmastream/internal/testutil"
 )
 
-// screen collects what the CLI writes to its terminal.
-type screen struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *screen) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *screen) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-// waitFor waits until the screen shows want count times.
-func (s *screen) waitFor(t *testing.T, want string, count int) {
+// waitFor waits until the terminal s shows want count times.
+func waitFor(t *testing.T, s *testutil.Buffer, want string, count int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for strings.Count(s.String(), want) < count {
@@ -64,26 +44,26 @@ func TestCLITerminal(t *testing.T) {
 		t.Skipf("no pseudo-terminal: %v", err)
 	}
 	defer tty.Close()
-	var scr screen
+	var scr testutil.Buffer
 	copied := make(chan struct{})
 	go func() { defer close(copied); bytesCopy(&scr, tty) }()
 
-	scr.waitFor(t, "plasma-stream> ", 1)
+	waitFor(t, &scr, "plasma-stream> ", 1)
 	if !strings.Contains(scr.String(), "Connected to "+a.Addr+" (node node-a)") {
 		t.Errorf("no banner: %q", scr.String())
 	}
 	tty.WriteString("ping\r")
-	scr.waitFor(t, "ok: pong from node-a in ", 1)
-	scr.waitFor(t, "plasma-stream> ", 2)
+	waitFor(t, &scr, "ok: pong from node-a in ", 1)
+	waitFor(t, &scr, "plasma-stream> ", 2)
 	tty.WriteString("copy " + b.Addr + " " + id.String() + "\r")
-	scr.waitFor(t, "ok: 1 object (1 copied, 0 already present), 17 B in ", 1)
-	scr.waitFor(t, "plasma-stream> ", 3)
+	waitFor(t, &scr, "ok: 1 object (1 copied, 0 already present), 17 B in ", 1)
+	waitFor(t, &scr, "plasma-stream> ", 3)
 	tty.WriteString("bogus\r")
-	scr.waitFor(t, `error: unknown command "bogus"`, 1)
-	scr.waitFor(t, "plasma-stream> ", 4)
+	waitFor(t, &scr, `error: unknown command "bogus"`, 1)
+	waitFor(t, &scr, "plasma-stream> ", 4)
 	tty.WriteString("help\r")
-	scr.waitFor(t, "LIST (or LS)", 1)
-	scr.waitFor(t, "plasma-stream> ", 5)
+	waitFor(t, &scr, "LIST (or LS)", 1)
+	waitFor(t, &scr, "plasma-stream> ", 5)
 	tty.WriteString("quit\r")
 
 	done := make(chan error, 1)
@@ -108,7 +88,7 @@ func TestCLITerminal(t *testing.T) {
 	}
 }
 
-func bytesCopy(dst *screen, src *os.File) {
+func bytesCopy(dst *testutil.Buffer, src *os.File) {
 	buf := make([]byte, 4096)
 	for {
 		n, err := src.Read(buf)

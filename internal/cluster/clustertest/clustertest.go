@@ -24,30 +24,13 @@ import (
 // test failed (background goroutines may log after the test ends, so it
 // never calls t.Log while the test runs).
 func LogBuffer(t testing.TB) *slog.Logger {
-	b := &syncBuffer{}
+	b := &testutil.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("PLASMA_TEST_LOGS") != "" {
 			t.Logf("log:\n%s", b.String())
 		}
 	})
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Embedded is an embedded etcd member for a test.
@@ -126,7 +109,7 @@ type ExternalMember struct {
 	args []string
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
-	log  *syncBuffer
+	log  *testutil.Buffer
 }
 
 // ExternalCluster is a multi-member etcd cluster of etcd processes.
@@ -170,7 +153,7 @@ func StartExternal(t testing.TB, n int) *ExternalCluster {
 			ClientURL: "http://" + testutil.FreeAddr(t),
 			PeerURL:   "http://" + testutil.FreeAddr(t),
 			Dir:       filepath.Join(root, fmt.Sprintf("m%d", i)),
-			log:       &syncBuffer{},
+			log:       &testutil.Buffer{},
 		}
 		c.Members = append(c.Members, m)
 		initial = append(initial, m.Name+"="+m.PeerURL)
