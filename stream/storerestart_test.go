@@ -2,7 +2,6 @@ package stream_test
 
 import (
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -30,25 +29,12 @@ func startStreamLogged(t *testing.T, name, sock, shell string, args ...string) (
 	cmd.Args = append(cmd.Args, argv...)
 	logs = &testutil.Buffer{}
 	cmd.Stderr = logs
-	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	exited = done
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+	t.Cleanup(func() { // after Run's: the server has stopped
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, logs)
 		}
 	})
+	exited = testutil.Run(t, cmd)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c, err := stream.Connect(bg, addr); err == nil {
 			c.Close()

@@ -1,14 +1,12 @@
 package etcdembed
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,23 +15,6 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/testutil"
 )
-
-type buf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 func start(t *testing.T, cfg Config) *Member {
 	t.Helper()
@@ -59,7 +40,7 @@ func client(t *testing.T, m *Member) *clientv3.Client {
 // is still there. etcd itself logs nothing at the default level.
 func TestStartRestart(t *testing.T) {
 	t.Parallel()
-	logs := &buf{}
+	logs := &testutil.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := Config{Dir: filepath.Join(t.TempDir(), "etcd"), ClientURL: testutil.FreeAddr(t), Name: "n1", Logger: log}
 	m := start(t, cfg)
@@ -99,7 +80,7 @@ func TestStartRestart(t *testing.T) {
 // With LogLevel info, etcd's messages come through the slog logger.
 func TestLogLevel(t *testing.T) {
 	t.Parallel()
-	logs := &buf{}
+	logs := &testutil.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m := start(t, Config{Dir: t.TempDir(), ClientURL: "http://" + testutil.FreeAddr(t), Logger: log, LogLevel: "info"})
 	m.Close()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -71,28 +70,14 @@ func TestOutOfDescriptorsKeepsServing(t *testing.T) {
 
 // startWithFileLimit runs the store binary with at most files open
 // descriptors (the test process keeps its own limit).
-func startWithFileLimit(t *testing.T, files int, args ...string) (sock string, stderr *testutil.Buffer, exited chan struct{}) {
+func startWithFileLimit(t *testing.T, files int, args ...string) (sock string, stderr *testutil.Buffer, exited <-chan struct{}) {
 	sock = filepath.Join(testutil.ShortDir(t), "s")
 	args = append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, files), storeBin(t), "-m", "1MiB", "-s", sock}, args...)
 	cmd := exec.Command("sh", args...)
 	stderr = &testutil.Buffer{}
 	cmd.Stderr = stderr
-	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited = make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		t.Logf("store stderr:\n%s", stderr.String())
-	})
+	t.Cleanup(func() { t.Logf("store stderr:\n%s", stderr.String()) }) // after Run's: the store has stopped
+	exited = testutil.Run(t, cmd)
 	testutil.WaitSocket(t, sock, exited)
 	return sock, stderr, exited
 }

@@ -146,6 +146,14 @@ func startProc(t testing.TB, logName, bin string, args []string) (*exec.Cmd, <-c
 	t.Helper()
 	cmd := exec.Command(filepath.Join(Binaries(t), bin), args...)
 	cmd.Stderr = &prefixWriter{t: t, prefix: logName + ": "}
+	return cmd, Run(t, cmd)
+}
+
+// Run starts cmd (with the environment of this process) and stops it at
+// the end of the test: SIGINT, then SIGKILL after 10 s. The channel is
+// closed when the process has ended.
+func Run(t testing.TB, cmd *exec.Cmd) <-chan struct{} {
+	t.Helper()
 	// Race-built binaries otherwise pause a second at exit.
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	if err := cmd.Start(); err != nil {
@@ -162,7 +170,7 @@ func startProc(t testing.TB, logName, bin string, args []string) (*exec.Cmd, <-c
 			<-exited
 		}
 	})
-	return cmd, exited
+	return exited
 }
 
 // WaitSocket waits until something accepts connections on sock.
