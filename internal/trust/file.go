@@ -1,0 +1,165 @@
+package trust
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// Role is what a trusted key may do. Roles are ordered: admin allows all
+// that write allows, write all that read allows. The zero Role allows
+// nothing.
+type Role uint8
+
+const (
+	RoleNone Role = iota
+	RoleRead
+	RoleWrite
+	RoleAdmin
+)
+
+var roleNames = [...]string{RoleNone: "none", RoleRead: "read", RoleWrite: "write", RoleAdmin: "admin"}
+
+func (r Role) String() string {
+	if int(r) < len(roleNames) {
+		return roleNames[r]
+	}
+	return fmt.Sprintf("role(%d)", uint8(r))
+}
+
+// ParseRole reads "read", "write" or "admin".
+func ParseRole(s string) (Role, error) {
+	for r := RoleRead; r <= RoleAdmin; r++ {
+		if roleNames[r] == s {
+			return r, nil
+		}
+	}
+	return RoleNone, fmt.Errorf("role %q: want read, write or admin", clip(s))
+}
+
+// Allows reports whether a key with role r may do what needs role need.
+func (r Role) Allows(need Role) bool {
+	return need != RoleNone && need <= RoleAdmin && r >= need && r <= RoleAdmin
+}
+
+// Entry is one trusted key.
+type Entry struct {
+	Key  PublicKey
+	Name string // unique in its file; appears in logs and errors
+	Role Role
+}
+
+// Set is a parsed trust file. It is never changed once made, so it can
+// be shared between goroutines.
+type Set struct {
+	name    string // the file it came from
+	byKey   map[PublicKey]Entry
+	entries []Entry // in file order
+}
+
+// Lookup returns the entry for a key.
+func (s *Set) Lookup(k PublicKey) (Entry, bool) {
+	e, ok := s.byKey[k]
+	return e, ok
+}
+
+// Len is the number of trusted keys.
+func (s *Set) Len() int { return len(s.entries) }
+
+// Entries returns the entries in file order.
+func (s *Set) Entries() []Entry { return slices.Clone(s.entries) }
+
+// Name is the file the set was read from.
+func (s *Set) Name() string { return s.name }
+
+// maxLine bounds one line of a trust file.
+const maxLine = 4096
+
+// maxName bounds an entry's name.
+const maxName = 128
+
+// ParseFile reads a trust file: one `<public key, 64 hex> <name> <role>`
+// per line; `#` starts a comment; blank lines are ignored. Every error
+// names the file (name) and the line.
+func ParseFile(r io.Reader, name string) (*Set, error) {
+	s := &Set{name: name, byKey: make(map[PublicKey]Entry)}
+	lineOf := make(map[string]int) // entry name → line, for duplicates
+	keyLine := make(map[PublicKey]int)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 512), maxLine)
+	n := 0
+	for sc.Scan() {
+		n++
+		e, ok, err := parseLine(sc.Text())
+		if err != nil {
+			return nil, fmt.Errorf("trust file %s, line %d: %w", name, n, err)
+		}
+		if !ok {
+			continue
+		}
+		if prev, dup := keyLine[e.Key]; dup {
+			return nil, fmt.Errorf("trust file %s, line %d: key %s is already on line %d", name, n, e.Key, prev)
+		}
+		if prev, dup := lineOf[e.Name]; dup {
+			return nil, fmt.Errorf("trust file %s, line %d: name %q is already on line %d", name, n, e.Name, prev)
+		}
+		keyLine[e.Key], lineOf[e.Name] = n, n
+		s.byKey[e.Key] = e
+		s.entries = append(s.entries, e)
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("trust file %s, line %d: longer than %d bytes", name, n+1, maxLine)
+		}
+		return nil, fmt.Errorf("trust file %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// parseLine reads one line; ok is false for a blank or comment line.
+func parseLine(line string) (e Entry, ok bool, err error) {
+	if i := strings.IndexByte(line, '#'); i >= 0 {
+		line = line[:i]
+	}
+	f := strings.Fields(line)
+	switch {
+	case len(f) == 0:
+		return e, false, nil
+	case len(f) < 3:
+		return e, false, fmt.Errorf("want `<public key> <name> <role>`, got %d fields", len(f))
+	case len(f) > 3:
+		return e, false, fmt.Errorf("want `<public key> <name> <role>`, got %d fields (a name has no spaces)", len(f))
+	}
+	if e.Key, err = ParsePublicKey(f[0]); err != nil {
+		return e, false, err
+	}
+	if err := checkName(f[1]); err != nil {
+		return e, false, err
+	}
+	e.Name = f[1]
+	if e.Role, err = ParseRole(f[2]); err != nil {
+		return e, false, err
+	}
+	return e, true, nil
+}
+
+// checkName keeps names printable and short: they go into logs and into
+// errors sent to peers.
+func checkName(s string) error {
+	if len(s) > maxName {
+		return fmt.Errorf("name %q: longer than %d bytes", clip(s), maxName)
+	}
+	for _, c := range []byte(s) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._-@:/+=", c) >= 0
+		if !ok {
+			return fmt.Errorf("name %q: use letters, digits and . _ - @ : / + = only", clip(s))
+		}
+	}
+	return nil
+}
+
+// ValidName reports whether s can be a name in a trust file.
+func ValidName(s string) bool { return checkName(s) == nil }
