@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/plasmastream/plasmastream/internal/bench"
+	"github.com/plasmastream/plasmastream/internal/trust"
 	"github.com/plasmastream/plasmastream/store"
 	"github.com/plasmastream/plasmastream/stream"
 )
@@ -50,6 +51,7 @@ func TestFlagDefaults(t *testing.T) {
 		{sub("bench", "broadcast"), "size", bc.Size},
 		{sub("bench", "broadcast"), "rate", bc.Rate},
 		{sub("bench", "broadcast"), "fanout", bc.Fanout},
+		{sub("keygen"), "output", trust.DefaultKeyFile},
 	} {
 		f := tt.cmd.Flags().Lookup(tt.flag)
 		if f == nil {
