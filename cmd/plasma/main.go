@@ -1,5 +1,5 @@
 // Command plasma is the everyday tool for a Plasma store: put, get, ls,
-// rm, evict, watch, stat and benchmarks.
+// rm, evict, watch, stat, benchmarks, and node keys (keygen, key show).
 package main
 
 import (
