@@ -218,11 +218,7 @@ func (c *Client) Release(ctx context.Context, ids ...ObjectID) error {
 }
 
 func idList(timeoutMs int64, ids []ObjectID) storewire.IDList {
-	l := storewire.IDList{TimeoutMs: timeoutMs, IDs: make([]storewire.ID, len(ids))}
-	for i, id := range ids {
-		l.IDs[i] = id
-	}
-	return l
+	return storewire.IDList{TimeoutMs: timeoutMs, IDs: ids}
 }
 
 // Contains reports whether the object is sealed in the store.

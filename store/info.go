@@ -33,16 +33,6 @@ type ObjectInfo struct {
 	Digest            string        `json:"digest,omitempty"` // BLAKE3, 64 hex, when known
 }
 
-// MarshalText writes the id as hex (JSON, logs).
-func (id ObjectID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
-
-// UnmarshalText parses 40 hex digits.
-func (id *ObjectID) UnmarshalText(b []byte) error {
-	v, err := ParseObjectID(string(b))
-	*id = v
-	return err
-}
-
 // List describes every object in the store, sealed or not, in arena order.
 func (c *Client) List(ctx context.Context) ([]ObjectInfo, error) {
 	p, err := c.m.start(storewire.TypeList, nil)

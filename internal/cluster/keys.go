@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // The directory's keys and records (docs/cluster.md has the layout).
@@ -19,11 +21,11 @@ func (d *Directory) groupKey(group, name string) string {
 	return d.prefix + "groups/" + group + "/" + name
 }
 
-func (d *Directory) objectPrefix(id [20]byte) string {
-	return d.prefix + "objects/" + hex.EncodeToString(id[:]) + "/"
+func (d *Directory) objectPrefix(id wire.ID) string {
+	return d.prefix + "objects/" + id.String() + "/"
 }
 
-func (d *Directory) objectKey(id [20]byte) string { return d.objectPrefix(id) + d.self.Name }
+func (d *Directory) objectKey(id wire.ID) string { return d.objectPrefix(id) + d.self.Name }
 
 func nodeRecord(n Node) string {
 	if n.Groups == nil {

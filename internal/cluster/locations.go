@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // This node's object locations, and the holders of an object.
@@ -17,7 +19,7 @@ import (
 // within the operation timeout or the registration is lost, and the
 // location is kept and written on recovery; ctx's error when ctx ends
 // first, and the write still happens.
-func (d *Directory) AddLocation(ctx context.Context, id [20]byte, size uint64, digest *[32]byte) error {
+func (d *Directory) AddLocation(ctx context.Context, id wire.ID, size uint64, digest *[32]byte) error {
 	l := loc{size: size}
 	if digest != nil {
 		l.digest, l.hasDigest = *digest, true
@@ -30,7 +32,7 @@ func (d *Directory) AddLocation(ctx context.Context, id [20]byte, size uint64, d
 
 // RemoveLocation records that this node no longer holds object id. Errors as
 // for AddLocation.
-func (d *Directory) RemoveLocation(ctx context.Context, id [20]byte) error {
+func (d *Directory) RemoveLocation(ctx context.Context, id wire.ID) error {
 	return d.mutate(ctx, func() {
 		delete(d.objects, id)
 		d.markDirty(id)
@@ -39,7 +41,7 @@ func (d *Directory) RemoveLocation(ctx context.Context, id [20]byte) error {
 
 // RetainLocations withdraws every location of this node whose object keep
 // rejects (the store restarted and lost them). Errors as for AddLocation.
-func (d *Directory) RetainLocations(ctx context.Context, keep func(id [20]byte) bool) error {
+func (d *Directory) RetainLocations(ctx context.Context, keep func(id wire.ID) bool) error {
 	return d.mutate(ctx, func() {
 		for id := range d.objects {
 			if !keep(id) {
@@ -61,7 +63,7 @@ func (d *Directory) LocalLocations() int {
 // QueueLocation records, as AddLocation, that this node holds object id,
 // without waiting for etcd: the background goroutine writes it (at once,
 // or when etcd answers again). It fails only when the directory is closed.
-func (d *Directory) QueueLocation(id [20]byte, size uint64, digest *[32]byte) error {
+func (d *Directory) QueueLocation(id wire.ID, size uint64, digest *[32]byte) error {
 	l := loc{size: size}
 	if digest != nil {
 		l.digest, l.hasDigest = *digest, true
@@ -75,7 +77,7 @@ func (d *Directory) QueueLocation(id [20]byte, size uint64, digest *[32]byte) er
 
 // QueueRemoval records, as RemoveLocation, that this node no longer holds
 // object id, without waiting for etcd.
-func (d *Directory) QueueRemoval(id [20]byte) error {
+func (d *Directory) QueueRemoval(id wire.ID) error {
 	_, err := d.apply(func() {
 		delete(d.objects, id)
 		d.markDirty(id)
@@ -87,13 +89,13 @@ func (d *Directory) QueueRemoval(id [20]byte) error {
 // name, with their addresses. A location whose node is no longer registered
 // is never returned. The list may include this node. Like every read, it
 // waits for etcd at most the operation timeout (then an *UnavailableError).
-func (d *Directory) Holders(parent context.Context, id [20]byte) ([]Location, error) {
+func (d *Directory) Holders(parent context.Context, id wire.ID) ([]Location, error) {
 	if err := d.usable(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := d.opCtx(parent)
 	defer cancel()
-	what := fmt.Sprintf("holders of %x", id)
+	what := fmt.Sprintf("holders of %s", id)
 	resp, err := d.cli.Get(ctx, d.objectPrefix(id), clientv3.WithPrefix())
 	if err != nil {
 		return nil, d.failed(parent, what, err)

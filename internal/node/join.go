@@ -67,7 +67,7 @@ func (n *Node) Resync(ctx context.Context, st *store.Client) error {
 	for _, in := range infos {
 		held[in.ID] = in.State == store.StateSealed && !in.DeletePending
 	}
-	if err := n.dir.RetainLocations(ctx, func(id [20]byte) bool { return held[id] }); err != nil {
+	if err := n.dir.RetainLocations(ctx, func(id store.ObjectID) bool { return held[id] }); err != nil {
 		n.log.Warn("directory: withdraw the locations the store lost", "component", "cluster", "err", err)
 	}
 	for _, in := range infos {

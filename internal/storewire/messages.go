@@ -3,6 +3,8 @@ package storewire
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // Code is a result code carried by Error replies and per-object statuses.
@@ -25,8 +27,8 @@ const (
 	CodeBusy            Code = 13 // a store-wide limit (clients, blocked Gets' memory) is reached; retry later
 )
 
-// ID is an object id as it travels: 20 raw bytes.
-type ID = [IDSize]byte
+// ID is an object id (20 bytes on the wire).
+type ID = wire.ID
 
 // Hello opens every connection. The server answers with HelloReply and the
 // arena file descriptor (SCM_RIGHTS) in the same sendmsg.

@@ -131,11 +131,7 @@ func resume(ctx context.Context, dial func() (*Conn, error), st *store.Client, k
 // missing marks the ids st already holds, keeping their references in
 // held, and returns the indexes of the others.
 func missing(ctx context.Context, st *store.Client, ids []streamwire.ID, res []streamwire.ObjectResult, held *Held) ([]int, error) {
-	oids := make([]store.ObjectID, len(ids))
-	for i, id := range ids {
-		oids[i] = id
-	}
-	objs, err := st.Get(ctx, oids, 0)
+	objs, err := st.Get(ctx, ids, 0)
 	if err != nil {
 		for i := range res {
 			res[i].Status, res[i].Message = streamwire.StatusStoreError, err.Error()
