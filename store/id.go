@@ -15,6 +15,11 @@ const IDSize = wire.IDSize
 // (String, and as text in JSON). It is the one id type of every protocol.
 type ObjectID = wire.ID
 
+// Digest is the BLAKE3-256 digest of an object's data (the root of its
+// bao tree); the zero Digest means unknown. It prints, and is JSON, as 64
+// hex digits ("" when unknown).
+type Digest = wire.Digest
+
 // ParseObjectID parses 40 hex digits.
 func ParseObjectID(s string) (ObjectID, error) { return wire.ParseID(s) }
 

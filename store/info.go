@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -30,7 +29,7 @@ type ObjectInfo struct {
 	DeletePending     bool          `json:"delete_pending"`
 	LastUse           time.Time     `json:"last_use"`
 	Offset            uint64        `json:"offset"`
-	Digest            string        `json:"digest,omitempty"` // BLAKE3, 64 hex, when known
+	Digest            Digest        `json:"digest,omitzero"` // BLAKE3 (64 hex), when known
 }
 
 // List describes every object in the store, sealed or not, in arena order.
@@ -87,7 +86,7 @@ func infoFromWire(in storewire.Info) ObjectInfo {
 		info.LastUse = time.Unix(0, in.LastUseUnixNs)
 	}
 	if in.HasDigest {
-		info.Digest = hex.EncodeToString(in.Digest[:])
+		info.Digest = in.Digest
 	}
 	return info
 }

@@ -108,9 +108,8 @@ type Directory struct {
 }
 
 type loc struct {
-	size      uint64
-	digest    [32]byte
-	hasDigest bool
+	size   uint64
+	digest wire.Digest // zero when unknown
 }
 
 // Open registers cfg.Self under a new lease (taking the name over from a

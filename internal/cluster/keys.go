@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,12 +47,9 @@ func parseNode(b []byte) (Node, error) {
 
 func locationRecord(l loc) string {
 	r := struct {
-		Size   uint64 `json:"size"`
-		Digest string `json:"digest"`
-	}{Size: l.size}
-	if l.hasDigest {
-		r.Digest = hex.EncodeToString(l.digest[:])
-	}
+		Size   uint64      `json:"size"`
+		Digest wire.Digest `json:"digest"` // "" when unknown
+	}{Size: l.size, Digest: l.digest}
 	b, _ := json.Marshal(r)
 	return string(b)
 }

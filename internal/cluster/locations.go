@@ -14,16 +14,13 @@ import (
 // This node's object locations, and the holders of an object.
 
 // AddLocation records that this node holds object id (size bytes, BLAKE3
-// root digest when known). It returns once etcd has it, or an error: an
+// root digest, zero when unknown). It returns once etcd has it, or an error: an
 // *UnavailableError (matching ErrUnavailable) when etcd has not answered
 // within the operation timeout or the registration is lost, and the
 // location is kept and written on recovery; ctx's error when ctx ends
 // first, and the write still happens.
-func (d *Directory) AddLocation(ctx context.Context, id wire.ID, size uint64, digest *[32]byte) error {
-	l := loc{size: size}
-	if digest != nil {
-		l.digest, l.hasDigest = *digest, true
-	}
+func (d *Directory) AddLocation(ctx context.Context, id wire.ID, size uint64, digest wire.Digest) error {
+	l := loc{size: size, digest: digest}
 	return d.mutate(ctx, func() {
 		d.objects[id] = l
 		d.markDirty(id)
@@ -63,11 +60,8 @@ func (d *Directory) LocalLocations() int {
 // QueueLocation records, as AddLocation, that this node holds object id,
 // without waiting for etcd: the background goroutine writes it (at once,
 // or when etcd answers again). It fails only when the directory is closed.
-func (d *Directory) QueueLocation(id wire.ID, size uint64, digest *[32]byte) error {
-	l := loc{size: size}
-	if digest != nil {
-		l.digest, l.hasDigest = *digest, true
-	}
+func (d *Directory) QueueLocation(id wire.ID, size uint64, digest wire.Digest) error {
+	l := loc{size: size, digest: digest}
 	_, err := d.apply(func() {
 		d.objects[id] = l
 		d.markDirty(id)
@@ -123,7 +117,10 @@ func (d *Directory) Holders(parent context.Context, id wire.ID) ([]Location, err
 	out := make([]Location, 0, len(nodes))
 	for _, n := range nodes {
 		r := recs[n.Name]
-		out = append(out, Location{Node: n.Name, Address: n.Address, Size: r.Size, Digest: r.Digest})
+		// A digest this node cannot read is as good as unknown: the
+		// location itself still serves.
+		digest, _ := wire.ParseDigest(r.Digest)
+		out = append(out, Location{Node: n.Name, Address: n.Address, Size: r.Size, Digest: digest})
 	}
 	return out, nil
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -97,10 +96,6 @@ func (n *Node) Event(ev store.Event) {
 }
 
 // add queues a location (the directory logs failed writes itself).
-func (n *Node) add(id store.ObjectID, size uint64, digestHex string) {
-	var digest *[32]byte
-	if d, err := hex.DecodeString(digestHex); err == nil && len(d) == 32 {
-		digest = (*[32]byte)(d)
-	}
+func (n *Node) add(id store.ObjectID, size uint64, digest store.Digest) {
 	n.dir.QueueLocation(id, size, digest) // fails only once closed
 }

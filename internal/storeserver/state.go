@@ -9,6 +9,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/alloc"
 	"github.com/plasmastream/plasmastream/internal/storewire"
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // object is one entry of the object table.
@@ -35,7 +36,7 @@ type object struct {
 	creatorPID  uint32
 	lastUse     time.Time // seal or the last release of a use
 	hasDigest   bool
-	digest      [storewire.DigestSize]byte
+	digest      wire.Digest
 	outboard    []byte        // bao outboard, 16 KiB groups (nil for one group, or not built yet)
 	building    chan struct{} // closed when the hashing in progress ends
 }

@@ -3,7 +3,6 @@ package streamserver
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -265,10 +264,8 @@ func infoToWire(in store.ObjectInfo) storewire.Info {
 	if !in.LastUse.IsZero() {
 		w.LastUseUnixNs = in.LastUse.UnixNano()
 	}
-	if len(in.Digest) == 2*storewire.DigestSize {
-		if _, err := hex.Decode(w.Digest[:], []byte(in.Digest)); err == nil {
-			w.HasDigest = true
-		}
+	if !in.Digest.IsZero() {
+		w.HasDigest, w.Digest = true, in.Digest
 	}
 	return w
 }

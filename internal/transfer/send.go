@@ -146,7 +146,7 @@ func sendObject(ctx context.Context, c *Conn, st *store.Client, index uint32, id
 	default:
 		h.DataSize, h.MetaSize = uint64(len(o.Data)), uint32(len(o.Metadata))
 	}
-	var digest [32]byte
+	var digest store.Digest
 	var outboard []byte
 	if h.Status == streamwire.StatusOK {
 		digest = o.Digest
@@ -157,7 +157,7 @@ func sendObject(ctx context.Context, c *Conn, st *store.Client, index uint32, id
 				digest, outboard = d, ob
 			}
 		}
-		if outboard == nil && !o.HasDigest {
+		if outboard == nil && o.Digest.IsZero() {
 			digest = bao.Sum(o.Data)
 		}
 		h.OutboardSize = uint32(len(outboard))
