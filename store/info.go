@@ -34,26 +34,49 @@ type ObjectInfo struct {
 
 // List describes every object in the store, sealed or not, in arena order.
 func (c *Client) List(ctx context.Context) ([]ObjectInfo, error) {
-	p, err := c.m.start(storewire.TypeList, nil)
+	var out []ObjectInfo
+	err := c.ListPages(ctx, func(page []byte) error {
+		infos, _, err := UnmarshalListPage(page)
+		if err != nil {
+			return fmt.Errorf("list: %w", err)
+		}
+		out = append(out, infos...)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	var out []ObjectInfo
+	return out, nil
+}
+
+// ListPages is List without decoding: it hands f each page of the
+// store's List reply as it arrives (the store protocol's layout, which
+// UnmarshalListPage decodes; only its length is checked here), in order,
+// and stops after the last page or at f's first error, which it returns
+// as is. plasma-stream-server forwards the pages so for a remote LIST. f
+// may keep page.
+func (c *Client) ListPages(ctx context.Context, f func(page []byte) error) error {
+	p, err := c.m.start(storewire.TypeList, nil)
+	if err != nil {
+		return err
+	}
 	for {
-		f, ok, err := c.m.recv(ctx, p, nil)
+		fr, ok, err := c.m.recv(ctx, p, nil)
 		if err != nil {
-			return nil, fmt.Errorf("list: %w", err)
+			return fmt.Errorf("list: %w", err)
 		}
-		if f, err = c.m.check(storewire.TypeList, f, ok); err != nil {
-			return nil, err
+		if fr, err = c.m.check(storewire.TypeList, fr, ok); err != nil {
+			return err
 		}
-		infos, more, err := UnmarshalListPage(f.p)
+		more, err := storewire.ListPageMore(fr.p)
 		if err != nil {
-			return nil, fmt.Errorf("list: %w", err)
+			return fmt.Errorf("list: %w", err)
 		}
-		out = append(out, infos...)
+		if err := f(fr.p); err != nil {
+			return err
+		}
 		if !more {
-			return out, nil
+			return nil
 		}
 	}
 }

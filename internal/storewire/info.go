@@ -80,6 +80,18 @@ func (m ListReply) Append(b []byte) []byte {
 	return e.B
 }
 
+// ListPageMore checks that p has the layout of a ListReply (a count of
+// infos that the bytes hold exactly) without decoding the infos, and
+// returns its More flag: what a forwarder of pages needs. It fails exactly
+// where Decode does.
+func ListPageMore(p []byte) (more bool, err error) {
+	d := NewDec(p)
+	more = d.U8("more") != 0
+	n := d.Count("info count", InfoSize, MaxInfosPerPage)
+	d.Raw("infos", n*InfoSize)
+	return more, d.Done()
+}
+
 func (m *ListReply) Decode(p []byte) error {
 	d := NewDec(p)
 	m.More = d.U8("more") != 0
