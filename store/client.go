@@ -41,9 +41,8 @@ type Object struct {
 	// Offset is where Data starts in the arena (see ArenaFile).
 	Offset uint64
 	// Digest is the BLAKE3 hash of Data when the store knows it (it was
-	// given at Seal, as Put does); HasDigest says whether it does.
-	Digest    [32]byte
-	HasDigest bool
+	// given at Seal, as Put does); zero when it does not.
+	Digest Digest
 }
 
 // DefaultSocket is the unix socket plasma-store-server listens on unless
@@ -126,32 +125,30 @@ func (c *Client) Create(ctx context.Context, id ObjectID, dataSize uint64, metad
 // CreateAndSeal stores a small object (data up to MaxInlineData bytes) in
 // one round trip. The caller holds no reference afterwards.
 func (c *Client) CreateAndSeal(ctx context.Context, id ObjectID, data, metadata []byte) error {
-	return c.createAndSeal(ctx, id, data, metadata, nil, false)
+	return c.createAndSeal(ctx, id, data, metadata, Digest{}, false)
 }
 
 // CreateAndSealDigest is CreateAndSeal with the BLAKE3 digest of data,
 // which the store keeps with the object (the caller vouches for it).
-func (c *Client) CreateAndSealDigest(ctx context.Context, id ObjectID, data, metadata []byte, digest [32]byte) error {
-	return c.createAndSeal(ctx, id, data, metadata, &digest, false)
+func (c *Client) CreateAndSealDigest(ctx context.Context, id ObjectID, data, metadata []byte, digest Digest) error {
+	return c.createAndSeal(ctx, id, data, metadata, digest, false)
 }
 
 // CreateAndSealKeep is CreateAndSealDigest that leaves this client a
 // reference to the object, as Create and Seal do: the object cannot be
 // evicted until Release. One round trip stores and pins a small object
 // (a transfer keeps what it received until its reply is sent).
-func (c *Client) CreateAndSealKeep(ctx context.Context, id ObjectID, data, metadata []byte, digest [32]byte) error {
-	return c.createAndSeal(ctx, id, data, metadata, &digest, true)
+func (c *Client) CreateAndSealKeep(ctx context.Context, id ObjectID, data, metadata []byte, digest Digest) error {
+	return c.createAndSeal(ctx, id, data, metadata, digest, true)
 }
 
-func (c *Client) createAndSeal(ctx context.Context, id ObjectID, data, metadata []byte, digest *[32]byte, keep bool) error {
+// createAndSeal sends the digest unless it is zero (unknown).
+func (c *Client) createAndSeal(ctx context.Context, id ObjectID, data, metadata []byte, digest Digest, keep bool) error {
 	if len(data) > MaxInlineData || len(metadata) > MaxMetadata {
 		return fmt.Errorf("create-and-seal %s: %d bytes of data, %d of metadata exceed %d and %d: %w",
 			id, len(data), len(metadata), MaxInlineData, MaxMetadata, ErrTooLarge)
 	}
-	m := storewire.CreateAndSeal{ID: id, Data: data, Metadata: metadata, Keep: keep}
-	if digest != nil {
-		m.HasDigest, m.Digest = true, *digest
-	}
+	m := storewire.CreateAndSeal{ID: id, Data: data, Metadata: metadata, Keep: keep, HasDigest: !digest.IsZero(), Digest: digest}
 	_, err := c.m.call(ctx, storewire.TypeCreateAndSeal, m.Append(nil), nil)
 	return err
 }
@@ -164,7 +161,7 @@ func (c *Client) Seal(ctx context.Context, id ObjectID) error {
 
 // SealDigest is Seal with the BLAKE3 digest of the data, which the store
 // keeps with the object (the caller vouches for it).
-func (c *Client) SealDigest(ctx context.Context, id ObjectID, digest [32]byte) error {
+func (c *Client) SealDigest(ctx context.Context, id ObjectID, digest Digest) error {
 	_, err := c.m.call(ctx, storewire.TypeSeal, storewire.Seal{ID: id, HasDigest: true, Digest: digest}.Append(nil), nil)
 	return err
 }
@@ -172,14 +169,14 @@ func (c *Client) SealDigest(ctx context.Context, id ObjectID, digest [32]byte) e
 // Outboard returns a sealed object's BLAKE3 digest and its bao outboard
 // with 16 KiB chunk groups (8 bytes for an object of one group), which the
 // store builds now if its background hasher has not yet.
-func (c *Client) Outboard(ctx context.Context, id ObjectID) ([32]byte, []byte, error) {
+func (c *Client) Outboard(ctx context.Context, id ObjectID) (Digest, []byte, error) {
 	f, err := c.m.call(ctx, storewire.TypeOutboard, storewire.ObjectRef{ID: id}.Append(nil), nil)
 	if err != nil {
-		return [32]byte{}, nil, err
+		return Digest{}, nil, err
 	}
 	var r storewire.Outboard
 	if err := r.Decode(f.p); err != nil {
-		return [32]byte{}, nil, fmt.Errorf("outboard %s: malformed reply: %w", id, err)
+		return Digest{}, nil, fmt.Errorf("outboard %s: malformed reply: %w", id, err)
 	}
 	return r.Digest, r.Outboard, nil
 }
@@ -218,11 +215,7 @@ func (c *Client) Release(ctx context.Context, ids ...ObjectID) error {
 }
 
 func idList(timeoutMs int64, ids []ObjectID) storewire.IDList {
-	l := storewire.IDList{TimeoutMs: timeoutMs, IDs: make([]storewire.ID, len(ids))}
-	for i, id := range ids {
-		l.IDs[i] = id
-	}
-	return l
+	return storewire.IDList{TimeoutMs: timeoutMs, IDs: ids}
 }
 
 // Contains reports whether the object is sealed in the store.
@@ -279,7 +272,10 @@ func (c *Client) Get(ctx context.Context, ids []ObjectID, timeout time.Duration,
 		if !res.Found {
 			continue
 		}
-		o := &Object{ID: ids[i], Offset: res.Offset, Digest: res.Digest, HasDigest: res.HasDigest}
+		o := &Object{ID: ids[i], Offset: res.Offset}
+		if res.HasDigest {
+			o.Digest = res.Digest
+		}
 		if o.Data, err = c.view(c.ro, res.Offset, res.DataSize); err == nil {
 			o.Metadata, err = c.view(c.ro, res.Offset+res.DataSize, uint64(res.MetaSize))
 		}
@@ -360,10 +356,9 @@ func (c *Client) Evict(ctx context.Context, n uint64) (uint64, error) {
 // id. Putting bytes that are already stored succeeds. The BLAKE3 digest
 // computed for the id is kept with the object.
 func (c *Client) Put(ctx context.Context, data, metadata []byte) (ObjectID, error) {
-	digest := bao.Sum(data)
-	var id ObjectID
-	copy(id[:], digest[:IDSize])
-	err := c.put(ctx, id, data, metadata, &digest)
+	digest := Digest(bao.Sum(data))
+	id := ObjectID(digest[:IDSize])
+	err := c.put(ctx, id, data, metadata, digest)
 	if errors.Is(err, ErrObjectExists) {
 		err = nil
 	}
@@ -373,10 +368,10 @@ func (c *Client) Put(ctx context.Context, data, metadata []byte) (ObjectID, erro
 // PutID stores data under id: one round trip for small objects, otherwise
 // Create, a copy into shared memory, Seal and Release.
 func (c *Client) PutID(ctx context.Context, id ObjectID, data, metadata []byte) error {
-	return c.put(ctx, id, data, metadata, nil)
+	return c.put(ctx, id, data, metadata, Digest{})
 }
 
-func (c *Client) put(ctx context.Context, id ObjectID, data, metadata []byte, digest *[32]byte) error {
+func (c *Client) put(ctx context.Context, id ObjectID, data, metadata []byte, digest Digest) error {
 	if len(data) <= inlineThreshold {
 		return c.createAndSeal(ctx, id, data, metadata, digest, false)
 	}
@@ -385,10 +380,7 @@ func (c *Client) put(ctx context.Context, id ObjectID, data, metadata []byte, di
 		return err
 	}
 	copy(buf, data)
-	seal := storewire.Seal{ID: id}
-	if digest != nil {
-		seal.HasDigest, seal.Digest = true, *digest
-	}
+	seal := storewire.Seal{ID: id, HasDigest: !digest.IsZero(), Digest: digest}
 	if _, err := c.m.call(ctx, storewire.TypeSeal, seal.Append(nil), nil); err != nil {
 		c.Abort(context.Background(), id)
 		return err

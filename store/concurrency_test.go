@@ -3,7 +3,6 @@ package store_test
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -142,7 +141,7 @@ func TestSubscribe(t *testing.T) {
 	b, _ := c.Put(ctx, testutil.Pattern(600<<10, 2), []byte("xy"))
 	d := store.RandomObjectID()
 	c.PutID(ctx, d, testutil.Pattern(600<<10, 3), nil) // evicts b; no digest given
-	da, db := b3hex(testutil.Pattern(600<<10, 1)), b3hex(testutil.Pattern(600<<10, 2))
+	da, db := b3sum(testutil.Pattern(600<<10, 1)), b3sum(testutil.Pattern(600<<10, 2))
 	want := []store.Event{
 		{Kind: store.EventSealed, ID: a, DataSize: 600 << 10, Digest: da},
 		{Kind: store.EventDeleted, ID: a, DataSize: 600 << 10, Digest: da},
@@ -230,7 +229,4 @@ func TestMalformedInput(t *testing.T) {
 	}
 }
 
-func b3hex(data []byte) string {
-	d := blake3.Sum256(data)
-	return hex.EncodeToString(d[:])
-}
+func b3sum(data []byte) store.Digest { return blake3.Sum256(data) }

@@ -2,32 +2,26 @@ package store
 
 import (
 	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 
 	"lukechampine.com/blake3"
+
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // IDSize is the length of an object id in bytes.
-const IDSize = 20
+const IDSize = wire.IDSize
 
-// ObjectID names an object: 20 bytes, written as 40 lowercase hex digits.
-type ObjectID [IDSize]byte
+// ObjectID names an object: 20 bytes, written as 40 lowercase hex digits
+// (String, and as text in JSON). It is the one id type of every protocol.
+type ObjectID = wire.ID
+
+// Digest is the BLAKE3-256 digest of an object's data (the root of its
+// bao tree); the zero Digest means unknown. It prints, and is JSON, as 64
+// hex digits ("" when unknown).
+type Digest = wire.Digest
 
 // ParseObjectID parses 40 hex digits.
-func ParseObjectID(s string) (ObjectID, error) {
-	var id ObjectID
-	if len(s) != 2*IDSize {
-		return id, fmt.Errorf("object id %q: want %d hex digits, got %d", s, 2*IDSize, len(s))
-	}
-	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
-		return id, fmt.Errorf("object id %q: %w", s, err)
-	}
-	return id, nil
-}
-
-// String is the id as 40 lowercase hex digits.
-func (id ObjectID) String() string { return hex.EncodeToString(id[:]) }
+func ParseObjectID(s string) (ObjectID, error) { return wire.ParseID(s) }
 
 // RandomObjectID returns a random id.
 func RandomObjectID() ObjectID {
@@ -40,7 +34,5 @@ func RandomObjectID() ObjectID {
 // BLAKE3 hash. The same bytes always get the same id.
 func ContentID(data []byte) ObjectID {
 	sum := blake3.Sum256(data)
-	var id ObjectID
-	copy(id[:], sum[:IDSize])
-	return id
+	return ObjectID(sum[:IDSize])
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -30,41 +29,54 @@ type ObjectInfo struct {
 	DeletePending     bool          `json:"delete_pending"`
 	LastUse           time.Time     `json:"last_use"`
 	Offset            uint64        `json:"offset"`
-	Digest            string        `json:"digest,omitempty"` // BLAKE3, 64 hex, when known
-}
-
-// MarshalText writes the id as hex (JSON, logs).
-func (id ObjectID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
-
-// UnmarshalText parses 40 hex digits.
-func (id *ObjectID) UnmarshalText(b []byte) error {
-	v, err := ParseObjectID(string(b))
-	*id = v
-	return err
+	Digest            Digest        `json:"digest,omitzero"` // BLAKE3 (64 hex), when known
 }
 
 // List describes every object in the store, sealed or not, in arena order.
 func (c *Client) List(ctx context.Context) ([]ObjectInfo, error) {
-	p, err := c.m.start(storewire.TypeList, nil)
+	var out []ObjectInfo
+	err := c.ListPages(ctx, func(page []byte) error {
+		infos, _, err := UnmarshalListPage(page)
+		if err != nil {
+			return fmt.Errorf("list: %w", err)
+		}
+		out = append(out, infos...)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	var out []ObjectInfo
+	return out, nil
+}
+
+// ListPages is List without decoding: it hands f each page of the
+// store's List reply as it arrives (the store protocol's layout, which
+// UnmarshalListPage decodes; only its length is checked here), in order,
+// and stops after the last page or at f's first error, which it returns
+// as is. plasma-stream-server forwards the pages so for a remote LIST. f
+// may keep page.
+func (c *Client) ListPages(ctx context.Context, f func(page []byte) error) error {
+	p, err := c.m.start(storewire.TypeList, nil)
+	if err != nil {
+		return err
+	}
 	for {
-		f, ok, err := c.m.recv(ctx, p, nil)
+		fr, ok, err := c.m.recv(ctx, p, nil)
 		if err != nil {
-			return nil, fmt.Errorf("list: %w", err)
+			return fmt.Errorf("list: %w", err)
 		}
-		if f, err = c.m.check(storewire.TypeList, f, ok); err != nil {
-			return nil, err
+		if fr, err = c.m.check(storewire.TypeList, fr, ok); err != nil {
+			return err
 		}
-		infos, more, err := UnmarshalListPage(f.p)
+		more, err := storewire.ListPageMore(fr.p)
 		if err != nil {
-			return nil, fmt.Errorf("list: %w", err)
+			return fmt.Errorf("list: %w", err)
 		}
-		out = append(out, infos...)
+		if err := f(fr.p); err != nil {
+			return err
+		}
 		if !more {
-			return out, nil
+			return nil
 		}
 	}
 }
@@ -97,7 +109,7 @@ func infoFromWire(in storewire.Info) ObjectInfo {
 		info.LastUse = time.Unix(0, in.LastUseUnixNs)
 	}
 	if in.HasDigest {
-		info.Digest = hex.EncodeToString(in.Digest[:])
+		info.Digest = in.Digest
 	}
 	return info
 }

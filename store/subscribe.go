@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -51,7 +50,7 @@ type Event struct {
 	DataSize     uint64    `json:"data_size"`
 	MetadataSize uint32    `json:"metadata_size"`
 	Time         time.Time `json:"time"`
-	Digest       string    `json:"digest,omitempty"` // BLAKE3, 64 hex, when known
+	Digest       Digest    `json:"digest,omitzero"` // BLAKE3 (64 hex), when known
 }
 
 // Subscription delivers every seal, delete and eviction in the store (and,
@@ -138,7 +137,7 @@ func eventFromWire(ev storewire.Event) Event {
 	e := Event{Kind: kind, ID: ev.ID, DataSize: ev.DataSize,
 		MetadataSize: ev.MetaSize, Time: time.Unix(0, ev.TimeNs)}
 	if ev.HasDigest {
-		e.Digest = hex.EncodeToString(ev.Digest[:])
+		e.Digest = ev.Digest
 	}
 	return e
 }

@@ -34,7 +34,7 @@ type Location = streamwire.Location
 func (c *Client) Fetch(ctx context.Context, ids []ObjectID) (*PeerResult, error) {
 	var res PeerResult
 	err := c.do(ctx, func(tc *transfer.Conn) error {
-		if err := tc.Send(streamwire.TypeFetch, streamwire.Copy{IDs: toWire(ids)}.Append(nil)); err != nil {
+		if err := tc.Send(streamwire.TypeFetch, streamwire.Copy{IDs: ids}.Append(nil)); err != nil {
 			return err
 		}
 		var r streamwire.PeerResult
@@ -62,17 +62,9 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 
 // Locate returns, for each object, the nodes the directory says hold it.
 func (c *Client) Locate(ctx context.Context, ids ...ObjectID) (map[ObjectID][]Location, error) {
-	var raw map[string][]Location
-	if err := c.jsonRequest(ctx, streamwire.TypeLocate, streamwire.Copy{IDs: toWire(ids)}.Append(nil), &raw); err != nil {
+	var out map[ObjectID][]Location // JSON keys: hex ids
+	if err := c.jsonRequest(ctx, streamwire.TypeLocate, streamwire.Copy{IDs: ids}.Append(nil), &out); err != nil {
 		return nil, err
-	}
-	out := make(map[ObjectID][]Location, len(raw))
-	for k, v := range raw {
-		id, err := ParseObjectID(k)
-		if err != nil {
-			return nil, fmt.Errorf("LOCATE reply: %w", err)
-		}
-		out[id] = v
 	}
 	return out, nil
 }
@@ -105,7 +97,7 @@ func (c *Client) Prefetch(ctx context.Context, id ObjectID, group string, wait b
 // effort), reporting each node.
 func (c *Client) DeleteCluster(ctx context.Context, ids ...ObjectID) ([]NodeOutcome, error) {
 	var out []NodeOutcome
-	if err := c.jsonRequest(ctx, streamwire.TypeDeleteAll, streamwire.Copy{IDs: toWire(ids)}.Append(nil), &out); err != nil {
+	if err := c.jsonRequest(ctx, streamwire.TypeDeleteAll, streamwire.Copy{IDs: ids}.Append(nil), &out); err != nil {
 		return nil, err
 	}
 	return out, outcomeErr("cluster delete", out)
@@ -115,7 +107,7 @@ func (c *Client) DeleteCluster(ctx context.Context, ids ...ObjectID) ([]NodeOutc
 // does not have are fine. It returns the other failures, one sentence each.
 func (c *Client) DeleteLocal(ctx context.Context, ids []ObjectID) ([]string, error) {
 	var msgs []string
-	err := c.jsonRequest(ctx, streamwire.TypeDeleteLocal, streamwire.Copy{IDs: toWire(ids)}.Append(nil), &msgs)
+	err := c.jsonRequest(ctx, streamwire.TypeDeleteLocal, streamwire.Copy{IDs: ids}.Append(nil), &msgs)
 	return msgs, err
 }
 

@@ -144,7 +144,7 @@ func TestDirectoryLearnsLaterDigests(t *testing.T) {
 	data := testutil.Pattern(1<<20, 21)
 	id := store.RandomObjectID()
 	putID(t, a.Socket, id, data, nil) // PutID: no digest at Seal
-	want := fmt.Sprintf("%x", blake3.Sum256(data))
+	want := store.Digest(blake3.Sum256(data))
 	ca := streamClient(t, a.Addr)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		locs, err := ca.Locate(bg, id)

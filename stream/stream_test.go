@@ -55,7 +55,7 @@ func has(t testing.TB, sock string, id stream.ObjectID, data, meta []byte) bool 
 	if !bytes.Equal(o.Data, data) || !bytes.Equal(o.Metadata, meta) {
 		t.Fatalf("object %s in %s: %d data bytes / %d metadata bytes differ from the original", id, sock, len(o.Data), len(o.Metadata))
 	}
-	return o.HasDigest
+	return !o.Digest.IsZero()
 }
 
 // mustNotHave checks that no object, sealed or not, with id is in the store.
@@ -294,7 +294,7 @@ func TestPingStatList(t *testing.T) {
 		t.Fatalf("stat: %+v %v", st, err)
 	}
 	infos, err := c.List(bg)
-	if err != nil || len(infos) != 1 || infos[0].ID != id || infos[0].DataSize != 6 || infos[0].Digest == "" {
+	if err != nil || len(infos) != 1 || infos[0].ID != id || infos[0].DataSize != 6 || infos[0].Digest.IsZero() {
 		t.Fatalf("list: %+v %v", infos, err)
 	}
 }

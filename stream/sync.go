@@ -130,7 +130,7 @@ func (c *Client) Sync(ctx context.Context, reqs []PeerRequest) (*SyncResult, err
 func (c *Client) SyncProgress(ctx context.Context, reqs []PeerRequest, progress func(Progress)) (*SyncResult, error) {
 	m := streamwire.Sync{Peers: make([]streamwire.PeerRequest, len(reqs))}
 	for i, r := range reqs {
-		m.Peers[i] = streamwire.PeerRequest{Kind: r.Kind, Addr: r.From, IDs: toWire(r.Objects)}
+		m.Peers[i] = streamwire.PeerRequest{Kind: r.Kind, Addr: r.From, IDs: r.Objects}
 	}
 	// Limits are checked here too, so an invalid SYNC costs no round trip.
 	if st, msg := m.Validate(); st != streamwire.StatusOK {
@@ -205,14 +205,6 @@ func (r *SyncResult) err() error {
 	return &Error{Status: r.Status, Msg: msg}
 }
 
-func toWire(ids []ObjectID) []streamwire.ID {
-	out := make([]streamwire.ID, len(ids))
-	for i, id := range ids {
-		out[i] = id
-	}
-	return out
-}
-
 func peerFromWire(p streamwire.PeerResult) PeerResult {
 	r := PeerResult{Kind: p.Kind, From: p.Addr, Status: p.Status, Message: p.Message, Bytes: p.Bytes,
 		Duration: time.Duration(p.DurationNs), Objects: make([]ObjectResult, len(p.Objects))}
@@ -235,8 +227,7 @@ func TakeFrom(ctx context.Context, from string, dst *store.Client, ids []ObjectI
 }
 
 func direct(ctx context.Context, kind Kind, from string, dst *store.Client, ids []ObjectID, opts []Option) (*PeerResult, error) {
-	wids := toWire(ids)
-	if st, msg := streamwire.ValidateIDs(wids, nil); st != streamwire.StatusOK {
+	if st, msg := streamwire.ValidateIDs(ids, nil); st != streamwire.StatusOK {
 		return &PeerResult{Kind: kind, From: from, Status: st, Message: msg}, &Error{Status: st, Msg: fmt.Sprintf("%s %s rejected: %s", kind, from, msg)}
 	}
 	o := options{timeout: transfer.DefaultTimeout, name: "direct"}
@@ -248,7 +239,7 @@ func direct(ctx context.Context, kind Kind, from string, dst *store.Client, ids 
 		c, _, err := transfer.Dial(ctx, from, streamwire.RolePeer, o.name, o.timeout)
 		return c, err // a refusal keeps its status (busy, version)
 	}
-	objs, err := transfer.Receive(ctx, dial, dst, kind, wids, transfer.ReceiveOptions{})
+	objs, err := transfer.Receive(ctx, dial, dst, kind, ids, transfer.ReceiveOptions{})
 	wr := transfer.Summarize(streamwire.PeerResult{Kind: kind, Addr: from, Status: streamwire.StatusOK,
 		Objects: objs, DurationNs: int64(time.Since(start))}, err)
 	r := peerFromWire(wr)

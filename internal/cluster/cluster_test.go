@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/plasmastream/plasmastream/internal/cluster/clustertest"
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 const testTTL = 2 * time.Second
@@ -141,15 +142,15 @@ func TestTwoNodes(t *testing.T) {
 	}
 
 	x, y := oid("object-x"), oid("object-y")
-	var dig [32]byte
+	var dig wire.Digest
 	dig[0], dig[31] = 0xab, 0xcd
-	if err := a.AddLocation(ctx, x, 1<<33, &dig); err != nil {
+	if err := a.AddLocation(ctx, x, 1<<33, dig); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.AddLocation(ctx, x, 1<<33, nil); err != nil {
+	if err := b.AddLocation(ctx, x, 1<<33, wire.Digest{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.AddLocation(ctx, y, 7, nil); err != nil {
+	if err := b.AddLocation(ctx, y, 7, wire.Digest{}); err != nil {
 		t.Fatal(err)
 	}
 	ls, err := b.Holders(ctx, x)
@@ -157,7 +158,7 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Location{
-		{Node: "a", Address: "a.test:2021", Size: 1 << 33, Digest: "ab" + strings.Repeat("0", 60) + "cd"},
+		{Node: "a", Address: "a.test:2021", Size: 1 << 33, Digest: dig},
 		{Node: "b", Address: "b.test:2021", Size: 1 << 33},
 	}
 	if !slices.Equal(ls, want) {
@@ -248,7 +249,7 @@ func TestHoldersNeedRegistration(t *testing.T) {
 	if _, err := cli.Put(ctx, "/plasma/objects/"+fmt.Sprintf("%x", x)+"/ghost", `{"size":1,"digest":""}`); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.AddLocation(ctx, x, 1, nil); err != nil {
+	if err := a.AddLocation(ctx, x, 1, wire.Digest{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := holdersAre(ctx, a, x, "a")(); err != nil {
@@ -267,7 +268,7 @@ func TestLeaseExpiry(t *testing.T) {
 	ctx := ctxT(t)
 	x := oid("x")
 	for _, d := range []*Directory{a, b} {
-		if err := d.AddLocation(ctx, x, 10, nil); err != nil {
+		if err := d.AddLocation(ctx, x, 10, wire.Digest{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -315,7 +316,7 @@ func TestLeaseExpiryClientClosed(t *testing.T) {
 	b := open(t, bcli, "b")
 	ctx := ctxT(t)
 	x := oid("x")
-	if err := b.AddLocation(ctx, x, 10, nil); err != nil {
+	if err := b.AddLocation(ctx, x, 10, wire.Digest{}); err != nil {
 		t.Fatal(err)
 	}
 	bcli.Close()
@@ -343,7 +344,7 @@ func TestCloseRevokes(t *testing.T) {
 	b := open(t, cli, "b", "g")
 	ctx := ctxT(t)
 	x := oid("x")
-	if err := b.AddLocation(ctx, x, 10, nil); err != nil {
+	if err := b.AddLocation(ctx, x, 10, wire.Digest{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Close(); err != nil {
@@ -365,7 +366,7 @@ func TestCloseRevokes(t *testing.T) {
 			t.Errorf("key %s left after Close", kv.Key)
 		}
 	}
-	if err := b.AddLocation(ctx, x, 1, nil); !errors.Is(err, ErrClosed) {
+	if err := b.AddLocation(ctx, x, 1, wire.Digest{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("AddLocation after Close: %v", err)
 	}
 	if err := b.Close(); err != nil {
@@ -382,7 +383,7 @@ func TestRestartedNodeTakesOver(t *testing.T) {
 	ctx := ctxT(t)
 	old := open(t, cli, "a")
 	x := oid("x")
-	if err := old.AddLocation(ctx, x, 10, nil); err != nil {
+	if err := old.AddLocation(ctx, x, 10, wire.Digest{}); err != nil {
 		t.Fatal(err)
 	}
 	old.abandon() // crashed; its lease lives on for up to the TTL
@@ -421,7 +422,7 @@ func TestEtcdRestart(t *testing.T) {
 			ctx := ctxT(t)
 			x, y, z := oid("x"), oid("y"), oid("z")
 			for _, id := range [][20]byte{x, y} {
-				if err := a.AddLocation(ctx, id, 10, nil); err != nil {
+				if err := a.AddLocation(ctx, id, 10, wire.Digest{}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -430,7 +431,7 @@ func TestEtcdRestart(t *testing.T) {
 			// Keep the directory working against a dead etcd for longer
 			// than the TTL so that the lease is lost on the client side.
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
-			err := a.AddLocation(sctx, z, 10, nil)
+			err := a.AddLocation(sctx, z, 10, wire.Digest{})
 			cancel()
 			if err == nil {
 				t.Fatal("AddLocation with etcd down succeeded")
@@ -465,7 +466,7 @@ func TestEtcdRestart(t *testing.T) {
 				return nil
 			})
 			// Writes work again.
-			if err := a.AddLocation(ctx, y, 10, nil); err != nil {
+			if err := a.AddLocation(ctx, y, 10, wire.Digest{}); err != nil {
 				t.Fatal(err)
 			}
 			if err := holdersAre(ctx, a, y, "a")(); err != nil {
@@ -496,7 +497,7 @@ func TestExternalCluster(t *testing.T) {
 	b := open(t, cliB, "b", "g")
 	x := oid("x")
 	for _, d := range []*Directory{a, b} {
-		if err := d.AddLocation(ctx, x, 10, nil); err != nil {
+		if err := d.AddLocation(ctx, x, 10, wire.Digest{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -511,7 +512,7 @@ func TestExternalCluster(t *testing.T) {
 	y := oid("y")
 	waitFor(t, "writes after a member died", 20*time.Second, func() error {
 		for _, d := range []*Directory{a, b} {
-			if err := d.AddLocation(ctx, y, 10, nil); err != nil {
+			if err := d.AddLocation(ctx, y, 10, wire.Digest{}); err != nil {
 				return err
 			}
 		}

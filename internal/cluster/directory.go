@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // Defaults of Config.
@@ -69,8 +70,8 @@ type Directory struct {
 
 	mu            sync.Mutex
 	self          Node
-	objects       map[[20]byte]loc
-	dirtyObjs     map[[20]byte]struct{}
+	objects       map[wire.ID]loc
+	dirtyObjs     map[wire.ID]struct{}
 	dirtyNode     bool                // node record and group keys to write
 	removedGroups map[string]struct{} // group keys to delete
 	pending       *batch              // waiters for the next flush
@@ -83,9 +84,8 @@ type Directory struct {
 }
 
 type loc struct {
-	size      uint64
-	digest    [32]byte
-	hasDigest bool
+	size   uint64
+	digest wire.Digest // zero when unknown
 }
 
 // Open registers cfg.Self under a new lease (taking the name over from a
@@ -142,8 +142,8 @@ func Open(ctx context.Context, cfg Config) (*Directory, error) {
 		stop:          make(chan struct{}),
 		done:          make(chan struct{}),
 		self:          self,
-		objects:       map[[20]byte]loc{},
-		dirtyObjs:     map[[20]byte]struct{}{},
+		objects:       map[wire.ID]loc{},
+		dirtyObjs:     map[wire.ID]struct{}{},
 		removedGroups: map[string]struct{}{},
 		owned:         map[clientv3.LeaseID]context.CancelFunc{},
 	}

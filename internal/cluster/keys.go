@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // The directory's keys and records (docs/cluster.md has the layout).
@@ -19,11 +20,11 @@ func (d *Directory) groupKey(group, name string) string {
 	return d.prefix + "groups/" + group + "/" + name
 }
 
-func (d *Directory) objectPrefix(id [20]byte) string {
-	return d.prefix + "objects/" + hex.EncodeToString(id[:]) + "/"
+func (d *Directory) objectPrefix(id wire.ID) string {
+	return d.prefix + "objects/" + id.String() + "/"
 }
 
-func (d *Directory) objectKey(id [20]byte) string { return d.objectPrefix(id) + d.self.Name }
+func (d *Directory) objectKey(id wire.ID) string { return d.objectPrefix(id) + d.self.Name }
 
 func nodeRecord(n Node) string {
 	if n.Groups == nil {
@@ -46,12 +47,9 @@ func parseNode(b []byte) (Node, error) {
 
 func locationRecord(l loc) string {
 	r := struct {
-		Size   uint64 `json:"size"`
-		Digest string `json:"digest"`
-	}{Size: l.size}
-	if l.hasDigest {
-		r.Digest = hex.EncodeToString(l.digest[:])
-	}
+		Size   uint64      `json:"size"`
+		Digest wire.Digest `json:"digest"` // "" when unknown
+	}{Size: l.size, Digest: l.digest}
 	b, _ := json.Marshal(r)
 	return string(b)
 }

@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/plasmastream/plasmastream/internal/cluster/clustertest"
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // With etcd hung (SIGSTOP: connections open, nothing answers), every
@@ -26,7 +27,7 @@ func TestHungEtcd(t *testing.T) {
 	a := open(t, cli, "a", "g")
 	ctx := ctxT(t)
 	x, y := oid("x"), oid("y")
-	if err := a.AddLocation(ctx, x, 10, nil); err != nil {
+	if err := a.AddLocation(ctx, x, 10, wire.Digest{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -38,7 +39,7 @@ func TestHungEtcd(t *testing.T) {
 		"Nodes":        func() error { _, err := a.Nodes(octx); return err },
 		"Holders":      func() error { _, err := a.Holders(octx, x); return err },
 		"GroupMembers": func() error { _, err := a.GroupMembers(octx, "g"); return err },
-		"AddLocation":  func() error { return a.AddLocation(octx, y, 10, nil) },
+		"AddLocation":  func() error { return a.AddLocation(octx, y, 10, wire.Digest{}) },
 		"JoinGroup":    func() error { return a.JoinGroup(octx, "h") },
 	}
 	var wg sync.WaitGroup
@@ -57,7 +58,7 @@ func TestHungEtcd(t *testing.T) {
 	// flush in flight waits for etcd.
 	n := maxDirty + 100
 	for i := range n {
-		if err := a.QueueLocation(oid(fmt.Sprint(i)), uint64(i), nil); err != nil {
+		if err := a.QueueLocation(oid(fmt.Sprint(i)), uint64(i), wire.Digest{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // The queued writes: changes are applied to the in-memory state at once
@@ -26,7 +28,7 @@ type batch struct {
 }
 
 // markDirty queues the write of id's location, within maxDirty. d.mu held.
-func (d *Directory) markDirty(id [20]byte) {
+func (d *Directory) markDirty(id wire.ID) {
 	if d.overflow {
 		return // the resync due writes it
 	}

@@ -80,11 +80,7 @@ func (n *Node) DeleteLocal(ctx context.Context, ids []streamwire.ID) []string {
 		return []string{err.Error()}
 	}
 	defer sc.Release()
-	oids := make([]store.ObjectID, len(ids))
-	for i, id := range ids {
-		oids[i] = id
-	}
-	errs, err := sc.Client.Delete(ctx, oids...)
+	errs, err := sc.Client.Delete(ctx, ids...)
 	if err != nil {
 		return []string{err.Error()}
 	}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -17,6 +16,7 @@ import (
 	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // fetch answers a cluster FETCH: it makes each object available in the
@@ -83,14 +83,14 @@ func (n *Node) fetchOne(ctx context.Context, sc Store, id streamwire.ID, held *t
 	}
 	rand.Shuffle(len(holders), func(i, j int) { holders[i], holders[j] = holders[j], holders[i] })
 	var sources []streamwire.PullSource
-	var digest *[32]byte
+	var digest wire.Digest // the first holder's that is known
 	for _, h := range holders {
 		if h.Node == n.cfg.Name {
 			continue // a stale location of our own
 		}
 		sources = append(sources, streamwire.PullSource{Node: h.Node, Addr: h.Address, Full: true})
-		if d, err := hex.DecodeString(h.Digest); err == nil && len(d) == 32 && digest == nil {
-			digest = (*[32]byte)(d)
+		if digest.IsZero() {
+			digest = h.Digest
 		}
 	}
 	if len(sources) == 0 {
@@ -127,7 +127,7 @@ func (n *Node) fetchByCopy(ctx context.Context, sc Store, id streamwire.ID, sour
 // transfer.Held), which belongs to sc: a caller that shared another's
 // transfer takes its own reference, and fetches again in the unlikely case
 // that the object was evicted before it could.
-func (n *Node) fetchFrom(ctx context.Context, sc Store, id streamwire.ID, sources []streamwire.PullSource, digest *[32]byte, own, slices int, held *transfer.Held) transfer.FetchResult {
+func (n *Node) fetchFrom(ctx context.Context, sc Store, id streamwire.ID, sources []streamwire.PullSource, digest wire.Digest, own, slices int, held *transfer.Held) transfer.FetchResult {
 	for attempt := 0; ; attempt++ {
 		ran := false // this caller's function ran: its Fetch holds the object in held
 		v, _, _ := n.fetches.Do(string(id[:]), func() (any, error) {
@@ -153,7 +153,7 @@ func (n *Node) fetchFrom(ctx context.Context, sc Store, id streamwire.ID, source
 }
 
 // fetchOnce runs one transfer.Fetch for fetchFrom.
-func (n *Node) fetchOnce(ctx context.Context, sc Store, id streamwire.ID, sources []streamwire.PullSource, digest *[32]byte, own, slices int, held *transfer.Held) transfer.FetchResult {
+func (n *Node) fetchOnce(ctx context.Context, sc Store, id streamwire.ID, sources []streamwire.PullSource, digest wire.Digest, own, slices int, held *transfer.Held) transfer.FetchResult {
 	start := time.Now()
 	res := transfer.Fetch(ctx, sc.Client, id, sources, transfer.FetchOptions{
 		Stats: n.cfg.Stats, Partials: sc.Partials, Digest: digest, Own: own, Slices: slices, Held: held,
@@ -164,7 +164,7 @@ func (n *Node) fetchOnce(ctx context.Context, sc Store, id streamwire.ID, source
 	}
 	for _, src := range res.Sources {
 		if src.Failed != "" {
-			n.log.Warn("fetch: source failed", "object", hex.EncodeToString(id[:]), "node", src.Node, "address", src.Address, "err", src.Failed)
+			n.log.Warn("fetch: source failed", "object", id, "node", src.Node, "address", src.Address, "err", src.Failed)
 		}
 	}
 	return res

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,15 +79,15 @@ func (n *Node) Handle(ctx context.Context, c *transfer.Conn, t streamwire.Type, 
 	return replyJSON(c, t, body)
 }
 
-// locate answers LOCATE: the holders of each object, by hex id.
-func (n *Node) locate(ctx context.Context, ids []streamwire.ID) (map[string][]cluster.Location, error) {
-	locs := map[string][]cluster.Location{}
+// locate answers LOCATE: the holders of each object (JSON keys: hex ids).
+func (n *Node) locate(ctx context.Context, ids []streamwire.ID) (map[streamwire.ID][]cluster.Location, error) {
+	locs := map[streamwire.ID][]cluster.Location{}
 	for _, id := range ids {
 		l, err := n.dir.Holders(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		locs[hex.EncodeToString(id[:])] = l
+		locs[id] = l
 	}
 	return locs, nil
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -67,7 +66,7 @@ func (n *Node) Resync(ctx context.Context, st *store.Client) error {
 	for _, in := range infos {
 		held[in.ID] = in.State == store.StateSealed && !in.DeletePending
 	}
-	if err := n.dir.RetainLocations(ctx, func(id [20]byte) bool { return held[id] }); err != nil {
+	if err := n.dir.RetainLocations(ctx, func(id store.ObjectID) bool { return held[id] }); err != nil {
 		n.log.Warn("directory: withdraw the locations the store lost", "component", "cluster", "err", err)
 	}
 	for _, in := range infos {
@@ -97,10 +96,6 @@ func (n *Node) Event(ev store.Event) {
 }
 
 // add queues a location (the directory logs failed writes itself).
-func (n *Node) add(id store.ObjectID, size uint64, digestHex string) {
-	var digest *[32]byte
-	if d, err := hex.DecodeString(digestHex); err == nil && len(d) == 32 {
-		digest = (*[32]byte)(d)
-	}
+func (n *Node) add(id store.ObjectID, size uint64, digest store.Digest) {
 	n.dir.QueueLocation(id, size, digest) // fails only once closed
 }

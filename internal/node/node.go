@@ -112,7 +112,7 @@ func (n *Node) useStore() (Store, error) { return n.cfg.Use() }
 
 // holdsLocally reports whether the store has object id (false while the
 // store is down).
-func (n *Node) holdsLocally(ctx context.Context, id [20]byte) bool {
+func (n *Node) holdsLocally(ctx context.Context, id store.ObjectID) bool {
 	sc, err := n.useStore()
 	if err != nil {
 		return false

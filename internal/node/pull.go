@@ -7,6 +7,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // pull answers PULL: fetch the object from the given sources, slice by
@@ -25,7 +26,7 @@ func (n *Node) pull(ctx context.Context, c *transfer.Conn, m *streamwire.Pull) (
 	defer sc.Release()
 	held := transfer.NewHeld(sc.Client) // the object stays here until the reply is sent
 	defer held.Release()
-	res := n.fetchFrom(ctx, sc, m.ID, m.Sources, nil, int(m.Own), int(m.Slices), held)
+	res := n.fetchFrom(ctx, sc, m.ID, m.Sources, wire.Digest{}, int(m.Own), int(m.Slices), held)
 	out := streamwire.PullOutcome{Node: n.cfg.Name, Status: res.Status.String(), Code: uint16(res.Status), OK: res.Status.Success(), Message: res.Message,
 		Bytes: res.Bytes, Resumed: res.Resumed, Sources: res.Sources, Duration: time.Since(start)}
 	st, err := replyJSON(c, streamwire.TypePull, out)

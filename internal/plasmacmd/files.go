@@ -57,9 +57,9 @@ leaves no file.`,
 				defer c.Release(ctx, id)
 				sum := bao.Sum(obj.Data)
 				switch {
-				case obj.HasDigest && sum != obj.Digest:
-					return fmt.Errorf("object %s: its data does not match its BLAKE3 digest %x; nothing written", id, obj.Digest)
-				case !obj.HasDigest && store.ObjectID(sum[:store.IDSize]) != id:
+				case !obj.Digest.IsZero() && sum != obj.Digest:
+					return fmt.Errorf("object %s: its data does not match its BLAKE3 digest %s; nothing written", id, obj.Digest)
+				case obj.Digest.IsZero() && store.ObjectID(sum[:store.IDSize]) != id:
 					return fmt.Errorf("object %s has no digest yet and is not content-addressed: cannot verify it; nothing written", id)
 				}
 				return writeOutput(cmd, args[1], obj.Data)

@@ -110,15 +110,15 @@ func (s *state) hashLocked(o *object) {
 
 // outboard returns a sealed object's digest and outboard, building them
 // now if the background digester has not yet.
-func (s *state) outboard(oid id) (storewire.Outboard, error) {
+func (s *state) outboard(oid storewire.ID) (storewire.Outboard, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.objects[oid]
 	if !ok || !o.sealed || o.deletePending {
-		return storewire.Outboard{}, errf(storewire.CodeObjectNotFound, "outboard: object %s is not in the store", hexID(oid))
+		return storewire.Outboard{}, errf(storewire.CodeObjectNotFound, "outboard: object %s is not in the store", oid.String())
 	}
 	if bao.OutboardSize(o.dataSize) > storewire.MaxOutboard {
-		return storewire.Outboard{}, errf(storewire.CodeInvalidRequest, "outboard: object %s has %d bytes; outboards are kept for objects up to 16 GiB", hexID(oid), o.dataSize)
+		return storewire.Outboard{}, errf(storewire.CodeInvalidRequest, "outboard: object %s has %d bytes; outboards are kept for objects up to 16 GiB", oid.String(), o.dataSize)
 	}
 	s.hashLocked(o)
 	r := storewire.Outboard{Digest: o.digest, Outboard: o.outboard}
@@ -137,10 +137,10 @@ func (s *state) setOutboard(m *storewire.SetOutboard) error {
 	switch {
 	case !ok || !o.sealed:
 		s.mu.Unlock()
-		return errf(storewire.CodeObjectNotFound, "set outboard: object %s is not sealed in the store", hexID(m.ID))
+		return errf(storewire.CodeObjectNotFound, "set outboard: object %s is not sealed in the store", m.ID.String())
 	case !o.hasDigest:
 		s.mu.Unlock()
-		return errf(storewire.CodeInvalidRequest, "set outboard: object %s has no digest to check the outboard against", hexID(m.ID))
+		return errf(storewire.CodeInvalidRequest, "set outboard: object %s has no digest to check the outboard against", m.ID.String())
 	case o.hashed():
 		s.mu.Unlock()
 		return nil
@@ -148,7 +148,7 @@ func (s *state) setOutboard(m *storewire.SetOutboard) error {
 	size, digest := o.dataSize, o.digest
 	s.mu.Unlock()
 	if _, err := bao.Parse(m.Outboard, size, digest); err != nil {
-		return errf(storewire.CodeInvalidRequest, "set outboard: object %s: %v", hexID(m.ID), err)
+		return errf(storewire.CodeInvalidRequest, "set outboard: object %s: %v", m.ID.String(), err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

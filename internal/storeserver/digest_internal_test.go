@@ -15,12 +15,12 @@ func TestDigestJobOfADeletedObjectSkipsItsSuccessor(t *testing.T) {
 	const size = 64 << 10 // over one group: hashing also builds an outboard
 	s := newState(make([]byte, 1<<20), 1<<20, 1<<20)
 	c := newClient(1)
-	oid := id{1, 2, 3}
+	oid := storewire.ID{1, 2, 3}
 	if err := s.createAndSeal(c, &storewire.CreateAndSeal{ID: oid, Data: bytes.Repeat([]byte{7}, size)}); err != nil {
 		t.Fatal(err)
 	}
 	first := <-s.digestQ
-	if codes := s.del([]id{oid}); codes[0] != storewire.CodeOK {
+	if codes := s.del([]storewire.ID{oid}); codes[0] != storewire.CodeOK {
 		t.Fatalf("delete: code %v", codes[0])
 	}
 	vouched := [32]byte{9} // not the data's digest: hashing would replace it

@@ -12,7 +12,7 @@ import (
 // whenever the free bytes suffice but are not contiguous. It fails only
 // when the pinned objects (unsealed or referenced) leave no room; the error
 // says so with the figures. Caller holds s.mu.
-func (s *state) allocate(oid id, size uint64) (uint64, error) {
+func (s *state) allocate(oid storewire.ID, size uint64) (uint64, error) {
 	if off, ok := s.alloc.Alloc(size); ok {
 		return off, nil
 	}
@@ -26,7 +26,7 @@ func (s *state) allocate(oid id, size uint64) (uint64, error) {
 		if s.lru.Len() == 0 {
 			return 0, errf(storewire.CodeOutOfMemory,
 				"store full: object %s needs %d bytes; capacity %d, %d in use or unsealed, %d free, largest free block %d",
-				hexID(oid), size, s.alloc.Capacity(), s.pinned, s.alloc.FreeBytes(), s.alloc.LargestFree())
+				oid.String(), size, s.alloc.Capacity(), s.pinned, s.alloc.FreeBytes(), s.alloc.LargestFree())
 		}
 		s.evictOne()
 	}

@@ -20,17 +20,17 @@ var _ = [1<<16 - storewire.MaxIDsPerRequest]struct{}{}
 // the Seal of its last missing object or by its timer, whichever comes
 // first; done guards against both.
 //
-// Its memory stays close to the request's size (20 bytes an id): the ids
+// Its memory stays close to the request's size (20 bytes an storewire.ID): the ids
 // are the decoded request's slice, the missing ones are found by binary
-// search through byID (2 bytes an id), found objects are one bit each
+// search through byID (2 bytes an storewire.ID), found objects are one bit each
 // (their locations are read when the reply is built: a referenced object
-// never moves), and the index holds one entry per distinct id prefix.
+// never moves), and the index holds one entry per distinct storewire.ID prefix.
 type waiter struct {
 	c        *client
 	reqID    uint32
-	ids      []id     // request order
-	byID     []uint16 // positions of the ids missing at registration, sorted by id
-	found    []uint64 // bitmap over ids: found, and referenced by c
+	ids      []storewire.ID // request order
+	byID     []uint16       // positions of the ids missing at registration, sorted by id
+	found    []uint64       // bitmap over ids: found, and referenced by c
 	missing  int
 	internal bool   // the Get does not count as a use
 	cost     uint64 // bytes charged to the state's waitBytes
@@ -119,7 +119,7 @@ func (s *state) wake(o *object) {
 			continue
 		}
 		// The positions holding o.id form one run in byID.
-		j, _ := slices.BinarySearchFunc(w.byID, o.id, func(i uint16, t id) int { return bytes.Compare(w.ids[i][:], t[:]) })
+		j, _ := slices.BinarySearchFunc(w.byID, o.id, func(i uint16, t storewire.ID) int { return bytes.Compare(w.ids[i][:], t[:]) })
 		for ; j < len(w.byID) && w.ids[w.byID[j]] == o.id; j++ {
 			if i := int(w.byID[j]); !w.isFound(i) {
 				s.fill(w, i, o)

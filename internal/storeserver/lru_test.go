@@ -70,7 +70,7 @@ func TestHashingIsNotAUse(t *testing.T) {
 	used := lastUses(t, c)
 	waitFor(t, "both objects hashed", func() bool {
 		m := lastUses(t, c)
-		return m[a].Digest != "" && m[b].Digest != ""
+		return !m[a].Digest.IsZero() && !m[b].Digest.IsZero()
 	})
 	hashed := lastUses(t, c)
 	for _, id := range []store.ObjectID{a, b} {

@@ -1,7 +1,6 @@
 package storeserver
 
 import (
-	"encoding/hex"
 	"fmt"
 	"sync"
 	"time"
@@ -10,13 +9,12 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/alloc"
 	"github.com/plasmastream/plasmastream/internal/storewire"
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
-
-type id = storewire.ID
 
 // object is one entry of the object table.
 type object struct {
-	id        id
+	id        storewire.ID
 	off       uint64 // allocation start; data at off, metadata at off+dataSize
 	dataSize  uint64
 	metaSize  uint32
@@ -38,7 +36,7 @@ type object struct {
 	creatorPID  uint32
 	lastUse     time.Time // seal or the last release of a use
 	hasDigest   bool
-	digest      [storewire.DigestSize]byte
+	digest      wire.Digest
 	outboard    []byte        // bao outboard, 16 KiB groups (nil for one group, or not built yet)
 	building    chan struct{} // closed when the hashing in progress ends
 }
@@ -46,8 +44,8 @@ type object struct {
 // client is the per-connection part of the state.
 type client struct {
 	pid     uint32
-	refs    map[id]int     // references this client holds
-	created map[id]*object // its unsealed objects
+	refs    map[storewire.ID]int     // references this client holds
+	created map[storewire.ID]*object // its unsealed objects
 	waits   map[*waiter]struct{}
 	events  *eventQueue                          // non-nil once subscribed
 	digests bool                                 // a subscriber of digest events too
@@ -57,7 +55,7 @@ type client struct {
 }
 
 func newClient(pid uint32) *client {
-	return &client{pid: pid, refs: map[id]int{}, created: map[id]*object{}, waits: map[*waiter]struct{}{}}
+	return &client{pid: pid, refs: map[storewire.ID]int{}, created: map[storewire.ID]*object{}, waits: map[*waiter]struct{}{}}
 }
 
 // opError is a failed request: its code travels in an Error reply.
@@ -72,8 +70,6 @@ func errf(code storewire.Code, format string, args ...any) error {
 	return &opError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-func hexID(i id) string { return hex.EncodeToString(i[:]) }
-
 // counters are the Stats figures that are not derived from the table.
 type counters struct {
 	evictions, evictedBytes, compactions, movedBytes uint64
@@ -84,7 +80,7 @@ type state struct {
 	mu      sync.Mutex
 	mem     []byte // the store's mapping of the arena
 	alloc   *alloc.Allocator
-	objects map[id]*object
+	objects map[storewire.ID]*object
 	lru     *btree.BTreeG[*object] // by useSeq: least recently used first
 	uses    uint64                 // last useSeq given out
 	waiters waitIndex
@@ -106,7 +102,7 @@ func newState(mem []byte, capacity, waitBudget uint64) *state {
 	return &state{
 		mem:        mem,
 		alloc:      alloc.New(capacity),
-		objects:    map[id]*object{},
+		objects:    map[storewire.ID]*object{},
 		lru:        btree.NewG(32, func(a, b *object) bool { return a.useSeq < b.useSeq }),
 		waiters:    newWaitIndex(),
 		waitBudget: waitBudget,
@@ -128,7 +124,7 @@ func allocSize(data uint64, meta uint32) uint64 {
 func (s *state) create(c *client, m *storewire.Create) (storewire.Location, error) {
 	if m.DataSize > s.alloc.Capacity() {
 		return storewire.Location{}, errf(storewire.CodeOutOfMemory,
-			"object %s: data size %d exceeds the store capacity %d", hexID(m.ID), m.DataSize, s.alloc.Capacity())
+			"object %s: data size %d exceeds the store capacity %d", m.ID.String(), m.DataSize, s.alloc.Capacity())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -143,7 +139,7 @@ func (s *state) create(c *client, m *storewire.Create) (storewire.Location, erro
 
 // place allocates an unsealed object (making room if needed) and writes
 // its metadata. Caller holds s.mu.
-func (s *state) place(c *client, oid id, dataSize uint64, meta []byte) (*object, error) {
+func (s *state) place(c *client, oid storewire.ID, dataSize uint64, meta []byte) (*object, error) {
 	if o, ok := s.objects[oid]; ok {
 		what := "sealed"
 		switch {
@@ -152,7 +148,7 @@ func (s *state) place(c *client, oid id, dataSize uint64, meta []byte) (*object,
 		case o.deletePending:
 			what = "pending deletion"
 		}
-		return nil, errf(storewire.CodeObjectExists, "object %s already exists (%s)", hexID(oid), what)
+		return nil, errf(storewire.CodeObjectExists, "object %s already exists (%s)", oid.String(), what)
 	}
 	size := allocSize(dataSize, uint32(len(meta)))
 	off, err := s.allocate(oid, size)
@@ -177,11 +173,11 @@ func (s *state) seal(c *client, m *storewire.Seal) error {
 	o, ok := s.objects[m.ID]
 	switch {
 	case !ok:
-		return errf(storewire.CodeObjectNotFound, "seal: object %s does not exist", hexID(m.ID))
+		return errf(storewire.CodeObjectNotFound, "seal: object %s does not exist", m.ID.String())
 	case o.sealed:
-		return errf(storewire.CodeAlreadySealed, "seal: object %s is already sealed", hexID(m.ID))
+		return errf(storewire.CodeAlreadySealed, "seal: object %s is already sealed", m.ID.String())
 	case o.creator != c:
-		return errf(storewire.CodeNotCreator, "seal: object %s was created by another client (pid %d)", hexID(m.ID), o.creatorPID)
+		return errf(storewire.CodeNotCreator, "seal: object %s was created by another client (pid %d)", m.ID.String(), o.creatorPID)
 	}
 	o.hasDigest, o.digest = m.HasDigest, m.Digest
 	s.sealLocked(o)
@@ -230,17 +226,17 @@ func (s *state) createAndSeal(c *client, m *storewire.CreateAndSeal) error {
 }
 
 // abort frees c's unsealed object.
-func (s *state) abort(c *client, oid id) error {
+func (s *state) abort(c *client, oid storewire.ID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.objects[oid]
 	switch {
 	case !ok:
-		return errf(storewire.CodeObjectNotFound, "abort: object %s does not exist", hexID(oid))
+		return errf(storewire.CodeObjectNotFound, "abort: object %s does not exist", oid.String())
 	case o.sealed:
-		return errf(storewire.CodeAlreadySealed, "abort: object %s is already sealed", hexID(oid))
+		return errf(storewire.CodeAlreadySealed, "abort: object %s is already sealed", oid.String())
 	case o.creator != c:
-		return errf(storewire.CodeNotCreator, "abort: object %s was created by another client (pid %d)", hexID(oid), o.creatorPID)
+		return errf(storewire.CodeNotCreator, "abort: object %s was created by another client (pid %d)", oid.String(), o.creatorPID)
 	}
 	s.abortLocked(c, o)
 	return nil
@@ -254,7 +250,7 @@ func (s *state) abortLocked(c *client, o *object) {
 	}
 	if o.refs > 0 {
 		// Only the creator can hold a reference to an unsealed object.
-		panic(fmt.Sprintf("storeserver: unsealed object %s has %d foreign references", hexID(o.id), o.refs))
+		panic(fmt.Sprintf("storeserver: unsealed object %s has %d foreign references", o.id.String(), o.refs))
 	}
 	s.pinned -= o.allocSize
 	s.remove(o)
@@ -265,7 +261,7 @@ func (s *state) remove(o *object) {
 	s.lruRemove(o)
 	delete(s.objects, o.id)
 	if err := s.alloc.Free(o.off); err != nil {
-		panic(fmt.Sprintf("storeserver: free of object %s at %d: %v", hexID(o.id), o.off, err))
+		panic(fmt.Sprintf("storeserver: free of object %s at %d: %v", o.id.String(), o.off, err))
 	}
 }
 
@@ -284,7 +280,7 @@ func (s *state) ref(c *client, o *object, use bool) {
 
 // release drops one of c's references to each id (an id listed twice
 // drops two).
-func (s *state) release(c *client, ids []id) []storewire.Code {
+func (s *state) release(c *client, ids []storewire.ID) []storewire.Code {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	codes := make([]storewire.Code, len(ids))
@@ -337,7 +333,7 @@ func (s *state) lruRemove(o *object) {
 }
 
 // contains reports whether oid is sealed and not pending deletion.
-func (s *state) contains(oid id) bool {
+func (s *state) contains(oid storewire.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.objects[oid]
@@ -345,7 +341,7 @@ func (s *state) contains(oid id) bool {
 }
 
 // del deletes each id, deferring those in use to their last release.
-func (s *state) del(ids []id) []storewire.Code {
+func (s *state) del(ids []storewire.ID) []storewire.Code {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	codes := make([]storewire.Code, len(ids))

@@ -1,6 +1,10 @@
 package storeserver
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/plasmastream/plasmastream/internal/storewire"
+)
 
 // waitIndex finds the blocked Gets that may wait for an id. It is keyed by
 // the id's first 8 bytes, which keeps an entry at 16 bytes of map slot
@@ -27,7 +31,7 @@ func newWaitIndex() waitIndex {
 	return waitIndex{one: map[uint64]*waiter{}, many: map[uint64][]*waiter{}}
 }
 
-func waitKey(i id) uint64 { return binary.LittleEndian.Uint64(i[:8]) }
+func waitKey(i storewire.ID) uint64 { return binary.LittleEndian.Uint64(i[:8]) }
 
 // add registers w under k; the caller adds each (k, w) once.
 func (x *waitIndex) add(k uint64, w *waiter) {

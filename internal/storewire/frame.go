@@ -27,8 +27,8 @@ const (
 	// MaxOutboard bounds a bao outboard (64 bytes per 16 KiB group): the
 	// store keeps outboards of objects up to 16 GiB.
 	MaxOutboard = MaxReplyPayload - 1024
-	IDSize      = 20
-	DigestSize  = 32
+	IDSize      = wire.IDSize
+	DigestSize  = wire.DigestSize
 )
 
 // Type identifies a message. A reply has the type of its request with

@@ -147,8 +147,18 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add(uint16(TypeEvent), Event{Kind: EventDigest, ID: ID{9}, DataSize: 1 << 20, TimeNs: 5, HasDigest: true, Digest: [32]byte{0xaf, 1}}.Append(nil))
 	f.Add(uint16(TypeSubscribe), []byte{})
+	page := ListReply{Infos: make([]Info, 2)}.Append(nil)
+	f.Add(uint16(TypeList|ReplyBit), page)
+	f.Add(uint16(TypeList|ReplyBit), page[:len(page)-1])
 	f.Fuzz(func(t *testing.T, typ uint16, p []byte) {
 		_, _, _, _ = ReadFrame(bytes.NewReader(p), nil, MaxRequestPayload)
+		if Type(typ) == TypeList|ReplyBit { // a forwarder's check agrees with the decoder
+			var page ListReply
+			derr := page.Decode(p)
+			if more, err := ListPageMore(p); (err == nil) != (derr == nil) || (err == nil && more != page.More) {
+				t.Fatalf("ListPageMore says more=%v, %v; Decode says more=%v, %v", more, err, page.More, derr)
+			}
+		}
 		d := decoderFor(Type(typ))
 		if d == nil || d.Decode(p) != nil {
 			return

@@ -1,5 +1,7 @@
 package storewire
 
+import "github.com/plasmastream/plasmastream/internal/wire"
+
 // Object states as they travel.
 const (
 	StateCreated uint8 = 1
@@ -18,7 +20,7 @@ type Info struct {
 	State         uint8
 	DeletePending bool
 	HasDigest     bool
-	Digest        [DigestSize]byte
+	Digest        wire.Digest
 	LastUseUnixNs int64 // last release (LRU position)
 	Offset        uint64
 }
@@ -37,7 +39,7 @@ func (m *Info) append(e *Enc) {
 	e.U8(m.State)
 	e.U8(b2u(m.DeletePending))
 	e.U8(b2u(m.HasDigest))
-	e.Raw(m.Digest[:])
+	e.Digest(m.Digest)
 	e.I64(m.LastUseUnixNs)
 	e.U64(m.Offset)
 }
@@ -53,7 +55,7 @@ func (m *Info) read(d *Dec) {
 	m.State = d.U8("state")
 	m.DeletePending = d.U8("delete pending") != 0
 	m.HasDigest = d.U8("has digest") != 0
-	copy(m.Digest[:], d.Raw("digest", DigestSize))
+	m.Digest = d.Digest("digest")
 	m.LastUseUnixNs = d.I64("last use")
 	m.Offset = d.U64("offset")
 }
@@ -76,6 +78,18 @@ func (m ListReply) Append(b []byte) []byte {
 		m.Infos[i].append(&e)
 	}
 	return e.B
+}
+
+// ListPageMore checks that p has the layout of a ListReply (a count of
+// infos that the bytes hold exactly) without decoding the infos, and
+// returns its More flag: what a forwarder of pages needs. It fails exactly
+// where Decode does.
+func ListPageMore(p []byte) (more bool, err error) {
+	d := NewDec(p)
+	more = d.U8("more") != 0
+	n := d.Count("info count", InfoSize, MaxInfosPerPage)
+	d.Raw("infos", n*InfoSize)
+	return more, d.Done()
 }
 
 func (m *ListReply) Decode(p []byte) error {
@@ -137,7 +151,7 @@ type Event struct {
 	MetaSize  uint32
 	TimeNs    int64
 	HasDigest bool // the object's BLAKE3 digest, when the store knows it
-	Digest    [DigestSize]byte
+	Digest    wire.Digest
 }
 
 func (m Event) Append(b []byte) []byte {
@@ -148,7 +162,7 @@ func (m Event) Append(b []byte) []byte {
 	e.U32(m.MetaSize)
 	e.I64(m.TimeNs)
 	e.U8(b2u(m.HasDigest))
-	e.Raw(m.Digest[:])
+	e.Digest(m.Digest)
 	return e.B
 }
 
@@ -160,7 +174,7 @@ func (m *Event) Decode(p []byte) error {
 	m.MetaSize = d.U32("metadata size")
 	m.TimeNs = d.I64("time")
 	m.HasDigest = d.U8("has digest") != 0
-	copy(m.Digest[:], d.Raw("digest", DigestSize))
+	m.Digest = d.Digest("digest")
 	return d.Done()
 }
 

@@ -3,6 +3,8 @@ package storewire
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // Code is a result code carried by Error replies and per-object statuses.
@@ -25,8 +27,8 @@ const (
 	CodeBusy            Code = 13 // a store-wide limit (clients, blocked Gets' memory) is reached; retry later
 )
 
-// ID is an object id as it travels: 20 raw bytes.
-type ID = [IDSize]byte
+// ID is an object id (20 bytes on the wire).
+type ID = wire.ID
 
 // Hello opens every connection. The server answers with HelloReply and the
 // arena file descriptor (SCM_RIGHTS) in the same sendmsg.
@@ -133,7 +135,7 @@ type CreateAndSeal struct {
 	Metadata  []byte
 	HasDigest bool
 	Keep      bool // the creator keeps a reference, to Release, as after Create and Seal
-	Digest    [DigestSize]byte
+	Digest    wire.Digest
 }
 
 // CreateAndSeal flags.
@@ -148,7 +150,7 @@ func (m CreateAndSeal) Append(b []byte) []byte {
 	e.Bytes32(m.Data)
 	e.Bytes32(m.Metadata)
 	e.U8(b2u(m.HasDigest)*createAndSealDigest | b2u(m.Keep)*createAndSealKeep)
-	e.Raw(m.Digest[:])
+	e.Digest(m.Digest)
 	return e.B
 }
 
@@ -159,7 +161,7 @@ func (m *CreateAndSeal) Decode(p []byte) error {
 	m.Metadata = d.Bytes32("metadata", MaxMetadata)
 	flags := d.U8("flags")
 	m.HasDigest, m.Keep = flags&createAndSealDigest != 0, flags&createAndSealKeep != 0
-	copy(m.Digest[:], d.Raw("digest", DigestSize))
+	m.Digest = d.Digest("digest")
 	if err := d.Done(); err != nil {
 		return err
 	}
@@ -185,14 +187,14 @@ func (m *ObjectRef) Decode(p []byte) error {
 type Seal struct {
 	ID        ID
 	HasDigest bool
-	Digest    [DigestSize]byte
+	Digest    wire.Digest
 }
 
 func (m Seal) Append(b []byte) []byte {
 	e := Enc{B: b}
 	e.ID(m.ID)
 	e.U8(b2u(m.HasDigest))
-	e.Raw(m.Digest[:])
+	e.Digest(m.Digest)
 	return e.B
 }
 
@@ -200,7 +202,7 @@ func (m *Seal) Decode(p []byte) error {
 	d := NewDec(p)
 	m.ID = d.ID("id")
 	m.HasDigest = d.U8("has digest") != 0
-	copy(m.Digest[:], d.Raw("digest", DigestSize))
+	m.Digest = d.Digest("digest")
 	return d.Done()
 }
 
@@ -300,7 +302,7 @@ type GetResult struct {
 	Found bool
 	Location
 	HasDigest bool
-	Digest    [DigestSize]byte
+	Digest    wire.Digest
 }
 
 const getResultSize = 1 + 8 + 8 + 4 + 1 + DigestSize
@@ -312,7 +314,7 @@ func (m GetReply) Append(b []byte) []byte {
 		e.U8(b2u(o.Found))
 		e.B = o.Location.Append(e.B)
 		e.U8(b2u(o.HasDigest))
-		e.Raw(o.Digest[:])
+		e.Digest(o.Digest)
 	}
 	return e.B
 }
@@ -326,7 +328,7 @@ func (m *GetReply) Decode(p []byte) error {
 		o.Found = d.U8("found") != 0
 		o.Location.read(d)
 		o.HasDigest = d.U8("has digest") != 0
-		copy(o.Digest[:], d.Raw("digest", DigestSize))
+		o.Digest = d.Digest("digest")
 	}
 	return d.Done()
 }
@@ -403,20 +405,20 @@ func b2u(v bool) uint8 {
 // object's BLAKE3 digest and its bao outboard with 16 KiB chunk groups,
 // which the store builds once and keeps with the object.
 type Outboard struct {
-	Digest   [DigestSize]byte
+	Digest   wire.Digest
 	Outboard []byte
 }
 
 func (m Outboard) Append(b []byte) []byte {
 	e := Enc{B: b}
-	e.Raw(m.Digest[:])
+	e.Digest(m.Digest)
 	e.Bytes32(m.Outboard)
 	return e.B
 }
 
 func (m *Outboard) Decode(p []byte) error {
 	d := NewDec(p)
-	copy(m.Digest[:], d.Raw("digest", DigestSize))
+	m.Digest = d.Digest("digest")
 	m.Outboard = d.Bytes32("outboard", MaxOutboard)
 	return d.Done()
 }

@@ -1,7 +1,6 @@
 package streamcli
 
 import (
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -161,10 +160,7 @@ func parsePeerRequest(kw string, args []string, n int) (stream.PeerRequest, erro
 }
 
 func isObjectID(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	_, err := hex.DecodeString(s)
+	_, err := stream.ParseObjectID(s)
 	return err == nil
 }
 

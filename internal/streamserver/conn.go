@@ -3,7 +3,6 @@ package streamserver
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
-	"github.com/plasmastream/plasmastream/store"
 )
 
 // serveConn runs one connection: the handshake, then requests one at a
@@ -219,7 +217,8 @@ func (s *Server) storeFailed(c *transfer.Conn, err error) (streamwire.Status, er
 	return streamwire.StatusStoreError, c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusStoreError, Message: msg}.Append(nil))
 }
 
-// list sends the store's object table in pages (the store's List layout).
+// list forwards the store's List pages as they come, undecoded: a LIST
+// page is the store protocol's (docs/stream-protocol.md).
 func (s *Server) list(ctx context.Context, c *transfer.Conn) (streamwire.Status, error) {
 	sc, err := s.useStore()
 	if err != nil {
@@ -228,47 +227,16 @@ func (s *Server) list(ctx context.Context, c *transfer.Conn) (streamwire.Status,
 	defer sc.release()
 	lctx, cancel := context.WithTimeout(ctx, s.cfg.IOTimeout)
 	defer cancel()
-	infos, err := sc.st.List(lctx)
-	if err != nil {
+	var lost error // the client's connection failed: nothing more to send
+	err = sc.st.ListPages(lctx, func(page []byte) error {
+		lost = c.Send(streamwire.TypeList|streamwire.ReplyBit, page)
+		return lost
+	})
+	switch {
+	case lost != nil:
+		return streamwire.StatusConnectionLost, lost
+	case err != nil:
 		return s.storeFailed(c, err)
 	}
-	page := storewire.ListReply{}
-	for {
-		n := min(len(infos), storewire.MaxInfosPerPage)
-		page.More = n < len(infos)
-		page.Infos = page.Infos[:0]
-		for _, in := range infos[:n] {
-			page.Infos = append(page.Infos, infoToWire(in))
-		}
-		if err := c.Send(streamwire.TypeList|streamwire.ReplyBit, page.Append(nil)); err != nil {
-			return streamwire.StatusConnectionLost, err
-		}
-		infos = infos[n:]
-		if !page.More {
-			return streamwire.StatusOK, nil
-		}
-	}
-}
-
-// infoToWire is the inverse of the store client's decoding: LIST replies
-// carry the store protocol's Info layout.
-func infoToWire(in store.ObjectInfo) storewire.Info {
-	w := storewire.Info{
-		ID: in.ID, DataSize: in.DataSize, MetaSize: in.MetadataSize, RefCount: in.RefCount,
-		CreateTimeNs: in.CreateTime.UnixNano(), ConstructNs: int64(in.ConstructDuration),
-		CreatorPID: in.CreatorPID, State: storewire.StateCreated, DeletePending: in.DeletePending,
-		Offset: in.Offset,
-	}
-	if in.State == store.StateSealed {
-		w.State = storewire.StateSealed
-	}
-	if !in.LastUse.IsZero() {
-		w.LastUseUnixNs = in.LastUse.UnixNano()
-	}
-	if len(in.Digest) == 2*storewire.DigestSize {
-		if _, err := hex.Decode(w.Digest[:], []byte(in.Digest)); err == nil {
-			w.HasDigest = true
-		}
-	}
-	return w
+	return streamwire.StatusOK, nil
 }

@@ -1,6 +1,7 @@
 package streamserver_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,10 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/plasmastream/plasmastream/internal/bao"
+	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/streamserver"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/testnode"
 	"github.com/plasmastream/plasmastream/internal/testutil"
+	"github.com/plasmastream/plasmastream/internal/transfer"
 	"github.com/plasmastream/plasmastream/internal/wire"
 	"github.com/plasmastream/plasmastream/store"
 	"github.com/plasmastream/plasmastream/stream"
@@ -196,5 +202,59 @@ func TestStoreDown(t *testing.T) {
 	_, err := c.List(bg)
 	if !stream.IsStatus(err, stream.StatusStoreUnavailable) || !strings.Contains(err.Error(), n.Socket) {
 		t.Fatalf("LIST with the store stopped: %v", err)
+	}
+}
+
+// LIST forwards the store's List pages as they are: over a page's worth
+// of objects (sealed ones with a digest, and one still being written
+// without), the stream server's pages are the store's, byte for byte.
+func TestListForwardsStorePages(t *testing.T) {
+	n := testnode.Start(t, "a", 16<<20)
+	st := testutil.StoreClient(t, n.Socket)
+	const count = storewire.MaxInfosPerPage + 1 // two pages
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range count {
+		g.Go(func() error {
+			var id store.ObjectID
+			binary.LittleEndian.PutUint32(id[:], uint32(i))
+			// With its digest: the store's background hasher does not
+			// change the table between the two listings.
+			return st.CreateAndSealDigest(bg, id, []byte{byte(i)}, nil, bao.Sum([]byte{byte(i)}))
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create(bg, store.RandomObjectID(), 10, []byte("m")); err != nil { // unsealed
+		t.Fatal(err)
+	}
+	var want [][]byte
+	if err := st.ListPages(bg, func(p []byte) error { want = append(want, p); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 2 {
+		t.Fatalf("the store sent %d pages, want 2", len(want))
+	}
+	c, _, err := transfer.Dial(bg, n.Addr, streamwire.RoleClient, "test", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Send(streamwire.TypeList, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range want {
+		typ, p, err := c.ReadFrame(streamwire.MaxControlFrame)
+		if err != nil || typ != streamwire.TypeList|streamwire.ReplyBit {
+			t.Fatalf("page %d: %s %v", i, typ, err)
+		}
+		if !bytes.Equal(p, w) {
+			t.Fatalf("page %d: %d bytes differ from the store's %d", i, len(p), len(w))
+		}
+	}
+	infos, err := client(t, n.Addr).List(bg)
+	if err != nil || len(infos) != count+1 {
+		t.Fatalf("LIST: %d objects, %v; want %d", len(infos), err, count+1)
 	}
 }

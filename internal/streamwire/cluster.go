@@ -3,6 +3,8 @@ package streamwire
 import (
 	"errors"
 	"time"
+
+	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
 // The JSON replies of the cluster requests (NODES, LOCATE, PREFETCH,
@@ -22,10 +24,10 @@ type Node struct {
 
 // Location says that a node holds an object (a hint: it may be stale).
 type Location struct {
-	Node    string `json:"node"`
-	Address string `json:"address"`
-	Size    uint64 `json:"size"`
-	Digest  string `json:"digest,omitempty"` // hex BLAKE3-256 root, or "" when unknown
+	Node    string      `json:"node"`
+	Address string      `json:"address"`
+	Size    uint64      `json:"size"`
+	Digest  wire.Digest `json:"digest,omitzero"` // BLAKE3-256 root (64 hex), left out when unknown
 }
 
 // NodeOutcome is what a prefetch or a cluster delete did on one node.

@@ -512,9 +512,9 @@ type RangeReply struct {
 	Length     uint64 // data bytes that follow this frame
 	Header     bool
 	DataSize   uint64
-	Digest     [DigestSize]byte // BLAKE3 of the data
+	Digest     wire.Digest // BLAKE3 of the data
 	Metadata   []byte
-	MetaDigest [DigestSize]byte // BLAKE3 of the metadata
+	MetaDigest wire.Digest // BLAKE3 of the metadata
 	Outboard   []byte
 }
 
@@ -526,9 +526,9 @@ func (m RangeReply) Append(b []byte) []byte {
 	e.U8(b2u(m.Header))
 	if m.Header {
 		e.U64(m.DataSize)
-		e.Raw(m.Digest[:])
+		e.Digest(m.Digest)
 		e.Bytes32(m.Metadata)
-		e.Raw(m.MetaDigest[:])
+		e.Digest(m.MetaDigest)
 		e.Bytes32(m.Outboard)
 	}
 	return e.B
@@ -542,9 +542,9 @@ func (m *RangeReply) Decode(p []byte) error {
 	m.Header = d.U8("header") != 0
 	if m.Header {
 		m.DataSize = d.U64("data size")
-		copy(m.Digest[:], d.Raw("digest", DigestSize))
+		m.Digest = d.Digest("digest")
 		m.Metadata = d.Bytes32("metadata", MaxMetadataSize)
-		copy(m.MetaDigest[:], d.Raw("metadata digest", DigestSize))
+		m.MetaDigest = d.Digest("metadata digest")
 		m.Outboard = d.Bytes32("outboard", MaxOutboardSize)
 	}
 	return d.Done()

@@ -11,8 +11,8 @@ const (
 	Magic   = "PLSS"
 	Version = 1
 
-	IDSize     = 20
-	DigestSize = 32
+	IDSize     = wire.IDSize
+	DigestSize = wire.DigestSize
 
 	// Limits of the Plasma Stream protocol.
 	MaxObjectsPerPeerRequest = 65536
@@ -97,8 +97,8 @@ const (
 	RolePeer   Role = 2 // COPY, TAKE (another server, or a client copying directly)
 )
 
-// ID is an object id as it travels.
-type ID = [IDSize]byte
+// ID is an object id (20 bytes on the wire).
+type ID = wire.ID
 
 type (
 	Enc = wire.Enc

@@ -11,6 +11,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/wire"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -23,9 +24,9 @@ type FetchOptions struct {
 	Partials *Partials // required: where the object lives while it arrives
 	// Dial opens a connection to a source's stream server.
 	Dial func(ctx context.Context, addr string) (*Conn, error)
-	// Digest, if set, is the digest the object must have (the directory's);
-	// a source announcing another is treated as corrupt.
-	Digest *[32]byte
+	// Digest, unless zero, is the digest the object must have (the
+	// directory's); a source announcing another is treated as corrupt.
+	Digest wire.Digest
 	// RangeSize is the unit of work handed to one source (default 4 MiB).
 	RangeSize uint64
 	// Own and Slices split the groups among partial sources (see
@@ -219,8 +220,8 @@ func (f *fetch) begin(ctx context.Context) (*Partial, streamwire.Status) {
 				err = &integrityError{fmt.Sprintf("outboard does not match the digest: %v", err)}
 			} else if bao.Sum(r.Metadata) != r.MetaDigest {
 				err = &integrityError{"the metadata does not match its digest"}
-			} else if f.opt.Digest != nil && r.Digest != *f.opt.Digest {
-				err = &integrityError{fmt.Sprintf("digest %x differs from the directory's %x", r.Digest, *f.opt.Digest)}
+			} else if !f.opt.Digest.IsZero() && r.Digest != f.opt.Digest {
+				err = &integrityError{fmt.Sprintf("digest %s differs from the directory's %s", r.Digest, f.opt.Digest)}
 			}
 		}
 		if err != nil {

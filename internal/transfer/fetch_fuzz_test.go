@@ -377,7 +377,7 @@ func (h *fetchHarness) run(t testing.TB, input []byte) (FetchResult, *fakeSource
 	done := make(chan FetchResult, 1)
 	go func() {
 		done <- Fetch(ctx, h.st, fetchID, []Source{{Node: "fuzz", Addr: "fuzz:1", Full: true}}, FetchOptions{
-			Partials: partials, Dial: src.dial, Digest: &digest,
+			Partials: partials, Dial: src.dial, Digest: digest,
 			RangeSize: fetchRangeSize, Streams: 1, Retries: 1,
 		})
 	}()

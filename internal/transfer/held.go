@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/wire"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -137,7 +138,7 @@ func (d dest) create(ctx context.Context, id streamwire.ID, size uint64, meta []
 // createAndSeal stores a small object whole, in one round trip; with a
 // Held, the reference it keeps goes there. A kept partial of it is
 // discarded first, as by create.
-func (d dest) createAndSeal(ctx context.Context, id streamwire.ID, data, meta []byte, digest [32]byte) error {
+func (d dest) createAndSeal(ctx context.Context, id streamwire.ID, data, meta []byte, digest wire.Digest) error {
 	put := d.st.CreateAndSealDigest
 	if d.held != nil {
 		put = d.st.CreateAndSealKeep

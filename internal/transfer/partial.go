@@ -7,6 +7,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/wire"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -60,7 +61,7 @@ type Partial struct {
 	Tree   *bao.Tree // nil: an object sent without an outboard
 	Buf    []byte
 	Meta   []byte
-	Digest [32]byte
+	Digest wire.Digest
 
 	have    []uint64 // bitset of verified groups
 	missing int
@@ -84,7 +85,7 @@ func (ps *Partials) Add(id streamwire.ID, tree *bao.Tree, buf, meta []byte) *Par
 
 // addWhole registers an object without an outboard, whose digest is
 // checked whole.
-func (ps *Partials) addWhole(id streamwire.ID, digest [32]byte, buf, meta []byte) *Partial {
+func (ps *Partials) addWhole(id streamwire.ID, digest wire.Digest, buf, meta []byte) *Partial {
 	return ps.add(&Partial{ID: id, Buf: buf, Meta: meta, Digest: digest})
 }
 

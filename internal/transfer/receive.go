@@ -8,6 +8,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/wire"
 	"github.com/plasmastream/plasmastream/store"
 	"golang.org/x/sync/errgroup"
 )
@@ -131,11 +132,7 @@ func resume(ctx context.Context, dial func() (*Conn, error), st *store.Client, k
 // missing marks the ids st already holds, keeping their references in
 // held, and returns the indexes of the others.
 func missing(ctx context.Context, st *store.Client, ids []streamwire.ID, res []streamwire.ObjectResult, held *Held) ([]int, error) {
-	oids := make([]store.ObjectID, len(ids))
-	for i, id := range ids {
-		oids[i] = id
-	}
-	objs, err := st.Get(ctx, oids, 0)
+	objs, err := st.Get(ctx, ids, 0)
 	if err != nil {
 		for i := range res {
 			res[i].Status, res[i].Message = streamwire.StatusStoreError, err.Error()
@@ -297,8 +294,8 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 		return err
 	}
 	meta, outboard := head[:h.MetaSize], head[int(h.MetaSize)+2*streamwire.DigestSize:]
-	digest := [32]byte(head[h.MetaSize:])
-	if [32]byte(head[int(h.MetaSize)+streamwire.DigestSize:]) != bao.Sum(meta) {
+	digest := wire.Digest(head[h.MetaSize:])
+	if wire.Digest(head[int(h.MetaSize)+streamwire.DigestSize:]) != bao.Sum(meta) {
 		r.opt.Stats.IntegrityFailures.Add(1)
 		derr := r.drain(int64(h.DataSize))
 		r.finish(h, i, streamwire.StatusIntegrityFailure, fmt.Sprintf("the metadata of object %x does not match its BLAKE3 digest", h.ID[:]))
@@ -420,7 +417,7 @@ func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte, digest [32]byte,
 
 // small receives a small object into memory and verifies it; a worker
 // then stores it with one CreateAndSeal.
-func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int, meta []byte, want [32]byte) error {
+func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int, meta []byte, want wire.Digest) error {
 	data := make([]byte, h.DataSize)
 	if err := r.c.ReadFull(data, nil); err != nil {
 		r.finish(h, i, streamwire.StatusConnectionLost, err.Error())
@@ -449,7 +446,7 @@ func (r *receiver) drain(n int64) error {
 // storeSmall stores a verified small object with one CreateAndSeal; with
 // a Held, one that keeps a reference, so that the object stays in the
 // store until the request's reply is sent.
-func (r *receiver) storeSmall(ctx context.Context, id streamwire.ID, data, meta []byte, digest [32]byte) (streamwire.Status, string) {
+func (r *receiver) storeSmall(ctx context.Context, id streamwire.ID, data, meta []byte, digest wire.Digest) (streamwire.Status, string) {
 	if err := r.d.createAndSeal(ctx, id, data, meta, digest); err != nil {
 		return r.d.status(id, uint64(len(data)+len(meta)), err)
 	}

@@ -51,11 +51,7 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 	if status, msg := streamwire.ValidateIDs(ids, nil); status != streamwire.StatusOK {
 		return c.Send(streamwire.TypeCopyBegin, streamwire.ErrorReply{Status: status, Message: msg}.Append(nil))
 	}
-	oids := make([]store.ObjectID, len(ids))
-	for i, id := range ids {
-		oids[i] = id
-	}
-	objs, err := st.Get(ctx, oids, opt.GetTimeout, store.Internal()) // serving a copy is not a use
+	objs, err := st.Get(ctx, ids, opt.GetTimeout, store.Internal()) // serving a copy is not a use
 	if err != nil {
 		msg := fmt.Sprintf("the store of the source could not be read: %v", err)
 		return errors.Join(err, c.Send(streamwire.TypeCopyBegin, streamwire.ErrorReply{Status: streamwire.StatusPeerStoreError, Message: msg}.Append(nil)))
@@ -119,7 +115,7 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 	for i := range ack.ok {
 		ack.ok[i] = ack.ok[i] && sentOK[i]
 	}
-	return c.Send(streamwire.TypeDeleted, deleteTaken(st, oids, objs, ack.ok, &held, opt.Stats).Append(nil))
+	return c.Send(streamwire.TypeDeleted, deleteTaken(st, ids, objs, ack.ok, &held, opt.Stats).Append(nil))
 }
 
 // sendData writes o.Data[off:off+n]: large runs with sendfile straight
@@ -150,7 +146,7 @@ func sendObject(ctx context.Context, c *Conn, st *store.Client, index uint32, id
 	default:
 		h.DataSize, h.MetaSize = uint64(len(o.Data)), uint32(len(o.Metadata))
 	}
-	var digest [32]byte
+	var digest store.Digest
 	var outboard []byte
 	if h.Status == streamwire.StatusOK {
 		digest = o.Digest
@@ -161,7 +157,7 @@ func sendObject(ctx context.Context, c *Conn, st *store.Client, index uint32, id
 				digest, outboard = d, ob
 			}
 		}
-		if outboard == nil && !o.HasDigest {
+		if outboard == nil && o.Digest.IsZero() {
 			digest = bao.Sum(o.Data)
 		}
 		h.OutboardSize = uint32(len(outboard))

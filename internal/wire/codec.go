@@ -12,13 +12,14 @@ var ErrMalformed = errors.New("malformed message")
 // Enc appends little-endian fields to a byte slice.
 type Enc struct{ B []byte }
 
-func (e *Enc) U8(v uint8)     { e.B = append(e.B, v) }
-func (e *Enc) U16(v uint16)   { e.B = binary.LittleEndian.AppendUint16(e.B, v) }
-func (e *Enc) U32(v uint32)   { e.B = binary.LittleEndian.AppendUint32(e.B, v) }
-func (e *Enc) U64(v uint64)   { e.B = binary.LittleEndian.AppendUint64(e.B, v) }
-func (e *Enc) I64(v int64)    { e.U64(uint64(v)) }
-func (e *Enc) Raw(p []byte)   { e.B = append(e.B, p...) }
-func (e *Enc) ID(id [20]byte) { e.B = append(e.B, id[:]...) }
+func (e *Enc) U8(v uint8)      { e.B = append(e.B, v) }
+func (e *Enc) U16(v uint16)    { e.B = binary.LittleEndian.AppendUint16(e.B, v) }
+func (e *Enc) U32(v uint32)    { e.B = binary.LittleEndian.AppendUint32(e.B, v) }
+func (e *Enc) U64(v uint64)    { e.B = binary.LittleEndian.AppendUint64(e.B, v) }
+func (e *Enc) I64(v int64)     { e.U64(uint64(v)) }
+func (e *Enc) Raw(p []byte)    { e.B = append(e.B, p...) }
+func (e *Enc) ID(id ID)        { e.B = append(e.B, id[:]...) }
+func (e *Enc) Digest(d Digest) { e.B = append(e.B, d[:]...) }
 
 // Bytes32 writes a u32 length followed by p.
 func (e *Enc) Bytes32(p []byte) { e.U32(uint32(len(p))); e.Raw(p) }
@@ -83,11 +84,18 @@ func (d *Dec) U64(what string) uint64 {
 
 func (d *Dec) I64(what string) int64 { return int64(d.U64(what)) }
 
-func (d *Dec) ID(what string) (id [20]byte) {
-	if p := d.take(what, 20); p != nil {
+func (d *Dec) ID(what string) (id ID) {
+	if p := d.take(what, IDSize); p != nil {
 		copy(id[:], p)
 	}
 	return id
+}
+
+func (d *Dec) Digest(what string) (v Digest) {
+	if p := d.take(what, DigestSize); p != nil {
+		copy(v[:], p)
+	}
+	return v
 }
 
 // Raw returns the next n bytes, aliasing the input.
