@@ -32,7 +32,7 @@ type Config struct {
 	// (--socket-group) so that its members can connect when SocketMode
 	// allows the group; "": the process's group.
 	SocketGroup string
-	Logger    *slog.Logger
+	Logger      *slog.Logger
 	// EventQueue is the number of events buffered per subscriber before a
 	// subscriber that does not keep up is disconnected.
 	EventQueue int
