@@ -100,6 +100,7 @@ func (o *options) define(f *pflag.FlagSet) {
 	cfg := &o.cfg
 	f.IntVarP(&cfg.MaxConnections, "max-connections", "c", cfg.MaxConnections, "Maximum number of TCP connections accepted by this server")
 	f.StringVarP(&cfg.PlasmaSocket, "plasma-socket", "s", cfg.PlasmaSocket, "Unix socket bound to the local Plasma Store")
+	f.StringVar(&cfg.SocketOwner, "socket-owner", cfg.SocketOwner, "also trust a store socket owned by this USER or UID (by default only one owned by this user or root is used)")
 	f.Int64VarP(&o.timeoutMs, "plasma-timeout", "t", o.timeoutMs, "The amount of time in milliseconds to wait before requests to Plasma Store time out")
 	f.IntVarP(&cfg.Port, "port", "p", cfg.Port, "TCP port for the server to listen on (0: any free port)")
 	f.StringVar(&cfg.Bind, "bind", cfg.Bind, "address to listen on (default: all interfaces, IPv4 and IPv6)")

@@ -233,3 +233,14 @@ func TestImportExport(t *testing.T) {
 		t.Fatalf("exported %q", b)
 	}
 }
+
+// plasma refuses a store socket owned by another user unless told to
+// trust it with --socket-owner. Needs root (testutil.ForeignOwner).
+func TestSocketOwner(t *testing.T) {
+	c := newCLI(t)
+	testutil.ForeignOwner(t, c.sock)
+	c.fail("is owned by uid 65534", "ls")
+	c.fail("is owned by uid 65534", "watch")
+	c.ok(nil, "--socket-owner", "65534", "ls")
+	c.fail("no such user", "--socket-owner", "no-such-user-plasma", "ls")
+}

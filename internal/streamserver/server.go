@@ -17,6 +17,7 @@ import (
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/store"
 )
 
 // Server is a running stream server.
@@ -55,7 +56,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	sc, err := connectStore(cctx, cfg.PlasmaSocket, cfg.ResumeKeep, cfg.Cluster.Etcd != "")
+	sc, err := connectStore(cctx, cfg)
+	if errors.Is(err, store.ErrSocketOwner) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: start plasma-store-server first (plasma-store-server -m SIZE -s %s): %v",
 			ErrNoStore, cfg.PlasmaSocket, cfg.PlasmaSocket, err)
