@@ -3,6 +3,7 @@ package streamserver
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -21,10 +22,17 @@ type Config struct {
 	PlasmaSocket   string // --plasma-socket
 	// SocketOwner is a user (name or uid) trusted to own PlasmaSocket
 	// besides this process's user and root (--socket-owner); "": none.
-	SocketOwner     string
-	PlasmaTimeout   time.Duration // --plasma-timeout (ms on the command line)
-	Port            int           // --port; 0: any free port (read it from Addr)
-	Bind            string        // --bind; "": all interfaces
+	SocketOwner   string
+	PlasmaTimeout time.Duration // --plasma-timeout (ms on the command line)
+	Port          int           // --port; 0: any free port (read it from Addr)
+	Bind          string        // --bind; "": all interfaces, serving loopback peers only unless AllowUnauthenticated
+	// AllowUnauthenticated serves every peer when Bind is left at its
+	// default (--allow-unauthenticated); otherwise a server without keys
+	// serves only loopback peers there (protected mode).
+	AllowUnauthenticated bool
+	// Listener, if set, is served instead of binding Bind and Port (a
+	// test's wrapped listener); the server closes it.
+	Listener        net.Listener
 	NodeName        string        // --node-name; "": the listening address
 	MetricsAddr     string        // --metrics-addr; "": no metrics listener
 	IOTimeout       time.Duration // --io-timeout
