@@ -28,7 +28,8 @@ type Client struct {
 	m        *mux
 	arena    *os.File // kept open for zero-copy sends (ArenaFile)
 	socket   string
-	rw, ro   []byte // writable and read-only mappings of the arena
+	dialCfg  connectConfig // how it connected, for Subscribe
+	rw, ro   []byte        // writable and read-only mappings of the arena
 	capacity uint64
 }
 
@@ -50,8 +51,15 @@ type Object struct {
 const DefaultSocket = "/tmp/plasma"
 
 // Connect connects to the store listening on socket and maps its arena.
-func Connect(ctx context.Context, socket string) (*Client, error) {
-	m, f, hr, err := dial(ctx, socket)
+// It first checks that the socket is owned by this user or root (or an
+// owner trusted with WithSocketOwner) and fails with ErrSocketOwner
+// otherwise.
+func Connect(ctx context.Context, socket string, opts ...ConnectOption) (*Client, error) {
+	var cfg connectConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	m, f, hr, err := dial(ctx, socket, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +76,7 @@ func Connect(ctx context.Context, socket string) (*Client, error) {
 		m.close()
 		return nil, err
 	}
-	return &Client{m: m, arena: f, socket: socket, rw: rw, ro: ro, capacity: hr.Capacity}, nil
+	return &Client{m: m, arena: f, socket: socket, dialCfg: cfg, rw: rw, ro: ro, capacity: hr.Capacity}, nil
 }
 
 // Close disconnects. The store releases every reference this client held

@@ -16,8 +16,11 @@ import (
 
 // dial connects, performs the Hello exchange and returns the arena
 // descriptor the store sent with its reply.
-func dial(ctx context.Context, socket string) (*mux, *os.File, storewire.HelloReply, error) {
+func dial(ctx context.Context, socket string, cfg connectConfig) (*mux, *os.File, storewire.HelloReply, error) {
 	var hr storewire.HelloReply
+	if err := cfg.checkOwner(socket); err != nil {
+		return nil, nil, hr, err
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {

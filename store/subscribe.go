@@ -26,13 +26,29 @@ var eventKinds = map[uint8]EventKind{
 	storewire.EventDigest: EventDigest,
 }
 
-// SubscribeOption changes what a subscription delivers.
-type SubscribeOption func(*storewire.Subscribe)
+// SubscribeOption changes what a subscription delivers or how it
+// connects.
+type SubscribeOption func(*subscribeConfig)
+
+type subscribeConfig struct {
+	req  storewire.Subscribe
+	conn connectConfig
+}
+
+// SubscribeConnecting connects the subscription with Connect's options
+// (WithSocketOwner).
+func SubscribeConnecting(opts ...ConnectOption) SubscribeOption {
+	return func(c *subscribeConfig) {
+		for _, o := range opts {
+			o(&c.conn)
+		}
+	}
+}
 
 // WithDigestEvents adds EventDigest to the events delivered. A store older
 // than digest events ignores it (and sends none).
 func WithDigestEvents() SubscribeOption {
-	return func(m *storewire.Subscribe) { m.Flags |= storewire.SubscribeDigests }
+	return func(c *subscribeConfig) { c.req.Flags |= storewire.SubscribeDigests }
 }
 
 // WithoutEvents asks for no events: the subscription's Events channel
@@ -40,7 +56,7 @@ func WithDigestEvents() SubscribeOption {
 // closed). It is how a long-lived client watches its store without
 // receiving every seal and delete. A store older than this refuses it.
 func WithoutEvents() SubscribeOption {
-	return func(m *storewire.Subscribe) { m.Flags |= storewire.SubscribeQuiet }
+	return func(c *subscribeConfig) { c.req.Flags |= storewire.SubscribeQuiet }
 }
 
 // Event is one notification from the store.
@@ -64,17 +80,19 @@ type Subscription struct {
 	err    error
 }
 
-// Subscribe opens a subscription on socket.
+// Subscribe opens a subscription on socket, owned by this user or root
+// unless SubscribeConnecting trusts another owner (see Connect).
 func Subscribe(ctx context.Context, socket string, opts ...SubscribeOption) (*Subscription, error) {
-	var req storewire.Subscribe
+	var cfg subscribeConfig
 	for _, o := range opts {
-		o(&req)
+		o(&cfg)
 	}
+	req := cfg.req
 	var payload []byte // no flags: the empty payload every store knows
 	if req.Flags != 0 {
 		payload = req.Append(nil)
 	}
-	m, f, _, err := dial(ctx, socket)
+	m, f, _, err := dial(ctx, socket, cfg.conn)
 	if err != nil {
 		return nil, err
 	}
@@ -90,9 +108,11 @@ func Subscribe(ctx context.Context, socket string, opts ...SubscribeOption) (*Su
 	return s, nil
 }
 
-// Subscribe opens a subscription to the store this client is connected to.
+// Subscribe opens a subscription to the store this client is connected
+// to, trusting the socket owners the client trusts.
 func (c *Client) Subscribe(ctx context.Context, opts ...SubscribeOption) (*Subscription, error) {
-	return Subscribe(ctx, c.socket, opts...)
+	trust := func(s *subscribeConfig) { s.conn.owners = append(s.conn.owners, c.dialCfg.owners...) }
+	return Subscribe(ctx, c.socket, append([]SubscribeOption{trust}, opts...)...)
 }
 
 func (s *Subscription) forward(p *pend) {

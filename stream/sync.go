@@ -52,6 +52,7 @@ const (
 	StatusNotAttempted        = streamwire.StatusNotAttempted
 	StatusStoreUnavailable    = streamwire.StatusStoreUnavailable // the server's store is down; it reconnects by itself
 	StatusRequestTooLarge     = streamwire.StatusRequestTooLarge  // the request does not fit in the server's --request-memory
+	StatusNotPermitted        = streamwire.StatusNotPermitted     // the server does not serve this peer (started without keys: loopback only)
 )
 
 // ObjectResult is what became of one object.

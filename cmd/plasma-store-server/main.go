@@ -26,12 +26,14 @@ func main() {
 // options are the command's flags: cfg starts as storeserver.DefaultConfig,
 // so every flag's default is the config's.
 type options struct {
-	cfg   storeserver.Config
-	level string
+	cfg        storeserver.Config
+	level      string
+	socketMode string
 }
 
 func newOptions() *options {
-	return &options{cfg: storeserver.DefaultConfig(), level: cliutil.DefaultLogLevel}
+	cfg := storeserver.DefaultConfig()
+	return &options{cfg: cfg, level: cliutil.DefaultLogLevel, socketMode: fmt.Sprintf("%04o", uint32(cfg.SocketMode))}
 }
 
 func command() *cobra.Command {
@@ -78,6 +80,9 @@ func (o *options) config(fs *pflag.FlagSet) (storeserver.Config, error) {
 		return cfg, err
 	}
 	cfg.Logger = log
+	if cfg.SocketMode, err = storeserver.ParseSocketMode(o.socketMode); err != nil {
+		return cfg, err
+	}
 	if cfg.HugePages && cfg.Dir == storeserver.DefaultDir {
 		cfg.Dir = "" // hugepages without a hugetlbfs directory: a MFD_HUGETLB memfd
 	}
@@ -91,6 +96,8 @@ func (o *options) define(f *pflag.FlagSet) {
 	cfg := &o.cfg
 	cliutil.SizeVarP(f, &cfg.Capacity, "memory", "m", "bytes of shared memory for objects (e.g. 1073741824, 512MiB, 1G)")
 	f.StringVarP(&cfg.Socket, "socket", "s", cfg.Socket, "unix socket the store listens on")
+	f.StringVar(&o.socketMode, "socket-mode", o.socketMode, "permission bits of the socket, octal: 0600 lets only this user connect; 0660 with --socket-group shares the store with a group")
+	f.StringVar(&cfg.SocketGroup, "socket-group", cfg.SocketGroup, "group NAME or GID to give the socket (you must be root or a member); with --socket-mode 0660 its members can use the store")
 	f.StringVarP(&cfg.Dir, "directory", "d", cfg.Dir, `directory of the shared-memory file (tmpfs or hugetlbfs); "" for a memfd`)
 	f.BoolVar(&cfg.HugePages, "hugepages", cfg.HugePages, "back the arena with 2 MiB huge pages (needs vm.nr_hugepages or a hugetlbfs -d)")
 	f.StringVar(&o.level, "log-level", o.level, "log level: debug, info, warn, error")

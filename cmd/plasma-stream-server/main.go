@@ -100,9 +100,11 @@ func (o *options) define(f *pflag.FlagSet) {
 	cfg := &o.cfg
 	f.IntVarP(&cfg.MaxConnections, "max-connections", "c", cfg.MaxConnections, "Maximum number of TCP connections accepted by this server")
 	f.StringVarP(&cfg.PlasmaSocket, "plasma-socket", "s", cfg.PlasmaSocket, "Unix socket bound to the local Plasma Store")
+	f.StringVar(&cfg.SocketOwner, "socket-owner", cfg.SocketOwner, "also trust a store socket owned by this USER or UID (by default only one owned by this user or root is used)")
 	f.Int64VarP(&o.timeoutMs, "plasma-timeout", "t", o.timeoutMs, "The amount of time in milliseconds to wait before requests to Plasma Store time out")
 	f.IntVarP(&cfg.Port, "port", "p", cfg.Port, "TCP port for the server to listen on (0: any free port)")
-	f.StringVar(&cfg.Bind, "bind", cfg.Bind, "address to listen on (default: all interfaces, IPv4 and IPv6)")
+	f.StringVar(&cfg.Bind, "bind", cfg.Bind, "address to listen on (default: all interfaces, IPv4 and IPv6, serving only loopback peers unless --allow-unauthenticated: the server has no keys yet)")
+	f.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", cfg.AllowUnauthenticated, "with --bind at its default, serve every host that reaches the port, not only loopback peers: any of them can read, take and delete objects")
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "name of this node in logs and replies")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "serve Prometheus metrics on this address (e.g. :9121) at /metrics")
 	f.DurationVar(&cfg.IOTimeout, "io-timeout", cfg.IOTimeout, "deadline of each network step; a peer silent for longer is dropped")

@@ -93,7 +93,7 @@ func Broadcast(ctx context.Context, cfg BroadcastConfig, w io.Writer) (map[strin
 		}
 		sock := filepath.Join(dir, fmt.Sprintf("n%d.sock", i))
 		args := []string{"-s", sock, "-p", strconv.Itoa(stream.DefaultPort), "--bind", nw.ip(i), "--node-name", fmt.Sprintf("n%d", i),
-			"--lease-ttl", "5s", "--log-level", "warn"}
+			"--allow-unauthenticated", "--lease-ttl", "5s", "--log-level", "warn"}
 		if i == 0 {
 			args = append(args, "--etcd", "embedded", "--etcd-dir", filepath.Join(dir, "etcd"), "--etcd-listen", nw.ip(0)+":2379")
 		} else {

@@ -40,9 +40,8 @@ func (o *options) exportCmd() *cobra.Command {
 		Use:   "export ID FILE",
 		Short: "Write an object to FILE, verified against its BLAKE3 digest",
 		Long: `Write an object's data to FILE (atomically: FILE appears only when
-complete) after verifying it against the digest the store keeps for it
-(its content address when the id is one). A mismatch is an error and
-leaves no file.`,
+complete) after verifying it against the BLAKE3 digest the store keeps for it (as
+get --verify does). A mismatch is an error and leaves no file.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := store.ParseObjectID(args[0])
@@ -50,18 +49,11 @@ leaves no file.`,
 				return err
 			}
 			return o.withClient(func(ctx context.Context, c *store.Client) error {
-				obj, err := c.GetOne(ctx, id, 0)
+				obj, err := c.GetVerified(ctx, id, 0)
 				if err != nil {
-					return err
+					return fmt.Errorf("%w; nothing written", err)
 				}
 				defer c.Release(ctx, id)
-				sum := bao.Sum(obj.Data)
-				switch {
-				case !obj.Digest.IsZero() && sum != obj.Digest:
-					return fmt.Errorf("object %s: its data does not match its BLAKE3 digest %s; nothing written", id, obj.Digest)
-				case obj.Digest.IsZero() && store.ObjectID(sum[:store.IDSize]) != id:
-					return fmt.Errorf("object %s has no digest yet and is not content-addressed: cannot verify it; nothing written", id)
-				}
 				return writeOutput(cmd, args[1], obj.Data)
 			})
 		},

@@ -109,7 +109,11 @@ func (o *options) watchCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := o.context()
 			defer cancel()
-			sub, err := store.Subscribe(ctx, o.socket)
+			opts, err := o.connectOptions()
+			if err != nil {
+				return err
+			}
+			sub, err := store.Subscribe(ctx, o.socket, store.SubscribeConnecting(opts...))
 			if err != nil {
 				return err
 			}

@@ -79,10 +79,10 @@ func readInput(cmd *cobra.Command, name string) ([]byte, error) {
 
 func (o *options) getCmd() *cobra.Command {
 	var timeoutMs int64
-	var metadata, local bool
+	var metadata, local, verify bool
 	var output string
 	cmd := &cobra.Command{
-		Use:   "get [--timeout MS] [--metadata] [-o FILE] ID",
+		Use:   "get [--timeout MS] [--metadata] [--verify] [-o FILE] ID",
 		Short: "Write an object's data (or metadata) to stdout or a file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -102,6 +102,11 @@ func (o *options) getCmd() *cobra.Command {
 					return err
 				}
 				defer c.Release(ctx, id)
+				if verify {
+					if err := c.Verify(ctx, obj); err != nil {
+						return err
+					}
+				}
 				b := obj.Data
 				if metadata {
 					b = obj.Metadata
@@ -113,6 +118,7 @@ func (o *options) getCmd() *cobra.Command {
 	cmd.Flags().Int64Var(&timeoutMs, "timeout", 0, "milliseconds to wait for the object to be sealed (-1: forever)")
 	cmd.Flags().BoolVar(&local, "local", false, "do not fall back to the cluster on a local miss")
 	cmd.Flags().BoolVar(&metadata, "metadata", false, "write the metadata instead of the data")
+	cmd.Flags().BoolVar(&verify, "verify", false, "check the data against its BLAKE3 digest first and fail if another client of the store has overwritten it")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to FILE instead of stdout")
 	return cmd
 }

@@ -2,6 +2,7 @@ package plasmacmd
 
 import (
 	"context"
+	"fmt"
 	"os/signal"
 	"syscall"
 	"time"
@@ -14,8 +15,9 @@ import (
 )
 
 type options struct {
-	socket  string
-	address string // the local stream server, for cluster operations
+	socket      string
+	socketOwner string // --socket-owner: a user trusted to own the socket
+	address     string // the local stream server, for cluster operations
 }
 
 // New returns the root command.
@@ -29,6 +31,7 @@ func New() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVarP(&o.socket, "socket", "s", store.DefaultSocket, "unix socket of the plasma-store-server")
+	root.PersistentFlags().StringVar(&o.socketOwner, "socket-owner", "", "also trust a store socket owned by this USER or UID (by default only one owned by you or root is used)")
 	root.PersistentFlags().StringVarP(&o.address, "address", "a", stream.DefaultAddr, "the local plasma-stream-server, for cluster operations")
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetVersionTemplate("plasma {{.Version}}\n")
@@ -57,5 +60,21 @@ func (o *options) withClient(f func(context.Context, *store.Client) error) error
 func (o *options) connect(ctx context.Context) (*store.Client, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return store.Connect(cctx, o.socket)
+	opts, err := o.connectOptions()
+	if err != nil {
+		return nil, err
+	}
+	return store.Connect(cctx, o.socket, opts...)
+}
+
+// connectOptions are the store connection's options from the flags.
+func (o *options) connectOptions() ([]store.ConnectOption, error) {
+	if o.socketOwner == "" {
+		return nil, nil
+	}
+	uid, err := store.LookupUser(o.socketOwner)
+	if err != nil {
+		return nil, fmt.Errorf("--socket-owner: %w", err)
+	}
+	return []store.ConnectOption{store.WithSocketOwner(uid)}, nil
 }

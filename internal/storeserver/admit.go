@@ -16,8 +16,10 @@ import (
 // or descriptors.
 func (s *Server) refuse(uc *net.UnixConn, clients int) {
 	msg := fmt.Sprintf("store busy: %d clients connected, limit %d (plasma-store-server --max-clients); retry later", clients, s.cfg.MaxClients)
+	cred := peerCred(uc)
 	s.refusalLog.do(func(suppressed int) {
-		s.log.Warn("refusing a client: client limit reached", "clients", clients, "limit", s.cfg.MaxClients,
+		s.log.Warn("refusing a client: client limit reached", "uid", cred.Uid, "gid", cred.Gid, "pid", cred.Pid,
+			"clients", clients, "limit", s.cfg.MaxClients,
 			"similar_refusals_not_logged", suppressed)
 	})
 	select {

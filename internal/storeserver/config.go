@@ -34,6 +34,9 @@ func (cfg *Config) SetDefaults() {
 	if cfg.Socket == "" {
 		cfg.Socket = store.DefaultSocket
 	}
+	if cfg.SocketMode == 0 {
+		cfg.SocketMode = DefaultSocketMode
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -60,6 +63,10 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--max-clients %d: give a positive number, or 0 for the default", cfg.MaxClients)
 	case cfg.EventQueue < 0:
 		return fmt.Errorf("event queue of %d events: give a positive number", cfg.EventQueue)
+	case cfg.SocketMode&^0o777 != 0:
+		return fmt.Errorf("--socket-mode %#o: give permission bits only, such as 0600 or 0660", cfg.SocketMode)
+	case cfg.SocketMode&0o600 != 0o600:
+		return fmt.Errorf("--socket-mode %#o would lock the store's own user out of its socket: keep the owner's read and write (6 as the first digit), e.g. 0660", cfg.SocketMode)
 	case cfg.HandshakeTimeout < 0:
 		return fmt.Errorf("handshake timeout %v: a duration cannot be negative", cfg.HandshakeTimeout)
 	}

@@ -29,6 +29,7 @@ type conn struct {
 	wg  sync.WaitGroup
 
 	closeOnce sync.Once
+	cred      unix.Ucred // the client process, as the kernel saw it connect
 }
 
 func newConn(s *Server, uc *net.UnixConn) *conn {
@@ -36,8 +37,8 @@ func newConn(s *Server, uc *net.UnixConn) *conn {
 	if sr, err := spinread.New(uc, serverSpin); err == nil {
 		src = sr
 	}
-	cn := &conn{s: s, uc: uc, r: bufio.NewReaderSize(src, 64<<10)}
-	cn.c = newClient(peerPID(uc))
+	cn := &conn{s: s, uc: uc, r: bufio.NewReaderSize(src, 64<<10), cred: peerCred(uc)}
+	cn.c = newClient(uint32(cn.cred.Pid))
 	cn.c.send = cn.sendAsync
 	cn.c.drop = cn.close
 	return cn
@@ -51,26 +52,12 @@ const keepBuffer = 64 << 10
 // before parking (see package spinread for the measurements behind it).
 var serverSpin = 50 * time.Microsecond
 
-func peerPID(uc *net.UnixConn) uint32 {
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	var pid uint32
-	raw.Control(func(fd uintptr) {
-		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-			pid = uint32(cred.Pid)
-		}
-	})
-	return pid
-}
-
 func (cn *conn) close() { cn.closeOnce.Do(func() { cn.uc.Close() }) }
 
 // serve runs the connection to its end and then returns everything the
 // client held to the store.
 func (cn *conn) serve() {
-	log := cn.s.log.With("pid", cn.c.pid)
+	log := cn.s.log.With("pid", cn.cred.Pid, "uid", cn.cred.Uid, "gid", cn.cred.Gid)
 	cn.s.st.mu.Lock()
 	cn.s.st.clients++
 	cn.s.st.mu.Unlock()

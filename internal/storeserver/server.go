@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,7 +25,14 @@ type Config struct {
 	Capacity  uint64 // bytes of shared memory for objects (required)
 	Dir       string // directory of the arena file; "" for a memfd
 	HugePages bool
-	Logger    *slog.Logger
+	// SocketMode is the socket's permission bits (--socket-mode). 0:
+	// DefaultSocketMode, the owner only.
+	SocketMode fs.FileMode
+	// SocketGroup, a group name or gid, is given the socket
+	// (--socket-group) so that its members can connect when SocketMode
+	// allows the group; "": the process's group.
+	SocketGroup string
+	Logger      *slog.Logger
 	// EventQueue is the number of events buffered per subscriber before a
 	// subscriber that does not keep up is disconnected.
 	EventQueue int
@@ -62,6 +67,7 @@ type Server struct {
 	arena *arena.Arena
 	st    *state
 	ln    *net.UnixListener
+	sock  *socketFile // ln's socket file
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -82,48 +88,29 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ln, err := listen(cfg.Socket)
+	gid := -1
+	if cfg.SocketGroup != "" {
+		g, err := LookupGroup(cfg.SocketGroup)
+		if err != nil {
+			return nil, err
+		}
+		gid = g
+	}
+	sock, err := listen(cfg.Socket, cfg.SocketMode, gid)
 	if err != nil {
 		return nil, err
 	}
 	a, err := arena.Create(cfg.Capacity, arena.Options{Dir: cfg.Dir, HugePages: cfg.HugePages})
 	if err != nil {
-		ln.Close()
+		sock.close()
 		return nil, err
 	}
 	return &Server{
-		cfg: cfg, log: cfg.Logger, arena: a, ln: ln,
+		cfg: cfg, log: cfg.Logger, arena: a, ln: sock.ln, sock: sock,
 		st:       newState(a.Mem, cfg.Capacity, cfg.WaitMemory),
 		conns:    map[*conn]struct{}{},
 		refusing: make(chan struct{}, 8),
 	}, nil
-}
-
-// listen binds path, replacing a stale socket file left by a dead store
-// and refusing when a live one answers.
-func listen(path string) (*net.UnixListener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, fmt.Errorf("%s exists and is not a socket; refusing to replace it", path)
-		}
-		c, err := net.Dial("unix", path)
-		if err == nil {
-			c.Close()
-			return nil, fmt.Errorf("%w: %s (stop it first or choose another socket with -s)", ErrStoreRunning, path)
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("probe existing socket %s: %w", path, err)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
-		}
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	ln.SetUnlinkOnClose(true)
-	return ln, nil
 }
 
 // Addr is the socket path.
@@ -143,7 +130,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	digesting := make(chan struct{})
 	go func() { s.st.digestLoop(dctx); close(digesting) }()
 	s.log.Info("store serving", "socket", s.cfg.Socket, "capacity", s.Capacity(), "arena_bytes", s.arena.Size,
-		"max_clients", s.cfg.MaxClients)
+		"max_clients", s.cfg.MaxClients, "socket_mode", fmt.Sprintf("%#o", s.cfg.SocketMode), "socket_group", s.cfg.SocketGroup)
 	var backoff netutil.AcceptBackoff
 	for {
 		uc, err := s.ln.AcceptUnix()
@@ -172,7 +159,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.mu.Unlock()
 		}()
 	}
-	s.ln.Close()
+	s.sock.close()
 	s.mu.Lock()
 	for c := range s.conns {
 		c.close()

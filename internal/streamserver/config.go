@@ -3,6 +3,7 @@ package streamserver
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -17,11 +18,21 @@ import (
 // (SetDefaults fills it), except where its comment gives the zero another
 // meaning; DefaultConfig is what the binary starts from.
 type Config struct {
-	MaxConnections  int           // --max-connections
-	PlasmaSocket    string        // --plasma-socket
-	PlasmaTimeout   time.Duration // --plasma-timeout (ms on the command line)
-	Port            int           // --port; 0: any free port (read it from Addr)
-	Bind            string        // --bind; "": all interfaces
+	MaxConnections int    // --max-connections
+	PlasmaSocket   string // --plasma-socket
+	// SocketOwner is a user (name or uid) trusted to own PlasmaSocket
+	// besides this process's user and root (--socket-owner); "": none.
+	SocketOwner   string
+	PlasmaTimeout time.Duration // --plasma-timeout (ms on the command line)
+	Port          int           // --port; 0: any free port (read it from Addr)
+	Bind          string        // --bind; "": all interfaces, serving loopback peers only unless AllowUnauthenticated
+	// AllowUnauthenticated serves every peer when Bind is left at its
+	// default (--allow-unauthenticated); otherwise a server without keys
+	// serves only loopback peers there (protected mode).
+	AllowUnauthenticated bool
+	// Listener, if set, is served instead of binding Bind and Port (a
+	// test's wrapped listener); the server closes it.
+	Listener        net.Listener
 	NodeName        string        // --node-name; "": the listening address
 	MetricsAddr     string        // --metrics-addr; "": no metrics listener
 	IOTimeout       time.Duration // --io-timeout
@@ -112,6 +123,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--sync-concurrency %d: give a positive number", c.SyncConcurrency)
 	case c.Port < 0 || c.Port > 65535:
 		return fmt.Errorf("--port %d: give a TCP port, 1 to 65535 (0: any free port)", c.Port)
+	case c.SocketOwner != "":
+		if _, err := store.LookupUser(c.SocketOwner); err != nil {
+			return fmt.Errorf("--socket-owner: %w", err)
+		}
+	}
+	switch {
 	case c.RequestMemory < 0 || c.RequestMemory > maxRequestMemory:
 		return fmt.Errorf("--request-memory %d: want a size such as 256MiB or 2GiB, at most 1PiB", c.RequestMemory)
 	}

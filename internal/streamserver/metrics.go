@@ -14,13 +14,14 @@ import (
 // metrics are the server's Prometheus series, in a registry of its own
 // (no global state: several servers can run in one process, as tests do).
 type metrics struct {
-	reg         *prometheus.Registry
-	requests    *prometheus.CounterVec
-	connections prometheus.Gauge
-	busy        prometheus.Counter
-	overBudget  prometheus.Counter
-	storeUp     prometheus.Gauge
-	duration    *prometheus.HistogramVec
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec
+	connections  prometheus.Gauge
+	busy         prometheus.Counter
+	notPermitted prometheus.Counter
+	overBudget   prometheus.Counter
+	storeUp      prometheus.Gauge
+	duration     *prometheus.HistogramVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -31,6 +32,9 @@ func newMetrics(s *Server) *metrics {
 		}, []string{"type", "status"}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "plasma_stream_connections_active", Help: "Connections being served.",
+		}),
+		notPermitted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plasma_stream_not_permitted_total", Help: "Connections refused because the peer is not permitted (protected mode: a non-loopback peer of a server without keys).",
 		}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "plasma_stream_busy_rejections_total", Help: "Connections refused because --max-connections was reached.",
@@ -50,7 +54,7 @@ func newMetrics(s *Server) *metrics {
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
-	m.reg.MustRegister(m.requests, m.connections, m.busy, m.overBudget, m.storeUp, m.duration,
+	m.reg.MustRegister(m.requests, m.connections, m.busy, m.notPermitted, m.overBudget, m.storeUp, m.duration,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "plasma_stream_request_memory_bytes", Help: "Request memory held by requests being read or served (see --request-memory)."},
 			func() float64 { return float64(s.budget.inUse()) }),
 		counter("plasma_stream_bytes_sent_total", "Object bytes (data and metadata) sent to peers.", func() float64 { return float64(st.BytesSent.Load()) }),

@@ -17,6 +17,7 @@ import (
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/store"
 )
 
 // Server is a running stream server.
@@ -55,15 +56,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	sc, err := connectStore(cctx, cfg.PlasmaSocket, cfg.ResumeKeep, cfg.Cluster.Etcd != "")
+	sc, err := connectStore(cctx, cfg)
+	if errors.Is(err, store.ErrSocketOwner) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: start plasma-store-server first (plasma-store-server -m SIZE -s %s): %v",
 			ErrNoStore, cfg.PlasmaSocket, cfg.PlasmaSocket, err)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port)))
-	if err != nil {
-		sc.retire()
-		return nil, fmt.Errorf("listen on port %d: %w", cfg.Port, err)
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port))); err != nil {
+			sc.retire()
+			return nil, fmt.Errorf("listen on port %d: %w", cfg.Port, err)
+		}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, ln: ln, start: time.Now(), conns: map[net.Conn]struct{}{},
 		budget: memBudget{limit: cfg.RequestMemory}, storeDone: make(chan struct{})}
@@ -111,6 +117,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
 	s.log.Info("stream server serving", "addr", s.ln.Addr().String(), "node", s.cfg.NodeName, "store", s.cfg.PlasmaSocket)
+	s.warnUnauthenticated()
 	var err error
 	var backoff netutil.AcceptBackoff
 	for {
@@ -125,9 +132,17 @@ func (s *Server) Serve(ctx context.Context) error {
 			break
 		}
 		backoff.Reset()
+		if s.protected() && !isLoopback(nc.RemoteAddr()) {
+			s.metrics.notPermitted.Inc()
+			s.log.Info("refusing a peer: protected mode serves loopback peers only", "peer", nc.RemoteAddr().String())
+			go s.refuse(nc, streamwire.StatusNotPermitted, fmt.Sprintf(
+				"not permitted: %s started without keys serves only loopback; start it with --allow-unauthenticated or --bind ADDR", s.cfg.NodeName))
+			continue
+		}
 		if s.active.Load() >= int64(s.cfg.MaxConnections) {
 			s.metrics.busy.Inc()
-			go s.refuse(nc)
+			go s.refuse(nc, streamwire.StatusServerBusy, fmt.Sprintf(
+				"server busy: %s already serves its maximum of %d connections; try again later", s.cfg.NodeName, s.cfg.MaxConnections))
 			continue
 		}
 		s.active.Add(1)
@@ -180,15 +195,15 @@ func (s *Server) track(nc net.Conn, add bool) {
 	}
 }
 
-// refuse tells a connection beyond MaxConnections that the server is busy.
-// It then half-closes and drains what the client sent (its HELLO) before
-// closing, so that the kernel does not reset the connection and lose the
-// message.
-func (s *Server) refuse(nc net.Conn) {
+// refuse tells a connection the server will not serve (beyond
+// MaxConnections, or a non-loopback peer in protected mode) why, before
+// its HELLO is read. It then half-closes and drains what the client sent
+// (its HELLO) before closing, so that the kernel does not reset the
+// connection and lose the message.
+func (s *Server) refuse(nc net.Conn, status streamwire.Status, msg string) {
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(2 * time.Second))
-	msg := fmt.Sprintf("server busy: %s already serves its maximum of %d connections; try again later", s.cfg.NodeName, s.cfg.MaxConnections)
-	nc.Write(streamwire.AppendFrame(nil, streamwire.TypeError, streamwire.ErrorReply{Status: streamwire.StatusServerBusy, Message: msg}.Append(nil)))
+	nc.Write(streamwire.AppendFrame(nil, streamwire.TypeError, streamwire.ErrorReply{Status: status, Message: msg}.Append(nil)))
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.CloseWrite()
 	}

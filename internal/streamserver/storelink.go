@@ -38,22 +38,30 @@ type storeConn struct {
 // (digest events too: they complete the locations of objects sealed
 // without a digest once the store has hashed them); a standalone one only
 // needs to know at once when the store goes away, and asks for no events.
-func connectStore(ctx context.Context, socket string, resumeKeep time.Duration, clustered bool) (*storeConn, error) {
-	st, err := store.Connect(ctx, socket)
+func connectStore(ctx context.Context, cfg Config) (*storeConn, error) {
+	var opts []store.ConnectOption
+	if cfg.SocketOwner != "" {
+		uid, err := store.LookupUser(cfg.SocketOwner)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, store.WithSocketOwner(uid))
+	}
+	st, err := store.Connect(ctx, cfg.PlasmaSocket, opts...)
 	if err != nil {
 		return nil, err
 	}
 	what := store.WithoutEvents()
-	if clustered {
+	if cfg.Cluster.Etcd != "" {
 		what = store.WithDigestEvents()
 	}
-	sub, err := store.Subscribe(ctx, socket, what)
+	sub, err := st.Subscribe(ctx, what)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("subscribe to the store: %w", err)
 	}
 	return &storeConn{st: st, sub: sub,
-		partials: transfer.NewPartials(resumeKeep, st.Capacity()/2)}, nil
+		partials: transfer.NewPartials(cfg.ResumeKeep, st.Capacity()/2)}, nil
 }
 
 func (sc *storeConn) release() {
@@ -175,7 +183,7 @@ func (s *Server) reconnectStore(ctx context.Context) *storeConn {
 		case <-time.After(wait):
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		sc, err := connectStore(cctx, s.cfg.PlasmaSocket, s.cfg.ResumeKeep, s.cfg.Cluster.Etcd != "")
+		sc, err := connectStore(cctx, s.cfg)
 		cancel()
 		if err == nil {
 			return sc

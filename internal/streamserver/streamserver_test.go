@@ -258,3 +258,31 @@ func TestListForwardsStorePages(t *testing.T) {
 		t.Fatalf("LIST: %d objects, %v; want %d", len(infos), err, count+1)
 	}
 }
+
+// The stream server refuses a store socket owned by another user, naming
+// it, unless started with --socket-owner. Needs root
+// (testutil.ForeignOwner).
+func TestSocketOwner(t *testing.T) {
+	sock, _ := testutil.StartStore(t, 1<<20)
+	testutil.ForeignOwner(t, sock)
+	cfg := streamserver.Config{PlasmaSocket: sock, Bind: "127.0.0.1"}
+	_, err := streamserver.New(bg, cfg)
+	if !errors.Is(err, store.ErrSocketOwner) || !strings.Contains(err.Error(), "--socket-owner") {
+		t.Fatalf("stream server on a socket of uid 65534: %v", err)
+	}
+	cfg.SocketOwner = "65534"
+	srv, err := streamserver.New(bg, cfg)
+	if err != nil {
+		t.Fatalf("stream server trusting uid 65534: %v", err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	if _, err := client(t, srv.Addr().String()).Ping(bg); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -35,6 +35,7 @@ const (
 	StatusClusterUnavailable  Status = 26 // the cluster directory (etcd) did not answer in time
 	StatusStoreUnavailable    Status = 27 // the local store is down; the server is reconnecting
 	StatusRequestTooLarge     Status = 28 // the request would exceed the server's request memory (--request-memory)
+	StatusNotPermitted        Status = 29 // the server does not serve this peer (protected mode: loopback only)
 )
 
 var statusNames = map[Status]string{
@@ -52,6 +53,7 @@ var statusNames = map[Status]string{
 	StatusInternal: "internal error", StatusCancelled: "cancelled",
 	StatusNotClustered: "not in a cluster", StatusClusterUnavailable: "cluster directory unavailable",
 	StatusStoreUnavailable: "store unavailable", StatusRequestTooLarge: "request memory exceeded",
+	StatusNotPermitted: "not permitted",
 }
 
 func (s Status) String() string {

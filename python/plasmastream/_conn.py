@@ -9,7 +9,7 @@ import socket
 import time
 
 from . import _wire as w
-from .errors import ConnectionClosed, ProtocolError, error_for_code
+from .errors import ConnectionClosed, ProtocolError, SocketOwnerError, error_for_code
 
 HANDSHAKE_TIMEOUT = 30.0
 _RECV_CHUNK = 1 << 20
@@ -18,10 +18,53 @@ _RECV_CHUNK = 1 << 20
 SPIN_S = float(os.environ.get("PLASMASTREAM_SPIN_US", "50")) / 1e6
 
 
+def resolve_user(user) -> int:
+    """A uid from a uid or a user name (``socket_owner=``)."""
+    if isinstance(user, int):
+        return user
+    if str(user).isdigit():
+        return int(user)
+    import pwd
+
+    try:
+        return pwd.getpwnam(str(user)).pw_uid
+    except KeyError:
+        raise ValueError(f"socket owner {user!r}: no such user (give a user name or a numeric uid)") from None
+
+
+def check_socket_owner(path: str, socket_owner=None) -> None:
+    """Refuse a socket owned by anyone but this user, root and socket_owner
+    (a uid, a user name, or a list of them). A missing socket passes:
+    connecting reports it."""
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return
+    me = os.geteuid()
+    trusted = {me, 0}
+    if socket_owner is not None:
+        owners = socket_owner if isinstance(socket_owner, (list, tuple, set)) else [socket_owner]
+        trusted.update(resolve_user(o) for o in owners)
+    if uid in trusted:
+        return
+    owner, hint = f"uid {uid}", str(uid)
+    try:
+        import pwd
+
+        name = pwd.getpwuid(uid).pw_name
+        owner, hint = f"uid {uid} ({name})", name
+    except (KeyError, ImportError):
+        pass
+    raise SocketOwnerError(
+        f"socket {path} is owned by {owner}, not by you (uid {me}) or root: "
+        f"another user's store? pass socket_owner={hint!r} to trust it")
+
+
 class Conn:
     """One stream connection. Not thread-safe: callers serialise access."""
 
-    def __init__(self, path: str, version: int = w.VERSION, spin_s: float = SPIN_S):
+    def __init__(self, path: str, version: int = w.VERSION, spin_s: float = SPIN_S, socket_owner=None):
+        check_socket_owner(path, socket_owner)
         self.path = path
         self.spin_s = spin_s
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -97,6 +97,7 @@ NOT_CLUSTERED = 25
 CLUSTER_UNAVAILABLE = 26  # etcd did not answer within --etcd-timeout
 STORE_UNAVAILABLE = 27  # the server's store is down; it reconnects by itself
 REQUEST_TOO_LARGE = 28  # the request does not fit in the server's --request-memory
+NOT_PERMITTED = 29  # the server does not serve this peer (no keys, --bind default: loopback only)
 
 STATUS_NAMES = {
     OK: "ok", ALREADY_PRESENT: "already present", NOT_FOUND: "not found",
@@ -114,6 +115,7 @@ STATUS_NAMES = {
     NOT_CLUSTERED: "not in a cluster", CLUSTER_UNAVAILABLE: "cluster directory unavailable",
     STORE_UNAVAILABLE: "store unavailable",
     REQUEST_TOO_LARGE: "request memory exceeded",
+    NOT_PERMITTED: "not permitted",
 }
 
 

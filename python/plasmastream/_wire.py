@@ -37,6 +37,7 @@ EVICT = 11
 SUBSCRIBE = 12
 EVENT = 13
 STATS = 14
+OUTBOARD = 15
 REPLY_BIT = 0x8000
 ERROR = 0xFFFF
 
@@ -44,7 +45,7 @@ TYPE_NAMES = {
     HELLO: "Hello", CREATE: "Create", CREATE_AND_SEAL: "CreateAndSeal", SEAL: "Seal",
     ABORT: "Abort", GET: "Get", RELEASE: "Release", CONTAINS: "Contains",
     DELETE: "Delete", LIST: "List", EVICT: "Evict", SUBSCRIBE: "Subscribe",
-    EVENT: "Event", STATS: "Stats", ERROR: "Error",
+    EVENT: "Event", STATS: "Stats", OUTBOARD: "Outboard", ERROR: "Error",
 }
 
 

@@ -20,10 +20,12 @@ import time
 import weakref
 
 from . import _wire as w
+from ._blake3 import blake3
 from ._buffers import buffer_address, make_view
 from ._conn import Conn
 from .errors import (
     ConnectionClosed,
+    IntegrityError,
     NotReferenced,
     ObjectNotFound,
     PlasmaError,
@@ -57,8 +59,14 @@ _MAX_UNREAD_RELEASES = 256
 _RELEASE_ORPHAN = object()  # orphan marker: the reply of a fire-and-forget Release
 
 
-def connect(store_socket_name: str = DEFAULT_SOCKET, num_retries: int = -1, **_ignored) -> "PlasmaClient":
+def connect(store_socket_name: str = DEFAULT_SOCKET, num_retries: int = -1, socket_owner=None,
+            **_ignored) -> "PlasmaClient":
     """Connect to the store listening on ``store_socket_name``.
+
+    The socket must be owned by this user or root, or by ``socket_owner`` (a
+    user name or uid, or a list of them): the default socket is in /tmp,
+    where another user could have created it first; any other owner raises
+    :class:`~plasmastream.errors.SocketOwnerError`.
 
     ``num_retries`` > 0 retries a refused connection that many times, 100 ms
     apart (for a store that is still starting); other pyarrow arguments
@@ -67,7 +75,7 @@ def connect(store_socket_name: str = DEFAULT_SOCKET, num_retries: int = -1, **_i
     attempts = max(1, num_retries + 1 if num_retries > 0 else 1)
     for i in range(attempts):
         try:
-            return PlasmaClient(store_socket_name)
+            return PlasmaClient(store_socket_name, socket_owner=socket_owner)
         except ConnectionClosed:
             if i == attempts - 1:
                 raise
@@ -93,10 +101,11 @@ class PlasmaClient:
     until it returns). Not fork-safe: connect again in a child process.
     """
 
-    def __init__(self, socket_path: str = DEFAULT_SOCKET, *, _version: int = w.VERSION):
+    def __init__(self, socket_path: str = DEFAULT_SOCKET, *, socket_owner=None, _version: int = w.VERSION):
         self._closed = True
         self._socket = os.fspath(socket_path)
-        self._conn = Conn(self._socket, _version)
+        self._socket_owner = socket_owner
+        self._conn = Conn(self._socket, _version, socket_owner=socket_owner)
         try:
             fd, size = self._conn.arena_fd, self._conn.arena_size
             # Two mappings of the arena: writable for objects this client
@@ -546,7 +555,7 @@ class PlasmaClient:
                 if r is None:
                     out.append((None, None))
                 else:
-                    view, ds = r
+                    view, ds = r[0], r[1]
                     out.append((view[ds:], view[:ds]))
             return out
         return [None if r is None else r[0][: r[1]] for r in results]
@@ -555,14 +564,28 @@ class PlasmaClient:
         """Like :meth:`get_buffers` but returns the metadata views."""
         return [None if r is None else r[0][r[1]:] for r in self._get(object_ids, timeout_ms)]
 
-    def get(self, object_id, timeout_ms: int = -1):
+    def get(self, object_id, timeout_ms: int = -1, verify: bool = False):
         """The data of one object as a read-only memoryview, waiting up to
         ``timeout_ms`` for it to be sealed; :class:`ObjectNotFound` if it does
         not become available. A list of ids returns a list (``None`` for
-        unavailable objects), as :meth:`get_buffers`."""
+        unavailable objects), as :meth:`get_buffers`.
+
+        Every client of a store maps its arena writable and can overwrite
+        sealed objects: with ``verify``, the data is first checked against
+        its BLAKE3 digest (the store's, asked for with Outboard when the Get
+        reply has none) and :class:`~plasmastream.errors.IntegrityError`
+        raised on a mismatch. Without the ``blake3`` package the hash is
+        computed in pure Python (a few MB/s)."""
         if isinstance(object_id, (list, tuple)):
-            return self.get_buffers(object_id, timeout_ms)
-        (view,) = self.get_buffers([object_id], timeout_ms)
+            if not verify:
+                return self.get_buffers(object_id, timeout_ms)
+            results = self._get(object_id, timeout_ms)
+            return [None if r is None else self._verified(oid, *r)
+                    for oid, r in zip(object_id, results)]
+        (r,) = self._get([object_id], timeout_ms)
+        view = None
+        if r is not None:
+            view = self._verified(object_id, *r) if verify else r[0][: r[1]]
         if view is None:
             oid = as_id_bytes(object_id)
             raise ObjectNotFound(
@@ -570,8 +593,28 @@ class PlasmaClient:
                 + (f" within {timeout_ms} ms" if timeout_ms > 0 else ""), ObjectNotFound.code)
         return view
 
+    def _verified(self, object_id, view, data_size: int, digest):
+        """The data of view if it hashes to its digest; IntegrityError if not."""
+        oid = as_id_bytes(object_id)
+        data = view[:data_size]
+        if digest is None:
+            # Outboard: the digest (32 bytes) first; the store hashes the
+            # object now if its background hasher has not yet.
+            p = self._call(w.OUTBOARD, oid)
+            if len(p) < w.DIGEST_SIZE:
+                raise ProtocolError(f"outboard {oid.hex()}: malformed reply of {len(p)} bytes")
+            digest = bytes(p[:w.DIGEST_SIZE])
+        got = blake3(data)
+        if got != digest:
+            raise IntegrityError(
+                f"integrity check failed: object {oid.hex()} in store {self._socket} does not match its "
+                f"BLAKE3 digest {digest.hex()} (its data hashes to {got.hex()}): its bytes were changed "
+                f"in shared memory after Seal, which any client of the store can do")
+        return data
+
     def _get(self, object_ids, timeout_ms: int):
-        """Get: for each id, (view over data+metadata, data_size) or None."""
+        """Get: for each id, (view over data+metadata, data_size, digest or
+        None) or None."""
         oids = [as_id_bytes(i) for i in object_ids]
         if len(oids) > w.MAX_IDS_PER_REQUEST:
             raise TooLarge(f"get: {len(oids)} ids exceed {w.MAX_IDS_PER_REQUEST}")
@@ -595,7 +638,7 @@ class PlasmaClient:
                     out.append(None)
                 else:
                     ds = e[2]
-                    out.append((self._view_locked(oid, e[1], ds + e[3], False), ds))
+                    out.append((self._view_locked(oid, e[1], ds + e[3], False), ds, bytes(e[5]) if e[4] else None))
             return out
 
     def _abandoned_get(self, oids):
@@ -726,7 +769,7 @@ class PlasmaClient:
 
         self._check_usable()
         if self._subscription is None or self._subscription.closed:
-            self._subscription = Subscription(self._socket)
+            self._subscription = Subscription(self._socket, socket_owner=self._socket_owner)
         return self._subscription
 
     def get_next_notification(self, timeout: float | None = None):

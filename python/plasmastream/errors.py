@@ -27,6 +27,8 @@ __all__ = [
     "StoreBusy",
     "ConnectionClosed",
     "ProtocolError",
+    "SocketOwnerError",
+    "IntegrityError",
     "PlasmaObjectExists",
     "PlasmaObjectNotFound",
     "PlasmaStoreFull",
@@ -144,6 +146,17 @@ class ConnectionClosed(PlasmaError, ConnectionError):
 
 class ProtocolError(PlasmaError):
     """The store sent something this client does not understand."""
+
+
+class SocketOwnerError(PlasmaError, PermissionError):
+    """The store socket is owned by another user than this one or root (one
+    who created the default /tmp/plasma first?): pass ``socket_owner=`` to
+    trust that user."""
+
+
+class IntegrityError(PlasmaError):
+    """An object's bytes do not match its BLAKE3 digest: a client of the
+    store overwrote them in shared memory after Seal (``get(..., verify=True)``)."""
 
 
 # pyarrow.plasma names, so that ``except plasma.PlasmaStoreFull`` ports.

@@ -47,8 +47,8 @@ class Subscription:
     cannot stall it): ``get`` then raises :class:`ConnectionClosed`.
     """
 
-    def __init__(self, socket_path: str, digests: bool = False):
-        self._conn = Conn(socket_path, spin_s=0)  # events are sporadic: never poll
+    def __init__(self, socket_path: str, digests: bool = False, socket_owner=None):
+        self._conn = Conn(socket_path, spin_s=0, socket_owner=socket_owner)  # events are sporadic: never poll
         # A subscriber needs no shared memory.
         os.close(self._conn.arena_fd)
         self._conn.arena_fd = -1
@@ -118,7 +118,7 @@ class Subscription:
         self.close()
 
 
-def subscribe(socket_path: str, digests: bool = False) -> Subscription:
+def subscribe(socket_path: str, digests: bool = False, socket_owner=None) -> Subscription:
     """Open a subscription to the store at ``socket_path`` (with digest
-    events too if ``digests``)."""
-    return Subscription(socket_path, digests)
+    events too if ``digests``); ``socket_owner`` as for :func:`connect`."""
+    return Subscription(socket_path, digests, socket_owner)

@@ -1,0 +1,71 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"syscall"
+)
+
+// ErrSocketOwner is a store socket owned by a user this client does not
+// trust: not itself, not root, not one given with WithSocketOwner. The
+// default socket is in /tmp, where any user can create it first and so
+// receive what this client puts (or serve it forged objects).
+var ErrSocketOwner = errors.New("store socket owned by another user")
+
+// ConnectOption changes how Connect reaches the store.
+type ConnectOption func(*connectConfig)
+
+type connectConfig struct {
+	owners []uint32 // uids trusted to own the socket besides this user and root
+}
+
+// WithSocketOwner trusts a store whose socket is owned by uid (besides
+// this process's user and root, always trusted): a store another user
+// runs and shares with --socket-mode/--socket-group.
+func WithSocketOwner(uid uint32) ConnectOption {
+	return func(c *connectConfig) { c.owners = append(c.owners, uid) }
+}
+
+// LookupUser resolves a user name or numeric uid, as --socket-owner takes.
+func LookupUser(name string) (uint32, error) {
+	if uid, err := strconv.ParseUint(name, 10, 32); err == nil {
+		return uint32(uid), nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, fmt.Errorf("socket owner %q: no such user (give a user name or a numeric uid)", name)
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	return uint32(uid), err
+}
+
+// checkOwner refuses a socket owned by anyone but this user, root and
+// the trusted owners. A missing socket passes: connecting reports it.
+func (c *connectConfig) checkOwner(socket string) error {
+	fi, err := os.Stat(socket)
+	if err != nil {
+		return nil
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	me := uint32(os.Geteuid())
+	if st.Uid == me || st.Uid == 0 {
+		return nil
+	}
+	for _, uid := range c.owners {
+		if st.Uid == uid {
+			return nil
+		}
+	}
+	owner, hint := fmt.Sprintf("uid %d", st.Uid), strconv.FormatUint(uint64(st.Uid), 10)
+	if u, err := user.LookupId(hint); err == nil {
+		owner, hint = fmt.Sprintf("uid %d (%s)", st.Uid, u.Username), u.Username
+	}
+	return fmt.Errorf("%w: socket %s is owned by %s, not by you (uid %d) or root: another user's store? pass --socket-owner %s to trust it",
+		ErrSocketOwner, socket, owner, me, hint)
+}
