@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -43,6 +44,9 @@ type Option func(*options)
 type options struct {
 	timeout time.Duration
 	name    string
+	key     *Identity
+	trusted func(PublicKey) bool
+	tls     *tls.Config // made by Connect from key and trusted
 }
 
 // WithTimeout sets the deadline of each network step (default 30 s).
@@ -65,14 +69,14 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 	if h, err := os.Hostname(); err == nil {
 		o.name = fmt.Sprintf("%s/%d", h, os.Getpid())
 	}
-	for _, f := range opts {
-		f(&o)
+	if err := o.apply(opts); err != nil {
+		return nil, err
 	}
 	return connect(ctx, addr, streamwire.RoleClient, o)
 }
 
 func connect(ctx context.Context, addr string, role streamwire.Role, o options) (*Client, error) {
-	c, hr, err := transfer.Dial(ctx, addr, role, o.name, o.timeout)
+	c, hr, err := transfer.Dial(ctx, addr, role, o.name, o.timeout, o.tls)
 	if err != nil {
 		return nil, wrapErr(addr, err)
 	}

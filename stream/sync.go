@@ -232,12 +232,12 @@ func direct(ctx context.Context, kind Kind, from string, dst *store.Client, ids 
 		return &PeerResult{Kind: kind, From: from, Status: st, Message: msg}, &Error{Status: st, Msg: fmt.Sprintf("%s %s rejected: %s", kind, from, msg)}
 	}
 	o := options{timeout: transfer.DefaultTimeout, name: "direct"}
-	for _, f := range opts {
-		f(&o)
+	if err := o.apply(opts); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	dial := func() (*transfer.Conn, error) {
-		c, _, err := transfer.Dial(ctx, from, streamwire.RolePeer, o.name, o.timeout)
+		c, _, err := transfer.Dial(ctx, from, streamwire.RolePeer, o.name, o.timeout, o.tls)
 		return c, err // a refusal keeps its status (busy, version)
 	}
 	objs, err := transfer.Receive(ctx, dial, dst, kind, ids, transfer.ReceiveOptions{})

@@ -64,6 +64,7 @@ machine (plasma-store-server); otherwise the stream server fails to start.`,
 			if err != nil {
 				return err
 			}
+			reloadOnHangup(ctx, srv)
 			return srv.Serve(ctx)
 		},
 	}
@@ -96,14 +97,34 @@ func (o *options) config(fs *pflag.FlagSet) (streamserver.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// reloadOnHangup reloads the trust file on each SIGHUP until ctx ends;
+// connections stay, except those of keys the new file no longer holds.
+func reloadOnHangup(ctx context.Context, srv *streamserver.Server) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				srv.ReloadTrust() // logs the outcome; a bad file keeps the keys in use
+			}
+		}
+	}()
+}
+
 func (o *options) define(f *pflag.FlagSet) {
 	cfg := &o.cfg
+	f.StringVarP(&cfg.PrivateKey, "private-key", "k", cfg.PrivateKey, "this node's private key FILE (plasma keygen): with --trusted-keys, every connection runs mutual TLS 1.3 with pinned keys")
+	f.StringVar(&cfg.TrustedKeys, "trusted-keys", cfg.TrustedKeys, "trust FILE: the public keys allowed to connect, one per line: KEY NAME read|write|admin (reloaded on SIGHUP)")
 	f.IntVarP(&cfg.MaxConnections, "max-connections", "c", cfg.MaxConnections, "Maximum number of TCP connections accepted by this server")
 	f.StringVarP(&cfg.PlasmaSocket, "plasma-socket", "s", cfg.PlasmaSocket, "Unix socket bound to the local Plasma Store")
 	f.StringVar(&cfg.SocketOwner, "socket-owner", cfg.SocketOwner, "also trust a store socket owned by this USER or UID (by default only one owned by this user or root is used)")
 	f.Int64VarP(&o.timeoutMs, "plasma-timeout", "t", o.timeoutMs, "The amount of time in milliseconds to wait before requests to Plasma Store time out")
 	f.IntVarP(&cfg.Port, "port", "p", cfg.Port, "TCP port for the server to listen on (0: any free port)")
-	f.StringVar(&cfg.Bind, "bind", cfg.Bind, "address to listen on (default: all interfaces, IPv4 and IPv6, serving only loopback peers unless --allow-unauthenticated: the server has no keys yet)")
+	f.StringVar(&cfg.Bind, "bind", cfg.Bind, "address to listen on (default: all interfaces, IPv4 and IPv6, serving only loopback peers unless --allow-unauthenticated or keys are given)")
 	f.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", cfg.AllowUnauthenticated, "with --bind at its default, serve every host that reaches the port, not only loopback peers: any of them can read, take and delete objects")
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "name of this node in logs and replies")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "serve Prometheus metrics on this address (e.g. :9121) at /metrics")

@@ -301,7 +301,7 @@ func pullLarge(ctx context.Context, dstSock, srcSock, srcAddr string, id store.O
 	partials := transfer.NewPartials(0, 0)
 	var cpu [2]time.Duration
 	dial := func(ctx context.Context, addr string) (*transfer.Conn, error) {
-		c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, "bench", 0)
+		c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, "bench", 0, nil)
 		return c, err
 	}
 	var times [2][]time.Duration

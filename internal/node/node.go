@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"sync"
 	"time"
@@ -44,6 +45,10 @@ type Config struct {
 	Stats        *transfer.Stats     // transfer counters, shared with the server
 	FetchSeconds prometheus.Observer // durations of fetches (nil: none)
 	Logger       *slog.Logger
+	// TLS, if set, is this node's side of mutual TLS with every node it
+	// dials (trust.TLSConfig): it presents the node's key and accepts only
+	// peers whose key the trust file holds. nil: plain TCP.
+	TLS *tls.Config
 }
 
 // Store is the local store as one request uses it, under a reference:

@@ -16,7 +16,7 @@ import (
 
 // dialPeer connects to another node's stream server for a transfer.
 func (n *Node) dialPeer(ctx context.Context, addr string) (*transfer.Conn, error) {
-	c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, n.cfg.Name, n.cfg.IOTimeout)
+	c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, n.cfg.Name, n.cfg.IOTimeout, n.cfg.TLS)
 	return c, err
 }
 
@@ -25,7 +25,7 @@ func (n *Node) dialPeer(ctx context.Context, addr string) (*transfer.Conn, error
 // A refusal or failure reply is returned as an *streamwire.ErrorReply
 // naming the server, anything else as an error naming it.
 func (n *Node) request(ctx context.Context, addr, purpose string, f func(*transfer.Conn) error) error {
-	c, _, err := transfer.Dial(ctx, addr, streamwire.RoleClient, n.cfg.Name+"/"+purpose, n.cfg.IOTimeout)
+	c, _, err := transfer.Dial(ctx, addr, streamwire.RoleClient, n.cfg.Name+"/"+purpose, n.cfg.IOTimeout, n.cfg.TLS)
 	if err == nil {
 		stop := c.CloseOnDone(ctx)
 		err = f(c)

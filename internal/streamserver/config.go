@@ -1,6 +1,7 @@
 package streamserver
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -30,6 +31,13 @@ type Config struct {
 	// default (--allow-unauthenticated); otherwise a server without keys
 	// serves only loopback peers there (protected mode).
 	AllowUnauthenticated bool
+	// PrivateKey is the node's key file (-k/--private-key, written by
+	// plasma keygen) and TrustedKeys the trust file of the keys allowed
+	// to connect, with their roles (--trusted-keys): both or neither.
+	// With them every connection, in and out, runs mutual TLS 1.3 with
+	// pinned keys, and each request is checked against its key's role.
+	PrivateKey  string
+	TrustedKeys string
 	// Listener, if set, is served instead of binding Bind and Port (a
 	// test's wrapped listener); the server closes it.
 	Listener        net.Listener
@@ -123,6 +131,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--sync-concurrency %d: give a positive number", c.SyncConcurrency)
 	case c.Port < 0 || c.Port > 65535:
 		return fmt.Errorf("--port %d: give a TCP port, 1 to 65535 (0: any free port)", c.Port)
+	case (c.PrivateKey == "") != (c.TrustedKeys == ""):
+		return errors.New("-k/--private-key and --trusted-keys go together: a node with a key must know whom to trust, and the reverse")
 	case c.SocketOwner != "":
 		if _, err := store.LookupUser(c.SocketOwner); err != nil {
 			return fmt.Errorf("--socket-owner: %w", err)

@@ -31,6 +31,9 @@ func TestConfigValidate(t *testing.T) {
 		{"embedded etcd without a directory", func(c *streamserver.Config) { c.Cluster.Etcd = "embedded" }, "--etcd-dir"},
 		{"embedded etcd", func(c *streamserver.Config) { c.Cluster.Etcd, c.Cluster.EtcdDir = "embedded", "/tmp/x" }, ""},
 		{"negative lease", func(c *streamserver.Config) { c.Cluster.LeaseTTL = -time.Second }, "--lease-ttl"},
+		{"key without trust file", func(c *streamserver.Config) { c.PrivateKey = "/k" }, "--trusted-keys go together"},
+		{"trust file without key", func(c *streamserver.Config) { c.TrustedKeys = "/t" }, "--private-key and --trusted-keys"},
+		{"key and trust file", func(c *streamserver.Config) { c.PrivateKey, c.TrustedKeys = "/k", "/t" }, ""},
 		{"negative etcd timeout", func(c *streamserver.Config) { c.Cluster.EtcdTimeout = -time.Second }, "--etcd-timeout"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

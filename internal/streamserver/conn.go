@@ -22,8 +22,19 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	log := s.log.With("peer", nc.RemoteAddr().String())
+	nc, pk, err := s.secure(ctx, nc)
+	if err != nil {
+		s.metrics.notPermitted.Inc()
+		log.Info("peer refused", "err", err)
+		return
+	}
+	if pk != nil {
+		if e, ok := s.trust.Lookup(pk.key); ok {
+			log = log.With("key", e.Name, "role", e.Role.String())
+		}
+	}
 	c := transfer.NewConn(nc, s.cfg.IOTimeout)
-	log := s.log.With("peer", c.Peer)
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
 	hello, err := s.handshake(c)
@@ -59,6 +70,18 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			// A bad or missing frame cannot be skipped: say why, hang up.
 			c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: status, Message: fmt.Sprintf("%s: closing the connection: %v", s.cfg.NodeName, err)}.Append(nil))
 			return
+		}
+		if r, gone := s.permit(pk, req.t); r != nil {
+			// Refused before anything moves; the request was read whole,
+			// so the connection stays usable (unless the key is gone).
+			s.budget.give(req.cost)
+			s.metrics.notPermitted.Inc()
+			s.metrics.request(req.t.String(), r.Status)
+			log.Info("request not permitted", "type", req.t, "err", r.Message)
+			if c.Send(streamwire.TypeError, r.Append(nil)) != nil || gone {
+				return
+			}
+			continue
 		}
 		status, err := s.handle(ctx, c, req)
 		s.budget.give(req.cost)

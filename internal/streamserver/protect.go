@@ -10,10 +10,9 @@ import (
 // then serves loopback peers only, unless told --allow-unauthenticated; a
 // server given --bind chose who can reach it.
 
-// hasKey reports whether the server authenticates its peers.
-// TODO(issue 12, Trust): true once node keys (-k/--private-key) and
-// mutual TLS exist; until then no server has a key.
-func (s *Server) hasKey() bool { return false }
+// hasKey reports whether the server authenticates its peers (mutual TLS
+// with -k/--private-key and --trusted-keys).
+func (s *Server) hasKey() bool { return s.peerTLS != nil }
 
 // protected reports whether only loopback peers are served.
 func (s *Server) protected() bool {

@@ -2,6 +2,7 @@ package streamserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/internal/trust"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -39,8 +41,14 @@ type Server struct {
 	storeStop  context.CancelFunc
 	storeDone  chan struct{} // closed when keepStore has returned
 
+	// trust and peerTLS are the trust file and the TLS configuration of
+	// both ends of every connection; nil without -k/--private-key.
+	trust   *trust.Store
+	peerTLS *tls.Config
+
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+	keyed map[net.Conn]trust.PublicKey // the peer keys of TLS connections, by raw socket
 	wg    sync.WaitGroup
 }
 
@@ -52,6 +60,14 @@ var ErrNoStore = errors.New("no Plasma store")
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, start: time.Now(), conns: map[net.Conn]struct{}{}, keyed: map[net.Conn]trust.PublicKey{},
+		budget: memBudget{limit: cfg.RequestMemory}, storeDone: make(chan struct{})}
+	if err := s.loadTrust(); err != nil {
+		if cfg.Listener != nil {
+			cfg.Listener.Close()
+		}
 		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -71,8 +87,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, ln: ln, start: time.Now(), conns: map[net.Conn]struct{}{},
-		budget: memBudget{limit: cfg.RequestMemory}, storeDone: make(chan struct{})}
+	s.ln = ln
 	s.metrics = newMetrics(s)
 	s.setStore(sc)
 	if cfg.MetricsAddr != "" {
@@ -191,6 +206,7 @@ func (s *Server) track(nc net.Conn, add bool) {
 		s.conns[nc] = struct{}{}
 	} else {
 		delete(s.conns, nc)
+		delete(s.keyed, nc)
 		nc.Close()
 	}
 }

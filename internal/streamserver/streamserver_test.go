@@ -236,7 +236,7 @@ func TestListForwardsStorePages(t *testing.T) {
 	if len(want) != 2 {
 		t.Fatalf("the store sent %d pages, want 2", len(want))
 	}
-	c, _, err := transfer.Dial(bg, n.Addr, streamwire.RoleClient, "test", 10*time.Second)
+	c, _, err := transfer.Dial(bg, n.Addr, streamwire.RoleClient, "test", 10*time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

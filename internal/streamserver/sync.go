@@ -154,7 +154,7 @@ func (s *Server) runPeer(ctx context.Context, sc *storeConn, pr streamwire.PeerR
 	start := time.Now()
 	defer func() { s.metrics.duration.WithLabelValues("receive").Observe(time.Since(start).Seconds()) }()
 	dial := func() (*transfer.Conn, error) {
-		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout)
+		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout, s.peerTLS)
 		return c, err // Summarize names the peer
 	}
 	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Partials: sc.partials, Peer: pr.Addr, Held: held})

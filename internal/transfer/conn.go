@@ -3,6 +3,8 @@ package transfer
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -337,8 +339,11 @@ func Hello(c *Conn, role streamwire.Role, name string) (streamwire.HelloReply, e
 	return hr, err
 }
 
-// Dial connects to a stream server and performs the handshake.
-func Dial(ctx context.Context, addr string, role streamwire.Role, name string, timeout time.Duration) (*Conn, streamwire.HelloReply, error) {
+// Dial connects to a stream server and performs the handshake. With
+// tlsCfg (trust.TLSConfig: this node's certificate, the peer's key pinned)
+// a TLS 1.3 handshake comes first, before any protocol byte; a peer that
+// does not complete it fails with a *HandshakeError.
+func Dial(ctx context.Context, addr string, role streamwire.Role, name string, timeout time.Duration, tlsCfg *tls.Config) (*Conn, streamwire.HelloReply, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -350,6 +355,16 @@ func Dial(ctx context.Context, addr string, role streamwire.Role, name string, t
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	if tlsCfg != nil {
+		tc := tls.Client(nc, tlsCfg)
+		tc.SetDeadline(time.Now().Add(timeout))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, streamwire.HelloReply{}, &HandshakeError{Addr: addr, Err: err}
+		}
+		tc.SetDeadline(time.Time{})
+		nc = tc
+	}
 	c := NewConn(nc, timeout)
 	stop := c.CloseOnDone(ctx)
 	defer stop()
@@ -360,3 +375,29 @@ func Dial(ctx context.Context, addr string, role streamwire.Role, name string, t
 	}
 	return c, hr, nil
 }
+
+// HandshakeError is a peer that did not complete a TLS handshake proving
+// a trusted key. Its message says which kind of failure it was but never
+// echoes what the peer sent (a SYNC's reply must not turn the server into
+// a scanner of other services); Err holds the detail, for logs.
+type HandshakeError struct {
+	Addr string
+	Err  error
+}
+
+func (e *HandshakeError) Error() string {
+	var rh tls.RecordHeaderError
+	var te interface{ Timeout() bool }
+	why := "it does not prove a trusted key"
+	switch {
+	case errors.As(e.Err, &rh):
+		why = "it does not speak TLS"
+	case errors.As(e.Err, &te) && te.Timeout():
+		why = "it did not complete the handshake in time"
+	case errors.Is(e.Err, context.Canceled):
+		why = "cancelled"
+	}
+	return fmt.Sprintf("TLS handshake with %s failed: %s (a peer must be a plasma node whose key this one trusts)", e.Addr, why)
+}
+
+func (e *HandshakeError) Unwrap() error { return e.Err }

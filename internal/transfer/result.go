@@ -51,7 +51,10 @@ func ErrStatus(err error) streamwire.Status {
 	var se *store.Error
 	var te interface{ Timeout() bool }
 	var dns *net.DNSError
+	var he *HandshakeError
 	switch {
+	case errors.As(err, &he):
+		return streamwire.StatusPeerUnreachable // not a trusted node: nothing more to say
 	case errors.As(err, &er):
 		return er.Status
 	case errors.Is(err, context.Canceled):

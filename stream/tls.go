@@ -1,0 +1,60 @@
+package stream
+
+import (
+	"errors"
+
+	"github.com/plasmastream/plasmastream/internal/trust"
+)
+
+// Identity is a node or client key pair (an Ed25519 key, as written by
+// plasma keygen); PublicKey is its public half, 64 hex digits in text.
+type (
+	Identity  = trust.Identity
+	PublicKey = trust.PublicKey
+)
+
+// LoadKey reads a private key file written by plasma keygen (mode 0600).
+func LoadKey(path string) (Identity, error) { return trust.LoadKey(path) }
+
+// ParsePublicKey reads a public key of 64 hex digits.
+func ParsePublicKey(s string) (PublicKey, error) { return trust.ParsePublicKey(s) }
+
+// WithKey connects with mutual TLS 1.3, presenting id: a server started
+// with --trusted-keys serves only the keys its trust file holds, each
+// with its role. The server's own key must be pinned too, with
+// WithServerKey or WithTrustedKeys.
+func WithKey(id Identity) Option { return func(o *options) { o.key = &id } }
+
+// WithServerKey pins the server's public key: a server (or anything in
+// between) proving another key is refused at the handshake.
+func WithServerKey(pub PublicKey) Option {
+	return WithTrustedKeys(func(k PublicKey) bool { return k == pub })
+}
+
+// WithTrustedKeys accepts any server whose public key trusted accepts.
+func WithTrustedKeys(trusted func(PublicKey) bool) Option {
+	return func(o *options) { o.trusted = trusted }
+}
+
+// apply runs the options and makes the TLS configuration they ask for.
+func (o *options) apply(opts []Option) error {
+	for _, f := range opts {
+		f(o)
+	}
+	switch {
+	case o.key == nil && o.trusted == nil:
+		return nil
+	case o.key == nil:
+		return errors.New("stream: a pinned server key (WithServerKey, WithTrustedKeys) needs a key of this client too (WithKey): the server verifies both ends")
+	case o.trusted == nil:
+		return errors.New("stream: WithKey needs the server's key pinned too (WithServerKey or WithTrustedKeys)")
+	}
+	cfg, err := trust.TLSConfig(*o.key, func(k PublicKey) (trust.Entry, bool) {
+		return trust.Entry{Key: k, Name: "server", Role: trust.RoleAdmin}, o.trusted(k)
+	})
+	if err != nil {
+		return err
+	}
+	o.tls = cfg
+	return nil
+}
