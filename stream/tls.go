@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/plasmastream/plasmastream/internal/trust"
 )
@@ -57,4 +58,24 @@ func (o *options) apply(opts []Option) error {
 	}
 	o.tls = cfg
 	return nil
+}
+
+// KeyFileOptions are the options of the command-line tools' --key FILE
+// and --server-key HEX: both or neither (none: plain TCP).
+func KeyFileOptions(keyFile, serverKey string) ([]Option, error) {
+	switch {
+	case keyFile == "" && serverKey == "":
+		return nil, nil
+	case keyFile == "" || serverKey == "":
+		return nil, errors.New("--key and --server-key go together: the server checks this client's key, and this client the server's (plasma key show prints a node's public key)")
+	}
+	id, err := LoadKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := ParsePublicKey(serverKey)
+	if err != nil {
+		return nil, fmt.Errorf("--server-key: %w", err)
+	}
+	return []Option{WithKey(id), WithServerKey(pub)}, nil
 }

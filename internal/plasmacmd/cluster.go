@@ -20,7 +20,7 @@ import (
 func (o *options) withStream(f func(context.Context, *stream.Client) error) error {
 	ctx, cancel := o.context()
 	defer cancel()
-	c, err := stream.Connect(ctx, o.address)
+	c, err := o.streamConnect(ctx)
 	if err != nil {
 		return err
 	}
@@ -28,11 +28,24 @@ func (o *options) withStream(f func(context.Context, *stream.Client) error) erro
 	return f(ctx, c)
 }
 
+// streamConnect connects to the stream server at -a, with --key if given.
+func (o *options) streamConnect(ctx context.Context) (*stream.Client, error) {
+	keyOpts, err := stream.KeyFileOptions(o.keyFile, o.serverKey)
+	if err != nil {
+		return nil, err
+	}
+	return stream.Connect(ctx, o.address, keyOpts...)
+}
+
 // fetch asks the local stream server to pull id from the cluster into the
 // local store, then gets it there. Without a reachable, clustered stream
 // server it reports the local miss (errNoCluster wraps it).
 func (o *options) fetch(ctx context.Context, c *store.Client, id store.ObjectID, miss error) (*store.Object, error) {
-	sc, err := stream.Connect(ctx, o.address)
+	keyOpts, err := stream.KeyFileOptions(o.keyFile, o.serverKey)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := stream.Connect(ctx, o.address, keyOpts...)
 	if err != nil {
 		return nil, miss
 	}

@@ -28,12 +28,17 @@ type Client interface {
 type Dialer func(ctx context.Context, addr string) (Client, error)
 
 // DialStream connects with the stream package.
-func DialStream(ctx context.Context, addr string) (Client, error) {
-	c, err := stream.Connect(ctx, addr)
-	if err != nil {
-		return nil, err
+func DialStream(ctx context.Context, addr string) (Client, error) { return DialWith()(ctx, addr) }
+
+// DialWith connects with the stream package and opts (a key, say).
+func DialWith(opts ...stream.Option) Dialer {
+	return func(ctx context.Context, addr string) (Client, error) {
+		c, err := stream.Connect(ctx, addr, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
-	return c, nil
 }
 
 // Session runs commands against one server and counts failures. It
