@@ -140,7 +140,7 @@ func TestTLSRefusesUnauthenticatedUnknownAndMITM(t *testing.T) {
 	raw.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, _ := io.ReadAll(raw)
 	raw.Close()
-	if strings.Contains(string(got), "a") && strings.Contains(string(got), streamwire.Magic) || len(got) > 16 {
+	if len(got) > 16 || strings.Contains(string(got), streamwire.Magic) { // at most a TLS alert
 		t.Fatalf("a plain client was answered %q", got)
 	}
 
