@@ -171,8 +171,21 @@ func TestFullDestinationStore(t *testing.T) {
 // Connections beyond --max-connections get a clear "server busy", at once.
 func TestMaxConnections(t *testing.T) {
 	a := testutil.StartNode(t, "a", "8MiB", "-c", "2")
-	streamClient(t, a.Addr)
-	streamClient(t, a.Addr)
+	// The two allowed connections. StartNode's readiness probe counts as a
+	// connection until the server has seen it close, so a busy refusal
+	// here is retried until then.
+	for range 2 {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			c, err := stream.Connect(bg, a.Addr)
+			if err == nil {
+				t.Cleanup(func() { c.Close() })
+				break
+			}
+			if !stream.IsStatus(err, stream.StatusServerBusy) || time.Now().After(deadline) {
+				t.Fatalf("allowed connection: %v", err)
+			}
+		}
+	}
 	start := time.Now()
 	_, err := stream.Connect(bg, a.Addr)
 	if !stream.IsStatus(err, stream.StatusServerBusy) || !strings.Contains(err.Error(), "server busy") {
