@@ -2,6 +2,8 @@ package streamwire
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -174,10 +176,15 @@ func duplicateAt(lists [][]ID) int {
 		}
 	}
 	slices.SortFunc(all, func(a, b entry) int {
-		if c := bytes.Compare(a.id[:], b.id[:]); c != 0 {
+		// The first 8 bytes decide almost every comparison of ids (random
+		// or content addresses) in one integer compare.
+		if c := cmp.Compare(binary.BigEndian.Uint64(a.id[:8]), binary.BigEndian.Uint64(b.id[:8])); c != 0 {
 			return c
 		}
-		return int(a.pos) - int(b.pos)
+		if c := bytes.Compare(a.id[8:], b.id[8:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.pos, b.pos)
 	})
 	first := -1
 	for i := 1; i < len(all); i++ {
