@@ -328,6 +328,11 @@ class StreamClient:
                     raise StreamError(sw.NOT_PERMITTED, f"stream server {addr} answered HELLO with a TLS alert: "
                                                         f"it serves only clients with a key (connect with key= "
                                                         f"and server_key=)") from None
+                if tls is None and e.code == sw.CONNECTION_LOST and not e.partial:
+                    # A keyed server drops a plain HELLO, at most with an alert.
+                    raise StreamError(sw.CONNECTION_LOST, f"stream server {addr} closed the connection without "
+                                                          f"answering HELLO: if it runs with a key (-k), connect "
+                                                          f"with key= and server_key=") from None
                 raise
             except ssl.SSLError as e:
                 if tls is None:
