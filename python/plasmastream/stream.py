@@ -293,6 +293,32 @@ def _tls_config(key, server_key):
     return _tls.client_config(key), pinned
 
 
+def _hello_refused(addr: str, e: BaseException, tls) -> Optional[StreamError]:
+    """The refusal a failed HELLO exchange means, or None. A keyed server
+    drops a plain HELLO, at most with a TLS alert; under TLS 1.3 it checks
+    this client's certificate after the client's handshake returned, so
+    its refusal (an alert, or the connection closed) comes here."""
+    partial = getattr(e, "partial", b"")
+    if isinstance(e, _Broken):
+        lost = e.code == sw.CONNECTION_LOST and not partial
+    else:
+        lost = isinstance(e, (ssl.SSLError, ConnectionResetError, BrokenPipeError))
+    if tls is not None:
+        if not lost:
+            return None
+        why = (e.reason or str(e)) if isinstance(e, ssl.SSLError) else "connection closed"
+        return StreamError(sw.NOT_PERMITTED, f"stream server {addr} refused this client's key {tls[0].public} "
+                                             f"({why}): is it in the server's trust file?")
+    if isinstance(e, _Broken) and partial.startswith(_TLS_ALERT):
+        return StreamError(sw.NOT_PERMITTED, f"stream server {addr} answered HELLO with a TLS alert: it serves "
+                                             f"only clients with a key (connect with key= and server_key=)")
+    if lost:
+        return StreamError(sw.CONNECTION_LOST, f"stream server {addr} closed the connection without answering "
+                                               f"HELLO: if it runs with a key (-k), connect with key= and "
+                                               f"server_key=")
+    return None
+
+
 class StreamClient:
     """One connection to a plasma-stream-server, running one request at a
     time; thread-safe (requests queue). ``timeout`` bounds each network step
@@ -320,28 +346,14 @@ class StreamClient:
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if tls is not None:
                 self._secure(*tls)
-            self._send(sw.HELLO, sw.hello(name))
             try:
+                self._send(sw.HELLO, sw.hello(name))
                 t, p = self._read_frame()
-            except _Broken as e:
-                if tls is None and e.partial.startswith(_TLS_ALERT):
-                    raise StreamError(sw.NOT_PERMITTED, f"stream server {addr} answered HELLO with a TLS alert: "
-                                                        f"it serves only clients with a key (connect with key= "
-                                                        f"and server_key=)") from None
-                if tls is None and e.code == sw.CONNECTION_LOST and not e.partial:
-                    # A keyed server drops a plain HELLO, at most with an alert.
-                    raise StreamError(sw.CONNECTION_LOST, f"stream server {addr} closed the connection without "
-                                                          f"answering HELLO: if it runs with a key (-k), connect "
-                                                          f"with key= and server_key=") from None
-                raise
-            except ssl.SSLError as e:
-                if tls is None:
+            except (_Broken, OSError) as e:
+                refused = _hello_refused(addr, e, tls)
+                if refused is None:
                     raise
-                # TLS 1.3: the server checks this client's certificate after
-                # the client's handshake returned, and refuses it here.
-                raise StreamError(sw.NOT_PERMITTED, f"stream server {addr} refused this client's key "
-                                                    f"{tls[0].public} ({e.reason or e}): is it in the server's "
-                                                    f"trust file?") from None
+                raise refused from None
             if t == sw.ERROR:
                 code, msg = sw.decode_error(p)
                 raise StreamError(code, f"{addr}: {msg}")
