@@ -59,7 +59,7 @@ def load_key(path: str):
     without quoting its content."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    path = os.fspath(path)
+    path = os.path.expanduser(os.fspath(path))
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
