@@ -8,6 +8,7 @@ need=()
 [ -x /usr/bin/python3 ] || need+=(python3)
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
+/usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)   # the stream client's keys
 command -v etcd >/dev/null || need+=(etcd-server)   # the external 3-member etcd cluster tests
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"

@@ -26,6 +26,7 @@ import json
 import operator
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
 
 from . import _streamwire as sw
+from . import _tls
 from . import _wire as w
 from .errors import PlasmaError
 from .objectid import ObjectID
@@ -246,10 +248,11 @@ class PullOutcome:
 class _Broken(Exception):
     """A failure that leaves the connection out of step: (status, message)."""
 
-    def __init__(self, code: int, message: str):
+    def __init__(self, code: int, message: str, partial: bytes = b""):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.partial = partial  # what arrived before an unexpected EOF
 
 
 def _classify(e: BaseException) -> int:
@@ -272,20 +275,67 @@ def _split_addr(addr: str) -> tuple[str, int]:
     return host, int(port)
 
 
+# A TLS alert record (content type 21, version 3.x): what a keyed server
+# answers, at most, to a plain HELLO.
+_TLS_ALERT = b"\x15\x03"
+
+
+def _tls_config(key, server_key):
+    """(client config, pinned server key) for key= and server_key=, or None
+    without them. Both or neither: the server checks this client's key,
+    and this client the server's."""
+    if key is None and server_key is None:
+        return None
+    if key is None or server_key is None:
+        raise ValueError("key= and server_key= go together: the server checks this client's key, and this "
+                         "client the server's (plasma key show FILE prints a node's public key)")
+    pinned = _tls.parse_public_key(server_key)
+    return _tls.client_config(key), pinned
+
+
+def _hello_refused(addr: str, e: BaseException, tls) -> Optional[StreamError]:
+    """The refusal a failed HELLO exchange means, or None. A keyed server
+    drops a plain HELLO, at most with a TLS alert; under TLS 1.3 it checks
+    this client's certificate after the client's handshake returned, so
+    its refusal (an alert, or the connection closed) comes here."""
+    partial = getattr(e, "partial", b"")
+    if isinstance(e, _Broken):
+        lost = e.code == sw.CONNECTION_LOST and not partial
+    else:
+        lost = isinstance(e, (ssl.SSLError, ConnectionResetError, BrokenPipeError))
+    if tls is not None:
+        if not lost:
+            return None
+        why = (e.reason or str(e)) if isinstance(e, ssl.SSLError) else "connection closed"
+        return StreamError(sw.NOT_PERMITTED, f"stream server {addr} refused this client's key {tls[0].public} "
+                                             f"({why}): is it in the server's trust file?")
+    if isinstance(e, _Broken) and partial.startswith(_TLS_ALERT):
+        return StreamError(sw.NOT_PERMITTED, f"stream server {addr} answered HELLO with a TLS alert: it serves "
+                                             f"only clients with a key (connect with key= and server_key=)")
+    if lost:
+        return StreamError(sw.CONNECTION_LOST, f"stream server {addr} closed the connection without answering "
+                                               f"HELLO: if it runs with a key (-k), connect with key= and "
+                                               f"server_key=")
+    return None
+
+
 class StreamClient:
     """One connection to a plasma-stream-server, running one request at a
     time; thread-safe (requests queue). ``timeout`` bounds each network step
     (the Go client's ``WithTimeout``); a SYNC may run longer, as the server
     sends Progress every 250 ms while it works."""
 
-    def __init__(self, addr: str, timeout: float = DEFAULT_TIMEOUT, name: Optional[str] = None):
+    def __init__(self, addr: str, timeout: float = DEFAULT_TIMEOUT, name: Optional[str] = None,
+                 key: Optional[str] = None, server_key: Optional[str] = None):
         self.addr = addr
         self.timeout = timeout if timeout and timeout > 0 else DEFAULT_TIMEOUT
         self._lock = threading.Lock()
         self._dead: Optional[str] = None
         self._closed = False
+        self.server_key: Optional[str] = None  # the server's proved key (hex), with TLS
         if name is None:
             name = f"{socket.gethostname()}/{os.getpid()}"
+        tls = _tls_config(key, server_key)
         host, port = _split_addr(addr)
         try:
             self._sock = socket.create_connection((host, port), timeout=min(self.timeout, 10.0))
@@ -294,8 +344,16 @@ class StreamClient:
         try:
             self._sock.settimeout(self.timeout)
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._send(sw.HELLO, sw.hello(name))
-            t, p = self._read_frame()
+            if tls is not None:
+                self._secure(*tls)
+            try:
+                self._send(sw.HELLO, sw.hello(name))
+                t, p = self._read_frame()
+            except (_Broken, OSError) as e:
+                refused = _hello_refused(addr, e, tls)
+                if refused is None:
+                    raise
+                raise refused from None
             if t == sw.ERROR:
                 code, msg = sw.decode_error(p)
                 raise StreamError(code, f"{addr}: {msg}")
@@ -315,6 +373,28 @@ class StreamClient:
             self._sock.close()
             raise
 
+    def _secure(self, cfg: "_tls.ClientConfig", pinned: bytes) -> None:
+        """The TLS 1.3 handshake, then the pinned key's check, before any
+        protocol byte is sent (see _tls for why checking after the
+        handshake is safe). Replaces self._sock with the TLS socket."""
+        self._sock = cfg.context.wrap_socket(self._sock, do_handshake_on_connect=False)
+        try:
+            self._sock.do_handshake()
+        except ssl.SSLError as e:
+            raise _Broken(sw.PEER_UNREACHABLE, f"TLS handshake failed ({e.reason or e}): a keyed "
+                                               f"plasma-stream-server must answer (plasma-stream-server -k)") from None
+        der = self._sock.getpeercert(binary_form=True)
+        if not der:
+            raise _Broken(sw.PEER_UNREACHABLE, "TLS handshake: the server presented no certificate")
+        try:
+            got = _tls.server_key(der)
+        except ValueError as e:
+            raise _Broken(sw.PEER_UNREACHABLE, f"the server does not prove a node key: {e}") from None
+        if got != pinned:
+            raise StreamError(sw.PEER_UNREACHABLE, f"server at {self.addr} proved key {got.hex()}, "
+                                                   f"not the pinned {pinned.hex()}")
+        self.server_key = got.hex()
+
     # -- framing ---------------------------------------------------------
 
     def _send(self, t: int, payload: bytes = b"") -> None:
@@ -325,7 +405,8 @@ class StreamClient:
         while n > 0:
             chunk = self._sock.recv(min(n, sw.READ_STEP))
             if not chunk:
-                raise _Broken(sw.CONNECTION_LOST, "connection closed by the server (unexpected EOF)")
+                raise _Broken(sw.CONNECTION_LOST, "connection closed by the server (unexpected EOF)",
+                              b"".join(parts))
             parts.append(chunk)
             n -= len(chunk)
         return b"".join(parts)
@@ -677,9 +758,19 @@ def _pull_outcome(o: dict) -> PullOutcome:
                        int(o.get("resumed", 0)), srcs, int(o.get("duration", 0)) / 1e9)
 
 
-def connect(addr: str, timeout: float = DEFAULT_TIMEOUT, name: Optional[str] = None) -> StreamClient:
+def connect(addr: str, timeout: float = DEFAULT_TIMEOUT, name: Optional[str] = None,
+            key: Optional[str] = None, server_key: Optional[str] = None) -> StreamClient:
     """Connect to the plasma-stream-server at ``addr`` (``host:port``, IPv6
     as ``[::1]:2021``) and perform the HELLO handshake. ``timeout`` bounds
     each network step (seconds; dialling at most 10 s). Raises
-    :class:`StreamError` (e.g. ``"server busy"``, ``"peer unreachable"``)."""
-    return StreamClient(addr, timeout, name)
+    :class:`StreamError` (e.g. ``"server busy"``, ``"peer unreachable"``).
+
+    A server started with ``-k KEY --trusted-keys FILE`` needs ``key`` (the
+    path of this client's private key file, written by ``plasma keygen``,
+    mode 0600) and ``server_key`` (the server's public key, 64 hex digits,
+    as ``plasma key show`` prints it): the connection then runs mutual TLS
+    1.3, and a server proving another key is refused (status ``"peer
+    unreachable"``) before anything is sent. Both or neither; a bad key
+    file or public key raises ValueError. Needs the ``cryptography``
+    package (Debian: python3-cryptography)."""
+    return StreamClient(addr, timeout, name, key, server_key)

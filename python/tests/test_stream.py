@@ -31,7 +31,7 @@ def _free_port() -> int:
 class Node:
     """A plasma-store-server and a plasma-stream-server serving it."""
 
-    def __init__(self, bins: str, name: str):
+    def __init__(self, bins: str, name: str, args=()):
         self.name = name
         self.store = Store(bins)
         self.port = _free_port()
@@ -40,7 +40,7 @@ class Node:
         self.log = open(os.path.join(self.logdir, "stream.log"), "w+")
         self.proc = subprocess.Popen(
             [os.path.join(bins, "plasma-stream-server"), "-s", self.store.socket, "-p", str(self.port),
-             "--bind", "127.0.0.1", "--node-name", name, "--log-level", "warn"],
+             "--bind", "127.0.0.1", "--node-name", name, "--log-level", "warn", *args],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while True:
