@@ -27,6 +27,9 @@ type StreamConfig struct {
 	Rounds     int // timed repetitions (default 3)
 	IperfSecs  int // iperf3 run length (default 3)
 	BinDir     string
+	// TLS also copies the large object between a second pair of nodes
+	// that run mutual TLS, rounds alternating with the plain pair.
+	TLS bool
 }
 
 // SetDefaults fills every zero field with its default: the one place
@@ -57,8 +60,12 @@ func (c *StreamConfig) Validate() error {
 // node is a store and a stream server started by the benchmark.
 type node struct {
 	sock, addr string
-	procs      []*exec.Cmd
+	procs      []*exec.Cmd     // the store, then the stream server
+	opts       []stream.Option // what a client needs to connect (keys, with TLS)
 }
+
+// serverPID is the process id of the node's stream server.
+func (n *node) serverPID() int { return n.procs[len(n.procs)-1].Process.Pid }
 
 func (n *node) stop() {
 	for i := len(n.procs) - 1; i >= 0; i-- {
@@ -88,13 +95,22 @@ func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any,
 		}
 	}()
 	for _, name := range []string{"a", "b"} {
-		n, err := startNode(ctx, cfg.BinDir, filepath.Join(dir, name+".sock"), name, memory)
+		n, err := startNode(ctx, cfg.BinDir, filepath.Join(dir, name+".sock"), name, memory, nil, nil)
 		if err != nil {
 			return nil, err
 		}
 		nodes = append(nodes, n)
 	}
 	a, b := nodes[0], nodes[1]
+	pairs := [][2]*node{{a, b}}
+	if cfg.TLS {
+		tlsNodes, err := startTLSNodes(ctx, cfg.BinDir, dir, memory)
+		nodes = append(nodes, tlsNodes...)
+		if err != nil {
+			return nil, err
+		}
+		pairs = append(pairs, [2]*node{tlsNodes[0], tlsNodes[1]})
+	}
 	res := map[string]any{"large_bytes": cfg.LargeSize, "small_count": cfg.SmallCount, "small_bytes": cfg.SmallSize}
 
 	// iperf3 runs before and after the copies and the mean is the
@@ -104,9 +120,16 @@ func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any,
 	if err != nil {
 		res["iperf3"] = "error: " + err.Error()
 	}
-	copyRate, id, err := copyLarge(ctx, a, b, cfg)
+	copies, id, err := copyLarge(ctx, pairs, cfg)
 	if err != nil {
 		return nil, err
+	}
+	copyRate := copies[0].rate
+	if cfg.TLS {
+		res["tls_copy_GBps"] = round(copies[1].rate)
+		res["tls_ratio"] = round(copies[1].rate / copyRate)
+		res["plain_cpu_s_per_GB"] = round(copies[0].cpu)
+		res["tls_cpu_s_per_GB"] = round(copies[1].cpu)
 	}
 	pull, err := pullLarge(ctx, a.sock, b.sock, b.addr, id, cfg.LargeSize, cfg.Rounds)
 	if err != nil {
@@ -158,7 +181,10 @@ func binary(dir, name string) (string, error) {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-func startNode(ctx context.Context, binDir, sock, name, memory string) (*node, error) {
+// startNode starts a store at sock and a stream server on a free loopback
+// port with the extra flags args, and waits until a client with opts can
+// connect.
+func startNode(ctx context.Context, binDir, sock, name, memory string, args []string, opts []stream.Option) (*node, error) {
 	storeBin, err := binary(binDir, "plasma-store-server")
 	if err != nil {
 		return nil, err
@@ -167,7 +193,7 @@ func startNode(ctx context.Context, binDir, sock, name, memory string) (*node, e
 	if err != nil {
 		return nil, err
 	}
-	n := &node{sock: sock}
+	n := &node{sock: sock, opts: opts}
 	st := exec.Command(storeBin, "-m", memory, "-s", sock, "--log-level", "warn")
 	st.Stderr = os.Stderr
 	if err := st.Start(); err != nil {
@@ -186,7 +212,7 @@ func startNode(ctx context.Context, binDir, sock, name, memory string) (*node, e
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	n.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	ss := exec.Command(streamBin, "-s", sock, "-p", strconv.Itoa(port), "--bind", "127.0.0.1", "--node-name", name, "--log-level", "warn")
+	ss := exec.Command(streamBin, append([]string{"-s", sock, "-p", strconv.Itoa(port), "--bind", "127.0.0.1", "--node-name", name, "--log-level", "warn"}, args...)...)
 	ss.Stderr = os.Stderr
 	if err := ss.Start(); err != nil {
 		n.stop()
@@ -194,7 +220,7 @@ func startNode(ctx context.Context, binDir, sock, name, memory string) (*node, e
 	}
 	n.procs = append(n.procs, ss)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := stream.Connect(ctx, n.addr); err == nil {
+		if c, err := stream.Connect(ctx, n.addr, opts...); err == nil {
 			c.Close()
 			return n, nil
 		}
@@ -246,26 +272,74 @@ func iperf3(ctx context.Context, secs int) (float64, error) {
 	return r.End.SumReceived.BitsPerSecond / 8 / 1e9, nil
 }
 
-// copyLarge times SYNC COPY of one large object from b to a (median of
-// rounds), with verification on as always. The object stays in b.
-func copyLarge(ctx context.Context, a, b *node, cfg StreamConfig) (float64, store.ObjectID, error) {
-	src, err := store.Connect(ctx, b.sock)
-	if err != nil {
-		return 0, store.ObjectID{}, err
-	}
-	defer src.Close()
+// copyRate is the outcome of copyLarge for one pair of nodes.
+type copyRate struct {
+	rate float64 // GB/s, median of rounds
+	cpu  float64 // CPU seconds per GB of both stream servers
+}
+
+// copyLarge times SYNC COPY of one large object from each pair's second
+// node into its first (median of rounds), with verification on as
+// always, and the CPU its two stream servers spent. Rounds alternate
+// between the pairs so that all see the same machine. The object stays in
+// the second nodes.
+func copyLarge(ctx context.Context, pairs [][2]*node, cfg StreamConfig) ([]copyRate, store.ObjectID, error) {
 	data := make([]byte, cfg.LargeSize)
 	for i := 0; i < len(data); i += 4096 {
 		data[i] = byte(i >> 12)
 	}
-	id, err := src.Put(ctx, data, nil) // content-addressed: the store keeps the digest
-	if err != nil {
-		return 0, id, fmt.Errorf("put the large object into b: %w", err)
+	var id store.ObjectID
+	syncers := make([]*syncer, len(pairs))
+	defer func() {
+		for _, s := range syncers {
+			s.close()
+		}
+	}()
+	for i, p := range pairs {
+		var err error
+		if id, err = putObject(ctx, p[1], data); err != nil {
+			return nil, id, err
+		}
+		if syncers[i], err = openSyncer(ctx, p[0], p[1]); err != nil {
+			return nil, id, err
+		}
 	}
 	data = nil
-	var times []time.Duration
-	err = timedSyncs(ctx, a, b, []store.ObjectID{id}, cfg.Rounds, &times)
-	return float64(cfg.LargeSize) / 1e9 / median(times).Seconds(), id, err
+	times := make([][]time.Duration, len(pairs))
+	cpu := make([]time.Duration, len(pairs))
+	for range cfg.Rounds {
+		for i, p := range pairs {
+			cpuStart := serversCPU(p[:]...)
+			d, err := syncers[i].round(ctx, []store.ObjectID{id})
+			if err != nil {
+				return nil, id, err
+			}
+			times[i] = append(times[i], d)
+			cpu[i] += serversCPU(p[:]...) - cpuStart
+		}
+	}
+	rates := make([]copyRate, len(pairs))
+	for i := range pairs {
+		rates[i] = copyRate{
+			rate: float64(cfg.LargeSize) / 1e9 / median(times[i]).Seconds(),
+			cpu:  perGB(cpu[i], cfg.LargeSize, cfg.Rounds),
+		}
+	}
+	return rates, id, nil
+}
+
+// putObject puts data into n's store; the store keeps its digest.
+func putObject(ctx context.Context, n *node, data []byte) (store.ObjectID, error) {
+	src, err := store.Connect(ctx, n.sock)
+	if err != nil {
+		return store.ObjectID{}, err
+	}
+	defer src.Close()
+	id, err := src.Put(ctx, data, nil) // content-addressed
+	if err != nil {
+		return id, fmt.Errorf("put the large object into %s: %w", n.addr, err)
+	}
+	return id, nil
 }
 
 type pullRates struct {
@@ -321,7 +395,7 @@ func pullLarge(ctx context.Context, dstSock, srcSock, srcAddr string, id store.O
 	}
 	r.verified = float64(size) / 1e9 / median(times[0]).Seconds()
 	r.unverified = float64(size) / 1e9 / median(times[1]).Seconds()
-	r.verifyCPU = (cpu[0] - cpu[1]).Seconds() / (float64(size) * float64(rounds) / 1e9)
+	r.verifyCPU = perGB(cpu[0]-cpu[1], size, rounds)
 	return r, nil
 }
 
@@ -330,6 +404,11 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// perGB is CPU time d spent moving rounds×size bytes, in seconds per GB.
+func perGB(d time.Duration, size, rounds int) float64 {
+	return d.Seconds() / (float64(size) * float64(rounds) / 1e9)
 }
 
 // copySmall times one COPY of many small objects.
@@ -355,31 +434,17 @@ func copySmall(ctx context.Context, a, b *node, cfg StreamConfig) (float64, erro
 // timedSyncs runs rounds of SYNC COPY of ids from b into a, deleting them
 // from a after each.
 func timedSyncs(ctx context.Context, a, b *node, ids []store.ObjectID, rounds int, times *[]time.Duration) error {
-	c, err := stream.Connect(ctx, a.addr)
+	s, err := openSyncer(ctx, a, b)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	dst, err := store.Connect(ctx, a.sock)
-	if err != nil {
-		return err
-	}
-	defer dst.Close()
+	defer s.close()
 	for range rounds {
-		start := time.Now()
-		res, err := c.Sync(ctx, []stream.PeerRequest{{Kind: stream.Copy, From: b.addr, Objects: ids}})
+		d, err := s.round(ctx, ids)
 		if err != nil {
-			return fmt.Errorf("sync copy of %d objects: %w", len(ids), err)
+			return err
 		}
-		*times = append(*times, time.Since(start))
-		if res.Objects != uint64(len(ids)) {
-			return fmt.Errorf("sync copied %d of %d objects", res.Objects, len(ids))
-		}
-		for i := 0; i < len(ids); i += store.MaxGetIDs {
-			if _, err := dst.Delete(ctx, ids[i:min(i+store.MaxGetIDs, len(ids))]...); err != nil {
-				return err
-			}
-		}
+		*times = append(*times, d)
 	}
 	return nil
 }
@@ -396,6 +461,11 @@ func printStreamTable(w io.Writer, r map[string]any) {
 		fmt.Fprintf(w, "  (ratio %v)", v)
 	}
 	fmt.Fprintln(w)
+	if v, ok := r["tls_copy_GBps"]; ok {
+		fmt.Fprintf(w, "  %-44s %10v GB/s  (tls_ratio %v)\n", "the same SYNC COPY with mutual TLS", v, r["tls_ratio"])
+		fmt.Fprintf(w, "  %-44s %10v s/GB\n", "both stream servers' CPU, plain COPY", r["plain_cpu_s_per_GB"])
+		fmt.Fprintf(w, "  %-44s %10v s/GB\n", "both stream servers' CPU, TLS COPY", r["tls_cpu_s_per_GB"])
+	}
 	fmt.Fprintf(w, "  %-44s %10v s\n", "outboard of the large object, built once", r["outboard_build_s"])
 	fmt.Fprintf(w, "  %-44s %10v GB/s", "PULL (ranges, every 16 KiB group verified)", r["pull_GBps"])
 	if v, ok := r["pull_ratio"]; ok {

@@ -53,8 +53,13 @@ against iperf3 single-stream throughput over the same loopback (apt-get
 install iperf3); the same object fetched as verified ranges (the engine of
 FETCH and PULL) with every 16 KiB group checked against its bao outboard,
 and again with verification off (verified_ratio is the first over the
-second, rounds alternating); and many small objects in one COPY. Prints a
-table and, as its last line, JSON.`,
+second, rounds alternating); and many small objects in one COPY. With
+--tls, two more nodes with their own keys and a trust file (made in a temp
+directory) run mutual TLS, and the large object's SYNC COPY is timed
+between them too, rounds alternating with the plain pair: tls_ratio is the
+TLS rate over the plain one, and tls_cpu_s_per_GB and plain_cpu_s_per_GB
+the CPU both stream servers spent per GB on each side. Prints a table and,
+as its last line, JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := o.context()
@@ -73,6 +78,7 @@ table and, as its last line, JSON.`,
 	sf.IntVar(&scfg.SmallCount, "small-count", scfg.SmallCount, "small objects in one COPY")
 	sf.IntVar(&scfg.SmallSize, "small-size", scfg.SmallSize, "bytes of each small object")
 	sf.IntVar(&scfg.Rounds, "rounds", scfg.Rounds, "timed repetitions")
+	sf.BoolVar(&scfg.TLS, "tls", scfg.TLS, "also time the SYNC COPY of the large object between two nodes running mutual TLS (tls_copy_GBps, tls_ratio, CPU per GB of each side)")
 	sf.StringVar(&scfg.BinDir, "bin", scfg.BinDir, "directory of plasma-store-server and plasma-stream-server (default: beside this program, then PATH)")
 	var bcfg bench.BroadcastConfig
 	bcfg.SetDefaults()

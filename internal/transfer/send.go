@@ -127,7 +127,7 @@ func sendData(c *Conn, st *store.Client, o *store.Object, off, n uint64) error {
 	if err := c.Flush(); err != nil {
 		return err
 	}
-	return c.SendFile(st.ArenaFile(), int64(o.Offset+off), int64(n))
+	return c.SendFile(st.ArenaFile(), int64(o.Offset+off), o.Data[off:off+n])
 }
 
 // sendObject writes one object's header and, when it can be sent, its

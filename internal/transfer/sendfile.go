@@ -10,15 +10,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SendFile sends n bytes of f from off over c's socket with sendfile(2):
-// the kernel takes the pages of the shared arena straight into the socket,
-// without a copy through user space. Flush first: the write buffer is not
-// sent. Each step of at most stepSize bytes has its own write deadline.
-func (c *Conn) SendFile(f *os.File, off, n int64) error {
+// SendFile sends data, which is f's bytes from off mapped into this
+// process, over c's socket with sendfile(2): the kernel takes the pages of
+// the shared arena straight into the socket, without a copy through user
+// space. A connection without a descriptor (TLS) is written straight from
+// the mapping instead. Flush first: the write buffer is not sent. Each
+// step of at most stepSize bytes has its own write deadline.
+func (c *Conn) SendFile(f *os.File, off int64, data []byte) error {
 	sc, ok := c.nc.(syscall.Conn)
 	if !ok {
-		return writeFromFile(c, f, off, n)
+		return writeMapped(c, data)
 	}
+	n := int64(len(data))
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return err
@@ -59,23 +62,18 @@ func (c *Conn) SendFile(f *os.File, off, n int64) error {
 	return nil
 }
 
-// writeFromFile is the fallback for connections without a descriptor
-// (tests wrapping the socket): pread and write.
-func writeFromFile(c *Conn, f *os.File, off, n int64) error {
-	buf := make([]byte, min(n, stepSize))
-	for n > 0 {
-		k, err := f.ReadAt(buf[:min(n, int64(len(buf)))], off)
-		if k > 0 {
-			c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
-			if _, werr := c.nc.Write(buf[:k]); werr != nil {
-				return werr
-			}
-			off += int64(k)
-			n -= int64(k)
-		}
-		if err != nil && n > 0 {
+// writeMapped is the fallback for connections without a descriptor (TLS,
+// tests wrapping the socket): the record layer encrypts straight from the
+// arena's mapping, so the bytes are not first read into a 4 MiB buffer
+// allocated per call.
+func writeMapped(c *Conn, data []byte) error {
+	for len(data) > 0 {
+		step := data[:min(len(data), stepSize)]
+		c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+		if _, err := c.nc.Write(step); err != nil {
 			return err
 		}
+		data = data[len(step):]
 	}
 	return nil
 }
