@@ -1,8 +1,9 @@
 package bench
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/plasmastream/plasmastream/internal/testutil"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -27,13 +28,7 @@ func TestConfigValidate(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.SetDefaults()
-			err := tt.cfg.Validate()
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Fatalf("error %v, want one containing %q", err, tt.want)
-			}
+			testutil.WantError(t, tt.cfg.Validate(), tt.want)
 		})
 	}
 }

@@ -93,9 +93,6 @@ func New(ctx context.Context, cfg Config, st *store.Client) (*Node, error) {
 	return n, nil
 }
 
-// Clustered reports whether the node is in a cluster.
-func (n *Node) Clustered() bool { return n.dir != nil }
-
 // Close waits for the work that outlived its requests (its context must
 // have ended), then leaves the cluster: the registration is revoked, and
 // this node's locations vanish at once.

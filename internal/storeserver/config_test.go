@@ -1,11 +1,11 @@
 package storeserver_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/storeserver"
+	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -24,13 +24,7 @@ func TestConfigValidate(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.SetDefaults()
-			err := tt.cfg.Validate()
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Fatalf("error %v, want one containing %q", err, tt.want)
-			}
+			testutil.WantError(t, tt.cfg.Validate(), tt.want)
 		})
 	}
 }

@@ -1,11 +1,11 @@
 package streamserver_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/streamserver"
+	"github.com/plasmastream/plasmastream/internal/testutil"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -40,13 +40,7 @@ func TestConfigValidate(t *testing.T) {
 			c := streamserver.DefaultConfig()
 			tt.edit(&c)
 			c.SetDefaults()
-			err := c.Validate()
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Fatalf("error %v, want one containing %q", err, tt.want)
-			}
+			testutil.WantError(t, c.Validate(), tt.want)
 		})
 	}
 }

@@ -192,9 +192,3 @@ func (s *Server) reconnectStore(ctx context.Context) *storeConn {
 		wait = min(2*wait, storeRetryMax)
 	}
 }
-
-// unavailable is the result of an object that could not be fetched
-// because the store is down.
-func unavailable(id streamwire.ID, err error) streamwire.ObjectResult {
-	return streamwire.ObjectResult{ID: id, Status: streamwire.StatusStoreUnavailable, Message: err.Error()}
-}

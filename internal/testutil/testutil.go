@@ -200,3 +200,15 @@ func (w *prefixWriter) Write(p []byte) (int, error) {
 	w.t.Logf("%s%s", w.prefix, strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// WantError fails t unless err is nil when want is "", or an error whose
+// message contains want otherwise.
+func WantError(t testing.TB, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("unexpected error: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("error %v, want one containing %q", err, want)
+	}
+}

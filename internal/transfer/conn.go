@@ -39,25 +39,20 @@ func NewConn(nc net.Conn, timeout time.Duration) *Conn {
 
 // ReadFrame reads one frame of at most max payload bytes.
 func (c *Conn) ReadFrame(max uint32) (streamwire.Type, []byte, error) {
-	return c.readFrame(time.Now().Add(c.Timeout), func(streamwire.Type) uint32 { return max })
+	return c.readFrame(time.Now().Add(c.Timeout), max)
 }
 
 // readFrame reads a header by headerDeadline (zero: none) and a payload of
-// at most limit(type) bytes in steps, each with its own deadline. Memory
+// at most max bytes in steps, each with its own deadline. Memory
 // grows with the bytes that actually arrive, so a header announcing a
 // huge frame costs nothing until the peer sends it.
-func (c *Conn) readFrame(headerDeadline time.Time, limit func(streamwire.Type) uint32) (streamwire.Type, []byte, error) {
-	c.nc.SetReadDeadline(headerDeadline)
-	var hb [wire.HeaderSize]byte
-	if _, err := io.ReadFull(c.r, hb[:]); err != nil {
-		return 0, nil, err
-	}
-	h, err := wire.ParseHeader(hb[:], ^uint32(0))
+func (c *Conn) readFrame(headerDeadline time.Time, max uint32) (streamwire.Type, []byte, error) {
+	h, err := c.readHeader(headerDeadline)
 	if err != nil {
 		return 0, nil, err
 	}
 	t := streamwire.Type(h.Type)
-	if max := limit(t); h.Length > max {
+	if h.Length > max {
 		return t, nil, fmt.Errorf("%w: %s frame of %d bytes, at most %d allowed", wire.ErrFrameTooLarge, t, h.Length, max)
 	}
 	p, err := ReadChunked(c.StepReader(), h.Length)
@@ -102,7 +97,7 @@ func (c *Conn) decodeReply(t streamwire.Type, p []byte, want streamwire.Type, m 
 // without a deadline — the caller's context ends the wait (CloseOnDone) —
 // and reads the rest with the usual ones.
 func (c *Conn) ExpectSlow(want streamwire.Type, m interface{ Decode([]byte) error }) error {
-	t, p, err := c.readFrame(time.Time{}, func(streamwire.Type) uint32 { return streamwire.MaxControlFrame })
+	t, p, err := c.readFrame(time.Time{}, streamwire.MaxControlFrame)
 	if err != nil {
 		return err
 	}
@@ -233,6 +228,11 @@ func (c *Conn) ReadHeader(idle time.Duration) (wire.Header, error) {
 	if idle > 0 {
 		deadline = time.Now().Add(idle)
 	}
+	return c.readHeader(deadline)
+}
+
+// readHeader reads a frame header by deadline (zero: none).
+func (c *Conn) readHeader(deadline time.Time) (wire.Header, error) {
 	c.nc.SetReadDeadline(deadline)
 	var hb [wire.HeaderSize]byte
 	if _, err := io.ReadFull(c.r, hb[:]); err != nil {

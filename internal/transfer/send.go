@@ -196,7 +196,7 @@ func readAcks(c *Conn, n int, sent *atomic.Bool) ackResult {
 		if sent.Load() {
 			deadline = time.Now().Add(c.Timeout)
 		}
-		t, p, err := c.readFrame(deadline, func(streamwire.Type) uint32 { return streamwire.MaxControlFrame })
+		t, p, err := c.readFrame(deadline, streamwire.MaxControlFrame)
 		if err != nil {
 			res.err = err
 			return res
