@@ -13,7 +13,6 @@ import (
 const (
 	AcceptRetryMin = 5 * time.Millisecond
 	AcceptRetryMax = time.Second
-	acceptLogEvery = 10 * time.Second
 )
 
 // AcceptBackoff keeps an accept loop alive through transient failures
@@ -22,9 +21,8 @@ const (
 // once per 10 s with the count of failures in between. Only a closed
 // listener (or the end of ctx) ends the loop. The zero value is ready.
 type AcceptBackoff struct {
-	delay      time.Duration
-	lastLog    time.Time
-	suppressed int
+	delay time.Duration
+	log   Sometimes
 }
 
 // Retry handles an Accept error: it reports false when the loop must end
@@ -36,13 +34,10 @@ func (b *AcceptBackoff) Retry(ctx context.Context, err error, log *slog.Logger) 
 	}
 	b.delay = min(max(2*b.delay, AcceptRetryMin), AcceptRetryMax)
 	if log != nil {
-		if now := time.Now(); now.Sub(b.lastLog) >= acceptLogEvery {
+		b.log.Do(func(suppressed int) {
 			log.Warn("accept failed; retrying (out of file descriptors? raise ulimit -n)",
-				"err", err, "retry_in", b.delay, "failures_not_logged", b.suppressed)
-			b.lastLog, b.suppressed = now, 0
-		} else {
-			b.suppressed++
-		}
+				"err", err, "retry_in", b.delay, "failures_not_logged", suppressed)
+		})
 	}
 	t := time.NewTimer(b.delay)
 	defer t.Stop()

@@ -3,7 +3,6 @@ package storeserver
 import (
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/storewire"
@@ -17,7 +16,7 @@ import (
 func (s *Server) refuse(uc *net.UnixConn, clients int) {
 	msg := fmt.Sprintf("store busy: %d clients connected, limit %d (plasma-store-server --max-clients); retry later", clients, s.cfg.MaxClients)
 	cred := peerCred(uc)
-	s.refusalLog.do(func(suppressed int) {
+	s.refusalLog.Do(func(suppressed int) {
 		s.log.Warn("refusing a client: client limit reached", "uid", cred.Uid, "gid", cred.Gid, "pid", cred.Pid,
 			"clients", clients, "limit", s.cfg.MaxClients,
 			"similar_refusals_not_logged", suppressed)
@@ -47,28 +46,3 @@ func (s *Server) refuse(uc *net.UnixConn, clients int) {
 
 // refuseTimeout bounds the time spent telling a refused client why.
 const refuseTimeout = time.Second
-
-// sometimes runs a logging function at most once per interval and counts
-// the calls it skipped, so a condition that repeats thousands of times a
-// second (accept failing, clients refused) costs one log line a while.
-type sometimes struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-const logInterval = 10 * time.Second
-
-func (l *sometimes) do(f func(suppressed int)) {
-	l.mu.Lock()
-	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < logInterval {
-		l.suppressed++
-		l.mu.Unlock()
-		return
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	l.mu.Unlock()
-	f(n)
-}

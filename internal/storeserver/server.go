@@ -74,7 +74,7 @@ type Server struct {
 	wg    sync.WaitGroup
 
 	refusing   chan struct{} // bounds the goroutines answering "store busy"
-	refusalLog sometimes
+	refusalLog netutil.Sometimes
 }
 
 // ErrStoreRunning is returned by New when a live store already serves on
