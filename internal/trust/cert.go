@@ -8,7 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
 	"time"
 )
 
@@ -20,9 +19,9 @@ func (id Identity) Certificate() (tls.Certificate, error) {
 	if id.priv == nil {
 		return tls.Certificate{}, errors.New("certificate: no identity")
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	serial, err := newSerial()
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("certificate serial: %w", err)
+		return tls.Certificate{}, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{

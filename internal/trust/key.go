@@ -126,49 +126,61 @@ func LoadKey(path string) (Identity, error) {
 // directory, synced, and then linked (or, with force, renamed) into
 // place. Without force an existing path is never touched and the error
 // wraps ErrKeyExists.
-func WriteKey(path string, id Identity, force bool) (err error) {
+func WriteKey(path string, id Identity, force bool) error {
 	if id.priv == nil {
 		return errors.New("write private key: no identity")
 	}
+	buf := make([]byte, keyFileSize)
+	defer clear(buf)
+	hex.Encode(buf, id.priv.Seed())
+	buf[len(buf)-1] = '\n'
+	if err := writeFileAtomic(path, buf, force); err != nil {
+		return fmt.Errorf("write private key %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path with mode 0600. The file appears
+// whole or not at all: it is written to a temporary file in the same
+// directory, synced, and then linked (or, with force, renamed) into
+// place, and the directory synced. Without force an existing path is
+// never touched and the error wraps ErrKeyExists.
+func writeFileAtomic(path string, data []byte, force bool) (err error) {
 	dir := filepath.Dir(path)
 	if !force {
 		if _, err := os.Lstat(path); err == nil {
-			return fmt.Errorf("private key %s: %w", path, ErrKeyExists)
+			return ErrKeyExists
 		}
 	}
 	tmp, err := os.CreateTemp(dir, ".plasma-key-*") // mode 0600
 	if err != nil {
-		return fmt.Errorf("write private key %s: %w", path, err)
+		return err
 	}
 	defer func() {
 		tmp.Close()
 		os.Remove(tmp.Name()) // after the link or rename, or on failure
 	}()
-	buf := make([]byte, keyFileSize)
-	defer clear(buf)
-	hex.Encode(buf, id.priv.Seed())
-	buf[len(buf)-1] = '\n'
-	if _, err := tmp.Write(buf); err != nil {
-		return fmt.Errorf("write private key %s: %w", path, err)
+	if _, err := tmp.Write(data); err != nil {
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write private key %s: %w", path, err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write private key %s: %w", path, err)
+		return err
 	}
 	if force {
 		err = os.Rename(tmp.Name(), path)
 	} else {
-		// A link fails if path appeared since the check above: a key
+		// A link fails if path appeared since the check above: a file
 		// another process just wrote is never replaced.
 		err = os.Link(tmp.Name(), path)
 		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("private key %s: %w", path, ErrKeyExists)
+			return ErrKeyExists
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("write private key %s: %w", path, err)
+		return err
 	}
 	return syncDir(dir)
 }
