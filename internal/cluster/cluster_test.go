@@ -34,7 +34,7 @@ func waitFor(t *testing.T, what string, bound time.Duration, cond func() error) 
 
 func dial(t *testing.T, endpoints []string) *clientv3.Client {
 	t.Helper()
-	cli, err := Dial(endpoints, clustertest.LogBuffer(t))
+	cli, err := Dial(endpoints, nil, clustertest.LogBuffer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestLeaseExpiryClientClosed(t *testing.T) {
 	e := clustertest.StartEmbedded(t)
 	cli := dial(t, e.Endpoints())
 	a := open(t, cli, "a")
-	bcli, err := Dial(e.Endpoints(), clustertest.LogBuffer(t))
+	bcli, err := Dial(e.Endpoints(), nil, clustertest.LogBuffer(t))
 	if err != nil {
 		t.Fatal(err)
 	}

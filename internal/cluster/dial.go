@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -16,10 +17,13 @@ import (
 // only: at warn level the client logs every retried request while a member
 // is down. gRPC's reconnection back-off is capped at 2 s (instead of 2
 // minutes) so that the directory sees a restarted etcd quickly. It does not
-// wait for a connection: the first request (Open) does.
-func Dial(endpoints []string, logger *slog.Logger) (*clientv3.Client, error) {
+// wait for a connection: the first request (Open) does. With tlsCfg the
+// client speaks TLS to etcd (https endpoints) and presents its
+// certificate, if tlsCfg has one.
+func Dial(endpoints []string, tlsCfg *tls.Config, logger *slog.Logger) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
 		Endpoints:            endpoints,
+		TLS:                  tlsCfg,
 		DialTimeout:          5 * time.Second,
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/plasmastream/plasmastream/internal/cluster/etcdlog"
@@ -46,7 +47,22 @@ type Config struct {
 	// LogLevel of etcd's own messages: debug, info, warn or error.
 	// Default error: etcd is chatty below that.
 	LogLevel string
+	// TLS, if its files are set, makes the member serve clients over TLS
+	// (https) and require a client certificate issued by TLS.CAFile: only
+	// holders of such a certificate can read or write the directory. The
+	// raft peer URL stays plain http: a single member listens there on
+	// loopback by default.
+	TLS TLSFiles
 }
+
+// TLSFiles are PEM files: a certificate, its private key and the CA that
+// issued the certificates to accept.
+type TLSFiles struct {
+	CertFile, KeyFile, CAFile string
+}
+
+// Set reports whether any file is named.
+func (f TLSFiles) Set() bool { return f.CertFile != "" || f.KeyFile != "" || f.CAFile != "" }
 
 // Member is a running embedded etcd member.
 type Member struct {
@@ -77,7 +93,14 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcdembed: %w", err)
 	}
-	curl, err := parseURL(cfg.ClientURL)
+	scheme := "http"
+	if cfg.TLS.Set() {
+		if cfg.TLS.CertFile == "" || cfg.TLS.KeyFile == "" || cfg.TLS.CAFile == "" {
+			return nil, errors.New("etcdembed: TLS needs a certificate, its key and a CA file")
+		}
+		scheme = "https"
+	}
+	curl, err := parseURL(cfg.ClientURL, scheme)
 	if err != nil {
 		return nil, fmt.Errorf("etcdembed: client URL: %w", err)
 	}
@@ -102,6 +125,12 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	ec.InitialCluster = cfg.Name + "=" + purl.String()
 	ec.InitialClusterToken = "plasma-" + cfg.Name
 	ec.ListenMetricsUrls = nil
+	if cfg.TLS.Set() {
+		ec.ClientTLSInfo = transport.TLSInfo{
+			CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, TrustedCAFile: cfg.TLS.CAFile,
+			ClientCertAuth: true,
+		}
+	}
 	// Directory churn (leases, locations) makes revisions; keep 5 minutes.
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = "5m"
@@ -153,16 +182,18 @@ func (m *Member) Close() error {
 	return nil
 }
 
-func parseURL(s string) (*url.URL, error) {
+// parseURL reads a URL of the scheme wanted (http, or https for a member
+// serving TLS); a bare host:port gets it.
+func parseURL(s, scheme string) (*url.URL, error) {
 	if !strings.Contains(s, "://") {
-		s = "http://" + s
+		s = scheme + "://" + s
 	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("%s: only http URLs are supported", s)
+	if u.Scheme != scheme {
+		return nil, fmt.Errorf("%s: want a %s URL", s, scheme)
 	}
 	if _, _, err := net.SplitHostPort(u.Host); err != nil {
 		return nil, fmt.Errorf("%s: want host:port: %w", s, err)
@@ -202,7 +233,7 @@ func checkFree(hostport string) error {
 // before if its port is free, else a free loopback port (remembered in Dir).
 func peerURL(cfg Config) (*url.URL, error) {
 	if cfg.PeerURL != "" {
-		u, err := parseURL(cfg.PeerURL)
+		u, err := parseURL(cfg.PeerURL, "http")
 		if err != nil {
 			return nil, fmt.Errorf("etcdembed: peer URL: %w", err)
 		}
@@ -213,7 +244,7 @@ func peerURL(cfg Config) (*url.URL, error) {
 	}
 	file := filepath.Join(cfg.Dir, peerURLFile)
 	if b, err := os.ReadFile(file); err == nil {
-		if u, err := parseURL(strings.TrimSpace(string(b))); err == nil && checkFree(u.Host) == nil {
+		if u, err := parseURL(strings.TrimSpace(string(b)), "http"); err == nil && checkFree(u.Host) == nil {
 			return u, nil
 		}
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/etcdembed"
+	"github.com/plasmastream/plasmastream/internal/trust"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -20,18 +22,26 @@ func (n *Node) join(ctx context.Context, st *store.Client) error {
 	endpoints := strings.Split(cc.Etcd, ",")
 	if cc.Etcd == "embedded" {
 		// SetDefaults and Validate ran: EtcdDir and EtcdListen are set.
-		m, err := etcdembed.Start(ctx, etcdembed.Config{Dir: cc.EtcdDir, ClientURL: "http://" + cc.EtcdListen, Name: n.cfg.Name, Logger: log})
+		m, err := etcdembed.Start(ctx, etcdembed.Config{Dir: cc.EtcdDir, ClientURL: cc.EtcdListen, Name: n.cfg.Name, Logger: log,
+			TLS: etcdembed.TLSFiles{CertFile: cc.EtcdCert, KeyFile: cc.EtcdKey, CAFile: cc.EtcdCA}})
 		if err != nil {
 			return fmt.Errorf("embedded etcd: %w", err)
 		}
 		n.member, endpoints = m, m.Endpoints()
 	}
-	cli, err := cluster.Dial(endpoints, log)
+	var tlsCfg *tls.Config
+	if cc.EtcdSecured() {
+		var err error
+		if tlsCfg, err = trust.ClientConfig(cc.EtcdCert, cc.EtcdKey, cc.EtcdCA); err != nil {
+			return fmt.Errorf("etcd client certificate: %w", err)
+		}
+	}
+	cli, err := cluster.Dial(endpoints, tlsCfg, log)
 	if err != nil {
 		return fmt.Errorf("etcd at %s: %w", strings.Join(endpoints, ","), err)
 	}
 	n.cli = cli
-	self := cluster.Node{Name: n.cfg.Name, Address: n.cfg.Advertise, Groups: cc.Groups, Version: cliutil.Version, Started: time.Now()}
+	self := cluster.Node{Name: n.cfg.Name, Address: n.cfg.Advertise, Groups: cc.Groups, Version: cliutil.Version, Started: time.Now(), Key: n.cfg.Key}
 	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	dir, err := cluster.Open(octx, cluster.Config{Client: cli, Prefix: cc.Prefix, Self: self, LeaseTTL: cc.LeaseTTL, OpTimeout: cc.EtcdTimeout, Logger: log})
@@ -39,6 +49,7 @@ func (n *Node) join(ctx context.Context, st *store.Client) error {
 		return fmt.Errorf("register node %s in etcd at %s: %w", self.Name, strings.Join(endpoints, ","), err)
 	}
 	n.dir = dir
+	n.mem = dir.WatchMembers(n.cfg.OnMembers)
 	if err := n.Resync(ctx, st); err != nil {
 		return err
 	}

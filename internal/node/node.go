@@ -30,6 +30,16 @@ type ClusterConfig struct {
 	// (default cluster.DefaultOpTimeout, 3 s): with etcd down, cluster
 	// requests fail within it with StatusClusterUnavailable.
 	EtcdTimeout time.Duration
+	// EtcdCert, EtcdKey and EtcdCA (PEM files, all three or none) secure
+	// etcd: this node presents the certificate to etcd and accepts only
+	// an etcd whose certificate the CA issued; an embedded member serves
+	// TLS with them and requires client certificates from the CA.
+	EtcdCert, EtcdKey, EtcdCA string
+	// ClusterRole is the role a node key registered in the directory
+	// gets on this node (docs/trust.md): "" (default: admin when etcd is
+	// secured by EtcdCert/EtcdKey/EtcdCA, else none), none, read, write
+	// or admin.
+	ClusterRole string
 }
 
 // Config of a Node.
@@ -49,6 +59,12 @@ type Config struct {
 	// dials (trust.TLSConfig): it presents the node's key and accepts only
 	// peers whose key the trust file holds. nil: plain TCP.
 	TLS *tls.Config
+	// Key is this node's public key (64 hex), published with its
+	// registration; "" without a key.
+	Key string
+	// OnMembers, if set, is called after every change of the registered
+	// nodes' keys (see cluster.Members).
+	OnMembers func()
 }
 
 // Store is the local store as one request uses it, under a reference:
@@ -70,6 +86,7 @@ type Node struct {
 	member *etcdembed.Member // the embedded etcd, if any
 	cli    *clientv3.Client
 	dir    *cluster.Directory // nil when standalone
+	mem    *cluster.Members   // the registered nodes; nil when standalone
 }
 
 // New makes the node; with cfg.Cluster.Etcd set it joins the cluster:
@@ -108,6 +125,10 @@ func (n *Node) Close() {
 		n.member.Close()
 	}
 }
+
+// Members are the registered nodes, followed by a watch; nil when
+// standalone.
+func (n *Node) Members() *cluster.Members { return n.mem }
 
 // useStore is the local store under a reference.
 func (n *Node) useStore() (Store, error) { return n.cfg.Use() }

@@ -65,11 +65,77 @@ func (s *Server) loadTrust() error {
 	if s.trust, err = trust.LoadStore(s.cfg.TrustedKeys); err != nil {
 		return err
 	}
-	if s.peerTLS, err = trust.TLSConfig(id, s.trust.Lookup); err != nil {
+	if s.peerTLS, err = trust.TLSConfig(id, s.lookupKey); err != nil {
 		return err
 	}
+	s.key = id.Public()
+	s.memberRole, _ = s.cfg.Cluster.MemberRole() // Validate checked it
 	s.log.Info("mutual TLS with pinned keys", "key", id.Public().String(), "trusted_keys", s.trust.Set().Len(), "trust_file", s.trust.Path())
+	switch {
+	case s.cfg.Cluster.Etcd == "":
+	case s.memberRole == trust.RoleNone && s.cfg.Cluster.EtcdSecured():
+		s.log.Info("keys registered in the cluster directory are not trusted (--cluster-role none): peers must be in the trust file")
+	case s.memberRole == trust.RoleNone:
+		s.log.Info("keys registered in the cluster directory are not trusted: etcd is not secured with client certificates (--etcd-cert, --etcd-key, --etcd-ca); peers must be in the trust file")
+	default:
+		s.log.Info("trusting the node keys registered in the cluster directory", "role", s.memberRole.String())
+	}
 	return nil
+}
+
+// lookupKey finds a peer's key: in the trust file first (which may give
+// a registered node another role), then, in a cluster whose etcd is
+// secured, among the keys of the live registrations, with the role
+// --cluster-role gives them. It is what the TLS handshake checks and
+// what each request's role comes from.
+func (s *Server) lookupKey(k trust.PublicKey) (trust.Entry, bool) {
+	if e, ok := s.trust.Lookup(k); ok {
+		return e, true
+	}
+	mem := s.members.Load()
+	if mem == nil || s.memberRole == trust.RoleNone {
+		return trust.Entry{}, false
+	}
+	n, ok := mem.ByKey(k.String())
+	if !ok {
+		return trust.Entry{}, false
+	}
+	return trust.Entry{Key: k, Name: "node:" + n.Name, Role: s.memberRole}, true
+}
+
+// followMembers starts using the cluster's registered keys (after the
+// node joined).
+func (s *Server) followMembers() {
+	if s.node == nil || s.node.Members() == nil || s.trust == nil {
+		return
+	}
+	s.members.Store(s.node.Members())
+}
+
+// membersChanged closes the connections of nodes that are no longer
+// registered (and not in the trust file).
+func (s *Server) membersChanged() {
+	if s.trust == nil || s.memberRole == trust.RoleNone {
+		return
+	}
+	if n := s.dropUntrusted(); n > 0 {
+		s.log.Info("closed the connections of nodes no longer registered", "connections_closed", n)
+	}
+}
+
+// dropUntrusted closes the connections whose key is no longer trusted
+// and returns how many.
+func (s *Server) dropUntrusted() int {
+	closed := 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for nc, k := range s.keyed {
+		if _, ok := s.lookupKey(k); !ok {
+			nc.Close()
+			closed++
+		}
+	}
+	return closed
 }
 
 // peerKey is the verified key of a TLS connection's peer.
@@ -108,10 +174,10 @@ func (s *Server) permit(pk *peerKey, t streamwire.Type) (refusal *streamwire.Err
 	if pk == nil {
 		return nil, false
 	}
-	e, ok := s.trust.Lookup(pk.key)
+	e, ok := s.lookupKey(pk.key)
 	if !ok {
 		return &streamwire.ErrorReply{Status: streamwire.StatusNotPermitted, Message: fmt.Sprintf(
-			"not permitted: key %s is no longer in the trust file of %s", pk.key, s.cfg.NodeName)}, true
+			"not permitted: key %s is no longer trusted by %s (not in its trust file, nor a registered node)", pk.key, s.cfg.NodeName)}, true
 	}
 	need := needs(t)
 	if e.Role.Allows(need) {
@@ -134,15 +200,7 @@ func (s *Server) ReloadTrust() error {
 		s.log.Error("trust file not reloaded", "err", err)
 		return err
 	}
-	closed := 0
-	s.mu.Lock()
-	for nc, k := range s.keyed {
-		if _, ok := s.trust.Lookup(k); !ok {
-			nc.Close()
-			closed++
-		}
-	}
-	s.mu.Unlock()
+	closed := s.dropUntrusted()
 	s.log.Info("trust file reloaded", "trusted_keys", s.trust.Set().Len(), "connections_closed", closed)
 	return nil
 }

@@ -133,6 +133,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--port %d: give a TCP port, 1 to 65535 (0: any free port)", c.Port)
 	case (c.PrivateKey == "") != (c.TrustedKeys == ""):
 		return errors.New("-k/--private-key and --trusted-keys go together: a node with a key must know whom to trust, and the reverse")
+	case c.Cluster.ClusterRole != "" && c.PrivateKey == "":
+		return errors.New("--cluster-role sets the role of node keys registered in the cluster: it needs this node's own key (-k/--private-key, --trusted-keys)")
 	case c.SocketOwner != "":
 		if _, err := store.LookupUser(c.SocketOwner); err != nil {
 			return fmt.Errorf("--socket-owner: %w", err)

@@ -21,7 +21,16 @@ func (s *Server) newNode(ctx context.Context, st *store.Client) (*node.Node, err
 		Name: s.cfg.NodeName, Advertise: s.advertise(), IOTimeout: s.cfg.IOTimeout,
 		Concurrency: s.cfg.SyncConcurrency, Cluster: s.cfg.Cluster, Use: s.nodeStore,
 		Stats: &s.stats, FetchSeconds: s.metrics.duration.WithLabelValues("fetch"), Logger: s.log, TLS: s.peerTLS,
+		Key: s.publishedKey(), OnMembers: s.membersChanged,
 	}, st)
+}
+
+// publishedKey is the key registered with this node: "" without one.
+func (s *Server) publishedKey() string {
+	if s.trust == nil {
+		return ""
+	}
+	return s.key.String()
 }
 
 // nodeStore is useStore for the node.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/netutil"
+	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
@@ -45,6 +46,11 @@ type Server struct {
 	// both ends of every connection; nil without -k/--private-key.
 	trust   *trust.Store
 	peerTLS *tls.Config
+	key     trust.PublicKey // this node's, published with its registration
+	// memberRole is the role of a key registered in the cluster
+	// directory (--cluster-role); members follows the registrations.
+	memberRole trust.Role
+	members    atomic.Pointer[cluster.Members]
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -109,6 +115,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sc.retire()
 		return nil, err
 	}
+	s.followMembers()
 	// The store is watched from here on (the cluster, if any, has listed
 	// it: the subscription's events since are mirrored in order).
 	var sctx context.Context

@@ -20,6 +20,10 @@ type Node struct {
 	Groups  []string  `json:"groups"`
 	Version string    `json:"version"`
 	Started time.Time `json:"started"`
+	// Key is the node's public key (64 hex) when it runs with one
+	// (-k/--private-key): peers may trust it through the directory
+	// (docs/trust.md, "Trust in a cluster").
+	Key string `json:"key,omitempty"`
 }
 
 // Location says that a node holds an object (a hint: it may be stale).

@@ -1,10 +1,13 @@
 package testutil
 
 import (
+	"errors"
+	"io"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +38,7 @@ type Node struct {
 	Addr   string // the stream server's host:port
 	Store  *exec.Cmd
 	Stream *exec.Cmd
+	Log    *Buffer // the stream server's stderr (also in the test log)
 }
 
 // StartNode starts a plasma-store-server of the given memory and a
@@ -44,7 +48,7 @@ func StartNode(t testing.TB, name, memory string, streamArgs ...string) *Node {
 	t.Helper()
 	sock, storeCmd := StartStoreProcess(t, memory)
 	n := &Node{Name: name, Socket: sock, Store: storeCmd}
-	n.Stream, n.Addr = StartStreamServer(t, name, sock, "127.0.0.1", streamArgs...)
+	n.Stream, n.Addr, n.Log = startStreamServer(t, name, sock, "127.0.0.1", streamArgs...)
 	return n
 }
 
@@ -52,9 +56,18 @@ func StartNode(t testing.TB, name, memory string, streamArgs ...string) *Node {
 // bound to host on a free port.
 func StartStreamServer(t testing.TB, name, sock, host string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
+	cmd, addr, _ := startStreamServer(t, name, sock, host, args...)
+	return cmd, addr
+}
+
+func startStreamServer(t testing.TB, name, sock, host string, args ...string) (*exec.Cmd, string, *Buffer) {
+	t.Helper()
 	port := FreePort(t, host)
-	cmd, exited := startProc(t, name, "plasma-stream-server",
-		append([]string{"-s", sock, "-p", strconv.Itoa(port), "--bind", host, "--node-name", name, "--log-level", "warn"}, args...))
+	log := new(Buffer)
+	cmd := exec.Command(filepath.Join(Binaries(t), "plasma-stream-server"),
+		append([]string{"-s", sock, "-p", strconv.Itoa(port), "--bind", host, "--node-name", name, "--log-level", "warn"}, args...)...)
+	cmd.Stderr = io.MultiWriter(&prefixWriter{t: t, prefix: name + ": "}, log)
+	exited := Run(t, cmd)
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	deadline := time.Now().Add(20 * time.Second)
 	for !helloOK(addr) {
@@ -67,12 +80,15 @@ func StartStreamServer(t testing.TB, name, sock, host string, args ...string) (*
 			t.Fatalf("stream server %s not serving on %s after 20s", name, addr)
 		}
 	}
-	return cmd, addr
+	return cmd, addr, log
 }
 
 // helloOK reports whether a stream server answers a HELLO on addr: it
 // accepts TCP connections as soon as it listens, but answers only once it
-// serves (after joining its cluster, for instance).
+// serves (after joining its cluster, for instance). A server with keys
+// answers a plain HELLO by closing the connection (it is not a TLS
+// handshake): that is an answer too, where a server not serving yet says
+// nothing until the deadline.
 func helloOK(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -86,6 +102,9 @@ func helloOK(addr string) bool {
 		return false
 	}
 	hdr, _, _, err := wire.ReadFrame(c, nil, 4096)
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		return true
+	}
 	return err == nil && streamwire.Type(hdr.Type) == streamwire.TypeHello|streamwire.ReplyBit
 }
 

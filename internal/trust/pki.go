@@ -266,3 +266,22 @@ func newSerial() (*big.Int, error) {
 	}
 	return s, nil
 }
+
+// ClientConfig reads a certificate, its private key and a CA file (PEM)
+// into the TLS configuration of a client that presents the certificate
+// and accepts only a server whose certificate the CA issued for the host
+// it dials (etcd's --cert, --key and --cacert).
+func ClientConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
+	if certFile == "" || keyFile == "" || caFile == "" {
+		return nil, errors.New("TLS needs a certificate, its private key and a CA file, all three")
+	}
+	pair, err := LoadPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := LoadPool(caFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}, RootCAs: pool}, nil
+}
