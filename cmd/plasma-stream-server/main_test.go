@@ -74,6 +74,13 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--resume-keep", "-1s"}, "--resume-keep"},
 		{[]string{"--port", "70000"}, "--port"},
 		{[]string{"--etcd", "embedded"}, "--etcd-dir"},
+		{[]string{"--etcd", "http://e:2379", "--etcd-cert", "c"}, "go together"},
+		{[]string{"--etcd-cert", "c", "--etcd-key", "k", "--etcd-ca", "a"}, "need --etcd"},
+		{[]string{"--etcd", "http://e:2379", "--etcd-cert", "c", "--etcd-key", "k", "--etcd-ca", "a"}, "use https://"},
+		{[]string{"--etcd", "https://e:2379"}, "needs --etcd-cert"},
+		{[]string{"--etcd", "http://e:2379", "--cluster-role", "write", "-k", "k", "--trusted-keys", "t"}, "must require client certificates"},
+		{[]string{"--etcd", "https://e:2379", "--etcd-cert", "c", "--etcd-key", "k", "--etcd-ca", "a", "--cluster-role", "boss", "-k", "k", "--trusted-keys", "t"}, "--cluster-role"},
+		{[]string{"--etcd", "https://e:2379", "--etcd-cert", "c", "--etcd-key", "k", "--etcd-ca", "a", "--cluster-role", "read"}, "needs this node's own key"},
 		{[]string{"--log-level", "loud"}, "log level"},
 	} {
 		if _, err := parse(t, tt.args...); err == nil || !strings.Contains(err.Error(), tt.want) {
