@@ -28,6 +28,7 @@ func main() {
 type options struct {
 	cfg        storeserver.Config
 	level      string
+	logFormat  string
 	socketMode string
 }
 
@@ -75,7 +76,7 @@ func (o *options) config(fs *pflag.FlagSet) (storeserver.Config, error) {
 	if !fs.Changed("memory") {
 		return cfg, errors.New("-m/--memory is required: the bytes of shared memory to reserve, e.g. -m 1GiB")
 	}
-	log, err := cliutil.NewLogger(o.level)
+	log, err := cliutil.NewLogger(o.level, o.logFormat)
 	if err != nil {
 		return cfg, err
 	}
@@ -100,7 +101,8 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.StringVar(&cfg.SocketGroup, "socket-group", cfg.SocketGroup, "group NAME or GID to give the socket (you must be root or a member); with --socket-mode 0660 its members can use the store")
 	f.StringVarP(&cfg.Dir, "directory", "d", cfg.Dir, `directory of the shared-memory file (tmpfs or hugetlbfs); "" for a memfd`)
 	f.BoolVar(&cfg.HugePages, "hugepages", cfg.HugePages, "back the arena with 2 MiB huge pages (needs vm.nr_hugepages or a hugetlbfs -d)")
-	f.StringVar(&o.level, "log-level", o.level, "log level: debug, info, warn, error")
+	f.StringVar(&o.level, "log-level", o.level, "log level: debug, info, warn or error, optionally per component: info,transfer=debug,cluster=warn")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.IntVar(&cfg.MaxClients, "max-clients", cfg.MaxClients,
 		"most clients connected at once; one more is told \"store busy\" and closed. 0: the default, the open-file limit (RLIMIT_NOFILE) minus 32 and a sixteenth of it, kept for the arena and other descriptors")
 	cliutil.SizeVar(f, &cfg.WaitMemory, "blocked-get-memory", "memory that blocked Gets may hold, all clients together; a Get beyond it fails with \"store busy\"")

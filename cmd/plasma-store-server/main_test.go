@@ -48,6 +48,8 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-m", "1MiB", "--max-clients", "-1"}, "--max-clients"},
 		{[]string{"-m", "1MiB", "--blocked-get-memory", "0"}, "--blocked-get-memory"},
 		{[]string{"-m", "1MiB", "--log-level", "loud"}, "log level"},
+		{[]string{"-m", "1MiB", "--log-format", "xml"}, "text or json"},
+		{[]string{"-m", "1MiB", "--log-level", "info,store=loud"}, "log level"},
 	} {
 		if _, err := parse(t, tt.args...); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: error %v, want one naming %s", tt.args, err, tt.want)

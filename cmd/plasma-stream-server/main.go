@@ -30,7 +30,7 @@ func main() {
 type options struct {
 	cfg               streamserver.Config
 	timeoutMs         int64
-	level, configFile string
+	level, logFormat, configFile string
 }
 
 func newOptions() *options {
@@ -81,7 +81,7 @@ func (o *options) config(fs *pflag.FlagSet) (streamserver.Config, error) {
 			return streamserver.Config{}, err
 		}
 	}
-	log, err := cliutil.NewLogger(o.level)
+	log, err := cliutil.NewLogger(o.level, o.logFormat)
 	if err != nil {
 		return streamserver.Config{}, err
 	}
@@ -146,7 +146,8 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.StringVar(&cfg.Cluster.EtcdKey, "etcd-key", cfg.Cluster.EtcdKey, "private key FILE of --etcd-cert (mode 0600)")
 	f.StringVar(&cfg.Cluster.EtcdCA, "etcd-ca", cfg.Cluster.EtcdCA, "CA certificate FILE that issued etcd's certificate (and, for an embedded member, its clients')")
 	f.StringVar(&cfg.Cluster.ClusterRole, "cluster-role", cfg.Cluster.ClusterRole, "role of the node keys registered in the cluster directory: none, read, write or admin (default admin when etcd is secured with --etcd-cert, else none)")
-	f.StringVar(&o.level, "log-level", o.level, "log level: debug, info, warn, error")
+	f.StringVar(&o.level, "log-level", o.level, "log level: debug, info, warn or error, optionally per component: info,transfer=debug,cluster=warn")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.configFile, "config", "", "TOML file with the same options (keys are the long flag names); flags win")
 	f.BoolP("version", "V", false, "Prints version information")
 	f.BoolP("help", "h", false, "Prints help information")

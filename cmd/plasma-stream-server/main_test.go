@@ -82,6 +82,8 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--etcd", "https://e:2379", "--etcd-cert", "c", "--etcd-key", "k", "--etcd-ca", "a", "--cluster-role", "boss", "-k", "k", "--trusted-keys", "t"}, "--cluster-role"},
 		{[]string{"--etcd", "https://e:2379", "--etcd-cert", "c", "--etcd-key", "k", "--etcd-ca", "a", "--cluster-role", "read"}, "needs this node's own key"},
 		{[]string{"--log-level", "loud"}, "log level"},
+		{[]string{"--log-format", "xml"}, "text or json"},
+		{[]string{"--log-level", "warn,cluster=nope"}, "log level"},
 	} {
 		if _, err := parse(t, tt.args...); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: error %v, want one naming %s", tt.args, err, tt.want)

@@ -2,9 +2,6 @@ package cliutil
 
 import (
 	"fmt"
-	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/dustin/go-humanize"
 )
@@ -14,16 +11,6 @@ var Version = "0.1.0-dev"
 
 // DefaultLogLevel is every binary's --log-level default.
 const DefaultLogLevel = "info"
-
-// NewLogger returns a text logger on stderr at level (debug, info, warn,
-// error).
-func NewLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
-}
 
 // ParseSize parses a byte count: plain bytes ("1073741824") or with a unit
 // ("512MiB", "1GiB" binary; "1G", "1GB" decimal).

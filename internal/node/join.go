@@ -18,7 +18,7 @@ import (
 // sealed objects.
 func (n *Node) join(ctx context.Context, st *store.Client) error {
 	cc := n.cfg.Cluster
-	log := n.log.With("component", "cluster")
+	log := n.log
 	endpoints := strings.Split(cc.Etcd, ",")
 	if cc.Etcd == "embedded" {
 		// SetDefaults and Validate ran: EtcdDir and EtcdListen are set.

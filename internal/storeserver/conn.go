@@ -57,7 +57,7 @@ func (cn *conn) close() { cn.closeOnce.Do(func() { cn.uc.Close() }) }
 // serve runs the connection to its end and then returns everything the
 // client held to the store.
 func (cn *conn) serve() {
-	log := cn.s.log.With("pid", cn.cred.Pid, "uid", cn.cred.Uid, "gid", cn.cred.Gid)
+	log := cn.s.log.With("component", "client", "pid", cn.cred.Pid, "uid", cn.cred.Uid, "gid", cn.cred.Gid)
 	cn.s.st.mu.Lock()
 	cn.s.st.clients++
 	cn.s.st.mu.Unlock()

@@ -70,15 +70,15 @@ func (s *Server) loadTrust() error {
 	}
 	s.key = id.Public()
 	s.memberRole, _ = s.cfg.Cluster.MemberRole() // Validate checked it
-	s.log.Info("mutual TLS with pinned keys", "key", id.Public().String(), "trusted_keys", s.trust.Set().Len(), "trust_file", s.trust.Path())
+	s.log.With("component", "trust").Info("mutual TLS with pinned keys", "key", id.Public().String(), "trusted_keys", s.trust.Set().Len(), "trust_file", s.trust.Path())
 	switch {
 	case s.cfg.Cluster.Etcd == "":
 	case s.memberRole == trust.RoleNone && s.cfg.Cluster.EtcdSecured():
-		s.log.Info("keys registered in the cluster directory are not trusted (--cluster-role none): peers must be in the trust file")
+		s.log.With("component", "trust").Info("keys registered in the cluster directory are not trusted (--cluster-role none): peers must be in the trust file")
 	case s.memberRole == trust.RoleNone:
-		s.log.Info("keys registered in the cluster directory are not trusted: etcd is not secured with client certificates (--etcd-cert, --etcd-key, --etcd-ca); peers must be in the trust file")
+		s.log.With("component", "trust").Info("keys registered in the cluster directory are not trusted: etcd is not secured with client certificates (--etcd-cert, --etcd-key, --etcd-ca); peers must be in the trust file")
 	default:
-		s.log.Info("trusting the node keys registered in the cluster directory", "role", s.memberRole.String())
+		s.log.With("component", "trust").Info("trusting the node keys registered in the cluster directory", "role", s.memberRole.String())
 	}
 	return nil
 }
@@ -119,7 +119,7 @@ func (s *Server) membersChanged() {
 		return
 	}
 	if n := s.dropUntrusted(); n > 0 {
-		s.log.Info("closed the connections of nodes no longer registered", "connections_closed", n)
+		s.log.With("component", "trust").Info("closed the connections of nodes no longer registered", "connections_closed", n)
 	}
 }
 
@@ -197,10 +197,10 @@ func (s *Server) ReloadTrust() error {
 		return nil
 	}
 	if err := s.trust.Reload(); err != nil {
-		s.log.Error("trust file not reloaded", "err", err)
+		s.log.With("component", "trust").Error("trust file not reloaded", "err", err)
 		return err
 	}
 	closed := s.dropUntrusted()
-	s.log.Info("trust file reloaded", "trusted_keys", s.trust.Set().Len(), "connections_closed", closed)
+	s.log.With("component", "trust").Info("trust file reloaded", "trusted_keys", s.trust.Set().Len(), "connections_closed", closed)
 	return nil
 }

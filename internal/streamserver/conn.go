@@ -22,7 +22,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	log := s.log.With("peer", nc.RemoteAddr().String())
+	log := s.log.With("component", "conn", "peer", nc.RemoteAddr().String())
 	nc, pk, err := s.secure(ctx, nc)
 	if err != nil {
 		s.metrics.notPermitted.Inc()

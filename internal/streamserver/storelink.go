@@ -160,14 +160,14 @@ func (s *Server) keepStore(ctx context.Context, sc *storeConn) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Warn(fmt.Sprintf("store at %s went away; reconnecting", s.cfg.PlasmaSocket), "err", sc.sub.Err())
+		s.log.With("component", "store").Warn(fmt.Sprintf("store at %s went away; reconnecting", s.cfg.PlasmaSocket), "err", sc.sub.Err())
 		if sc = s.reconnectStore(ctx); sc == nil {
 			return
 		}
 		s.setStore(sc)
-		s.log.Info("store reconnected", "store", s.cfg.PlasmaSocket)
+		s.log.With("component", "store").Info("store reconnected", "store", s.cfg.PlasmaSocket)
 		if err := s.node.Resync(ctx, sc.st); err != nil {
-			s.log.Warn("cluster directory: resync with the reconnected store failed", "err", err)
+			s.log.With("component", "store").Warn("cluster directory: resync with the reconnected store failed", "err", err)
 		}
 	}
 }
@@ -188,7 +188,7 @@ func (s *Server) reconnectStore(ctx context.Context) *storeConn {
 		if err == nil {
 			return sc
 		}
-		s.log.Debug("store still unreachable", "store", s.cfg.PlasmaSocket, "err", err)
+		s.log.With("component", "store").Debug("store still unreachable", "store", s.cfg.PlasmaSocket, "err", err)
 		wait = min(2*wait, storeRetryMax)
 	}
 }
