@@ -20,7 +20,7 @@ func TestLogFilterByComponent(t *testing.T) {
 	log.Debug("record names it", LogComponent, "transfer") // kept, named per record
 	log.With(LogComponent, "cluster").Warn("cluster warn") // cluster=error: dropped
 	log.With(LogComponent, "cluster").Error("cluster error")
-	log.Debug("other debug", LogComponent, "store") // default warn: dropped
+	log.Debug("other debug", LogComponent, "store")                    // default warn: dropped
 	log.WithGroup("g").With(LogComponent, "transfer").Debug("grouped") // a component inside a group is not one
 	got := out.String()
 	for _, want := range []string{"plain warn", "xfer debug", "record names it", "cluster error"} {

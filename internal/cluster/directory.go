@@ -217,3 +217,20 @@ func (d *Directory) halt() bool {
 	<-d.done
 	return true
 }
+
+// Health is nil while this node is registered and its changes are being
+// written; otherwise why not (etcd unreachable, the registration lost and
+// being renewed).
+func (d *Directory) Health() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.closed:
+		return ErrClosed
+	case d.degraded && d.downErr != nil:
+		return d.downErr
+	case d.degraded:
+		return ErrUnavailable
+	}
+	return nil
+}

@@ -144,3 +144,12 @@ func (n *Node) holdsLocally(ctx context.Context, id store.ObjectID) bool {
 	ok, err := sc.Client.Contains(ctx, id)
 	return err == nil && ok
 }
+
+// ClusterHealth is nil when standalone or registered in a reachable
+// directory; otherwise why not (see cluster.Directory.Health).
+func (n *Node) ClusterHealth() error {
+	if n.dir == nil {
+		return nil
+	}
+	return n.dir.Health()
+}

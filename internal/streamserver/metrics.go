@@ -77,9 +77,11 @@ func (m *metrics) request(typ string, status streamwire.Status) {
 
 // handler serves /metrics, and Go's profiler under /debug/pprof/ when
 // pprof is set (--debug-pprof).
-func (m *metrics) handler(pprofOn bool) http.Handler {
+func (m *metrics) handler(s *Server, pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", s.healthz)
+	mux.HandleFunc("/readyz", s.readyz)
 	if pprofOn {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -14,8 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/netutil"
 	"github.com/plasmastream/plasmastream/internal/cluster"
+	"github.com/plasmastream/plasmastream/internal/netutil"
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
@@ -33,8 +33,9 @@ type Server struct {
 	start   time.Time
 	active  atomic.Int64
 	httpSrv *http.Server
-	node    *node.Node // PULL, DELETE and the cluster requests
-	budget  memBudget  // request memory (--request-memory)
+	node    *node.Node                // PULL, DELETE and the cluster requests
+	joined  atomic.Pointer[node.Node] // node, once made: for /readyz, served before
+	budget  memBudget                 // request memory (--request-memory)
 
 	storeMu    sync.Mutex
 	store      *storeConn // nil while the store is down
@@ -103,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			sc.retire()
 			return nil, fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
 		}
-		s.httpSrv = &http.Server{Handler: s.metrics.handler(cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
+		s.httpSrv = &http.Server{Handler: s.metrics.handler(s, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go s.httpSrv.Serve(mln)
 	}
 	if cfg.NodeName == "" {
@@ -116,6 +117,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.followMembers()
+	s.joined.Store(s.node)
 	// The store is watched from here on (the cluster, if any, has listed
 	// it: the subscription's events since are mirrored in order).
 	var sctx context.Context
