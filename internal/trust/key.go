@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // DefaultKeyFile is where `plasma keygen` writes a key when not told.
@@ -100,8 +101,8 @@ func LoadKey(path string) (Identity, error) {
 	if !st.Mode().IsRegular() {
 		return Identity{}, fmt.Errorf("private key %s is not a regular file", path)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return Identity{}, fmt.Errorf("private key %s is readable by others (mode %04o): chmod 600 %s", path, perm, path)
+	if err := checkPrivateMode(path, st); err != nil {
+		return Identity{}, err
 	}
 	b, err := io.ReadAll(io.LimitReader(f, keyFileSize+2))
 	if err != nil {
@@ -183,6 +184,30 @@ func writeFileAtomic(path string, data []byte, force bool) (err error) {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// checkPrivateMode refuses a private key file that others may read (see
+// privateModeOK).
+func checkPrivateMode(path string, st os.FileInfo) error {
+	uid := -1
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		uid = int(sys.Uid)
+	}
+	if perm := st.Mode().Perm(); !privateModeOK(perm, uid, os.Geteuid()) {
+		return fmt.Errorf("private key %s is readable by others (mode %04o): chmod 600 %s", path, perm, path)
+	}
+	return nil
+}
+
+// privateModeOK is PostgreSQL's rule for key files: mode 0600 or
+// stricter; or, for a file owned by root and read by another user, 0640
+// or stricter: the group may read it, as Kubernetes mounts a secret with
+// fsGroup (root-owned, mode 0440).
+func privateModeOK(perm os.FileMode, fileUID, euid int) bool {
+	if perm&0o077 == 0 {
+		return true
+	}
+	return fileUID == 0 && euid != 0 && perm&0o037 == 0
 }
 
 // syncDir makes a rename or link in dir durable.

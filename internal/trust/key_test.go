@@ -150,3 +150,25 @@ func FuzzLoadKey(f *testing.F) {
 		}
 	})
 }
+
+func TestPrivateModeRule(t *testing.T) {
+	for _, c := range []struct {
+		perm      os.FileMode
+		file, eid int
+		ok        bool
+	}{
+		{0o600, 1000, 1000, true},
+		{0o400, 0, 1000, true},
+		{0o640, 1000, 1000, false}, // a user's own key: 0600
+		{0o640, 0, 0, false},       // root's own key: 0600
+		{0o440, 0, 65532, true},    // a Kubernetes secret with fsGroup
+		{0o640, 0, 65532, true},
+		{0o660, 0, 65532, false}, // group-writable
+		{0o644, 0, 65532, false}, // world-readable
+		{0o604, 1000, 1000, false},
+	} {
+		if got := privateModeOK(c.perm, c.file, c.eid); got != c.ok {
+			t.Errorf("mode %04o owned by %d read by %d: ok=%v, want %v", c.perm, c.file, c.eid, got, c.ok)
+		}
+	}
+}

@@ -235,8 +235,8 @@ func LoadPair(certPath, keyPath string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("private key: %w", err)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return tls.Certificate{}, fmt.Errorf("private key %s is readable by others (mode %04o): chmod 600 %s", keyPath, perm, keyPath)
+	if err := checkPrivateMode(keyPath, st); err != nil {
+		return tls.Certificate{}, err
 	}
 	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err != nil {
