@@ -40,6 +40,23 @@ func ParseRole(s string) (Role, error) {
 	return RoleNone, fmt.Errorf("role %q: want read, write or admin", clip(s))
 }
 
+// Set reads a role for a flag: read, write, admin, or none.
+func (r *Role) Set(s string) error {
+	if s == "none" {
+		*r = RoleNone
+		return nil
+	}
+	v, err := ParseRole(s)
+	if err != nil {
+		return fmt.Errorf("role %q: want read, write, admin or none", clip(s))
+	}
+	*r = v
+	return nil
+}
+
+// Type names the flag's value.
+func (r *Role) Type() string { return "role" }
+
 // Allows reports whether a key with role r may do what needs role need.
 func (r Role) Allows(need Role) bool {
 	return need != RoleNone && need <= RoleAdmin && r >= need && r <= RoleAdmin
