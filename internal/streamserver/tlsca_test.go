@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -258,5 +259,43 @@ func TestTLSCAConfigErrors(t *testing.T) {
 	out, err := testutil.RunBinary(t, "plasma-stream-server", "--tls-cert", "c", "--tls-key", "k", "--tls-ca", "ca", "-k", "x", "--trusted-keys", "y")
 	if err == nil || !strings.Contains(out, "exclude each other") {
 		t.Fatalf("mixed flags: %v %s", err, out)
+	}
+}
+
+// A connection refused as busy (--max-connections) gets its Error inside
+// TLS, so TLS clients (the Go client, plasma-stream-cli) report "busy"
+// rather than a peer that does not speak TLS.
+func TestTLSBusyRefusalInsideTLS(t *testing.T) {
+	p := newPKI(t, "site-ca")
+	srv := p.issue(t, "a", trust.RoleWrite)
+	cl := p.issue(t, "client", trust.RoleRead)
+	sock, _ := testutil.StartStoreProcess(t, "64MiB")
+	port := testutil.FreePort(t, "127.0.0.1")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	testutil.StartProcess(t, "plasma-stream-server", "-s", sock, "-p", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--node-name", "a", "--tls-cert", srv.Cert, "--tls-key", srv.Key, "--tls-ca", srv.CA, "--max-connections", "1")
+	ctx := context.Background()
+	var held *stream.Client
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if held, err = stream.Connect(ctx, addr, caOpts(cl)...); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("CA-mode server not serving: %v", err)
+		}
+	}
+	defer held.Close()
+
+	_, err := stream.Connect(ctx, addr, caOpts(cl)...)
+	wantStatus(t, err, stream.StatusServerBusy, "server busy: a already serves its maximum of 1 connections")
+
+	cli := exec.Command(filepath.Join(testutil.Binaries(t), "plasma-stream-cli"), "-a", addr, "--tls-cert", cl.Cert, "--tls-key", cl.Key, "--tls-ca", cl.CA)
+	cli.Stdin = strings.NewReader("PING\n")
+	out, err := cli.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "server busy") {
+		t.Fatalf("plasma-stream-cli against a busy server: %v\n%s", err, out)
+	}
+	if _, err := held.Ping(ctx); err != nil {
+		t.Fatalf("the served connection: %v", err)
 	}
 }
