@@ -11,6 +11,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/internal/trust"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -46,7 +47,8 @@ type options struct {
 	name    string
 	key     *Identity
 	trusted func(PublicKey) bool
-	tls     *tls.Config // made by Connect from key and trusted
+	caFiles *trust.CAFiles // WithTLSFiles
+	tls     *tls.Config    // made by Connect from key and trusted, or caFiles
 }
 
 // WithTimeout sets the deadline of each network step (default 30 s).

@@ -37,12 +37,31 @@ func WithTrustedKeys(trusted func(PublicKey) bool) Option {
 	return func(o *options) { o.trusted = trusted }
 }
 
+// WithTLSFiles connects with mutual TLS 1.3 in CA mode, to a server
+// started with --tls-cert/--tls-key/--tls-ca: this client presents the
+// certificate in certFile (PEM, its key in keyFile, mode 0600), which the
+// server maps to a name (its CommonName) and a role, and accepts a server
+// whose certificate chains to a CA in caFile. Host names are not checked:
+// the CA's signature says who answers (docs/trust.md).
+func WithTLSFiles(certFile, keyFile, caFile string) Option {
+	return func(o *options) { o.caFiles = &trust.CAFiles{Cert: certFile, Key: keyFile, CA: caFile} }
+}
+
 // apply runs the options and makes the TLS configuration they ask for.
 func (o *options) apply(opts []Option) error {
 	for _, f := range opts {
 		f(o)
 	}
 	switch {
+	case o.caFiles != nil && (o.key != nil || o.trusted != nil):
+		return errors.New("stream: WithTLSFiles (CA mode) and WithKey/WithServerKey (pinned keys) exclude each other: a server runs one or the other")
+	case o.caFiles != nil:
+		ct, err := trust.LoadCATLS(*o.caFiles, trust.RoleNone)
+		if err != nil {
+			return err
+		}
+		o.tls = ct.Config()
+		return nil
 	case o.key == nil && o.trusted == nil:
 		return nil
 	case o.key == nil:
@@ -58,6 +77,30 @@ func (o *options) apply(opts []Option) error {
 	}
 	o.tls = cfg
 	return nil
+}
+
+// Credentials are the command-line tools' credential flags: --key FILE
+// and --server-key HEX (pinned keys, both or neither), or --tls-cert,
+// --tls-key and --tls-ca (CA mode, all three); not both kinds.
+type Credentials struct {
+	Key, ServerKey         string
+	TLSCert, TLSKey, TLSCA string
+}
+
+// Options are the Connect options the credentials ask for (none: plain
+// TCP).
+func (c Credentials) Options() ([]Option, error) {
+	files := trust.CAFiles{Cert: c.TLSCert, Key: c.TLSKey, CA: c.TLSCA}
+	if !files.Given() {
+		return KeyFileOptions(c.Key, c.ServerKey)
+	}
+	if c.Key != "" || c.ServerKey != "" {
+		return nil, errors.New("--tls-cert/--tls-key/--tls-ca (CA mode) and --key/--server-key (pinned keys) exclude each other: use the kind the server runs")
+	}
+	if err := files.Check(); err != nil {
+		return nil, err
+	}
+	return []Option{WithTLSFiles(files.Cert, files.Key, files.CA)}, nil
 }
 
 // KeyFileOptions are the options of the command-line tools' --key FILE

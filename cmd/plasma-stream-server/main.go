@@ -119,6 +119,10 @@ func (o *options) define(f *pflag.FlagSet) {
 	cfg := &o.cfg
 	f.StringVarP(&cfg.PrivateKey, "private-key", "k", cfg.PrivateKey, "this node's private key FILE (plasma keygen): with --trusted-keys, every connection runs mutual TLS 1.3 with pinned keys")
 	f.StringVar(&cfg.TrustedKeys, "trusted-keys", cfg.TrustedKeys, "trust FILE: the public keys allowed to connect, one per line: KEY NAME read|write|admin (reloaded on SIGHUP)")
+	f.StringVar(&cfg.TLS.Cert, "tls-cert", cfg.TLS.Cert, "CA mode: this node's certificate FILE (PEM, plasma ca issue), with --tls-key and --tls-ca; excludes -k/--trusted-keys (reloaded on SIGHUP)")
+	f.StringVar(&cfg.TLS.Key, "tls-key", cfg.TLS.Key, "CA mode: the private key FILE of --tls-cert (PEM, mode 0600)")
+	f.StringVar(&cfg.TLS.CA, "tls-ca", cfg.TLS.CA, "CA mode: the CA certificate(s) FILE (PEM) every peer's certificate must chain to")
+	f.Var(&cfg.TLSDefaultRole, "tls-default-role", "CA mode: role of a certificate without a plasma:ROLE organizational unit: read, write, admin or none (refused)")
 	f.IntVarP(&cfg.MaxConnections, "max-connections", "c", cfg.MaxConnections, "Maximum number of TCP connections accepted by this server")
 	f.StringVarP(&cfg.PlasmaSocket, "plasma-socket", "s", cfg.PlasmaSocket, "Unix socket bound to the local Plasma Store")
 	f.StringVar(&cfg.SocketOwner, "socket-owner", cfg.SocketOwner, "also trust a store socket owned by this USER or UID (by default only one owned by this user or root is used)")

@@ -30,7 +30,7 @@ func (o *options) withStream(f func(context.Context, *stream.Client) error) erro
 
 // streamConnect connects to the stream server at -a, with --key if given.
 func (o *options) streamConnect(ctx context.Context) (*stream.Client, error) {
-	keyOpts, err := stream.KeyFileOptions(o.keyFile, o.serverKey)
+	keyOpts, err := o.creds.Options()
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +41,7 @@ func (o *options) streamConnect(ctx context.Context) (*stream.Client, error) {
 // local store, then gets it there. Without a reachable, clustered stream
 // server it reports the local miss (errNoCluster wraps it).
 func (o *options) fetch(ctx context.Context, c *store.Client, id store.ObjectID, miss error) (*store.Object, error) {
-	keyOpts, err := stream.KeyFileOptions(o.keyFile, o.serverKey)
+	keyOpts, err := o.creds.Options()
 	if err != nil {
 		return nil, err
 	}

@@ -16,10 +16,9 @@ import (
 
 type options struct {
 	socket      string
-	socketOwner string // --socket-owner: a user trusted to own the socket
-	address     string // the local stream server, for cluster operations
-	keyFile     string // --key: mutual TLS with the stream server
-	serverKey   string // --server-key: its public key, pinned
+	socketOwner string             // --socket-owner: a user trusted to own the socket
+	address     string             // the local stream server, for cluster operations
+	creds       stream.Credentials // --key/--server-key or --tls-*: mutual TLS with the stream server
 }
 
 // New returns the root command.
@@ -35,11 +34,10 @@ func New() *cobra.Command {
 	root.PersistentFlags().StringVarP(&o.socket, "socket", "s", store.DefaultSocket, "unix socket of the plasma-store-server")
 	root.PersistentFlags().StringVar(&o.socketOwner, "socket-owner", "", "also trust a store socket owned by this USER or UID (by default only one owned by you or root is used)")
 	root.PersistentFlags().StringVarP(&o.address, "address", "a", stream.DefaultAddr, "the local plasma-stream-server, for cluster operations")
-	root.PersistentFlags().StringVar(&o.keyFile, "key", "", "talk to the stream server at -a with mutual TLS as the private key in FILE (plasma keygen); needs --server-key")
-	root.PersistentFlags().StringVar(&o.serverKey, "server-key", "", "the stream server's public key, 64 hex digits (plasma key show on its key file)")
+	cliutil.CredentialFlags(root.PersistentFlags(), &o.creds)
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetVersionTemplate("plasma {{.Version}}\n")
-	root.AddCommand(o.putCmd(), o.getCmd(), o.lsCmd(), o.rmCmd(), o.evictCmd(), o.watchCmd(), o.statCmd(), o.benchCmd(), o.nodesCmd(), o.locateCmd(), o.pullCmd(), o.importCmd(), o.exportCmd(), o.keygenCmd(), o.keyCmd())
+	root.AddCommand(o.putCmd(), o.getCmd(), o.lsCmd(), o.rmCmd(), o.evictCmd(), o.watchCmd(), o.statCmd(), o.benchCmd(), o.nodesCmd(), o.locateCmd(), o.pullCmd(), o.importCmd(), o.exportCmd(), o.keygenCmd(), o.keyCmd(), o.caCmd())
 	return root
 }
 

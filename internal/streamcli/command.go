@@ -29,7 +29,8 @@ func Main() int {
 // NewCommand is the plasma-stream-cli command; a run stores its exit
 // status in code.
 func NewCommand(code *int) *cobra.Command {
-	var addr, keyFile, serverKey string
+	var addr string
+	var creds stream.Credentials
 	cmd := &cobra.Command{
 		Use:   "plasma-stream-cli [--address ADDR]",
 		Short: "A simple CLI client for Plasma Stream server",
@@ -50,7 +51,7 @@ command failed.
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			keyOpts, err := stream.KeyFileOptions(keyFile, serverKey)
+			keyOpts, err := creds.Options()
 			if err != nil {
 				return err
 			}
@@ -74,8 +75,7 @@ command failed.
 	}
 	f := cmd.Flags()
 	f.StringVarP(&addr, "address", "a", DefaultAddr, fmt.Sprintf("Address of the Plasma Stream server (host:port; IPv6 as [::1]:%d; port %d if omitted)", stream.DefaultPort, stream.DefaultPort))
-	f.StringVar(&keyFile, "key", "", "connect with mutual TLS as the private key in FILE (plasma keygen); needs --server-key")
-	f.StringVar(&serverKey, "server-key", "", "the server's public key, 64 hex digits (plasma key show): a server proving another key is refused")
+	cliutil.CredentialFlags(f, &creds)
 	f.BoolP("version", "V", false, "Prints version information")
 	f.BoolP("help", "h", false, "Prints help information")
 	cmd.SetVersionTemplate("plasma-stream-cli {{.Version}}\n")

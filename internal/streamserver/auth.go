@@ -55,6 +55,9 @@ func needs(t streamwire.Type) trust.Role {
 // loadTrust reads the node key and the trust file, if configured, and
 // makes the TLS configuration both ends of every connection use.
 func (s *Server) loadTrust() error {
+	if s.cfg.TLS.Given() {
+		return s.loadCA()
+	}
 	if s.cfg.PrivateKey == "" {
 		return nil
 	}
@@ -138,9 +141,11 @@ func (s *Server) dropUntrusted() int {
 	return closed
 }
 
-// peerKey is the verified key of a TLS connection's peer.
+// peerKey is the verified key of a TLS connection's peer, or in CA mode
+// (cert set) its verified certificate.
 type peerKey struct {
-	key trust.PublicKey
+	key  trust.PublicKey
+	cert *trust.Peer
 }
 
 // secure runs the TLS handshake on an accepted connection, within the
@@ -157,6 +162,10 @@ func (s *Server) secure(ctx context.Context, nc net.Conn) (net.Conn, *peerKey, e
 		return nil, nil, fmt.Errorf("TLS handshake: %w", err)
 	}
 	tc.SetDeadline(time.Time{})
+	if s.ca != nil {
+		pk, err := s.ca.admit(nc, tc.ConnectionState())
+		return tc, pk, err
+	}
 	k, err := trust.ConnKey(tc.ConnectionState())
 	if err != nil {
 		return nil, nil, fmt.Errorf("TLS handshake: %w", err)
@@ -174,17 +183,26 @@ func (s *Server) permit(pk *peerKey, t streamwire.Type) (refusal *streamwire.Err
 	if pk == nil {
 		return nil, false
 	}
+	if pk.cert != nil {
+		return notPermitted(pk.cert.Name, pk.cert.Role, t), false
+	}
 	e, ok := s.lookupKey(pk.key)
 	if !ok {
 		return &streamwire.ErrorReply{Status: streamwire.StatusNotPermitted, Message: fmt.Sprintf(
 			"not permitted: key %s is no longer trusted by %s (not in its trust file, nor a registered node)", pk.key, s.cfg.NodeName)}, true
 	}
+	return notPermitted(e.Name, e.Role, t), false
+}
+
+// notPermitted is the refusal of a request of type t to the peer named
+// name with role, or nil if the role allows it.
+func notPermitted(name string, role trust.Role, t streamwire.Type) *streamwire.ErrorReply {
 	need := needs(t)
-	if e.Role.Allows(need) {
-		return nil, false
+	if role.Allows(need) {
+		return nil
 	}
 	return &streamwire.ErrorReply{Status: streamwire.StatusNotPermitted, Message: fmt.Sprintf(
-		"not permitted: key %s has role %s; %s needs %s", e.Name, e.Role, t, need)}, false
+		"not permitted: key %s has role %s; %s needs %s", name, role, t, need)}
 }
 
 // ReloadTrust reads the trust file again (on SIGHUP): new handshakes and
@@ -193,6 +211,9 @@ func (s *Server) permit(pk *peerKey, t streamwire.Type) (refusal *streamwire.Err
 // does not parse) the keys in use stay. A server without keys has nothing
 // to reload.
 func (s *Server) ReloadTrust() error {
+	if s.ca != nil {
+		return s.reloadCA()
+	}
 	if s.trust == nil {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
+	"github.com/plasmastream/plasmastream/internal/trust"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -38,6 +39,13 @@ type Config struct {
 	// pinned keys, and each request is checked against its key's role.
 	PrivateKey  string
 	TrustedKeys string
+	// TLS is CA mode (--tls-cert, --tls-key, --tls-ca; all three, and
+	// neither PrivateKey nor TrustedKeys): every connection runs mutual
+	// TLS 1.3 with certificates issued by the CA, the peer named by its
+	// certificate's CommonName, with the role of its "plasma:<role>" OU or
+	// else TLSDefaultRole (--tls-default-role; none: refused).
+	TLS            trust.CAFiles
+	TLSDefaultRole trust.Role
 	// Listener, if set, is served instead of binding Bind and Port (a
 	// test's wrapped listener); the server closes it.
 	Listener        net.Listener
@@ -135,6 +143,10 @@ func (c *Config) Validate() error {
 		return errors.New("-k/--private-key and --trusted-keys go together: a node with a key must know whom to trust, and the reverse")
 	case c.Cluster.ClusterRole != "" && c.PrivateKey == "":
 		return errors.New("--cluster-role sets the role of node keys registered in the cluster: it needs this node's own key (-k/--private-key, --trusted-keys)")
+	case c.TLS.Given() && (c.PrivateKey != "" || c.TrustedKeys != ""):
+		return errors.New("--tls-cert/--tls-key/--tls-ca (CA mode) and -k/--private-key/--trusted-keys (pinned keys) exclude each other: give one or the other")
+	case c.TLS.Check() != nil:
+		return c.TLS.Check()
 	case c.SocketOwner != "":
 		if _, err := store.LookupUser(c.SocketOwner); err != nil {
 			return fmt.Errorf("--socket-owner: %w", err)

@@ -29,7 +29,9 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		log.Info("peer refused", "err", err)
 		return
 	}
-	if pk != nil {
+	if pk != nil && pk.cert != nil {
+		log = log.With("cert", pk.cert.Name, "role", pk.cert.Role.String())
+	} else if pk != nil {
 		if e, ok := s.trust.Lookup(pk.key); ok {
 			log = log.With("key", e.Name, "role", e.Role.String())
 		}

@@ -52,6 +52,8 @@ type Server struct {
 	// directory (--cluster-role); members follows the registrations.
 	memberRole trust.Role
 	members    atomic.Pointer[cluster.Members]
+	ca         *caMode       // CA mode (--tls-cert...): nil otherwise
+	refusing   chan struct{} // busy refusals under TLS being handled (at most its capacity)
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -70,7 +72,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, start: time.Now(), conns: map[net.Conn]struct{}{}, keyed: map[net.Conn]trust.PublicKey{},
-		budget: memBudget{limit: cfg.RequestMemory}, storeDone: make(chan struct{})}
+		budget: memBudget{limit: cfg.RequestMemory}, storeDone: make(chan struct{}), refusing: make(chan struct{}, maxTLSRefusals)}
 	if err := s.loadTrust(); err != nil {
 		if cfg.Listener != nil {
 			cfg.Listener.Close()
@@ -216,6 +218,9 @@ func (s *Server) track(nc net.Conn, add bool) {
 	} else {
 		delete(s.conns, nc)
 		delete(s.keyed, nc)
+		if s.ca != nil {
+			s.ca.forget(nc)
+		}
 		nc.Close()
 	}
 }
@@ -227,10 +232,21 @@ func (s *Server) track(nc net.Conn, add bool) {
 // connection and lose the message.
 func (s *Server) refuse(nc net.Conn, status streamwire.Status, msg string) {
 	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(2 * time.Second))
+	nc.SetDeadline(time.Now().Add(refuseTimeout))
+	if s.peerTLS != nil {
+		tc, ok := s.refuseHandshake(nc)
+		if !ok {
+			return
+		}
+		defer func() { <-s.refusing }()
+		nc = tc
+	}
 	nc.Write(streamwire.AppendFrame(nil, streamwire.TypeError, streamwire.ErrorReply{Status: status, Message: msg}.Append(nil)))
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.CloseWrite()
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		c.CloseWrite()
+	case *tls.Conn:
+		c.CloseWrite()
 	}
 	io.Copy(io.Discard, io.LimitReader(nc, 1<<16))
 }

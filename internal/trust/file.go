@@ -40,6 +40,23 @@ func ParseRole(s string) (Role, error) {
 	return RoleNone, fmt.Errorf("role %q: want read, write or admin", clip(s))
 }
 
+// Set reads a role for a flag: read, write, admin, or none.
+func (r *Role) Set(s string) error {
+	if s == "none" {
+		*r = RoleNone
+		return nil
+	}
+	v, err := ParseRole(s)
+	if err != nil {
+		return fmt.Errorf("role %q: want read, write, admin or none", clip(s))
+	}
+	*r = v
+	return nil
+}
+
+// Type names the flag's value.
+func (r *Role) Type() string { return "role" }
+
 // Allows reports whether a key with role r may do what needs role need.
 func (r Role) Allows(need Role) bool {
 	return need != RoleNone && need <= RoleAdmin && r >= need && r <= RoleAdmin
@@ -85,30 +102,23 @@ const maxName = 128
 // per line; `#` starts a comment; blank lines are ignored. Every error
 // names the file (name) and the line.
 func ParseFile(r io.Reader, name string) (*Set, error) {
-	s := &Set{name: name, byKey: make(map[PublicKey]Entry)}
-	lineOf := make(map[string]int) // entry name → line, for duplicates
-	keyLine := make(map[PublicKey]int)
+	b := newBuilder(name)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 512), maxLine)
 	n := 0
 	for sc.Scan() {
 		n++
+		where := fmt.Sprintf("line %d", n)
 		e, ok, err := parseLine(sc.Text())
 		if err != nil {
-			return nil, fmt.Errorf("trust file %s, line %d: %w", name, n, err)
+			return nil, fmt.Errorf("trust file %s, %s: %w", name, where, err)
 		}
 		if !ok {
 			continue
 		}
-		if prev, dup := keyLine[e.Key]; dup {
-			return nil, fmt.Errorf("trust file %s, line %d: key %s is already on line %d", name, n, e.Key, prev)
+		if err := b.add(e, where); err != nil {
+			return nil, err
 		}
-		if prev, dup := lineOf[e.Name]; dup {
-			return nil, fmt.Errorf("trust file %s, line %d: name %q is already on line %d", name, n, e.Name, prev)
-		}
-		keyLine[e.Key], lineOf[e.Name] = n, n
-		s.byKey[e.Key] = e
-		s.entries = append(s.entries, e)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -116,7 +126,32 @@ func ParseFile(r io.Reader, name string) (*Set, error) {
 		}
 		return nil, fmt.Errorf("trust file %s: %w", name, err)
 	}
-	return s, nil
+	return b.set, nil
+}
+
+// builder makes a Set of entries in order, refusing a key or a name
+// listed twice; where names an entry's place in the file ("line 3").
+type builder struct {
+	set    *Set
+	keyAt  map[PublicKey]string
+	nameAt map[string]string
+}
+
+func newBuilder(file string) *builder {
+	return &builder{set: &Set{name: file, byKey: make(map[PublicKey]Entry)}, keyAt: map[PublicKey]string{}, nameAt: map[string]string{}}
+}
+
+func (b *builder) add(e Entry, where string) error {
+	if prev, dup := b.keyAt[e.Key]; dup {
+		return fmt.Errorf("trust file %s, %s: key %s is already on %s", b.set.name, where, e.Key, prev)
+	}
+	if prev, dup := b.nameAt[e.Name]; dup {
+		return fmt.Errorf("trust file %s, %s: name %q is already on %s", b.set.name, where, e.Name, prev)
+	}
+	b.keyAt[e.Key], b.nameAt[e.Name] = where, where
+	b.set.byKey[e.Key] = e
+	b.set.entries = append(b.set.entries, e)
+	return nil
 }
 
 // parseLine reads one line; ok is false for a blank or comment line.
@@ -133,17 +168,23 @@ func parseLine(line string) (e Entry, ok bool, err error) {
 	case len(f) > 3:
 		return e, false, fmt.Errorf("want `<public key> <name> <role>`, got %d fields (a name has no spaces)", len(f))
 	}
-	if e.Key, err = ParsePublicKey(f[0]); err != nil {
-		return e, false, err
+	e, err = makeEntry(f[0], f[1], f[2])
+	return e, err == nil, err
+}
+
+// makeEntry checks an entry's three fields, as text.
+func makeEntry(key, name, role string) (e Entry, err error) {
+	if e.Key, err = ParsePublicKey(key); err != nil {
+		return e, err
 	}
-	if err := checkName(f[1]); err != nil {
-		return e, false, err
+	if err := checkName(name); err != nil {
+		return e, err
 	}
-	e.Name = f[1]
-	if e.Role, err = ParseRole(f[2]); err != nil {
-		return e, false, err
+	e.Name = name
+	if e.Role, err = ParseRole(role); err != nil {
+		return e, err
 	}
-	return e, true, nil
+	return e, nil
 }
 
 // checkName keeps names printable and short: they go into logs and into

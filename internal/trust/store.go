@@ -63,5 +63,8 @@ func readFile(path string) (*Set, error) {
 	if perm := st.Mode().Perm(); perm&0o022 != 0 {
 		return nil, fmt.Errorf("trust file %s is writable by others (mode %04o): chmod go-w %s", path, perm, path)
 	}
+	if IsTOML(path) {
+		return ParseTOML(f, path)
+	}
 	return ParseFile(f, path)
 }

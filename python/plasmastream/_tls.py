@@ -60,17 +60,8 @@ def load_key(path: str):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     path = os.path.expanduser(os.fspath(path))
+    fd = _open_private(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise ValueError(f"private key {path}: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"private key {path} is not a regular file")
-        mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o077:
-            raise ValueError(f"private key {path} is readable by others (mode {mode:04o}): chmod 600 {path}")
         data = os.read(fd, 4 * SEED_SIZE + 2)
     finally:
         os.close(fd)
@@ -87,6 +78,26 @@ def load_key(path: str):
     if len(body) != 2 * SEED_SIZE or len(seed) != SEED_SIZE:
         raise ValueError(f"private key {path} is malformed: want 64 hex digits and a newline")
     return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def _open_private(path: str) -> int:
+    """An open descriptor of the private key file at path, once checked to
+    be a regular file that neither group nor others may access."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ValueError(f"private key {path}: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"private key {path} is not a regular file")
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o077:
+            raise ValueError(f"private key {path} is readable by others (mode {mode:04o}): chmod 600 {path}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def public_hex(priv) -> str:
@@ -147,10 +158,42 @@ def client_context(priv) -> ssl.SSLContext:
 @dataclass(frozen=True)
 class ClientConfig:
     """What a keyed client connects with: its TLS context and its public
-    key (hex, for messages)."""
+    key (hex, for messages); in CA mode (``ca``) ``public`` is the
+    certificate file's path instead, and the context verifies the
+    server's chain."""
 
     context: ssl.SSLContext
     public: str
+    ca: bool = False
+
+    def describe(self) -> str:
+        return f"certificate {self.public}" if self.ca else f"key {self.public}"
+
+
+def ca_client_config(cert, key, ca) -> ClientConfig:
+    """The client configuration of CA mode (a server started with
+    --tls-cert/--tls-key/--tls-ca): this client presents the certificate in
+    ``cert`` (PEM; its key in ``key``, mode 0600) and accepts a server whose
+    certificate chains to a CA in ``ca``, with server-auth usage. Host names
+    are not checked: the CA's signature says who answers, as the Go
+    client does (docs/trust.md). Errors name the files, never their
+    content."""
+    cert, key, ca = (os.path.expanduser(os.fspath(p)) for p in (cert, key, ca))
+    os.close(_open_private(key))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    try:
+        ctx.load_verify_locations(cafile=ca)
+    except (OSError, ssl.SSLError) as e:
+        raise ValueError(f"CA file {ca}: {getattr(e, 'reason', None) or getattr(e, 'strerror', None) or e}") from None
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise ValueError(f"certificate {cert} with key {key}: "
+                         f"{getattr(e, 'reason', None) or getattr(e, 'strerror', None) or 'does not load'}") from None
+    return ClientConfig(ctx, cert, ca=True)
 
 
 def client_config(path) -> ClientConfig:

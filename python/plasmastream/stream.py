@@ -280,10 +280,20 @@ def _split_addr(addr: str) -> tuple[str, int]:
 _TLS_ALERT = b"\x15\x03"
 
 
-def _tls_config(key, server_key):
+def _tls_config(key, server_key, tls_cert=None, tls_key=None, tls_ca=None):
     """(client config, pinned server key) for key= and server_key=, or None
     without them. Both or neither: the server checks this client's key,
-    and this client the server's."""
+    and this client the server's. In CA mode (tls_cert=, tls_key=, tls_ca=,
+    all three) the pinned key is None: the context checks the chain."""
+    files = (tls_cert, tls_key, tls_ca)
+    if any(f is not None for f in files):
+        if key is not None or server_key is not None:
+            raise ValueError("tls_cert=/tls_key=/tls_ca= (CA mode) and key=/server_key= (pinned keys) exclude "
+                             "each other: use the kind the server runs")
+        if any(f is None for f in files):
+            raise ValueError("tls_cert=, tls_key= and tls_ca= go together: this client's certificate, its key, "
+                             "and the CA the server's certificate must chain to")
+        return _tls.ca_client_config(*files), None
     if key is None and server_key is None:
         return None
     if key is None or server_key is None:
@@ -307,15 +317,19 @@ def _hello_refused(addr: str, e: BaseException, tls) -> Optional[StreamError]:
         if not lost:
             return None
         why = (e.reason or str(e)) if isinstance(e, ssl.SSLError) else "connection closed"
+        if tls[0].ca:
+            return StreamError(sw.NOT_PERMITTED, f"stream server {addr} refused this client's {tls[0].describe()} "
+                                                 f"({why}): did the server's CA issue it, with a role?")
         return StreamError(sw.NOT_PERMITTED, f"stream server {addr} refused this client's key {tls[0].public} "
                                              f"({why}): is it in the server's trust file?")
     if isinstance(e, _Broken) and partial.startswith(_TLS_ALERT):
         return StreamError(sw.NOT_PERMITTED, f"stream server {addr} answered HELLO with a TLS alert: it serves "
-                                             f"only clients with a key (connect with key= and server_key=)")
+                                             f"only clients with a key (connect with key= and server_key=, or in CA "
+                                             f"mode tls_cert=, tls_key= and tls_ca=)")
     if lost:
         return StreamError(sw.CONNECTION_LOST, f"stream server {addr} closed the connection without answering "
                                                f"HELLO: if it runs with a key (-k), connect with key= and "
-                                               f"server_key=")
+                                               f"server_key= (in CA mode, --tls-cert: tls_cert=, tls_key= and tls_ca=)")
     return None
 
 
@@ -326,7 +340,8 @@ class StreamClient:
     sends Progress every 250 ms while it works."""
 
     def __init__(self, addr: str, timeout: float = DEFAULT_TIMEOUT, name: Optional[str] = None,
-                 key: Optional[str] = None, server_key: Optional[str] = None):
+                 key: Optional[str] = None, server_key: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None, tls_ca: Optional[str] = None):
         self.addr = addr
         self.timeout = timeout if timeout and timeout > 0 else DEFAULT_TIMEOUT
         self._lock = threading.Lock()
@@ -335,7 +350,7 @@ class StreamClient:
         self.server_key: Optional[str] = None  # the server's proved key (hex), with TLS
         if name is None:
             name = f"{socket.gethostname()}/{os.getpid()}"
-        tls = _tls_config(key, server_key)
+        tls = _tls_config(key, server_key, tls_cert, tls_key, tls_ca)
         host, port = _split_addr(addr)
         try:
             self._sock = socket.create_connection((host, port), timeout=min(self.timeout, 10.0))
@@ -373,7 +388,7 @@ class StreamClient:
             self._sock.close()
             raise
 
-    def _secure(self, cfg: "_tls.ClientConfig", pinned: bytes) -> None:
+    def _secure(self, cfg: "_tls.ClientConfig", pinned: Optional[bytes]) -> None:
         """The TLS 1.3 handshake, then the pinned key's check, before any
         protocol byte is sent (see _tls for why checking after the
         handshake is safe). Replaces self._sock with the TLS socket."""
@@ -381,8 +396,13 @@ class StreamClient:
         try:
             self._sock.do_handshake()
         except ssl.SSLError as e:
+            if cfg.ca:
+                raise _Broken(sw.PEER_UNREACHABLE, f"TLS handshake failed ({e.reason or e}): a plasma-stream-server "
+                                                   f"with a certificate of the CA in tls_ca= must answer") from None
             raise _Broken(sw.PEER_UNREACHABLE, f"TLS handshake failed ({e.reason or e}): a keyed "
                                                f"plasma-stream-server must answer (plasma-stream-server -k)") from None
+        if pinned is None:
+            return  # CA mode: the handshake verified the server's chain
         der = self._sock.getpeercert(binary_form=True)
         if not der:
             raise _Broken(sw.PEER_UNREACHABLE, "TLS handshake: the server presented no certificate")
@@ -759,7 +779,9 @@ def _pull_outcome(o: dict) -> PullOutcome:
 
 
 def connect(addr: str, timeout: float = DEFAULT_TIMEOUT, name: Optional[str] = None,
-            key: Optional[str] = None, server_key: Optional[str] = None) -> StreamClient:
+            key: Optional[str] = None, server_key: Optional[str] = None,
+            tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+            tls_ca: Optional[str] = None) -> StreamClient:
     """Connect to the plasma-stream-server at ``addr`` (``host:port``, IPv6
     as ``[::1]:2021``) and perform the HELLO handshake. ``timeout`` bounds
     each network step (seconds; dialling at most 10 s). Raises
@@ -772,5 +794,10 @@ def connect(addr: str, timeout: float = DEFAULT_TIMEOUT, name: Optional[str] = N
     1.3, and a server proving another key is refused (status ``"peer
     unreachable"``) before anything is sent. Both or neither; a bad key
     file or public key raises ValueError. Needs the ``cryptography``
-    package (Debian: python3-cryptography)."""
-    return StreamClient(addr, timeout, name, key, server_key)
+    package (Debian: python3-cryptography).
+
+    A server in CA mode (``--tls-cert --tls-key --tls-ca``) needs
+    ``tls_cert``, ``tls_key`` (mode 0600) and ``tls_ca`` instead (PEM files,
+    e.g. from ``plasma ca issue``): mutual TLS 1.3, the server's certificate
+    verified against the CA (host names are not checked)."""
+    return StreamClient(addr, timeout, name, key, server_key, tls_cert, tls_key, tls_ca)

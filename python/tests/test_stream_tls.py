@@ -220,3 +220,113 @@ def test_plain_hello_answered_by_tls_alert():
         th.join(20)
     finally:
         ln.close()
+
+
+# -- CA mode (--tls-cert --tls-key --tls-ca) ---------------------------------
+
+
+class PKI:
+    """A CA made by `plasma ca init` and certificates by `plasma ca issue`."""
+
+    def __init__(self, bins: str, name: str):
+        self.bins = bins
+        self.dir = tempfile.mkdtemp(prefix="psca")
+        self.ca = os.path.join(self.dir, "ca.crt")
+        self._run("ca", "init", self.dir, "--name", name)
+
+    def _run(self, *args):
+        r = subprocess.run([os.path.join(self.bins, "plasma"), *args], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+    def issue(self, name: str, role=None) -> dict:
+        self._run("ca", "issue", self.dir, name, *(["--role", role] if role else []))
+        base = os.path.join(self.dir, name)
+        return {"tls_cert": base + ".crt", "tls_key": base + ".key", "tls_ca": self.ca}
+
+    def server_args(self, name: str, role="write") -> list:
+        f = self.issue(name, role)
+        return ["--tls-cert", f["tls_cert"], "--tls-key", f["tls_key"], "--tls-ca", f["tls_ca"]]
+
+
+@pytest.fixture(scope="module")
+def ca_node(go_bins):
+    pki = PKI(go_bins, "site-ca")
+    node = Node(go_bins, "canode", pki.server_args("canode"))
+    try:
+        yield node, pki
+    finally:
+        node.stop()
+        shutil.rmtree(pki.dir, ignore_errors=True)
+
+
+def test_ca_mode_connects_with_certificate(ca_node):
+    node, pki = ca_node
+    oid = ps.ObjectID.from_random()
+    node.plasma.put(b"over ca tls", oid)
+    with stream.connect(node.addr, **pki.issue("pyreader", "read")) as c:
+        assert c.ping() >= 0
+        assert oid in c.list()
+        assert c.node == "canode"
+        with pytest.raises(StreamError) as e:
+            c.sync([PeerRequest(COPY, "127.0.0.1:1", [oid])])
+        assert e.value.code == sw.NOT_PERMITTED
+        assert "key pyreader has role read; SYNC needs write" in e.value.message
+        assert c.ping() >= 0
+
+
+def test_ca_mode_refuses_without_certificate(ca_node, go_bins):
+    node, pki = ca_node
+    with pytest.raises(StreamError) as e:
+        stream.connect(node.addr, timeout=10)
+    assert e.value.code in (sw.NOT_PERMITTED, sw.CONNECTION_LOST), e.value
+    # A certificate without a role (the server's default role is none), or
+    # of another CA, is refused at the handshake.
+    with pytest.raises(StreamError) as e:
+        stream.connect(node.addr, timeout=10, **pki.issue("norole"))
+    assert e.value.code == sw.NOT_PERMITTED, e.value
+    assert "refused this client's certificate" in e.value.message
+    other = PKI(go_bins, "other-ca")
+    try:
+        foreign = other.issue("intruder", "admin")
+        foreign["tls_ca"] = pki.ca
+        with pytest.raises(StreamError) as e:
+            stream.connect(node.addr, timeout=10, **foreign)
+        assert e.value.code == sw.NOT_PERMITTED, e.value
+        # This client refuses a server its CA did not issue.
+        with pytest.raises(StreamError) as e:
+            stream.connect(node.addr, timeout=10, **other.issue("me", "admin"))
+        assert e.value.code == sw.PEER_UNREACHABLE, e.value
+    finally:
+        shutil.rmtree(other.dir, ignore_errors=True)
+
+
+def test_ca_mode_arguments(ca_node, tmp_path):
+    node, pki = ca_node
+    f = pki.issue("args", "read")
+    with pytest.raises(ValueError, match="go together"):
+        stream.connect(node.addr, tls_cert=f["tls_cert"], tls_ca=f["tls_ca"])
+    with pytest.raises(ValueError, match="exclude each other"):
+        stream.connect(node.addr, key=f["tls_key"], server_key="ab" * 32, **f)
+    loose = tmp_path / "loose.key"
+    shutil.copy(f["tls_key"], loose)
+    os.chmod(loose, 0o644)
+    with pytest.raises(ValueError, match="is readable by others"):
+        stream.connect(node.addr, tls_cert=f["tls_cert"], tls_key=str(loose), tls_ca=f["tls_ca"])
+
+
+def test_busy_refusal_is_read_inside_tls(go_bins):
+    # A server at --max-connections answers the next TLS client with a
+    # "server busy" Error inside TLS (not a plain frame TLS cannot read).
+    pki = PKI(go_bins, "busy-ca")
+    node = Node(go_bins, "busy", pki.server_args("busy") + ["--max-connections", "1"])
+    try:
+        f = pki.issue("client", "read")
+        with stream.connect(node.addr, **f) as held:
+            with pytest.raises(StreamError) as e:
+                stream.connect(node.addr, timeout=10, **f)
+            assert e.value.code == sw.SERVER_BUSY, e.value
+            assert "server busy" in e.value.message
+            assert held.ping() >= 0
+    finally:
+        node.stop()
+        shutil.rmtree(pki.dir, ignore_errors=True)
