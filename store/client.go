@@ -347,7 +347,8 @@ func (c *Client) Delete(ctx context.Context, ids ...ObjectID) ([]error, error) {
 }
 
 // Evict asks the store to free at least n bytes by evicting least recently
-// used unreferenced objects; it returns the bytes freed.
+// used unreferenced objects; it returns the bytes freed (data + metadata of
+// the objects evicted: empty objects count 0).
 func (c *Client) Evict(ctx context.Context, n uint64) (uint64, error) {
 	f, err := c.m.call(ctx, storewire.TypeEvict, storewire.Number{N: n}.Append(nil), nil)
 	if err != nil {

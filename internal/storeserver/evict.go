@@ -34,17 +34,23 @@ func (s *state) allocate(oid storewire.ID, size uint64) (uint64, error) {
 
 func roundUp(n uint64) uint64 { return (n + 63) &^ 63 }
 
-// evictOne removes the least recently used unreferenced sealed object.
+// evictOne removes the least recently used unreferenced sealed object and
+// returns the bytes of object data and metadata it held (0 for an empty
+// object, whose allocation is nominally one byte).
 func (s *state) evictOne() uint64 {
 	o, _ := s.lru.Min()
 	s.n.evictions++
 	s.n.evictedBytes += o.allocSize
 	s.publish(storewire.EventEvicted, o)
 	s.remove(o)
-	return o.allocSize
+	return o.dataSize + uint64(o.metaSize)
 }
 
-// evict frees at least n bytes by LRU eviction, or as much as it can.
+// evict evicts least recently used objects until their data and metadata
+// add up to at least n bytes, or nothing evictable is left, and returns
+// that sum. Empty objects add nothing, so eviction goes on past them (as
+// pyarrow's plasma store did): Evict(1) with empty objects first in line
+// evicts them and the next non-empty one.
 func (s *state) evict(n uint64) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

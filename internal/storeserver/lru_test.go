@@ -154,3 +154,41 @@ func TestCreateAndSealKeepHoldsAReference(t *testing.T) {
 		t.Fatal("the released object was not evictable")
 	}
 }
+
+// Evict counts the data and metadata of what it evicts, so empty objects
+// add nothing and eviction goes on past them, as pyarrow's plasma store
+// did. An empty object was once counted as its one-byte allocation:
+// Evict(1) then stopped after the first empty object.
+func TestEvictCountsObjectBytes(t *testing.T) {
+	sock, _ := testutil.StartStore(t, 1<<20)
+	c := testutil.StoreClient(t, sock)
+	ctx := context.Background()
+	var ids []store.ObjectID
+	for i := 0; i < 3; i++ {
+		id := store.RandomObjectID()
+		if err := c.PutID(ctx, id, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	last := store.RandomObjectID()
+	if err := c.PutID(ctx, last, make([]byte, 100), make([]byte, 7)); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, last)
+	freed, err := c.Evict(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if freed != 107 {
+		t.Errorf("Evict(1) past three empty objects freed %d bytes, want 107 (the data and metadata of the fourth)", freed)
+	}
+	for i, id := range ids {
+		if ok, _ := c.Contains(ctx, id); ok {
+			t.Errorf("object %d (%s) is still in the store after Evict(1)", i, id)
+		}
+	}
+	if freed, err := c.Evict(ctx, 1); err != nil || freed != 0 {
+		t.Errorf("Evict(1) of an empty store: %d, %v; want 0, nil", freed, err)
+	}
+}

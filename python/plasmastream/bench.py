@@ -4,6 +4,14 @@
 
 Measures, for one numpy array of --size-mib MiB (float64):
 
+- plasma_put_GBps, plasma_get_p50_us / plasma_get_p99_us:
+  ``plasmastream.plasma`` (the pyarrow.plasma replacement) ``put`` of the
+  array (pickle protocol 5, the array's data copied once, out of band,
+  into shared memory) and ``get`` (unpickled as a zero-copy read-only view);
+  raw_get_p50_us is the plain buffer ``get`` of the same object (a
+  memoryview, no unpickling), get_vs_raw the ratio of the p50s;
+  plasma_pickle_e2e_GBps: ``put`` here, ``get`` in another process;
+
 - put_GBps: ``client.put_array`` throughput (one copy into shared memory,
   create + seal + release), median of --repeat runs;
 - get_p50_us_large / get_p99_us_large: latency of ``client.get_array`` of
@@ -38,6 +46,20 @@ import numpy as np
 
 import plasmastream
 from plasmastream import ObjectID
+
+
+def _plasma_pickle_child(sock: str, conn_in, conn_out) -> None:
+    from plasmastream import plasma
+
+    client = plasma.connect(sock)
+    while True:
+        msg = conn_in.recv()
+        if msg is None:
+            break
+        arr = client.get(ObjectID.from_hex(msg))
+        conn_out.send(arr.shape[0])
+        del arr
+    client.disconnect()
 
 
 def _plasma_child(sock: str, conn_in, conn_out) -> None:
@@ -101,11 +123,68 @@ def _pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
+def _latency(fn, n: int) -> list:
+    """Seconds per call of fn() (its result dropped at once), n calls."""
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = fn()
+        lat.append(time.perf_counter() - t0)
+        del r
+    return lat
+
+
+def run_plasma_pickle(sock: str, arr, repeat: int, gets: int, ctx) -> dict:
+    """plasmastream.plasma put/get of arr (pickle 5, out-of-band buffers)
+    beside the raw buffer get of the same object."""
+    from plasmastream import plasma
+
+    res: dict = {}
+    client = plasma.connect(sock, num_retries=0)
+    try:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            oid = client.put(arr)
+            times.append(time.perf_counter() - t0)
+            client.delete([oid])
+        res["plasma_put_GBps"] = arr.nbytes / statistics.median(times) / 1e9
+        oid = client.put(arr)
+        got = client.get(oid)
+        if not np.array_equal(got[:: 1 << 16], arr[:: 1 << 16]) or got.flags.writeable:
+            raise AssertionError("plasma.get returned something other than a read-only view of the array")
+        del got
+        lat = _latency(lambda: client.get(oid), gets)
+        res["plasma_get_p50_us"] = _pct(lat, 50) * 1e6
+        res["plasma_get_p99_us"] = _pct(lat, 99) * 1e6
+        lat = _latency(lambda: plasmastream.PlasmaClient.get(client, oid), gets)
+        res["raw_get_p50_us"] = _pct(lat, 50) * 1e6
+        res["get_vs_raw"] = res["plasma_get_p50_us"] / res["raw_get_p50_us"]
+        client.delete([oid])
+        peer = _Peer(ctx, _plasma_pickle_child, sock)
+        try:
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                oid = client.put(arr)
+                peer.to_child.send(oid.hex())
+                peer.from_child.recv()
+                times.append(time.perf_counter() - t0)
+                client.delete([oid])
+            res["plasma_pickle_e2e_GBps"] = arr.nbytes / statistics.median(times) / 1e9
+        finally:
+            peer.stop()
+    finally:
+        client.disconnect()
+    return res
+
+
 def run(sock: str, size_mib: int = 256, repeat: int = 5, gets: int = 1000) -> dict:
     nbytes = size_mib << 20
     arr = np.random.default_rng(1).random(nbytes // 8)
     res: dict = {"size_bytes": arr.nbytes}
     ctx = mp.get_context("spawn")
+    res.update(run_plasma_pickle(sock, arr, repeat, gets, ctx))
     client = plasmastream.connect(sock)
     try:
         # put throughput
@@ -161,6 +240,19 @@ def run(sock: str, size_mib: int = 256, repeat: int = 5, gets: int = 1000) -> di
     size = len(pickle.dumps(arr, protocol=5))
     shm = shared_memory.SharedMemory(create=True, size=size)
     try:
+        times, lat = [], []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            payload = pickle.dumps(arr, protocol=5)
+            shm.buf[: len(payload)] = payload
+            times.append(time.perf_counter() - t0)
+            del payload
+            t0 = time.perf_counter()
+            back = pickle.loads(shm.buf[:size])
+            lat.append(time.perf_counter() - t0)
+            del back
+        res["pickle_shm_put_GBps"] = arr.nbytes / statistics.median(times) / 1e9
+        res["pickle_shm_get_p50_us"] = _pct(lat, 50) * 1e6
         peer = _Peer(ctx, _shm_child, shm.name)
         try:
             times = []
@@ -194,15 +286,42 @@ def run(sock: str, size_mib: int = 256, repeat: int = 5, gets: int = 1000) -> di
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()}
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown cpu"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m plasmastream.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--socket", "-s", default=plasmastream.DEFAULT_SOCKET, help="store socket")
     ap.add_argument("--size-mib", type=int, default=256, help="array size in MiB (default 256)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per throughput figure (median)")
     ap.add_argument("--gets", type=int, default=1000, help="gets per latency figure")
+    ap.add_argument("--start-store", metavar="BYTES", type=int, default=0,
+                    help="run a plasma-store-server of BYTES for the benchmark (plasma.start_plasma_store) "
+                         "instead of using --socket; needs about 1.5x the array")
     args = ap.parse_args(argv)
-    res = run(args.socket, args.size_mib, args.repeat, args.gets)
+    if args.start_store:
+        from plasmastream.plasma import start_plasma_store
+
+        with start_plasma_store(args.start_store) as (name, _):
+            res = run(name, args.size_mib, args.repeat, args.gets)
+    else:
+        res = run(args.socket, args.size_mib, args.repeat, args.gets)
     rows = [
+        ("plasma.put (pickle 5, out of band)", f"{res['plasma_put_GBps']:.2f} GB/s", ""),
+        ("plasma.get (zero-copy view)", f"{res['plasma_get_p50_us']:.1f} µs p50",
+         f"{res['plasma_get_p99_us']:.1f} µs p99; {res['get_vs_raw']:.2f}x the raw get"),
+        ("raw buffer get (memoryview)", f"{res['raw_get_p50_us']:.1f} µs p50", ""),
+        ("plasma.put -> plasma.get elsewhere", f"{res['plasma_pickle_e2e_GBps']:.2f} GB/s", "put + get there"),
+        ("pickle into shared_memory", f"{res['pickle_shm_put_GBps']:.2f} GB/s", "dumps + copy"),
+        ("pickle.loads from shared_memory", f"{res['pickle_shm_get_p50_us']:.1f} µs p50", "a copy"),
         ("plasmastream put_array", f"{res['put_GBps']:.2f} GB/s", f"best {res['put_GBps_best']:.2f} GB/s"),
         ("plasmastream get_array, large", f"{res['get_p50_us_large']:.1f} µs p50", f"{res['get_p99_us_large']:.1f} µs p99"),
         ("plasmastream get_array, 1 KiB", f"{res['get_p50_us_small']:.1f} µs p50", ""),
@@ -211,7 +330,7 @@ def main(argv=None) -> int:
         ("pickle via pipe", f"{res['pickle_pipe_GBps']:.2f} GB/s", "Connection.send + recv there"),
     ]
     print(f"array: {res['size_bytes'] / 2**20:.0f} MiB float64, python {sys.version.split()[0]}, "
-          f"numpy {np.__version__}, {os.cpu_count()} cpus")
+          f"numpy {np.__version__}, {os.cpu_count()} cpus ({_cpu_model()})")
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     for a, b, c in rows:

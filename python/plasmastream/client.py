@@ -598,12 +598,7 @@ class PlasmaClient:
         oid = as_id_bytes(object_id)
         data = view[:data_size]
         if digest is None:
-            # Outboard: the digest (32 bytes) first; the store hashes the
-            # object now if its background hasher has not yet.
-            p = self._call(w.OUTBOARD, oid)
-            if len(p) < w.DIGEST_SIZE:
-                raise ProtocolError(f"outboard {oid.hex()}: malformed reply of {len(p)} bytes")
-            digest = bytes(p[:w.DIGEST_SIZE])
+            digest = self._store_digest(oid)
         got = blake3(data)
         if got != digest:
             raise IntegrityError(
@@ -611,6 +606,15 @@ class PlasmaClient:
                 f"BLAKE3 digest {digest.hex()} (its data hashes to {got.hex()}): its bytes were changed "
                 f"in shared memory after Seal, which any client of the store can do")
         return data
+
+    def _store_digest(self, oid: bytes) -> bytes:
+        """The BLAKE3 digest of a sealed object's data as the store knows it
+        (Outboard: the store hashes the object now if its background hasher
+        has not yet)."""
+        p = self._call(w.OUTBOARD, oid)
+        if len(p) < w.DIGEST_SIZE:
+            raise ProtocolError(f"outboard {oid.hex()}: malformed reply of {len(p)} bytes")
+        return bytes(p[:w.DIGEST_SIZE])
 
     def _get(self, object_ids, timeout_ms: int):
         """Get: for each id, (view over data+metadata, data_size, digest or

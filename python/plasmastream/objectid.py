@@ -23,10 +23,12 @@ class ObjectID:
         if isinstance(object_id, ObjectID):
             b = object_id._b
         else:
-            try:
-                b = bytes(object_id)
-            except TypeError:
-                raise TypeError(f"ObjectID needs {ID_SIZE} bytes, got {type(object_id).__name__}") from None
+            # Only bytes-like objects: bytes(20) would be 20 zero bytes.
+            if not isinstance(object_id, (bytes, bytearray, memoryview)):
+                hint = " (ObjectID.from_hex parses hex digits)" if isinstance(object_id, str) else ""
+                raise ValueError(f"ObjectID needs {ID_SIZE} bytes, got {type(object_id).__name__} "
+                                 f"{object_id!r:.60}{hint}")
+            b = bytes(object_id)
             if len(b) != ID_SIZE:
                 raise ValueError(f"ObjectID needs {ID_SIZE} bytes, got {len(b)}")
         self._b = b
