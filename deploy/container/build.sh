@@ -6,10 +6,11 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
 version="$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
-mkdir -p "$here/bin"
+out="${PLASMA_BIN_DIR:-$here/bin}"   # the image takes them from $here/bin
+mkdir -p "$out"
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/plasmastream/plasmastream/internal/cliutil.Version=$version" \
-  -o "$here/bin/" ./cmd/...
-echo "static binaries in $here/bin/ (version $version)"
+  -o "$out/" ./cmd/...
+echo "static binaries in $out/ (version $version)"
 [ "${1:-}" = --binaries ] && exit 0
 tag="${1:-plasmastream:$version}"
 engine="$(command -v docker || command -v podman || true)"
