@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/tracing"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 	"github.com/plasmastream/plasmastream/internal/trust"
 	"github.com/plasmastream/plasmastream/store"
@@ -121,7 +122,14 @@ func (c *Client) do(ctx context.Context, f func(*transfer.Conn) error) error {
 		return c.dead
 	}
 	stop := c.c.CloseOnDone(ctx)
-	err := f(c.c)
+	var err error
+	if p := tracing.ParentOf(ctx); p != nil {
+		// The caller's trace goes on at the server (and the nodes it asks).
+		err = c.c.WriteFrame(streamwire.TypeTrace, p)
+	}
+	if err == nil {
+		err = f(c.c)
+	}
 	stop()
 	if ctx.Err() != nil {
 		err = ctx.Err()

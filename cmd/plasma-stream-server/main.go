@@ -133,6 +133,7 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "name of this node in logs and replies")
 	f.StringVar(&cfg.MetricsAddr, "http-addr", cfg.MetricsAddr, "serve HTTP on this address (e.g. :9121): Prometheus /metrics, /healthz (alive) and /readyz (store connected, cluster joined)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "the same as --http-addr (its former name)")
+	f.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", cfg.OTLPEndpoint, "export OpenTelemetry spans of SYNC, COPY, TAKE, FETCH, PULL, PREFETCH and DELETE (per peer and per object) to this OTLP/gRPC collector: host:port or http://host:port (plain), https://host:port (TLS); the trace context travels between nodes in the protocol")
 	f.DurationVar(&cfg.IOTimeout, "io-timeout", cfg.IOTimeout, "deadline of each network step; a peer silent for longer is dropped")
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "a connection silent this long between requests is closed")
 	f.DurationVar(&cfg.ResumeKeep, "resume-keep", cfg.ResumeKeep, "how long the verified part of a failed fetch or COPY is kept for the next one to resume from, within half the store's capacity (0: not at all)")

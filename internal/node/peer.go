@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/tracing"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 )
 
@@ -24,8 +28,13 @@ func (n *Node) dialPeer(ctx context.Context, addr string) (*transfer.Conn, error
 // addr, named name/purpose in its logs; ctx ends the wait for the reply.
 // A refusal or failure reply is returned as an *streamwire.ErrorReply
 // naming the server, anything else as an error naming it.
-func (n *Node) request(ctx context.Context, addr, purpose string, f func(*transfer.Conn) error) error {
+func (n *Node) request(ctx context.Context, addr, purpose string, f func(*transfer.Conn) error) (err error) {
+	ctx, span := tracing.Start(ctx, "plasma.peer."+purpose, trace.SpanKindClient, attribute.String("plasma.peer", addr))
+	defer func() { tracing.End(span, "", err) }()
 	c, _, err := transfer.Dial(ctx, addr, streamwire.RoleClient, n.cfg.Name+"/"+purpose, n.cfg.IOTimeout, n.cfg.TLS)
+	if err == nil {
+		err = c.Propagate(ctx)
+	}
 	if err == nil {
 		stop := c.CloseOnDone(ctx)
 		err = f(c)

@@ -51,6 +51,10 @@ type Config struct {
 	Listener        net.Listener
 	NodeName        string        // --node-name; "": the listening address
 	MetricsAddr     string        // --metrics-addr; "": no metrics listener
+	// OTLPEndpoint (--otlp-endpoint) exports spans of the requests that
+	// move objects to this OTLP/gRPC collector; it sets the process's
+	// tracer provider. "": no tracing.
+	OTLPEndpoint string
 	IOTimeout       time.Duration // --io-timeout
 	IdleTimeout     time.Duration // --idle-timeout, between requests
 	SyncConcurrency int           // --sync-concurrency

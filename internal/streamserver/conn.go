@@ -13,6 +13,7 @@ import (
 	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/tracing"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 )
 
@@ -32,7 +33,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	if pk != nil && pk.cert != nil {
 		log = log.With("cert", pk.cert.Name, "role", pk.cert.Role.String())
 	} else if pk != nil {
-		if e, ok := s.trust.Lookup(pk.key); ok {
+		if e, ok := s.lookupKey(pk.key); ok {
 			log = log.With("key", e.Name, "role", e.Role.String())
 		}
 	}
@@ -47,6 +48,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		return
 	}
 	log = log.With("name", hello.Name)
+	var parent []byte // a TRACE frame's context, for the next request
 	for {
 		req, err := s.readRequest(c, s.cfg.IdleTimeout)
 		if r, ok := isRefusal(err); ok {
@@ -73,6 +75,14 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: status, Message: fmt.Sprintf("%s: closing the connection: %v", s.cfg.NodeName, err)}.Append(nil))
 			return
 		}
+		if req.t == streamwire.TypeTrace {
+			// No reply: the context applies to the next request.
+			s.budget.give(req.cost)
+			parent = req.p
+			continue
+		}
+		rctx, span := s.startSpan(ctx, parent, req, hello.Name)
+		parent = nil
 		if r, gone := s.permit(pk, req.t); r != nil {
 			// Refused before anything moves; the request was read whole,
 			// so the connection stays usable (unless the key is gone).
@@ -80,12 +90,14 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			s.metrics.notPermitted.Inc()
 			s.metrics.request(req.t.String(), r.Status)
 			log.Info("request not permitted", "type", req.t, "err", r.Message)
+			tracing.End(span, r.Status.String(), nil)
 			if c.Send(streamwire.TypeError, r.Append(nil)) != nil || gone {
 				return
 			}
 			continue
 		}
-		status, err := s.handle(ctx, c, req)
+		status, err := s.handle(rctx, c, req)
+		tracing.End(span, status.String(), err)
 		s.budget.give(req.cost)
 		s.metrics.request(req.t.String(), status)
 		if err != nil {

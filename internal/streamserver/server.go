@@ -18,6 +18,7 @@ import (
 	"github.com/plasmastream/plasmastream/internal/netutil"
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/tracing"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 	"github.com/plasmastream/plasmastream/internal/trust"
 	"github.com/plasmastream/plasmastream/store"
@@ -36,6 +37,8 @@ type Server struct {
 	node    *node.Node                // PULL, DELETE and the cluster requests
 	joined  atomic.Pointer[node.Node] // node, once made: for /readyz, served before
 	budget  memBudget                 // request memory (--request-memory)
+
+	stopTracing func(context.Context) error // flushes and stops the OTLP exporter
 
 	storeMu    sync.Mutex
 	store      *storeConn // nil while the store is down
@@ -111,6 +114,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.NodeName == "" {
 		s.cfg.NodeName = ln.Addr().String()
+	}
+	if s.stopTracing, err = tracing.Setup(ctx, cfg.OTLPEndpoint, "plasma-stream-server", s.cfg.NodeName, s.log); err != nil {
+		close(s.storeDone)
+		s.shutdown()
+		sc.retire()
+		return nil, err
 	}
 	if s.node, err = s.newNode(ctx, sc.st); err != nil {
 		close(s.storeDone)
@@ -208,6 +217,11 @@ func (s *Server) shutdown() {
 		s.httpSrv.Close()
 	}
 	s.ln.Close()
+	if s.stopTracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.stopTracing(ctx) // flushes the last spans
+	}
 }
 
 func (s *Server) track(nc net.Conn, add bool) {

@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/streamwire"
-	"github.com/plasmastream/plasmastream/internal/transfer"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/tracing"
+	"github.com/plasmastream/plasmastream/internal/transfer"
 )
 
 // progress is shared by the peer requests of one SYNC.
@@ -153,13 +158,21 @@ func isTimeout(err error) bool {
 func (s *Server) runPeer(ctx context.Context, sc *storeConn, pr streamwire.PeerRequest, prog *progress, held *transfer.Held) streamwire.PeerResult {
 	start := time.Now()
 	defer func() { s.metrics.duration.WithLabelValues("receive").Observe(time.Since(start).Seconds()) }()
+	ctx, span := tracing.Start(ctx, "plasma.peer."+strings.ToLower(pr.Kind.String()), trace.SpanKindClient,
+		attribute.String("plasma.peer", pr.Addr), attribute.Int("plasma.objects", len(pr.IDs)))
+	var res streamwire.PeerResult
+	defer func() {
+		span.SetAttributes(attribute.Int64("plasma.bytes", int64(res.Bytes)))
+		tracing.End(span, res.Status.String(), nil)
+	}()
 	dial := func() (*transfer.Conn, error) {
 		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout, s.peerTLS)
 		return c, err // Summarize names the peer
 	}
 	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Partials: sc.partials, Peer: pr.Addr, Held: held})
-	return transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,
+	res = transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,
 		Objects: objs, DurationNs: int64(time.Since(start))}, err)
+	return res
 }
 
 func plural(n int, word string) string {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/tracing"
 	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
@@ -102,6 +103,16 @@ func (c *Conn) ExpectSlow(want streamwire.Type, m interface{ Decode([]byte) erro
 		return err
 	}
 	return c.decodeReply(t, p, want, m)
+}
+
+// Propagate buffers a TRACE frame with ctx's trace context, to go with
+// the request sent next (nothing when tracing is off or ctx has no
+// span): the server continues the trace (internal/tracing).
+func (c *Conn) Propagate(ctx context.Context) error {
+	if p := tracing.Parent(ctx); p != nil {
+		return c.WriteFrame(streamwire.TypeTrace, p)
+	}
+	return nil
 }
 
 // WriteFrame buffers one frame.

@@ -90,6 +90,8 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 		f.stats[i] = SourceStat{Node: s.Node, Address: s.Addr}
 	}
 	res = FetchResult{ObjectResult: streamwire.ObjectResult{ID: id}}
+	ctx, endSpans := f.spans(ctx)
+	defer func() { endSpans(res) }()
 	defer func() {
 		for _, c := range f.conns {
 			if c != nil {
@@ -168,6 +170,7 @@ type fetch struct {
 	opt     FetchOptions
 	sources []Source
 	conns   []*Conn // connections kept from begin, for the workers
+	srcCtx  []context.Context // each source's span, whose context its RANGEs carry
 	p       *Partial
 	v       *bao.Verifier // checks p's groups as they land, on every core
 
@@ -210,7 +213,7 @@ func (f *fetch) begin(ctx context.Context) (*Partial, streamwire.Status) {
 			f.kill(i, ErrStatus(err), fmt.Sprintf("dial: %v", err))
 			continue
 		}
-		r, err := f.request(c, streamwire.Range{ID: f.id, Header: true, Wait: !s.Full})
+		r, err := f.request(c, i, streamwire.Range{ID: f.id, Header: true, Wait: !s.Full})
 		if err == nil && !r.Header {
 			err = &ProtocolError{Msg: "RANGE reply without the header asked for"}
 		}
@@ -247,7 +250,10 @@ func (f *fetch) begin(ctx context.Context) (*Partial, streamwire.Status) {
 }
 
 // request sends a RANGE and reads its reply; a refusal is an error.
-func (f *fetch) request(c *Conn, m streamwire.Range) (streamwire.RangeReply, error) {
+func (f *fetch) request(c *Conn, i int, m streamwire.Range) (streamwire.RangeReply, error) {
+	if err := c.Propagate(f.srcCtx[i]); err != nil {
+		return streamwire.RangeReply{}, err
+	}
 	if err := c.Send(streamwire.TypeRange, m.Append(nil)); err != nil {
 		return streamwire.RangeReply{}, err
 	}
@@ -537,6 +543,9 @@ func (f *fetch) ask(c *Conn, i int, s *span) error {
 	off, end := f.bounds(s)
 	// Only a partial source may not have begun receiving the object yet.
 	wait := !f.sources[i].Full
+	if err := c.Propagate(f.srcCtx[i]); err != nil {
+		return err
+	}
 	return c.Send(streamwire.TypeRange, streamwire.Range{ID: f.id, Offset: off, Length: end - off, Wait: wait}.Append(nil))
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
+	"github.com/plasmastream/plasmastream/internal/tracing"
 	"github.com/plasmastream/plasmastream/internal/wire"
 	"github.com/plasmastream/plasmastream/store"
 	"golang.org/x/sync/errgroup"
@@ -167,6 +168,9 @@ type receiver struct {
 	stores errgroup.Group // at most storeWorkers at once
 	mu     sync.Mutex     // guards res statuses, acks on c, ackErr
 	ackErr error
+
+	ctx     context.Context     // of the request, for the objects' spans
+	started map[int]time.Time // when each object's header arrived (only while tracing)
 }
 
 func (r *receiver) run(ctx context.Context, kind streamwire.Kind) error {
@@ -177,6 +181,13 @@ func (r *receiver) run(ctx context.Context, kind streamwire.Kind) error {
 	}
 	t := map[streamwire.Kind]streamwire.Type{streamwire.KindCopy: streamwire.TypeCopy,
 		streamwire.KindTake: streamwire.TypeTake, streamwire.KindRelay: streamwire.TypeRelay}[kind]
+	r.ctx = ctx
+	if tracing.Enabled() {
+		r.started = make(map[int]time.Time, len(r.want))
+	}
+	if err := r.c.Propagate(ctx); err != nil {
+		return err
+	}
 	if err := r.c.Send(t, req.Append(nil)); err != nil {
 		return err
 	}
@@ -237,6 +248,11 @@ func (r *receiver) objects(ctx context.Context) error {
 		}
 		i := r.want[h.Index]
 		r.done[i] = true
+		if r.started != nil {
+			r.mu.Lock()
+			r.started[i] = time.Now()
+			r.mu.Unlock()
+		}
 		if h.Status != streamwire.StatusOK {
 			r.res[i].Status = h.Status
 			r.opt.Progress(0, 1)
@@ -261,6 +277,9 @@ func (r *receiver) finish(h *streamwire.ObjectHeader, i int, status streamwire.S
 		r.res[i].Bytes = h.DataSize + uint64(h.MetaSize)
 		r.opt.Stats.BytesReceived.Add(r.res[i].Bytes)
 		r.opt.Stats.ObjectsReceived.Add(1)
+	}
+	if start, ok := r.started[i]; ok {
+		objectSpan(r.ctx, start, h, r.opt.Peer, status, msg)
 	}
 	if err := r.c.WriteFrame(streamwire.TypeAck, streamwire.Ack{Index: h.Index, Status: status}.Append(nil)); err != nil && r.ackErr == nil {
 		r.ackErr = err
