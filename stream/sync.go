@@ -113,9 +113,13 @@ func (e *Error) Error() string { return e.Msg }
 
 // Progress reports a running SYNC.
 type Progress struct {
-	Bytes        uint64
-	Objects      int
-	ObjectsTotal int
+	Bytes uint64
+	// BytesAnnounced is the size of the objects whose transfer has begun
+	// (sizes are learnt from each object's sender as it starts): of a
+	// single object, its whole size from its first bytes on.
+	BytesAnnounced uint64
+	Objects        int
+	ObjectsTotal   int
 }
 
 // Sync asks the server to fetch the objects of every peer request into its
@@ -155,7 +159,7 @@ func (c *Client) SyncProgress(ctx context.Context, reqs []PeerRequest, progress 
 					return &transfer.ProtocolError{Msg: err.Error()}
 				}
 				if progress != nil {
-					progress(Progress{Bytes: pr.BytesDone, Objects: int(pr.ObjectsDone), ObjectsTotal: int(pr.ObjectsTotal)})
+					progress(Progress{Bytes: pr.BytesDone, BytesAnnounced: pr.BytesTotal, Objects: int(pr.ObjectsDone), ObjectsTotal: int(pr.ObjectsTotal)})
 				}
 			case streamwire.TypePeerResult:
 				var pr streamwire.PeerResult

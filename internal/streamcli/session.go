@@ -186,9 +186,11 @@ func (s *Session) fail(format string, args ...any) {
 	fmt.Fprintf(s.Out, "error: "+format+"\n", args...)
 }
 
-// progressBar draws a bar of objects done, with bytes and throughput, once
-// a transfer has run for delay. The server reports progress four times a
-// second; the bar is redrawn on each report, on the calling goroutine.
+// progressBar draws a bar of bytes done, with objects and throughput, once
+// a transfer has run for delay. The total is what the senders announced
+// so far (each object's size is known as it begins): of one large object,
+// its whole size. The server reports progress four times a second; the bar
+// is redrawn on each report, on the calling goroutine.
 type progressBar struct {
 	w     io.Writer
 	start time.Time
@@ -201,19 +203,23 @@ func (p *progressBar) update(pr stream.Progress) {
 	if elapsed < p.delay || pr.ObjectsTotal <= 0 {
 		return
 	}
+	total := max(int64(pr.BytesAnnounced), int64(pr.Bytes), 1)
 	if p.bar == nil {
-		p.bar = progressbar.NewOptions(pr.ObjectsTotal,
+		p.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(p.w),
 			progressbar.OptionSetWidth(30),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetItsString("objects"),
+			progressbar.OptionShowBytes(true),
 			progressbar.OptionSetElapsedTime(false),
 			progressbar.OptionSetPredictTime(false),
 			progressbar.OptionClearOnFinish(),
 		)
 	}
-	p.bar.Describe(fmt.Sprintf("%s in %s, %s", formatBytes(float64(pr.Bytes)), elapsed.Round(100*time.Millisecond), formatRate(pr.Bytes, elapsed)))
-	p.bar.Set(min(pr.Objects, pr.ObjectsTotal))
+	if total != p.bar.GetMax64() {
+		p.bar.ChangeMax64(total)
+	}
+	p.bar.Describe(fmt.Sprintf("%d/%d objects, %s in %s, %s", pr.Objects, pr.ObjectsTotal, formatBytes(float64(pr.Bytes)),
+		elapsed.Round(100*time.Millisecond), formatRate(pr.Bytes, elapsed)))
+	p.bar.Set64(min(int64(pr.Bytes), total))
 }
 
 func (p *progressBar) clear() {

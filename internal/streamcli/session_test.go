@@ -346,6 +346,24 @@ func TestProgressBar(t *testing.T) {
 	}
 }
 
+// The bar measures bytes: one large object 90% across shows 90%, not
+// "0% (0/1)".
+func TestProgressBarMeasuresBytes(t *testing.T) {
+	var bar bytes.Buffer
+	c := &fakeClient{node: "a", sync: func(reqs []stream.PeerRequest, progress func(stream.Progress)) (*stream.SyncResult, error) {
+		time.Sleep(30 * time.Millisecond)
+		progress(stream.Progress{Bytes: 10 << 20, BytesAnnounced: 100 << 20, Objects: 0, ObjectsTotal: 1})
+		progress(stream.Progress{Bytes: 90 << 20, BytesAnnounced: 100 << 20, Objects: 0, ObjectsTotal: 1})
+		return okResult(reqs, 100<<20), nil
+	}}
+	s, out := newTestSession(c, nil)
+	s.Progress, s.ProgressDelay = &bar, 20*time.Millisecond
+	run(t, s, out, "COPY a:1 "+id1)
+	if drawn := bar.String(); !strings.Contains(drawn, " 90% ") || !strings.Contains(drawn, "0/1 objects") {
+		t.Errorf("bar %q, want 90%% of the bytes", drawn)
+	}
+}
+
 func TestFormat(t *testing.T) {
 	for _, tt := range []struct {
 		n    float64

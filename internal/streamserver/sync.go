@@ -21,6 +21,7 @@ import (
 // progress is shared by the peer requests of one SYNC.
 type progress struct {
 	bytes, objects atomic.Uint64
+	announced      atomic.Uint64 // bytes of the objects whose headers arrived
 	objectsTotal   uint32
 }
 
@@ -30,7 +31,7 @@ func (p *progress) add(b int64, o int) {
 }
 
 func (p *progress) frame() []byte {
-	return streamwire.Progress{BytesDone: p.bytes.Load(), ObjectsDone: uint32(p.objects.Load()), ObjectsTotal: p.objectsTotal}.Append(nil)
+	return streamwire.Progress{BytesDone: p.bytes.Load(), BytesTotal: p.announced.Load(), ObjectsDone: uint32(p.objects.Load()), ObjectsTotal: p.objectsTotal}.Append(nil)
 }
 
 // progressInterval is how often a SYNC client hears how far it got.
@@ -169,7 +170,7 @@ func (s *Server) runPeer(ctx context.Context, sc *storeConn, pr streamwire.PeerR
 		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout, s.peerTLS)
 		return c, err // Summarize names the peer
 	}
-	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Partials: sc.partials, Peer: pr.Addr, Held: held})
+	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Announced: func(n int64) { prog.announced.Add(uint64(n)) }, Partials: sc.partials, Peer: pr.Addr, Held: held})
 	res = transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,
 		Objects: objs, DurationNs: int64(time.Since(start))}, err)
 	return res

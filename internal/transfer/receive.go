@@ -19,6 +19,10 @@ type ReceiveOptions struct {
 	Stats *Stats
 	// Progress, if set, is called as bytes arrive and objects complete.
 	Progress func(bytes int64, objects int)
+	// Announced, if set, is called with the size (data and metadata) of
+	// each object the sender is about to send, as its header arrives: the
+	// total of a transfer is known only as it goes.
+	Announced func(bytes int64)
 	// Partials, if set, publishes large objects while they arrive, so that
 	// RELAY and RANGE requests forward them cut-through; it keeps the
 	// verified part of one whose COPY or RELAY broke, and such an object
@@ -257,6 +261,9 @@ func (r *receiver) objects(ctx context.Context) error {
 			r.res[i].Status = h.Status
 			r.opt.Progress(0, 1)
 			continue
+		}
+		if r.opt.Announced != nil {
+			r.opt.Announced(int64(h.DataSize) + int64(h.MetaSize))
 		}
 		if err := r.object(ctx, &h, i); err != nil {
 			return err
