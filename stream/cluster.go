@@ -32,13 +32,26 @@ type Location = streamwire.Location
 // the next holder on failure). The result has one entry per object;
 // err is non-nil when any object could not be fetched.
 func (c *Client) Fetch(ctx context.Context, ids []ObjectID) (*PeerResult, error) {
+	return c.FetchProgress(ctx, ids, nil)
+}
+
+// FetchProgress is Fetch with progress reported a few times a second
+// while the objects arrive (progress may be nil). Progress counts the
+// bytes verified so far and, as BytesAnnounced, the size of the objects
+// whose transfer has begun.
+func (c *Client) FetchProgress(ctx context.Context, ids []ObjectID, progress func(Progress)) (*PeerResult, error) {
 	var res PeerResult
 	err := c.do(ctx, func(tc *transfer.Conn) error {
+		if progress != nil {
+			if err := tc.WriteFrame(streamwire.TypeWantProgress, nil); err != nil {
+				return err
+			}
+		}
 		if err := tc.Send(streamwire.TypeFetch, streamwire.Copy{IDs: ids}.Append(nil)); err != nil {
 			return err
 		}
 		var r streamwire.PeerResult
-		if err := tc.ExpectSlow(streamwire.TypeFetch|streamwire.ReplyBit, &r); err != nil {
+		if err := tc.ExpectSlowProgress(streamwire.TypeFetch|streamwire.ReplyBit, &r, wireProgress(progress)); err != nil {
 			return replyErr(c.addr, err)
 		}
 		res = peerFromWire(r)
@@ -158,13 +171,32 @@ type PullOutcome = streamwire.PullOutcome
 // order; slices 1 spreads everything over the full sources. err is
 // non-nil if the pull failed.
 func (c *Client) Pull(ctx context.Context, id ObjectID, sources []PullSource, own, slices int) (PullOutcome, error) {
+	return c.PullProgress(ctx, id, sources, own, slices, nil)
+}
+
+// PullProgress is Pull with progress reported a few times a second while
+// the object arrives (progress may be nil), as FetchProgress does.
+func (c *Client) PullProgress(ctx context.Context, id ObjectID, sources []PullSource, own, slices int, progress func(Progress)) (PullOutcome, error) {
 	var out PullOutcome
 	m := streamwire.Pull{ID: id, Sources: sources, Own: uint32(own), Slices: uint32(slices)}
-	if err := c.jsonRequest(ctx, streamwire.TypePull, m.Append(nil), &out); err != nil {
+	err := c.do(ctx, func(tc *transfer.Conn) error {
+		return replyErr(c.addr, tc.RequestJSONProgress(streamwire.TypePull, m.Append(nil), &out, wireProgress(progress)))
+	})
+	if err != nil {
 		return out, err
 	}
 	if !out.OK {
 		return out, &Error{Status: streamwire.Status(out.Code), Msg: out.Message}
 	}
 	return out, nil
+}
+
+// wireProgress adapts a Progress callback to the protocol's frames.
+func wireProgress(progress func(Progress)) func(streamwire.Progress) {
+	if progress == nil {
+		return nil
+	}
+	return func(p streamwire.Progress) {
+		progress(Progress{Bytes: p.BytesDone, BytesAnnounced: p.BytesTotal, Objects: int(p.ObjectsDone), ObjectsTotal: int(p.ObjectsTotal)})
+	}
 }

@@ -17,8 +17,7 @@ func TestProgressAnnouncesBytes(t *testing.T) {
 	b := testutil.StartNode(t, "b", "64MiB")
 	big := store.RandomObjectID()
 	putID(t, b.Socket, big, testutil.Pattern(16<<20, 9), []byte("meta"))
-	proxy := testutil.StartProxy(t, b.Addr)
-	proxy.StallAt = 8 << 20
+	proxy := testutil.StartProxy(t, b.Addr, func(p *testutil.Proxy) { p.StallAt = 8 << 20 })
 
 	var mu sync.Mutex
 	var last stream.Progress

@@ -159,7 +159,7 @@ func (c *Client) SyncProgress(ctx context.Context, reqs []PeerRequest, progress 
 					return &transfer.ProtocolError{Msg: err.Error()}
 				}
 				if progress != nil {
-					progress(Progress{Bytes: pr.BytesDone, BytesAnnounced: pr.BytesTotal, Objects: int(pr.ObjectsDone), ObjectsTotal: int(pr.ObjectsTotal)})
+					wireProgress(progress)(pr)
 				}
 			case streamwire.TypePeerResult:
 				var pr streamwire.PeerResult

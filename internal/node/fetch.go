@@ -49,6 +49,7 @@ func (n *Node) fetchAll(ctx context.Context, sc Store, ids []streamwire.ID, held
 	for i, id := range ids {
 		g.Go(func() error {
 			r.Objects[i] = n.fetchOne(ctx, sc, id, held, &down)
+			transfer.SinkFrom(ctx).Object()
 			return nil
 		})
 	}

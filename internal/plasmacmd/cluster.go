@@ -50,7 +50,12 @@ func (o *options) fetch(ctx context.Context, c *store.Client, id store.ObjectID,
 		return nil, miss
 	}
 	defer sc.Close()
-	if _, err := sc.Fetch(ctx, []stream.ObjectID{id}); err != nil {
+	bar := cliutil.TerminalProgress()
+	_, err = sc.FetchProgress(ctx, []stream.ObjectID{id}, func(p stream.Progress) {
+		bar.Update(int64(p.Bytes), int64(p.BytesAnnounced), "fetching "+id.String()[:8]+" from the cluster")
+	})
+	bar.Done()
+	if err != nil {
 		if stream.IsStatus(err, stream.StatusNotClustered) {
 			return nil, miss
 		}
@@ -199,7 +204,11 @@ node sent.`,
 				sources = append(sources, stream.PullSource{Node: name, Addr: addr, Full: true})
 			}
 			return o.withStream(func(ctx context.Context, c *stream.Client) error {
-				out, err := c.Pull(ctx, id, sources, 0, 1)
+				bar := cliutil.TerminalProgress()
+				out, err := c.PullProgress(ctx, id, sources, 0, 1, func(p stream.Progress) {
+					bar.Update(int64(p.Bytes), int64(p.BytesAnnounced), fmt.Sprintf("pulling from %d nodes", len(sources)))
+				})
+				bar.Done()
 				if asJSON {
 					if jerr := printJSON(cmd.OutOrStdout(), out); jerr != nil {
 						return jerr

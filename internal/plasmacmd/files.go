@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +17,7 @@ func (o *options) importCmd() *cobra.Command {
 		Short: "Store a file under its BLAKE3 content address; print the id and the 64-hex hash",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := os.ReadFile(args[0])
+			data, err := readInput(cmd, args[0])
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package plasmacmd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -70,11 +71,39 @@ putting them again succeeds and prints the same id.`,
 	return cmd
 }
 
+// readInput reads a file (or stdin, "-"), with a progress bar on a
+// terminal when that takes a while.
 func readInput(cmd *cobra.Command, name string) ([]byte, error) {
 	if name == "-" {
 		return io.ReadAll(cmd.InOrStdin())
 	}
-	return os.ReadFile(name)
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	bar := cliutil.TerminalProgress()
+	defer bar.Done()
+	b := make([]byte, 0, st.Size()+1)
+	r := bar.Reader(f, st.Size(), "reading "+name)
+	for {
+		// 8 MiB at a time, so that the bar moves.
+		n, err := r.Read(b[len(b):min(cap(b), len(b)+8<<20)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == cap(b) { // the file grew
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 func (o *options) getCmd() *cobra.Command {
@@ -130,7 +159,18 @@ func writeOutput(cmd *cobra.Command, path string, b []byte) error {
 	}
 	// Written beside the target and renamed, so FILE is never half written.
 	tmp := path + ".partial"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	bar := cliutil.TerminalProgress()
+	_, err = io.CopyBuffer(f, bar.Reader(bytes.NewReader(b), int64(len(b)), "writing "+path), make([]byte, 4<<20))
+	bar.Done()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return os.Rename(tmp, path)

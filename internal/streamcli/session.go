@@ -7,8 +7,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
+	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/store"
 	"github.com/plasmastream/plasmastream/stream"
 )
@@ -162,7 +161,7 @@ func (s *Session) sync(ctx context.Context, reqs []stream.PeerRequest) {
 	var bar *progressBar
 	var onProgress func(stream.Progress)
 	if s.Progress != nil {
-		bar = &progressBar{w: s.Progress, start: start, delay: s.ProgressDelay}
+		bar = &progressBar{cliutil.NewProgress(s.Progress, s.ProgressDelay)}
 		onProgress = bar.update
 	}
 	res, err := s.client.SyncProgress(ctx, reqs, onProgress)
@@ -191,40 +190,17 @@ func (s *Session) fail(format string, args ...any) {
 // so far (each object's size is known as it begins): of one large object,
 // its whole size. The server reports progress four times a second; the bar
 // is redrawn on each report, on the calling goroutine.
-type progressBar struct {
-	w     io.Writer
-	start time.Time
-	delay time.Duration
-	bar   *progressbar.ProgressBar
-}
+type progressBar struct{ p *cliutil.Progress }
 
-func (p *progressBar) update(pr stream.Progress) {
-	elapsed := time.Since(p.start)
-	if elapsed < p.delay || pr.ObjectsTotal <= 0 {
+func (b *progressBar) update(pr stream.Progress) {
+	if pr.ObjectsTotal <= 0 {
 		return
 	}
-	total := max(int64(pr.BytesAnnounced), int64(pr.Bytes), 1)
-	if p.bar == nil {
-		p.bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionSetElapsedTime(false),
-			progressbar.OptionSetPredictTime(false),
-			progressbar.OptionClearOnFinish(),
-		)
-	}
-	if total != p.bar.GetMax64() {
-		p.bar.ChangeMax64(total)
-	}
-	p.bar.Describe(fmt.Sprintf("%d/%d objects, %s in %s, %s", pr.Objects, pr.ObjectsTotal, formatBytes(float64(pr.Bytes)),
-		elapsed.Round(100*time.Millisecond), formatRate(pr.Bytes, elapsed)))
-	p.bar.Set64(min(int64(pr.Bytes), total))
+	b.p.Update(int64(pr.Bytes), int64(pr.BytesAnnounced), fmt.Sprintf("%d/%d objects", pr.Objects, pr.ObjectsTotal))
 }
 
-func (p *progressBar) clear() {
-	if p != nil && p.bar != nil {
-		p.bar.Clear()
-		p.bar.Exit()
+func (b *progressBar) clear() {
+	if b != nil {
+		b.p.Done()
 	}
 }

@@ -48,13 +48,13 @@ type Config struct {
 	TLSDefaultRole trust.Role
 	// Listener, if set, is served instead of binding Bind and Port (a
 	// test's wrapped listener); the server closes it.
-	Listener        net.Listener
-	NodeName        string        // --node-name; "": the listening address
-	MetricsAddr     string        // --metrics-addr; "": no metrics listener
+	Listener    net.Listener
+	NodeName    string // --node-name; "": the listening address
+	MetricsAddr string // --metrics-addr; "": no metrics listener
 	// OTLPEndpoint (--otlp-endpoint) exports spans of the requests that
 	// move objects to this OTLP/gRPC collector; it sets the process's
 	// tracer provider. "": no tracing.
-	OTLPEndpoint string
+	OTLPEndpoint    string
 	IOTimeout       time.Duration // --io-timeout
 	IdleTimeout     time.Duration // --idle-timeout, between requests
 	SyncConcurrency int           // --sync-concurrency

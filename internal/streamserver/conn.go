@@ -48,7 +48,8 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		return
 	}
 	log = log.With("name", hello.Name)
-	var parent []byte // a TRACE frame's context, for the next request
+	var parent []byte     // a TRACE frame's context, for the next request
+	var wantProgress bool // a WANT-PROGRESS frame came: the next FETCH or PULL reports progress
 	for {
 		req, err := s.readRequest(c, s.cfg.IdleTimeout)
 		if r, ok := isRefusal(err); ok {
@@ -75,14 +76,21 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			c.Send(streamwire.TypeError, streamwire.ErrorReply{Status: status, Message: fmt.Sprintf("%s: closing the connection: %v", s.cfg.NodeName, err)}.Append(nil))
 			return
 		}
-		if req.t == streamwire.TypeTrace {
-			// No reply: the context applies to the next request.
+		switch req.t {
+		case streamwire.TypeTrace: // no reply: for the next request
 			s.budget.give(req.cost)
 			parent = req.p
 			continue
+		case streamwire.TypeWantProgress:
+			s.budget.give(req.cost)
+			wantProgress = true
+			continue
 		}
 		rctx, span := s.startSpan(ctx, parent, req, hello.Name)
-		parent = nil
+		if wantProgress {
+			rctx = s.progressSink(rctx, c, req)
+		}
+		parent, wantProgress = nil, false
 		if r, gone := s.permit(pk, req.t); r != nil {
 			// Refused before anything moves; the request was read whole,
 			// so the connection stays usable (unless the key is gone).

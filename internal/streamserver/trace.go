@@ -8,6 +8,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/tracing"
+	"github.com/plasmastream/plasmastream/internal/transfer"
 )
 
 // traced are the requests that get a span: those that move or delete
@@ -42,4 +43,18 @@ func (s *Server) startSpan(ctx context.Context, parent []byte, req request, peer
 		attrs = append(attrs, attribute.Int("plasma.objects", len(req.ids.IDs)))
 	}
 	return tracing.Start(ctx, "plasma."+req.t.String(), trace.SpanKindServer, attrs...)
+}
+
+// progressSink makes a FETCH or PULL whose client sent WANT-PROGRESS
+// report PROGRESS frames while its transfers run (docs/stream-protocol.md).
+func (s *Server) progressSink(ctx context.Context, c *transfer.Conn, req request) context.Context {
+	switch req.t {
+	case streamwire.TypeFetch:
+		var m streamwire.Copy // decoded again by the handler, which answers a malformed one
+		m.Decode(req.p)
+		return transfer.WithSink(ctx, transfer.NewProgressSink(c, len(m.IDs), progressInterval))
+	case streamwire.TypePull:
+		return transfer.WithSink(ctx, transfer.NewProgressSink(c, 1, progressInterval))
+	}
+	return ctx
 }

@@ -98,11 +98,30 @@ func (c *Conn) decodeReply(t streamwire.Type, p []byte, want streamwire.Type, m 
 // without a deadline — the caller's context ends the wait (CloseOnDone) —
 // and reads the rest with the usual ones.
 func (c *Conn) ExpectSlow(want streamwire.Type, m interface{ Decode([]byte) error }) error {
-	t, p, err := c.readFrame(time.Time{}, streamwire.MaxControlFrame)
-	if err != nil {
-		return err
+	return c.ExpectSlowProgress(want, m, nil)
+}
+
+// ExpectSlowProgress is ExpectSlow for a request sent after a
+// WANT-PROGRESS frame: the PROGRESS frames before the reply go to
+// progress (which may be nil: they are then skipped).
+func (c *Conn) ExpectSlowProgress(want streamwire.Type, m interface{ Decode([]byte) error }, progress func(streamwire.Progress)) error {
+	for {
+		t, p, err := c.readFrame(time.Time{}, streamwire.MaxControlFrame)
+		if err != nil {
+			return err
+		}
+		if t == streamwire.TypeProgress && want != streamwire.TypeProgress {
+			var pr streamwire.Progress
+			if err := pr.Decode(p); err != nil {
+				return &ProtocolError{Msg: err.Error()}
+			}
+			if progress != nil {
+				progress(pr)
+			}
+			continue
+		}
+		return c.decodeReply(t, p, want, m)
 	}
-	return c.decodeReply(t, p, want, m)
 }
 
 // Propagate buffers a TRACE frame with ctx's trace context, to go with

@@ -80,8 +80,11 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 	if opt.Streams <= 0 {
 		opt.Streams = 3
 	}
-	if opt.Progress == nil {
-		opt.Progress = func(int64) {}
+	sink := SinkFrom(ctx)
+	if progress := opt.Progress; progress == nil {
+		opt.Progress = sink.Bytes
+	} else if sink != nil {
+		opt.Progress = func(n int64) { progress(n); sink.Bytes(n) }
 	}
 	f := &fetch{id: id, st: st, d: dest{st: st, partials: opt.Partials, held: opt.Held}, opt: opt, sources: sources, conns: make([]*Conn, len(sources)),
 		stats: make([]SourceStat, len(sources)), dead: make([]bool, len(sources))}
@@ -123,6 +126,8 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 		}
 	}
 	f.p = p
+	sink.Announce(int64(p.Tree.Size()) + int64(len(p.Meta)))
+	sink.Bytes(int64(res.Resumed))
 	f.v = bao.NewVerifier(p.Tree, p.Buf, f.verified)
 	defer f.v.Close()
 	if p.Tree.Size() == 0 && p.Tree.VerifyGroup(0, nil) {
@@ -169,7 +174,7 @@ type fetch struct {
 	d       dest
 	opt     FetchOptions
 	sources []Source
-	conns   []*Conn // connections kept from begin, for the workers
+	conns   []*Conn           // connections kept from begin, for the workers
 	srcCtx  []context.Context // each source's span, whose context its RANGEs carry
 	p       *Partial
 	v       *bao.Verifier // checks p's groups as they land, on every core

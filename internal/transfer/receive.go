@@ -173,7 +173,7 @@ type receiver struct {
 	mu     sync.Mutex     // guards res statuses, acks on c, ackErr
 	ackErr error
 
-	ctx     context.Context     // of the request, for the objects' spans
+	ctx     context.Context   // of the request, for the objects' spans
 	started map[int]time.Time // when each object's header arrived (only while tracing)
 }
 
