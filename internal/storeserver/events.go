@@ -41,6 +41,14 @@ func (e *eventQueue) push(ev storewire.Event) bool {
 	return true
 }
 
+// add queues ev whatever the limit (a subscription's snapshot).
+func (e *eventQueue) add(ev storewire.Event) {
+	e.mu.Lock()
+	e.q = append(e.q, ev)
+	e.mu.Unlock()
+	e.signal()
+}
+
 func (e *eventQueue) signal() {
 	select {
 	case e.ready <- struct{}{}:

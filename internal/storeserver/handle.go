@@ -108,13 +108,13 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 				return 0, nil, err
 			}
 		}
-		known := storewire.SubscribeDigests | storewire.SubscribeQuiet
-		if m.Flags&^known != 0 || m.Flags == known {
-			return 0, nil, errf(storewire.CodeInvalidRequest, "subscribe: flags %#x: this store knows %#x (digest events) and %#x (no events), not both",
-				m.Flags, storewire.SubscribeDigests, storewire.SubscribeQuiet)
+		known := storewire.SubscribeDigests | storewire.SubscribeQuiet | storewire.SubscribeInfo | storewire.SubscribeSnapshot
+		if m.Flags&^known != 0 || (m.Flags&storewire.SubscribeQuiet != 0 && m.Flags != storewire.SubscribeQuiet) {
+			return 0, nil, errf(storewire.CodeInvalidRequest, "subscribe: flags %#x: this store knows %#x (digest events), %#x (info), %#x (snapshot) and %#x (no events, alone)",
+				m.Flags, storewire.SubscribeDigests, storewire.SubscribeInfo, storewire.SubscribeSnapshot, storewire.SubscribeQuiet)
 		}
 		if m.Flags&storewire.SubscribeQuiet == 0 {
-			cn.subscribe(m.Flags&storewire.SubscribeDigests != 0)
+			cn.subscribe(m.Flags)
 		}
 		return rt, []byte{}, nil
 	}
@@ -138,13 +138,13 @@ func (cn *conn) list(reqID uint32) error {
 }
 
 // subscribe starts the goroutine that forwards events to this client
-// (digest events too if digests). It ends when the state closes the queue
-// at disconnect. A second Subscribe on the connection changes nothing.
-func (cn *conn) subscribe(digests bool) {
+// (what flags ask for). It ends when the state closes the queue at
+// disconnect. A second Subscribe on the connection changes nothing.
+func (cn *conn) subscribe(flags uint32) {
 	if cn.c.events != nil {
 		return
 	}
-	events := cn.s.st.subscribe(cn.c, cn.s.cfg.EventQueue, digests)
+	events := cn.s.st.subscribe(cn.c, cn.s.cfg.EventQueue, flags)
 	cn.wg.Add(1)
 	go func() {
 		defer cn.wg.Done()

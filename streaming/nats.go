@@ -1,0 +1,8 @@
+package streaming
+
+import "errors"
+
+// NewNATSStreamingService is the ServiceConstructor of the "nats" streamer.
+func NewNATSStreamingService(opts AppOptions, keys []string, env Env) (StreamingService, error) {
+	return nil, errors.New("not yet")
+}
