@@ -6,3 +6,10 @@ import "errors"
 func NewNATSStreamingService(opts AppOptions, keys []string, env Env) (StreamingService, error) {
 	return nil, errors.New("not yet")
 }
+
+// Defaults of the NATS streamer.
+const (
+	DefaultNATSPrefix     = "plasma.state"
+	DefaultNATSStream     = "PLASMA_STATE"
+	DefaultNATSMaxPending = 256 << 20
+)

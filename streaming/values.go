@@ -1,7 +1,9 @@
 package streaming
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -290,4 +292,11 @@ func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
 	}
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	return protowire.AppendBytes(b, v)
+}
+
+// TransferKey is the key of a transfer that ended at end: the end's Unix
+// nanoseconds, 8 bytes big-endian (keys sort by time), then 4 random bytes.
+func TransferKey(end time.Time) []byte {
+	k := binary.BigEndian.AppendUint64(nil, uint64(end.UnixNano()))
+	return binary.BigEndian.AppendUint32(k, rand.Uint32())
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/internal/streamserver"
+	"github.com/plasmastream/plasmastream/streaming"
 )
 
 func main() {
@@ -29,6 +30,7 @@ func main() {
 // streamserver.DefaultConfig, so every flag's default is the config's.
 type options struct {
 	cfg               streamserver.Config
+	streaming         streaming.AppOptions
 	timeoutMs         int64
 	level, configFile string
 }
@@ -87,6 +89,9 @@ func (o *options) config(fs *pflag.FlagSet) (streamserver.Config, error) {
 	}
 	cfg := o.cfg
 	cfg.Logger = log
+	if names, _ := o.streaming.Get(streaming.OptStoreStreamers).([]string); len(names) > 0 {
+		cfg.Streaming = o.streaming
+	}
 	if o.timeoutMs <= 0 {
 		return cfg, fmt.Errorf("--plasma-timeout must be at least 1 ms, got %d", o.timeoutMs)
 	}
@@ -142,6 +147,10 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.StringArrayVar(&cfg.Cluster.Groups, "group", cfg.Cluster.Groups, "a group this node belongs to (repeatable)")
 	f.DurationVar(&cfg.Cluster.LeaseTTL, "lease-ttl", cfg.Cluster.LeaseTTL, "lifetime of this node's registration without keep-alives: a dead node vanishes from the directory within it")
 	f.DurationVar(&cfg.Cluster.EtcdTimeout, "etcd-timeout", cfg.Cluster.EtcdTimeout, "how long a cluster request waits for etcd before it fails with \"cluster directory unavailable\" (requests on local objects never wait for etcd)")
+	f.StringVar(&cfg.NATS.Servers, "nats", cfg.NATS.Servers, `NATS for state streaming: "embedded" (a NATS server with JetStream in this process) or NATS URLs, comma-separated`)
+	f.StringVar(&cfg.NATS.Listen, "nats-listen", cfg.NATS.Listen, "client address of the embedded NATS server")
+	f.StringVar(&cfg.NATS.Dir, "nats-dir", cfg.NATS.Dir, "JetStream data directory of the embedded NATS server")
+	o.streaming = streaming.DefineFlags(f)
 	f.StringVar(&o.level, "log-level", o.level, "log level: debug, info, warn, error")
 	f.StringVar(&o.configFile, "config", "", "TOML file with the same options (keys are the long flag names); flags win")
 	f.BoolP("version", "V", false, "Prints version information")
