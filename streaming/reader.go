@@ -160,3 +160,11 @@ func (r *DirReader) ReadFrom(ctx context.Context, from uint64, follow bool, fn f
 		}
 	}
 }
+
+// BlockSource is where committed blocks are read from: a directory
+// (OpenDir) or a JetStream stream (OpenNATS).
+type BlockSource interface {
+	// ReadFrom calls fn with every block numbered from or above, in
+	// order; with follow it then waits for new ones until ctx ends.
+	ReadFrom(ctx context.Context, from uint64, follow bool, fn func(*ReadBlock) error) error
+}

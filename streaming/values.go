@@ -181,8 +181,24 @@ type Transfer struct {
 	Bytes     uint64
 	Duration  time.Duration
 	End       time.Time
-	Status    string // the transfer's status ("ok" or the failure)
+	Status    string // the transfer's status ("OK" or the failure)
 	Objects   []TransferObject
+	// ObjectsOmitted counts objects beyond MaxTransferObjects, not
+	// listed (one record stays well under a NATS message).
+	ObjectsOmitted uint64
+}
+
+// MaxTransferObjects is the most objects a Transfer lists.
+const MaxTransferObjects = 1024
+
+// AddObject lists an object, or counts it in ObjectsOmitted beyond
+// MaxTransferObjects.
+func (t *Transfer) AddObject(o TransferObject) {
+	if len(t.Objects) >= MaxTransferObjects {
+		t.ObjectsOmitted++
+		return
+	}
+	t.Objects = append(t.Objects, o)
 }
 
 // TransferObject is one object of a Transfer.
@@ -209,7 +225,7 @@ func (t *Transfer) Append(b []byte) []byte {
 		b = protowire.AppendTag(b, 8, protowire.BytesType)
 		b = protowire.AppendBytes(b, ob)
 	}
-	return b
+	return appendUint(b, 9, t.ObjectsOmitted)
 }
 
 func (t *Transfer) Decode(b []byte) error {
@@ -247,6 +263,8 @@ func (t *Transfer) Decode(b []byte) error {
 				return err
 			}
 			t.Objects = append(t.Objects, o)
+		case 9:
+			t.ObjectsOmitted = v
 		}
 		return nil
 	})

@@ -131,7 +131,7 @@ func (ss *stateStream) transferIn(r streamwire.PeerResult) {
 	t := streaming.Transfer{Direction: "in", Kind: r.Kind.String(), Peer: r.Addr, Bytes: r.Bytes,
 		Duration: time.Duration(r.DurationNs), End: time.Now(), Status: statusText(r.Status, r.Message)}
 	for _, o := range r.Objects {
-		t.Objects = append(t.Objects, streaming.TransferObject{ID: append([]byte(nil), o.ID[:]...), Bytes: o.Bytes, Status: statusText(o.Status, o.Message)})
+		t.AddObject(streaming.TransferObject{ID: append([]byte(nil), o.ID[:]...), Bytes: o.Bytes, Status: statusText(o.Status, o.Message)})
 	}
 	ss.c.Set(streaming.StoreTransfers, streaming.TransferKey(t.End), t.Append(nil))
 }
@@ -168,7 +168,7 @@ func (s *Server) transferOut(peer string, kind streamwire.Kind, ids []streamwire
 	t := streaming.Transfer{Direction: "out", Kind: kind.String(), Peer: peer, Bytes: sent.BytesSent.Load(),
 		Duration: time.Since(start), End: time.Now(), Status: status}
 	for _, id := range ids {
-		t.Objects = append(t.Objects, streaming.TransferObject{ID: append([]byte(nil), id[:]...), Status: status})
+		t.AddObject(streaming.TransferObject{ID: append([]byte(nil), id[:]...), Status: status})
 	}
 	s.state.c.Set(streaming.StoreTransfers, streaming.TransferKey(t.End), t.Append(nil))
 }
