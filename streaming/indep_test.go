@@ -193,3 +193,5 @@ func readBlockFiles(t testing.TB, dir, prefix string) []fileBlock {
 	sort.Slice(blocks, func(i, j int) bool { return blocks[i].block < blocks[j].block })
 	return blocks
 }
+
+func hexID2(b []byte) string { return fmt.Sprintf("%x", b) }

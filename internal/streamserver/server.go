@@ -125,6 +125,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sc.retire()
 		return nil, err
 	}
+	s.state.watch(s.node)
 	// The store is watched from here on (the cluster, if any, has listed
 	// it: the subscription's events since are mirrored in order).
 	var sctx context.Context

@@ -9,7 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/natsconn"
+	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 	"github.com/plasmastream/plasmastream/store"
@@ -26,6 +28,29 @@ type stateStream struct {
 	wg   sync.WaitGroup
 	quit chan struct{}
 	snap []streaming.StoreKVPair // the snapshot being received
+
+	stopWatch context.CancelFunc // ends the directory watch; nil: none
+	watching  chan struct{}      // closed when it has ended
+}
+
+// watch streams the cluster directory as n sees it (the locations,
+// nodes and groups stores), when n is in a cluster.
+func (ss *stateStream) watch(n *node.Node) {
+	if ss == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ss.stopWatch, ss.watching = cancel, make(chan struct{})
+	go func() {
+		defer close(ss.watching)
+		n.WatchDirectory(ctx, func(c cluster.Change) {
+			if c.Delete {
+				ss.c.Delete(c.Section, []byte(c.Key), nil)
+			} else {
+				ss.c.Set(c.Section, []byte(c.Key), c.Value)
+			}
+		})
+	}()
 }
 
 // startStreaming connects NATS (if configured) and starts the streaming
@@ -185,6 +210,10 @@ func statusText(st streamwire.Status, msg string) string {
 func (ss *stateStream) close() {
 	if ss == nil {
 		return
+	}
+	if ss.stopWatch != nil {
+		ss.stopWatch()
+		<-ss.watching
 	}
 	ss.c.Close()
 	close(ss.quit)
