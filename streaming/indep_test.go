@@ -36,7 +36,7 @@ func pbFields(b []byte) ([]pbField, error) {
 	var out []pbField
 	for len(b) > 0 {
 		tag, n := binary.Uvarint(b)
-		if n <= 0 {
+		if n <= 0 || tag>>3 == 0 || tag>>3 > 1<<29-1 {
 			return nil, fmt.Errorf("bad tag")
 		}
 		b = b[n:]
@@ -53,7 +53,7 @@ func pbFields(b []byte) ([]pbField, error) {
 			if n <= 0 || uint64(len(b)-n) < l {
 				return nil, fmt.Errorf("bad length")
 			}
-			f.bytes, b = b[n:n+int(l)], b[n+int(l):]
+			f.bytes, b = append([]byte{}, b[n:n+int(l)]...), b[n+int(l):] // never nil: tells bytes from a varint
 		default:
 			return nil, fmt.Errorf("unexpected wire type %d", tag&7)
 		}
@@ -91,6 +91,9 @@ func decodeDataFile(b []byte) ([]kv, error) {
 		body = body[n+int(l):]
 		var p kv
 		for _, f := range fs {
+			if (f.num == 2) != (f.bytes == nil) && f.num >= 1 && f.num <= 4 {
+				return nil, fmt.Errorf("record %d: field %d of the wrong wire type", len(out), f.num)
+			}
 			switch f.num {
 			case 1:
 				p.store = string(f.bytes)

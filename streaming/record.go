@@ -70,15 +70,22 @@ func (p *StoreKVPair) Size() int {
 func (p *StoreKVPair) Decode(b []byte) error {
 	*p = StoreKVPair{}
 	return eachField(b, func(num protowire.Number, typ protowire.Type, v uint64, bs []byte) error {
-		switch {
-		case num == fieldStoreKey && typ == protowire.BytesType:
+		want := protowire.BytesType
+		switch num {
+		case fieldStoreKey:
 			p.StoreKey = string(bs)
-		case num == fieldDelete && typ == protowire.VarintType:
+		case fieldDelete:
+			want = protowire.VarintType
 			p.Delete = v != 0
-		case num == fieldKey && typ == protowire.BytesType:
+		case fieldKey:
 			p.Key = bs
-		case num == fieldValue && typ == protowire.BytesType:
+		case fieldValue:
 			p.Value = bs
+		default:
+			return nil // a field of a later version
+		}
+		if typ != want {
+			return fmt.Errorf("field %d has wire type %d, want %d", num, typ, want)
 		}
 		return nil
 	})
