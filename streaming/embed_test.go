@@ -34,7 +34,7 @@ func (s *sink) got() []*streaming.Block {
 
 // A program embedding a stream server adds its own streamer: it gets the
 // start block (numbered after the highest block it already holds), then
-// every change; an idle node commits nothing.
+// every change.
 func TestEmbeddedStreamer(t *testing.T) {
 	s := &sink{last: 41}
 	n := testnode.Start(t, "emb", 1<<20, func(c *streamserver.Config) { c.Streamers = []streaming.StreamingService{s} })
