@@ -121,6 +121,10 @@ func Subscribe(ctx context.Context, socket string, opts ...SubscribeOption) (*Su
 	if req.Flags != 0 {
 		payload = req.Append(nil)
 	}
+	// A subscriber parks between events rather than polling for them:
+	// polling is for replies that follow a request within microseconds,
+	// and would burn a core on a busy store's stream of events.
+	cfg.conn.park = true
 	m, f, _, err := dial(ctx, socket, cfg.conn)
 	if err != nil {
 		return nil, err

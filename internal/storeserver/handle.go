@@ -137,6 +137,9 @@ func (cn *conn) list(reqID uint32) error {
 	}
 }
 
+// eventBatch is the most events one write sends to a subscriber.
+const eventBatch = 256
+
 // subscribe starts the goroutine that forwards events to this client
 // (what flags ask for). It ends when the state closes the queue at
 // disconnect. A second Subscribe on the connection changes nothing.
@@ -148,9 +151,26 @@ func (cn *conn) subscribe(flags uint32) {
 	cn.wg.Add(1)
 	go func() {
 		defer cn.wg.Done()
-		for ev, ok := events.pop(); ok; ev, ok = events.pop() {
-			if cn.reply(storewire.TypeEvent, 0, ev.Append(nil)) != nil {
+		// Events are sent in batches, one write each: a busy store's
+		// subscriber costs a system call per batch, not per event.
+		var batch []storewire.Event
+		var frames, payload []byte
+		for {
+			var ok bool
+			if batch, ok = events.popBatch(batch[:0], eventBatch); len(batch) == 0 && !ok {
+				return
+			}
+			frames = frames[:0]
+			for i := range batch {
+				payload = batch[i].Append(payload[:0])
+				frames = storewire.AppendFrame(frames, storewire.TypeEvent, 0, payload)
+			}
+			clear(batch)
+			if cn.write(frames) != nil {
 				cn.close()
+			}
+			if cap(frames) > keepBuffer {
+				frames = nil
 			}
 		}
 	}()
