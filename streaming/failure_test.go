@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -298,4 +299,60 @@ func TestStateConfigErrors(t *testing.T) {
 	if !strings.Contains(out, "no Plasma store") {
 		t.Fatalf("keys = []: the file streamer should be off (the server fails only for want of a store):\n%s", out)
 	}
+}
+
+// The store restarting under a running server (empty again): the server
+// reconnects and commits a snapshot block (not a start block) holding
+// what the new store holds, so consumers forget the lost objects.
+func TestStateStoreRestart(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(testutil.ShortDir(t), "store.sock")
+	startStore := func() (*exec.Cmd, <-chan struct{}) {
+		cmd := exec.Command(filepath.Join(testutil.Binaries(t), "plasma-store-server"), "-m", "16MiB", "-s", sock)
+		exited := testutil.Run(t, cmd)
+		testutil.WaitSocket(t, sock, exited)
+		return cmd, exited
+	}
+	st, exited := startStore()
+	startServer(t, sock, "sr", "--store.streamers", "file", "--store.block-interval", "20ms", "--streamers.file.write_dir", dir)
+	lost := put(t, testutil.StoreClient(t, sock), "lost", "")
+	waitFor(t, "the object's block", func() []change { cs, _ := fileChanges(t, dir, ""); return cs },
+		func(cs []change) bool { return len(cs) == 1 })
+	st.Process.Kill()
+	<-exited
+	startStore()
+	kept := waitFor(t, "an object in the new store", func() store.ObjectID {
+		c, err := store.Connect(bg, sock)
+		if err != nil {
+			return store.ObjectID{}
+		}
+		defer c.Close()
+		id, _ := c.Put(bg, []byte("kept"), nil)
+		return id
+	}, func(id store.ObjectID) bool { return id != store.ObjectID{} })
+	blocks := waitFor(t, "the snapshot of the new store", func() []fileBlock { return readBlockFiles(t, dir, "") }, func(bs []fileBlock) bool {
+		for _, b := range bs[1:] {
+			if b.snapshot {
+				return true
+			}
+		}
+		return false
+	})
+	for _, b := range blocks[1:] {
+		if !b.snapshot {
+			continue
+		}
+		if b.start {
+			t.Fatalf("block %d after the store's restart is marked start: the server did not restart", b.block)
+		}
+		for _, p := range b.pairs {
+			if hexID2(p.key) == hexID(lost) {
+				t.Fatalf("the snapshot after the store's restart holds %s, which the store lost", hexID(lost))
+			}
+		}
+		break
+	}
+	// The object put in the new store is in its snapshot or a later block.
+	waitFor(t, "the new store's object", func() []change { cs, _ := fileChanges(t, dir, ""); return cs },
+		func(cs []change) bool { return slices.Contains(cs, change{"objects", "set", hexID(kept)}) })
 }
