@@ -13,6 +13,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/etcdembed"
+	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 	"github.com/plasmastream/plasmastream/store"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	// dials (trust.TLSConfig): it presents the node's key and accepts only
 	// peers whose key the trust file holds. nil: plain TCP.
 	TLS *tls.Config
+	// Received, if set, is told of every FETCH and PULL that ended here
+	// (kind "FETCH" or "PULL"): state streaming's `transfers`.
+	Received func(kind string, r streamwire.PeerResult)
 }
 
 // Store is the local store as one request uses it, under a reference:

@@ -147,13 +147,13 @@ func objectInfo(ev store.Event) []byte {
 	return o.Append(nil)
 }
 
-// transferIn records a finished transfer into this node (a SYNC's peer
-// request).
-func (ss *stateStream) transferIn(r streamwire.PeerResult) {
+// transferIn records a finished transfer into this node: a SYNC's peer
+// request (kind COPY, TAKE, RELAY), a cluster FETCH or a PULL.
+func (ss *stateStream) transferIn(kind string, r streamwire.PeerResult) {
 	if ss == nil {
 		return
 	}
-	t := streaming.Transfer{Direction: "in", Kind: r.Kind.String(), Peer: r.Addr, Bytes: r.Bytes,
+	t := streaming.Transfer{Direction: "in", Kind: kind, Peer: r.Addr, Bytes: r.Bytes,
 		Duration: time.Duration(r.DurationNs), End: time.Now(), Status: statusText(r.Status, r.Message)}
 	for _, o := range r.Objects {
 		t.AddObject(streaming.TransferObject{ID: append([]byte(nil), o.ID[:]...), Bytes: o.Bytes, Status: statusText(o.Status, o.Message)})
