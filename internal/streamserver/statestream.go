@@ -57,6 +57,9 @@ func (ss *stateStream) watch(n *node.Node) {
 // services; with neither streamers nor embedded ones it returns nil.
 func (s *Server) startStreaming(ctx context.Context) (*stateStream, error) {
 	cfg := s.cfg
+	if cfg.Streaming == nil && len(cfg.Streamers) == 0 {
+		return nil, nil
+	}
 	ss := &stateStream{quit: make(chan struct{})}
 	if cfg.NATS.Servers != "" {
 		ncfg := cfg.NATS
