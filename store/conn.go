@@ -38,7 +38,7 @@ func dial(ctx context.Context, socket string, cfg connectConfig) (*mux, *os.File
 		return nil, nil, hr, fmt.Errorf("store at %s: %w", socket, err)
 	}
 	uc.SetDeadline(time.Time{})
-	return newMux(uc), f, hr, nil
+	return newMux(uc, cfg.park), f, hr, nil
 }
 
 func handshake(uc *net.UnixConn) (*os.File, storewire.HelloReply, error) {

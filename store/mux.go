@@ -51,9 +51,9 @@ const keepBuffer = 64 << 10
 // store answers most requests well within it (see package spinread).
 var clientSpin = 100 * time.Microsecond
 
-func newMux(uc *net.UnixConn) *mux {
+func newMux(uc *net.UnixConn, park bool) *mux {
 	var src io.Reader = uc
-	if sr, err := spinread.New(uc, clientSpin); err == nil {
+	if sr, err := spinread.New(uc, clientSpin); err == nil && !park {
 		src = sr
 	}
 	m := &mux{

@@ -20,6 +20,9 @@ type ConnectOption func(*connectConfig)
 
 type connectConfig struct {
 	owners []uint32 // uids trusted to own the socket besides this user and root
+	// park: read without polling first (a subscription, whose frames
+	// come when the store has news, not right after a request).
+	park bool
 }
 
 // WithSocketOwner trusts a store whose socket is owned by uid (besides

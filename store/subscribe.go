@@ -19,11 +19,16 @@ const (
 	// without one (or with a wrong one): Digest is set. Delivered only to
 	// a subscription opened WithDigestEvents.
 	EventDigest EventKind = "digest"
+	// EventPresent: an object sealed before the subscription began, and
+	// EventSnapshotEnd: the last of them. Delivered only to a
+	// subscription opened WithSnapshot, before any other event.
+	EventPresent     EventKind = "present"
+	EventSnapshotEnd EventKind = "snapshot-end"
 )
 
 var eventKinds = map[uint8]EventKind{
 	storewire.EventSealed: EventSealed, storewire.EventDeleted: EventDeleted, storewire.EventEvicted: EventEvicted,
-	storewire.EventDigest: EventDigest,
+	storewire.EventDigest: EventDigest, storewire.EventPresent: EventPresent, storewire.EventSnapshotEnd: EventSnapshotEnd,
 }
 
 // SubscribeOption changes what a subscription delivers or how it
@@ -51,6 +56,21 @@ func WithDigestEvents() SubscribeOption {
 	return func(c *subscribeConfig) { c.req.Flags |= storewire.SubscribeDigests }
 }
 
+// WithInfo makes every event carry the object's info (Event.Info): its
+// creation, construct time, creator and metadata. A store older than it
+// refuses the subscription.
+func WithInfo() SubscribeOption {
+	return func(c *subscribeConfig) { c.req.Flags |= storewire.SubscribeInfo }
+}
+
+// WithSnapshot starts the subscription with an EventPresent for every
+// object sealed in the store, then an EventSnapshotEnd: the state that
+// the events after them change. A store older than it refuses the
+// subscription.
+func WithSnapshot() SubscribeOption {
+	return func(c *subscribeConfig) { c.req.Flags |= storewire.SubscribeSnapshot }
+}
+
 // WithoutEvents asks for no events: the subscription's Events channel
 // only closes, at once, when the store goes away (or the subscription is
 // closed). It is how a long-lived client watches its store without
@@ -61,12 +81,21 @@ func WithoutEvents() SubscribeOption {
 
 // Event is one notification from the store.
 type Event struct {
-	Kind         EventKind `json:"event"`
-	ID           ObjectID  `json:"id"`
-	DataSize     uint64    `json:"data_size"`
-	MetadataSize uint32    `json:"metadata_size"`
-	Time         time.Time `json:"time"`
-	Digest       Digest    `json:"digest,omitzero"` // BLAKE3 (64 hex), when known
+	Kind         EventKind  `json:"event"`
+	ID           ObjectID   `json:"id"`
+	DataSize     uint64     `json:"data_size"`
+	MetadataSize uint32     `json:"metadata_size"`
+	Time         time.Time  `json:"time"`
+	Digest       Digest     `json:"digest,omitzero"` // BLAKE3 (64 hex), when known
+	Info         *EventInfo `json:"info,omitempty"`  // WithInfo subscriptions only
+}
+
+// EventInfo is what an event of a WithInfo subscription adds.
+type EventInfo struct {
+	Created    time.Time     `json:"created"`
+	Construct  time.Duration `json:"construct_ns"` // create to seal
+	CreatorPID uint32        `json:"creator_pid"`
+	Metadata   []byte        `json:"metadata,omitempty"`
 }
 
 // Subscription delivers every seal, delete and eviction in the store (and,
@@ -92,6 +121,10 @@ func Subscribe(ctx context.Context, socket string, opts ...SubscribeOption) (*Su
 	if req.Flags != 0 {
 		payload = req.Append(nil)
 	}
+	// A subscriber parks between events rather than polling for them:
+	// polling is for replies that follow a request within microseconds,
+	// and would burn a core on a busy store's stream of events.
+	cfg.conn.park = true
 	m, f, _, err := dial(ctx, socket, cfg.conn)
 	if err != nil {
 		return nil, err
@@ -158,6 +191,10 @@ func eventFromWire(ev storewire.Event) Event {
 		MetadataSize: ev.MetaSize, Time: time.Unix(0, ev.TimeNs)}
 	if ev.HasDigest {
 		e.Digest = ev.Digest
+	}
+	if in := ev.Info; in != nil {
+		e.Info = &EventInfo{Created: time.Unix(0, in.CreateTimeNs), Construct: time.Duration(in.ConstructNs),
+			CreatorPID: in.CreatorPID, Metadata: append([]byte(nil), in.Metadata...)}
 	}
 	return e
 }

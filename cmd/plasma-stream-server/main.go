@@ -16,6 +16,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/internal/streamserver"
+	"github.com/plasmastream/plasmastream/streaming"
 )
 
 func main() {
@@ -28,8 +29,9 @@ func main() {
 // options are the command's flags: cfg starts as
 // streamserver.DefaultConfig, so every flag's default is the config's.
 type options struct {
-	cfg               streamserver.Config
-	timeoutMs         int64
+	cfg                          streamserver.Config
+	streaming                    streaming.AppOptions
+	timeoutMs                    int64
 	level, logFormat, configFile string
 }
 
@@ -87,6 +89,9 @@ func (o *options) config(fs *pflag.FlagSet) (streamserver.Config, error) {
 	}
 	cfg := o.cfg
 	cfg.Logger = log
+	if names, _ := o.streaming.Get(streaming.OptStoreStreamers).([]string); len(names) > 0 {
+		cfg.Streaming = o.streaming
+	}
 	if o.timeoutMs <= 0 {
 		return cfg, fmt.Errorf("--plasma-timeout must be at least 1 ms, got %d", o.timeoutMs)
 	}
@@ -152,6 +157,10 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.StringVar(&cfg.Cluster.EtcdKey, "etcd-key", cfg.Cluster.EtcdKey, "private key FILE of --etcd-cert (mode 0600)")
 	f.StringVar(&cfg.Cluster.EtcdCA, "etcd-ca", cfg.Cluster.EtcdCA, "CA certificate FILE that issued etcd's certificate (and, for an embedded member, its clients')")
 	f.StringVar(&cfg.Cluster.ClusterRole, "cluster-role", cfg.Cluster.ClusterRole, "role of the node keys registered in the cluster directory: none, read, write or admin (default admin when etcd is secured with --etcd-cert, else none)")
+	f.StringVar(&cfg.NATS.Servers, "nats", cfg.NATS.Servers, `NATS for state streaming: "embedded" (a NATS server with JetStream in this process) or NATS URLs, comma-separated`)
+	f.StringVar(&cfg.NATS.Listen, "nats-listen", cfg.NATS.Listen, "client address of the embedded NATS server")
+	f.StringVar(&cfg.NATS.Dir, "nats-dir", cfg.NATS.Dir, "JetStream data directory of the embedded NATS server")
+	o.streaming = streaming.DefineFlags(f)
 	f.StringVar(&o.level, "log-level", o.level, "log level: debug, info, warn or error, optionally per component: info,transfer=debug,cluster=warn")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.configFile, "config", "", "TOML file with the same options (keys are the long flag names); flags win")

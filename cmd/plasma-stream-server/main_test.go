@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/plasmastream/plasmastream/internal/streamserver"
+	"github.com/plasmastream/plasmastream/streaming"
 )
 
 // parse builds the configuration from args as the command does, without
@@ -91,5 +92,37 @@ func TestFlagErrors(t *testing.T) {
 	}
 	if cfg, err := parse(t, "--io-timeout", "1m", "--request-memory", "1GiB"); err != nil || cfg.IOTimeout != time.Minute || cfg.RequestMemory != 1<<30 {
 		t.Fatalf("io-timeout %v request-memory %d err %v", cfg.IOTimeout, cfg.RequestMemory, err)
+	}
+}
+
+// The TOML file's tables set the streaming options, named by their path;
+// "keys = []" is an empty list (the streamer off), not the default.
+func TestStreamingTables(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "s.toml")
+	os.WriteFile(file, []byte("[store]\nstreamers = [\"file\", \"nats\"]\nblock-interval = \"250ms\"\n"+
+		"[streamers.file]\nwrite_dir = \"/var/x\"\nfsync = false\nkeys = [\"objects\", \"transfers\"]\n[streamers.nats]\nkeys = []\n"), 0o600)
+	cfg, err := parse(t, "--config", file, "--nats", "nats://127.0.0.1:4222")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cfg.Streaming
+	if o == nil {
+		t.Fatal("streamers listed, but streaming is off")
+	}
+	for key, want := range map[string]any{
+		streaming.OptStoreStreamers: []string{"file", "nats"}, streaming.OptStoreBlockInterval: 250 * time.Millisecond,
+		streaming.OptStreamersFileWriteDir: "/var/x", streaming.OptStreamersFileFsync: false,
+		streaming.OptStreamersFileKeys: []string{"objects", "transfers"}, streaming.OptStreamersNATSKeys: []string{},
+		streaming.OptStreamersFileStopNodeOnError: true,
+	} {
+		if got := o.Get(key); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s = %#v, want %#v", key, got, want)
+		}
+	}
+	if cfg.NATS.Servers != "nats://127.0.0.1:4222" {
+		t.Fatalf("--nats: %q", cfg.NATS.Servers)
+	}
+	if cfg, _ := parse(t); cfg.Streaming != nil {
+		t.Fatal("no streamers: streaming should be off")
 	}
 }

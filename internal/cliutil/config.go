@@ -10,15 +10,19 @@ import (
 
 // ApplyConfigFile sets, from a TOML file, every flag of fs the command line
 // did not set: keys are the long flag names ("max-connections = 64"), and
-// arrays set repeatable flags once per element. Flags given on the command
-// line win. An unknown key is an error naming it.
+// arrays set repeatable flags once per element. A table's keys are the
+// flags named by its path ("[streamers.file] fsync = true" sets
+// --streamers.file.fsync). Flags given on the command line win. An
+// unknown key is an error naming it.
 func ApplyConfigFile(fs *pflag.FlagSet, path string) error {
 	var m map[string]any
 	if _, err := toml.DecodeFile(path, &m); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
+	flat := map[string]any{}
+	flatten("", m, flat)
+	keys := make([]string, 0, len(flat))
+	for k := range flat {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
@@ -30,9 +34,13 @@ func ApplyConfigFile(fs *pflag.FlagSet, path string) error {
 		if f.Changed {
 			continue
 		}
-		values := []any{m[k]}
-		if list, ok := m[k].([]any); ok {
+		values := []any{flat[k]}
+		if list, ok := flat[k].([]any); ok {
 			values = list
+			if sv, ok := f.Value.(pflag.SliceValue); ok && len(list) == 0 {
+				sv.Replace(nil) // "keys = []": an empty list, not the default
+				continue
+			}
 		}
 		for _, v := range values {
 			if err := fs.Set(k, fmt.Sprint(v)); err != nil {
@@ -41,6 +49,17 @@ func ApplyConfigFile(fs *pflag.FlagSet, path string) error {
 		}
 	}
 	return nil
+}
+
+// flatten puts m's values into out under their dotted paths.
+func flatten(prefix string, m map[string]any, out map[string]any) {
+	for k, v := range m {
+		if t, ok := v.(map[string]any); ok {
+			flatten(prefix+k+".", t, out)
+			continue
+		}
+		out[prefix+k] = v
+	}
 }
 
 // SizeVar defines a byte-count flag stored in p, whose current value is the

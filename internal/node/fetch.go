@@ -35,6 +35,9 @@ func (n *Node) fetch(ctx context.Context, c *transfer.Conn, ids []streamwire.ID)
 	held := transfer.NewHeld(sc.Client)
 	defer held.Release()
 	r := n.fetchAll(ctx, sc, ids, held)
+	if n.cfg.Received != nil {
+		n.cfg.Received("FETCH", r)
+	}
 	return r.Status, c.Send(streamwire.TypeFetch|streamwire.ReplyBit, r.Append(nil))
 }
 

@@ -110,3 +110,12 @@ func (n *Node) Event(ev store.Event) {
 func (n *Node) add(id store.ObjectID, size uint64, digest store.Digest) {
 	n.dir.QueueLocation(id, size, digest) // fails only once closed
 }
+
+// WatchDirectory calls fn with the cluster directory as this node sees
+// it, then every change, until ctx ends (see cluster.Directory.Watch). It
+// returns at once when the node is standalone.
+func (n *Node) WatchDirectory(ctx context.Context, fn func(cluster.Change)) {
+	if n.dir != nil {
+		n.dir.Watch(ctx, fn)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/etcdembed"
+	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 	"github.com/plasmastream/plasmastream/store"
 )
@@ -65,6 +66,9 @@ type Config struct {
 	// OnMembers, if set, is called after every change of the registered
 	// nodes' keys (see cluster.Members).
 	OnMembers func()
+	// Received, if set, is told of every FETCH and PULL that ended here
+	// (kind "FETCH" or "PULL"): state streaming's `transfers`.
+	Received func(kind string, r streamwire.PeerResult)
 }
 
 // Store is the local store as one request uses it, under a reference:

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -27,6 +28,15 @@ func (n *Node) pull(ctx context.Context, c *transfer.Conn, m *streamwire.Pull) (
 	held := transfer.NewHeld(sc.Client) // the object stays here until the reply is sent
 	defer held.Release()
 	res := n.fetchFrom(ctx, sc, m.ID, m.Sources, wire.Digest{}, int(m.Own), int(m.Slices), held)
+	if n.cfg.Received != nil {
+		addrs := make([]string, len(m.Sources))
+		for i, src := range m.Sources {
+			addrs[i] = src.Addr
+		}
+		n.cfg.Received("PULL", streamwire.PeerResult{Kind: streamwire.KindCopy, Addr: strings.Join(addrs, ","), Status: res.Status,
+			Message: res.Message, Bytes: res.Bytes, DurationNs: int64(time.Since(start)),
+			Objects: []streamwire.ObjectResult{{ID: m.ID, Status: res.Status, Bytes: res.Bytes, Message: res.Message}}})
+	}
 	out := streamwire.PullOutcome{Node: n.cfg.Name, Status: res.Status.String(), Code: uint16(res.Status), OK: res.Status.Success(), Message: res.Message,
 		Bytes: res.Bytes, Resumed: res.Resumed, Sources: res.Sources, Duration: time.Since(start)}
 	st, err := replyJSON(c, streamwire.TypePull, out)

@@ -108,6 +108,38 @@ namespace, link and process it made. Prints a table and, last, JSON.`,
 	bf.StringVar(&bcfg.Rate, "rate", bcfg.Rate, "rate of every node's link, each way (tc units)")
 	bf.IntVar(&bcfg.Fanout, "fanout", bcfg.Fanout, "transfers one source serves at once (0: the server's default)")
 	bf.StringVar(&bcfg.BinDir, "bin", bcfg.BinDir, "directory of the server binaries (default: beside this program, then PATH)")
-	cmd.AddCommand(storeCmd, streamCmd, bcastCmd)
+	cmd.AddCommand(storeCmd, streamCmd, bcastCmd, o.benchStateCmd())
+	return cmd
+}
+
+func (o *options) benchStateCmd() *cobra.Command {
+	var cfg bench.StateConfig
+	cfg.SetDefaults()
+	cmd := &cobra.Command{
+		Use:   "state",
+		Short: "Benchmark state streaming: changes/s per streamer and its cost to puts",
+		Long: `Push changes through the file streamer (fsync on, then off) and the NATS
+streamer (an embedded JetStream server), in process, and print changes/s;
+then start two stores with stream servers (binaries beside this program or
+on PATH), one running every streamer and one none, and time 1 KiB
+create+seal on each, rounds alternating: streaming_put_ratio is the first
+rate over the second. Prints a table and, as its last line, JSON.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := o.context()
+			defer cancel()
+			res, err := bench.State(ctx, cfg, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(res)
+			fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Changes, "changes", cfg.Changes, "changes pushed through each streamer")
+	f.IntVar(&cfg.Creates, "creates", cfg.Creates, "1 KiB objects created and sealed per round and node")
+	f.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "alternating rounds of the put comparison")
 	return cmd
 }

@@ -168,6 +168,14 @@ func (cn *conn) reply(t storewire.Type, reqID uint32, payload []byte) error {
 	return err
 }
 
+// write sends frames already encoded.
+func (cn *conn) write(frames []byte) error {
+	cn.wmu.Lock()
+	defer cn.wmu.Unlock()
+	_, err := cn.uc.Write(frames)
+	return err
+}
+
 // sendAsync writes a reply from outside the connection's goroutine without
 // blocking the caller, which may hold the state mutex.
 func (cn *conn) sendAsync(t storewire.Type, reqID uint32, payload []byte) {

@@ -41,6 +41,14 @@ func (e *eventQueue) push(ev storewire.Event) bool {
 	return true
 }
 
+// add queues ev whatever the limit (a subscription's snapshot).
+func (e *eventQueue) add(ev storewire.Event) {
+	e.mu.Lock()
+	e.q = append(e.q, ev)
+	e.mu.Unlock()
+	e.signal()
+}
+
 func (e *eventQueue) signal() {
 	select {
 	case e.ready <- struct{}{}:
@@ -56,13 +64,17 @@ func (e *eventQueue) close() {
 	e.signal()
 }
 
-// pop waits for the next event.
-func (e *eventQueue) pop() (storewire.Event, bool) {
+// popBatch waits for the next events and appends up to max of them to
+// batch (a subscriber's writer sends them in one write); false once the
+// queue is closed and drained.
+func (e *eventQueue) popBatch(batch []storewire.Event, max int) ([]storewire.Event, bool) {
 	for {
 		e.mu.Lock()
 		if e.head < len(e.q) {
-			ev := e.q[e.head]
-			if e.head++; e.head == len(e.q) {
+			n := min(len(e.q)-e.head, max)
+			batch = append(batch, e.q[e.head:e.head+n]...)
+			clear(e.q[e.head : e.head+n]) // drop the metadata copies they hold
+			if e.head += n; e.head == len(e.q) {
 				e.head = 0
 				e.q = e.q[:0]
 				if cap(e.q) > keepEvents {
@@ -70,12 +82,12 @@ func (e *eventQueue) pop() (storewire.Event, bool) {
 				}
 			}
 			e.mu.Unlock()
-			return ev, true
+			return batch, true
 		}
 		closed := e.closed
 		e.mu.Unlock()
 		if closed {
-			return storewire.Event{}, false
+			return batch, false
 		}
 		<-e.ready
 	}

@@ -111,7 +111,9 @@ func TestSubscribeFlags(t *testing.T) {
 		{"digest events", storewire.Subscribe{Flags: storewire.SubscribeDigests}.Append(nil), true},
 		{"no events", storewire.Subscribe{Flags: storewire.SubscribeQuiet}.Append(nil), true},
 		{"digests and no events", storewire.Subscribe{Flags: storewire.SubscribeDigests | storewire.SubscribeQuiet}.Append(nil), false},
-		{"unknown flag", storewire.Subscribe{Flags: 4}.Append(nil), false},
+		{"info and snapshot", storewire.Subscribe{Flags: storewire.SubscribeInfo | storewire.SubscribeSnapshot}.Append(nil), true},
+		{"info and no events", storewire.Subscribe{Flags: storewire.SubscribeInfo | storewire.SubscribeQuiet}.Append(nil), false},
+		{"unknown flag", storewire.Subscribe{Flags: 16}.Append(nil), false},
 		{"short flags", []byte{1, 0}, false},
 	}
 	for _, tc := range cases {

@@ -93,32 +93,68 @@ func (s *state) compact() {
 }
 
 // publish queues an event for every subscriber (a digest event only for
-// those that asked for them). A subscriber whose queue is full is dropped
-// rather than allowed to stall the store.
+// those that asked for them; the object's info only for those that asked
+// for it). A subscriber whose queue is full is dropped rather than
+// allowed to stall the store.
 func (s *state) publish(kind uint8, o *object) {
 	if len(s.subs) == 0 {
 		return
 	}
-	ev := storewire.Event{Kind: kind, ID: o.id, DataSize: o.dataSize, MetaSize: o.metaSize, TimeNs: s.now().UnixNano(),
-		HasDigest: o.hasDigest, Digest: o.digest}
+	ev := s.event(kind, o, false)
+	var withInfo storewire.Event
 	for c := range s.subs {
 		if kind == storewire.EventDigest && !c.digests {
 			continue
 		}
-		if !c.events.push(ev) {
+		e := ev
+		if c.info {
+			if withInfo.Info == nil {
+				withInfo = s.event(kind, o, true)
+			}
+			e = withInfo
+		}
+		if !c.events.push(e) {
 			delete(s.subs, c)
 			go c.drop()
 		}
 	}
 }
 
+// event is o's event of kind, with its info (a copy of its metadata)
+// if info.
+func (s *state) event(kind uint8, o *object, info bool) storewire.Event {
+	ev := storewire.Event{Kind: kind, ID: o.id, DataSize: o.dataSize, MetaSize: o.metaSize, TimeNs: s.now().UnixNano(),
+		HasDigest: o.hasDigest, Digest: o.digest}
+	if info {
+		meta := o.off + o.dataSize
+		ev.Info = &storewire.EventInfo{CreateTimeNs: o.created.UnixNano(), ConstructNs: o.constructNs, CreatorPID: o.creatorPID,
+			Metadata: append([]byte(nil), s.mem[meta:meta+uint64(o.metaSize)]...)}
+	}
+	return ev
+}
+
 // subscribe makes c a subscriber with a queue of n events, of digest
-// events too if digests.
-func (s *state) subscribe(c *client, n int, digests bool) *eventQueue {
+// events too if flags ask for them, of events with info if they ask for
+// it. With SubscribeSnapshot the queue starts with an EventPresent for
+// every sealed object and EventSnapshotEnd, taken under the lock that
+// orders every later event after them (the snapshot may exceed n: it is
+// the store's table, already in memory once).
+func (s *state) subscribe(c *client, n int, flags uint32) *eventQueue {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.events == nil {
-		c.events, c.digests = newEventQueue(n), digests
+	if c.events != nil {
+		return c.events
+	}
+	c.events = newEventQueue(n)
+	c.digests = flags&storewire.SubscribeDigests != 0
+	c.info = flags&storewire.SubscribeInfo != 0
+	if flags&storewire.SubscribeSnapshot != 0 {
+		for _, o := range s.objects {
+			if o.sealed {
+				c.events.add(s.event(storewire.EventPresent, o, c.info))
+			}
+		}
+		c.events.add(storewire.Event{Kind: storewire.EventSnapshotEnd, TimeNs: s.now().UnixNano()})
 	}
 	s.subs[c] = struct{}{}
 	return c.events

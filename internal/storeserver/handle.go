@@ -108,13 +108,13 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 				return 0, nil, err
 			}
 		}
-		known := storewire.SubscribeDigests | storewire.SubscribeQuiet
-		if m.Flags&^known != 0 || m.Flags == known {
-			return 0, nil, errf(storewire.CodeInvalidRequest, "subscribe: flags %#x: this store knows %#x (digest events) and %#x (no events), not both",
-				m.Flags, storewire.SubscribeDigests, storewire.SubscribeQuiet)
+		known := storewire.SubscribeDigests | storewire.SubscribeQuiet | storewire.SubscribeInfo | storewire.SubscribeSnapshot
+		if m.Flags&^known != 0 || (m.Flags&storewire.SubscribeQuiet != 0 && m.Flags != storewire.SubscribeQuiet) {
+			return 0, nil, errf(storewire.CodeInvalidRequest, "subscribe: flags %#x: this store knows %#x (digest events), %#x (info), %#x (snapshot) and %#x (no events, alone)",
+				m.Flags, storewire.SubscribeDigests, storewire.SubscribeInfo, storewire.SubscribeSnapshot, storewire.SubscribeQuiet)
 		}
 		if m.Flags&storewire.SubscribeQuiet == 0 {
-			cn.subscribe(m.Flags&storewire.SubscribeDigests != 0)
+			cn.subscribe(m.Flags)
 		}
 		return rt, []byte{}, nil
 	}
@@ -137,20 +137,40 @@ func (cn *conn) list(reqID uint32) error {
 	}
 }
 
+// eventBatch is the most events one write sends to a subscriber.
+const eventBatch = 256
+
 // subscribe starts the goroutine that forwards events to this client
-// (digest events too if digests). It ends when the state closes the queue
-// at disconnect. A second Subscribe on the connection changes nothing.
-func (cn *conn) subscribe(digests bool) {
+// (what flags ask for). It ends when the state closes the queue at
+// disconnect. A second Subscribe on the connection changes nothing.
+func (cn *conn) subscribe(flags uint32) {
 	if cn.c.events != nil {
 		return
 	}
-	events := cn.s.st.subscribe(cn.c, cn.s.cfg.EventQueue, digests)
+	events := cn.s.st.subscribe(cn.c, cn.s.cfg.EventQueue, flags)
 	cn.wg.Add(1)
 	go func() {
 		defer cn.wg.Done()
-		for ev, ok := events.pop(); ok; ev, ok = events.pop() {
-			if cn.reply(storewire.TypeEvent, 0, ev.Append(nil)) != nil {
+		// Events are sent in batches, one write each: a busy store's
+		// subscriber costs a system call per batch, not per event.
+		var batch []storewire.Event
+		var frames, payload []byte
+		for {
+			var ok bool
+			if batch, ok = events.popBatch(batch[:0], eventBatch); len(batch) == 0 && !ok {
+				return
+			}
+			frames = frames[:0]
+			for i := range batch {
+				payload = batch[i].Append(payload[:0])
+				frames = storewire.AppendFrame(frames, storewire.TypeEvent, 0, payload)
+			}
+			clear(batch)
+			if cn.write(frames) != nil {
 				cn.close()
+			}
+			if cap(frames) > keepBuffer {
+				frames = nil
 			}
 		}
 	}()

@@ -49,6 +49,7 @@ type client struct {
 	waits   map[*waiter]struct{}
 	events  *eventQueue                          // non-nil once subscribed
 	digests bool                                 // a subscriber of digest events too
+	info    bool                                 // a subscriber of events with the object's info
 	send    func(storewire.Type, uint32, []byte) // async replies
 	drop    func()                               // ends the connection
 	pending int                                  // blocked Gets in flight

@@ -146,7 +146,10 @@ func FuzzDecode(f *testing.F) {
 		f.Add(uint16(TypeGet), p.payload)
 	}
 	f.Add(uint16(TypeEvent), Event{Kind: EventDigest, ID: ID{9}, DataSize: 1 << 20, TimeNs: 5, HasDigest: true, Digest: [32]byte{0xaf, 1}}.Append(nil))
+	f.Add(uint16(TypeEvent), Event{Kind: EventPresent, ID: ID{7}, DataSize: 3, MetaSize: 2, TimeNs: 9,
+		Info: &EventInfo{CreateTimeNs: 1, ConstructNs: 2, CreatorPID: 3, Metadata: []byte("md")}}.Append(nil))
 	f.Add(uint16(TypeSubscribe), []byte{})
+	f.Add(uint16(TypeSubscribe), Subscribe{Flags: SubscribeInfo | SubscribeSnapshot | SubscribeDigests}.Append(nil))
 	page := ListReply{Infos: make([]Info, 2)}.Append(nil)
 	f.Add(uint16(TypeList|ReplyBit), page)
 	f.Add(uint16(TypeList|ReplyBit), page[:len(page)-1])

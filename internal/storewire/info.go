@@ -112,6 +112,11 @@ const (
 	// seal event (its background hasher, or an Outboard request, hashed
 	// it). Sent only to subscribers that asked with SubscribeDigests.
 	EventDigest uint8 = 4
+	// EventPresent: an object sealed before the subscription; with
+	// SubscribeSnapshot the store sends one for every sealed object,
+	// then EventSnapshotEnd, before any other event.
+	EventPresent     uint8 = 5
+	EventSnapshotEnd uint8 = 6
 )
 
 // Subscribe flags.
@@ -123,6 +128,14 @@ const (
 	// a cluster watches its store so, without receiving every seal and
 	// delete). It excludes SubscribeDigests.
 	SubscribeQuiet uint32 = 2
+	// SubscribeInfo asks for events that carry the object's info
+	// (EventInfo: creation, construct time, creator, metadata) — what
+	// state streaming records. A store older than it refuses the flag.
+	SubscribeInfo uint32 = 4
+	// SubscribeSnapshot asks for EventPresent for every object sealed
+	// when the subscription starts, then EventSnapshotEnd: the state the
+	// events that follow change, taken atomically with subscribing.
+	SubscribeSnapshot uint32 = 8
 )
 
 // Subscribe is the optional payload of a Subscribe request (an empty
@@ -152,6 +165,17 @@ type Event struct {
 	TimeNs    int64
 	HasDigest bool // the object's BLAKE3 digest, when the store knows it
 	Digest    wire.Digest
+	// Info follows, in events to a SubscribeInfo subscriber only (older
+	// subscribers get the layout above, unchanged).
+	Info *EventInfo
+}
+
+// EventInfo is what an event to a SubscribeInfo subscriber adds.
+type EventInfo struct {
+	CreateTimeNs int64
+	ConstructNs  int64
+	CreatorPID   uint32
+	Metadata     []byte // the object's metadata (at most MaxMetadata)
 }
 
 func (m Event) Append(b []byte) []byte {
@@ -163,6 +187,12 @@ func (m Event) Append(b []byte) []byte {
 	e.I64(m.TimeNs)
 	e.U8(b2u(m.HasDigest))
 	e.Digest(m.Digest)
+	if in := m.Info; in != nil {
+		e.I64(in.CreateTimeNs)
+		e.I64(in.ConstructNs)
+		e.U32(in.CreatorPID)
+		e.Bytes32(in.Metadata)
+	}
 	return e.B
 }
 
@@ -175,6 +205,15 @@ func (m *Event) Decode(p []byte) error {
 	m.TimeNs = d.I64("time")
 	m.HasDigest = d.U8("has digest") != 0
 	m.Digest = d.Digest("digest")
+	m.Info = nil
+	if d.Left() > 0 {
+		in := &EventInfo{}
+		in.CreateTimeNs = d.I64("create time")
+		in.ConstructNs = d.I64("construct duration")
+		in.CreatorPID = d.U32("creator pid")
+		in.Metadata = d.Bytes32("metadata", MaxMetadata)
+		m.Info = in
+	}
 	return d.Done()
 }
 

@@ -8,11 +8,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/natsconn"
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 	"github.com/plasmastream/plasmastream/internal/trust"
 	"github.com/plasmastream/plasmastream/store"
+	"github.com/plasmastream/plasmastream/streaming"
 )
 
 // Config is everything plasma-stream-server needs; cmd fills it from
@@ -64,7 +66,16 @@ type Config struct {
 	ResumeKeep    time.Duration
 	RequestMemory int64 // bytes all connections together may hold of requests being read (--request-memory)
 	Cluster       ClusterConfig
-	Logger        *slog.Logger // nil: discard
+	// NATS is the node's NATS (--nats, --nats-listen, --nats-dir): the
+	// state streamer "nats" publishes there.
+	NATS natsconn.Config
+	// Streaming holds the state streaming options (store.streamers,
+	// streamers.file.*, ...: see package streaming); nil: off.
+	Streaming streaming.AppOptions
+	// Streamers are streaming services of the embedding program, fed
+	// with the node's blocks beside those Streaming names.
+	Streamers []streaming.StreamingService
+	Logger    *slog.Logger // nil: discard
 }
 
 // DefaultEtcdListen is the client address of an embedded etcd member.
@@ -123,6 +134,7 @@ func (c *Config) SetDefaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	c.Cluster.SetDefaults()
+	c.NATS.SetDefaults()
 }
 
 // Validate reports the first bad value, naming its flag (a TOML file's
@@ -159,6 +171,9 @@ func (c *Config) Validate() error {
 	switch {
 	case c.RequestMemory < 0 || c.RequestMemory > maxRequestMemory:
 		return fmt.Errorf("--request-memory %d: want a size such as 256MiB or 2GiB, at most 1PiB", c.RequestMemory)
+	}
+	if err := c.NATS.Validate(); err != nil {
+		return err
 	}
 	return c.Cluster.Validate()
 }

@@ -181,9 +181,11 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (str
 		}
 		defer sc.release()
 		start := time.Now()
-		err = transfer.Send(ctx, c, sc.st, kind, m.IDs, transfer.SendOptions{GetTimeout: s.cfg.PlasmaTimeout, Stats: &s.stats,
+		var sent transfer.Stats
+		err = transfer.Send(ctx, c, sc.st, kind, m.IDs, transfer.SendOptions{GetTimeout: s.cfg.PlasmaTimeout, Stats: s.sendStats(&sent),
 			Partials: sc.partials, RelayWait: relayWait})
 		s.metrics.duration.WithLabelValues("send").Observe(time.Since(start).Seconds())
+		s.transferOut(c.Peer, kind, m.IDs, start, &sent, err)
 		if err != nil {
 			return streamwire.StatusConnectionLost, fmt.Errorf("%s of %d objects to %s: %w", kind, len(m.IDs), c.Peer, err)
 		}

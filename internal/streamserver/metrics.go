@@ -22,6 +22,7 @@ type metrics struct {
 	overBudget   prometheus.Counter
 	storeUp      prometheus.Gauge
 	duration     *prometheus.HistogramVec
+	stateLost    *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -49,12 +50,13 @@ func newMetrics(s *Server) *metrics {
 			Name: "plasma_stream_transfer_duration_seconds", Help: "Duration of COPY/TAKE transfers, sending to peers or receiving from them.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"direction"}),
+		stateLost: newStateLost(),
 	}
 	st := &s.stats
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
-	m.reg.MustRegister(m.requests, m.connections, m.busy, m.notPermitted, m.overBudget, m.storeUp, m.duration,
+	m.reg.MustRegister(m.requests, m.connections, m.busy, m.notPermitted, m.overBudget, m.storeUp, m.duration, m.stateLost,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "plasma_stream_request_memory_bytes", Help: "Request memory held by requests being read or served (see --request-memory)."},
 			func() float64 { return float64(s.budget.inUse()) }),
 		counter("plasma_stream_bytes_sent_total", "Object bytes (data and metadata) sent to peers.", func() float64 { return float64(st.BytesSent.Load()) }),

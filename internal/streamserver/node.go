@@ -22,6 +22,7 @@ func (s *Server) newNode(ctx context.Context, st *store.Client) (*node.Node, err
 		Concurrency: s.cfg.SyncConcurrency, Cluster: s.cfg.Cluster, Use: s.nodeStore,
 		Stats: &s.stats, FetchSeconds: s.metrics.duration.WithLabelValues("fetch"), Logger: s.log.With("component", "cluster"), TLS: s.peerTLS,
 		Key: s.publishedKey(), OnMembers: s.membersChanged,
+		Received: s.state.transferIn,
 	}, st)
 }
 

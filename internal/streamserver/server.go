@@ -39,6 +39,10 @@ type Server struct {
 	budget  memBudget                 // request memory (--request-memory)
 
 	stopTracing func(context.Context) error // flushes and stops the OTLP exporter
+	state       *stateStream                // state streaming; nil: off
+
+	failMu  sync.Mutex
+	failErr error // why the node stops itself (state streaming's stop-node-on-error)
 
 	storeMu    sync.Mutex
 	store      *storeConn // nil while the store is down
@@ -82,13 +86,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	sc, err := connectStore(cctx, cfg)
-	if errors.Is(err, store.ErrSocketOwner) {
+	s.metrics = newMetrics(s)
+	var err error
+	if s.state, err = s.startStreaming(ctx); err != nil {
+		if cfg.Listener != nil {
+			cfg.Listener.Close()
+		}
 		return nil, err
 	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	sc, err := connectStore(cctx, cfg, s.state != nil)
 	if err != nil {
+		s.state.close()
+		if errors.Is(err, store.ErrSocketOwner) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w at %s: start plasma-store-server first (plasma-store-server -m SIZE -s %s): %v",
 			ErrNoStore, cfg.PlasmaSocket, cfg.PlasmaSocket, err)
 	}
@@ -96,17 +109,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if ln == nil {
 		if ln, err = net.Listen("tcp", net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port))); err != nil {
 			sc.retire()
+			s.state.close()
 			return nil, fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 		}
 	}
+	s.failMu.Lock()
 	s.ln = ln
-	s.metrics = newMetrics(s)
+	s.failMu.Unlock()
 	s.setStore(sc)
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
 			ln.Close()
 			sc.retire()
+			s.state.close()
 			return nil, fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
 		}
 		s.httpSrv = &http.Server{Handler: s.metrics.handler(s, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
@@ -129,6 +145,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.followMembers()
 	s.joined.Store(s.node)
+	s.state.watch(s.node)
 	// The store is watched from here on (the cluster, if any, has listed
 	// it: the subscription's events since are mirrored in order).
 	var sctx context.Context
@@ -197,6 +214,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Unlock()
 	s.wg.Wait()
 	s.shutdown()
+	if err := s.failure(); err != nil {
+		return err
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -209,7 +229,8 @@ func (s *Server) shutdown() {
 	if s.storeStop != nil {
 		s.storeStop()
 	}
-	<-s.storeDone // keepStore has released the store
+	<-s.storeDone   // keepStore has released the store
+	s.state.close() // after the last store event
 	if s.node != nil {
 		s.node.Close()
 	}

@@ -38,7 +38,10 @@ type storeConn struct {
 // (digest events too: they complete the locations of objects sealed
 // without a digest once the store has hashed them); a standalone one only
 // needs to know at once when the store goes away, and asks for no events.
-func connectStore(ctx context.Context, cfg Config) (*storeConn, error) {
+//
+// With state streaming (stream) it asks for every event with the
+// object's info, starting with a snapshot of the store.
+func connectStore(ctx context.Context, cfg Config, stream bool) (*storeConn, error) {
 	var opts []store.ConnectOption
 	if cfg.SocketOwner != "" {
 		uid, err := store.LookupUser(cfg.SocketOwner)
@@ -51,11 +54,14 @@ func connectStore(ctx context.Context, cfg Config) (*storeConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	what := store.WithoutEvents()
+	what := []store.SubscribeOption{store.WithoutEvents()}
 	if cfg.Cluster.Etcd != "" {
-		what = store.WithDigestEvents()
+		what = []store.SubscribeOption{store.WithDigestEvents()}
 	}
-	sub, err := st.Subscribe(ctx, what)
+	if stream {
+		what = []store.SubscribeOption{store.WithDigestEvents(), store.WithInfo(), store.WithSnapshot()}
+	}
+	sub, err := st.Subscribe(ctx, what...)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("subscribe to the store: %w", err)
@@ -152,6 +158,9 @@ func (s *Server) keepStore(ctx context.Context, sc *storeConn) {
 	for sc != nil {
 		stop := context.AfterFunc(ctx, func() { sc.sub.Close() })
 		for ev := range sc.sub.Events() {
+			if s.state != nil {
+				s.state.event(ev)
+			}
 			s.node.Event(ev)
 		}
 		stop()
@@ -183,7 +192,7 @@ func (s *Server) reconnectStore(ctx context.Context) *storeConn {
 		case <-time.After(wait):
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		sc, err := connectStore(cctx, s.cfg)
+		sc, err := connectStore(cctx, s.cfg, s.state != nil)
 		cancel()
 		if err == nil {
 			return sc

@@ -173,6 +173,7 @@ func (s *Server) runPeer(ctx context.Context, sc *storeConn, pr streamwire.PeerR
 	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Announced: func(n int64) { prog.announced.Add(uint64(n)) }, Partials: sc.partials, Peer: pr.Addr, Held: held})
 	res = transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,
 		Objects: objs, DurationNs: int64(time.Since(start))}, err)
+	s.state.transferIn(res.Kind.String(), res)
 	return res
 }
 

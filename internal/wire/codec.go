@@ -130,6 +130,9 @@ func (d *Dec) Count(what string, elem int, max uint32) int {
 	return int(n)
 }
 
+// Left is the number of bytes not read yet.
+func (d *Dec) Left() int { return len(d.b) - d.off }
+
 // Done reports the first error, or an error if bytes remain unread: a
 // message with trailing garbage is as malformed as a short one.
 func (d *Dec) Done() error {
