@@ -90,6 +90,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		s.metrics.request(req.t.String(), status)
 		if err != nil {
 			log.Info("request failed", "type", req.t, "err", err)
+			s.activity.Error(req.t.String()+" from "+nc.RemoteAddr().String(), err.Error())
 			return
 		}
 	}
@@ -161,8 +162,10 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (str
 		}
 		defer sc.release()
 		start := time.Now()
+		at := s.activity.Begin("send "+kind.String(), c.Peer, len(m.IDs))
 		err = transfer.Send(ctx, c, sc.st, kind, m.IDs, transfer.SendOptions{GetTimeout: s.cfg.PlasmaTimeout, Stats: &s.stats,
-			Partials: sc.partials, RelayWait: relayWait})
+			Partials: sc.partials, RelayWait: relayWait, Expect: at.Expect, Progress: at.Add})
+		at.End(nil, err)
 		s.metrics.duration.WithLabelValues("send").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return streamwire.StatusConnectionLost, fmt.Errorf("%s of %d objects to %s: %w", kind, len(m.IDs), c.Peer, err)

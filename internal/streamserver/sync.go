@@ -157,7 +157,14 @@ func (s *Server) runPeer(ctx context.Context, sc *storeConn, pr streamwire.PeerR
 		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout, s.peerTLS)
 		return c, err // Summarize names the peer
 	}
-	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Partials: sc.partials, Peer: pr.Addr, Held: held})
+	t := s.activity.Begin("sync "+pr.Kind.String(), pr.Addr, len(pr.IDs))
+	progress := func(b int64, o int) {
+		prog.add(b, o)
+		t.Add(b, o)
+	}
+	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: progress, Expect: t.Expect,
+		Partials: sc.partials, Peer: pr.Addr, Held: held})
+	t.End(objs, err)
 	return transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,
 		Objects: objs, DurationNs: int64(time.Since(start))}, err)
 }
