@@ -134,6 +134,12 @@ renderers.history = (d) => {
       lineChart([{ cls: "used", values: usage }], bytes, true)));
 };
 
+const openDetails = new Set(); // recent transfers whose objects are shown
+document.addEventListener("toggle", (ev) => {
+  const id = Number(ev.target.dataset && ev.target.dataset.id);
+  if (!id) return;
+  if (ev.target.open) openDetails.add(id); else openDetails.delete(id);
+}, true);
 const lastBytes = new Map(); // transfer id -> [time ms, bytes]: for live rates
 
 renderers.transfers = (d, now) => {
@@ -156,7 +162,7 @@ renderers.transfers = (d, now) => {
     const objs = (t.outcomes || []).map((o) => h("tr", {},
       h("td", { class: "mono" }, o.id), h("td", {}, o.ok ? badge("ok", o.status) : badge("bad", o.status)),
       h("td", { class: "num" }, bytes(o.bytes)), h("td", { class: "err" }, o.message || "")));
-    const details = objs.length || t.error ? h("details", {}, h("summary", {}, "objects"),
+    const details = objs.length || t.error ? h("details", { open: openDetails.has(t.id) ? "" : null, "data-id": t.id }, h("summary", {}, "objects"),
       t.error ? h("div", { class: "err" }, t.error) : null, objs.length ? table(["object", "outcome", "bytes ", ""], objs) : null) : null;
     return h("tr", { "data-recent": t.id },
       h("td", {}, t.kind), h("td", { class: "mono" }, t.peer), h("td", { class: "num" }, t.objects),
@@ -181,8 +187,12 @@ renderers.cluster = (d) => {
     h("td", {}, n.alive ? badge("alive", "alive") : badge("dead", "dead")),
     h("td", { class: "mono" }, n.address), h("td", {}, (n.groups || []).map((g) => badge("group", g))),
     h("td", {}, n.version), h("td", { class: "muted" }, n.alive ? "up " + ago(n.started).replace(" ago", "") : "last seen " + ago(n.last_seen))));
-  return [table(["node", "liveness", "address", "groups", "version", "since"], rows), locateBox()];
+  return table(["node", "liveness", "address", "groups", "version", "since"], rows);
 };
+
+// tails are parts of a section drawn once, below what is redrawn (a form
+// being typed into must not be replaced).
+const tails = { cluster: (d) => (d.clustered ? locateBox() : null) };
 
 // The locate form outlives the redraws of its section.
 let locateEl = null;
@@ -234,9 +244,15 @@ function draw(state) {
   for (const s of state.sections) {
     let box = boxes.get(s.name);
     if (!box) {
-      box = h("section", { id: "section-" + s.name, class: wide.has(s.name) ? "wide" : null });
+      box = h("section", { id: "section-" + s.name, class: wide.has(s.name) ? "wide" : null },
+        h("h2", {}, s.title), h("div", { class: "body" }), h("div", { class: "tail" }));
       boxes.set(s.name, box);
       main.append(box);
+    }
+    const tail = box.querySelector(".tail");
+    if (!tail.firstChild && tails[s.name] && !s.error) {
+      const t = tails[s.name](s.data);
+      if (t) tail.append(t);
     }
     let body;
     if (s.error) body = h("div", { class: "err" }, s.error);
@@ -244,7 +260,7 @@ function draw(state) {
       try { body = (renderers[s.name] || generic)(s.data, Date.now()); }
       catch (e) { body = h("div", { class: "err" }, "cannot draw this section: " + e); }
     }
-    box.replaceChildren(h("h2", {}, s.title), body);
+    box.querySelector(".body").replaceChildren(...[body].flat().filter((x) => x != null));
   }
 }
 
