@@ -20,6 +20,8 @@ const (
 // Registry records transfers and errors; the zero value is not usable,
 // use New.
 type Registry struct {
+	received atomic.Int64 // bytes moved by incoming transfers, ever
+
 	mu     sync.Mutex
 	next   uint64
 	active map[uint64]*Transfer
@@ -33,26 +35,35 @@ func New() *Registry { return &Registry{active: map[uint64]*Transfer{}} }
 // Transfer is one transfer under way. Add and Expect may be called from
 // several goroutines at once.
 type Transfer struct {
-	r       *Registry
-	id      uint64
-	kind    string
-	peer    string
-	objects int
-	start   time.Time
+	r        *Registry
+	id       uint64
+	incoming bool
+	kind     string
+	peer     string
+	objects  int
+	start    time.Time
 
 	bytes, total, done atomic.Int64
 }
 
+// Direction of a transfer, seen from this node.
+type Direction bool
+
+const (
+	In  Direction = true // into the local store
+	Out Direction = false
+)
+
 // Begin records a transfer of objects objects of kind ("sync copy",
 // "send copy", "fetch", ...) with peer (an address or node names).
-func (r *Registry) Begin(kind, peer string, objects int) *Transfer {
+func (r *Registry) Begin(dir Direction, kind, peer string, objects int) *Transfer {
 	if r == nil {
 		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.next++
-	t := &Transfer{r: r, id: r.next, kind: kind, peer: peer, objects: objects, start: time.Now()}
+	t := &Transfer{r: r, id: r.next, incoming: bool(dir), kind: kind, peer: peer, objects: objects, start: time.Now()}
 	r.active[t.id] = t
 	return t
 }
@@ -65,6 +76,18 @@ func (t *Transfer) Add(bytes int64, objects int) {
 	}
 	t.bytes.Add(bytes)
 	t.done.Add(int64(objects))
+	if t.incoming {
+		t.r.received.Add(bytes)
+	}
+}
+
+// Received is the bytes incoming transfers have moved so far, counted as
+// they arrive (the dashboard's throughput).
+func (r *Registry) Received() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.received.Load()
 }
 
 // AddBytes counts bytes moved (transfer.FetchOptions.Progress).

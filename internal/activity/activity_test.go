@@ -10,7 +10,7 @@ import (
 
 func TestRegistryBoundsAndOutcomes(t *testing.T) {
 	r := New()
-	a := r.Begin("sync copy", "10.0.0.1:9120", 2)
+	a := r.Begin(In, "sync copy", "10.0.0.1:9120", 2)
 	a.Expect(300)
 	a.Add(100, 1)
 	a.AddBytes(50)
@@ -30,7 +30,7 @@ func TestRegistryBoundsAndOutcomes(t *testing.T) {
 			res[j].Status = streamwire.StatusOK
 		}
 		res[len(res)-1].Status = streamwire.StatusStoreFull
-		r.Begin("fetch", fmt.Sprint(i), len(res)).End(res, errors.New("peer went away"))
+		r.Begin(In, "fetch", fmt.Sprint(i), len(res)).End(res, errors.New("peer went away"))
 	}
 	s = r.Snapshot()
 	if len(s.Recent) != Recent || len(s.Errors) != Errors {
@@ -41,7 +41,7 @@ func TestRegistryBoundsAndOutcomes(t *testing.T) {
 	}
 	// A nil registry records nothing and does not panic.
 	var nr *Registry
-	nr.Begin("x", "y", 1).End(nil, nil)
+	nr.Begin(Out, "x", "y", 1).End(nil, nil)
 	nr.Error("x", "y")
 	if s := nr.Snapshot(); len(s.Active)+len(s.Recent)+len(s.Errors) != 0 {
 		t.Fatal("nil registry recorded something")

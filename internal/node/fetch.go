@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/plasmastream/plasmastream/internal/activity"
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/storewire"
@@ -111,7 +112,7 @@ func (n *Node) fetchByCopy(ctx context.Context, sc Store, id streamwire.ID, sour
 	var last streamwire.ObjectResult
 	for _, h := range sources {
 		dial := func() (*transfer.Conn, error) { return n.dialPeer(ctx, h.Addr) }
-		t := n.cfg.Activity.Begin("fetch copy", h.Node, 1)
+		t := n.cfg.Activity.Begin(activity.In, "fetch copy", h.Node, 1)
 		res, err := transfer.Receive(ctx, dial, sc.Client, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: n.cfg.Stats, Partials: sc.Partials, Held: held,
 			Progress: t.Add, Expect: t.Expect})
 		t.End(res, err)
@@ -162,7 +163,7 @@ func (n *Node) fetchOnce(ctx context.Context, sc Store, id streamwire.ID, source
 	for i, s := range sources {
 		names[i] = s.Node
 	}
-	t := n.cfg.Activity.Begin("fetch", strings.Join(names, ", "), 1)
+	t := n.cfg.Activity.Begin(activity.In, "fetch", strings.Join(names, ", "), 1)
 	res := transfer.Fetch(ctx, sc.Client, id, sources, transfer.FetchOptions{
 		Stats: n.cfg.Stats, Partials: sc.Partials, Digest: digest, Own: own, Slices: slices, Held: held,
 		Dial: n.dialPeer, Progress: t.AddBytes, Expect: t.Expect,

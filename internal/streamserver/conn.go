@@ -10,6 +10,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/activity"
 	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -162,7 +163,7 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (str
 		}
 		defer sc.release()
 		start := time.Now()
-		at := s.activity.Begin("send "+kind.String(), c.Peer, len(m.IDs))
+		at := s.activity.Begin(activity.Out, "send "+kind.String(), c.Peer, len(m.IDs))
 		err = transfer.Send(ctx, c, sc.st, kind, m.IDs, transfer.SendOptions{GetTimeout: s.cfg.PlasmaTimeout, Stats: &s.stats,
 			Partials: sc.partials, RelayWait: relayWait, Expect: at.Expect, Progress: at.Add})
 		at.End(nil, err)

@@ -64,7 +64,7 @@ func (s *Server) recordHistory(ctx context.Context, done chan<- struct{}) {
 }
 
 func (s *Server) sample(ctx context.Context) sample {
-	smp := sample{T: time.Now().UnixMilli(), Sent: s.stats.BytesSent.Load(), Received: s.stats.BytesReceived.Load()}
+	smp := sample{T: time.Now().UnixMilli(), Sent: s.stats.BytesSent.Load(), Received: uint64(s.activity.Received())}
 	if sc, err := s.useStore(); err == nil {
 		sctx, cancel := context.WithTimeout(ctx, historyEvery)
 		st, err := sc.st.Stats(sctx)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/activity"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
 	"golang.org/x/sync/errgroup"
@@ -157,7 +158,7 @@ func (s *Server) runPeer(ctx context.Context, sc *storeConn, pr streamwire.PeerR
 		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout, s.peerTLS)
 		return c, err // Summarize names the peer
 	}
-	t := s.activity.Begin("sync "+pr.Kind.String(), pr.Addr, len(pr.IDs))
+	t := s.activity.Begin(activity.In, "sync "+pr.Kind.String(), pr.Addr, len(pr.IDs))
 	progress := func(b int64, o int) {
 		prog.add(b, o)
 		t.Add(b, o)
