@@ -49,9 +49,9 @@ func (s *Server) sections() []struct {
 		make        func(context.Context) (any, error)
 	}{
 		{"node", "Node", s.nodeSection},
+		{"cluster", "Cluster", s.clusterSection},
 		{"history", "Throughput and store usage", func(context.Context) (any, error) { return s.history.snapshot(), nil }},
 		{"transfers", "Transfers", func(context.Context) (any, error) { return s.activity.Snapshot(), nil }},
-		{"cluster", "Cluster", s.clusterSection},
 	}
 }
 
@@ -226,5 +226,17 @@ func dashboardHandler() http.Handler {
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		files.ServeHTTP(w, r)
+	})
+}
+
+// readOnly refuses every method but GET and HEAD.
+func readOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "the dashboard is read-only", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 }

@@ -83,9 +83,9 @@ func (m *metrics) handler(s *Server, pprofOn bool, auth func(http.Handler) http.
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", auth(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
-	mux.Handle("GET /api/state", auth(http.HandlerFunc(s.apiState)))
-	mux.Handle("GET /api/locate", auth(http.HandlerFunc(s.apiLocate)))
-	mux.Handle("GET /", auth(dashboardHandler()))
+	mux.Handle("/api/state", auth(readOnly(http.HandlerFunc(s.apiState))))
+	mux.Handle("/api/locate", auth(readOnly(http.HandlerFunc(s.apiLocate))))
+	mux.Handle("/", auth(readOnly(dashboardHandler())))
 	if pprofOn {
 		mux.Handle("/debug/pprof/", auth(http.HandlerFunc(pprof.Index)))
 		mux.Handle("/debug/pprof/profile", auth(http.HandlerFunc(pprof.Profile)))
