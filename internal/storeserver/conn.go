@@ -100,7 +100,7 @@ func (cn *conn) serve() {
 			}
 			return
 		}
-		start := time.Now()
+		start := cn.s.metrics.now()
 		t, reply, err := cn.handle(h, p)
 		if cap(buf) > keepBuffer {
 			buf = nil // do not pin a large request's buffer while the client idles

@@ -58,6 +58,14 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
+// now is the start of a request: the clock is not read without metrics.
+func (m *metrics) now() time.Time {
+	if m == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
 // request records one request of type t that began at start. It is
 // safe on a nil *metrics (no --metrics-addr): then it costs nothing.
 func (m *metrics) request(t storewire.Type, start time.Time, failed bool) {
@@ -147,7 +155,7 @@ var stateNames = [numStates]string{"creating", "sealed", "deleting"}
 
 // metricsView is the state's figures for one scrape.
 type metricsView struct {
-	objects, bytes                                 [numStates]uint64
+	objects, bytes                                  [numStates]uint64
 	capacity, used, pinned, largestFree, freeBlocks uint64
 	clients, waitBytes, subscribers                 uint64
 	n                                               counters
