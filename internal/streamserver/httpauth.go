@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -30,7 +31,9 @@ func (s *Server) serveHTTP(ln net.Listener) {
 	hctx, s.histStop = context.WithCancel(context.Background())
 	s.histDone = make(chan struct{})
 	go s.recordHistory(hctx, s.histDone)
-	s.httpSrv = &http.Server{Handler: s.metrics.handler(s, s.cfg.Pprof, s.httpAuth), ReadHeaderTimeout: 10 * time.Second}
+	s.httpSrv = &http.Server{Handler: s.metrics.handler(s, s.cfg.Pprof, s.httpAuth), ReadHeaderTimeout: 10 * time.Second,
+		// Refused handshakes (untrusted certificates) land here.
+		ErrorLog: slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelInfo)}
 	if s.peerTLS == nil {
 		go s.httpSrv.Serve(ln)
 		return
