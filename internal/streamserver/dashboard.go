@@ -39,15 +39,15 @@ type section struct {
 	Error string `json:"error,omitempty"`
 }
 
-// sections are the dashboard's sections, in page order: add one here.
-func (s *Server) sections() []struct {
+// sectionSource makes one section of the state.
+type sectionSource struct {
 	name, title string
 	make        func(context.Context) (any, error)
-} {
-	return []struct {
-		name, title string
-		make        func(context.Context) (any, error)
-	}{
+}
+
+// sections are the dashboard's sections, in page order: add one here.
+func (s *Server) sections() []sectionSource {
+	return []sectionSource{
 		{"node", "Node", s.nodeSection},
 		{"cluster", "Cluster", s.clusterSection},
 		{"history", "Throughput and store usage", func(context.Context) (any, error) { return s.history.snapshot(), nil }},
