@@ -115,4 +115,3 @@ func TestDashboardRequiresTrust(t *testing.T) {
 		t.Errorf("plasma dashboard on 0.0.0.0: %v %q; want a refusal naming loopback", err, out)
 	}
 }
-

@@ -168,7 +168,7 @@ func TestDashboardCAMode(t *testing.T) {
 		t.Errorf("/api/state without a certificate: %d %q %v", code, body, err)
 	}
 	for name, cfg := range map[string]*tls.Config{
-		"another CA's":     tlsOf(other.issue(t, "intruder", trust.RoleAdmin)),
+		"another CA's":    tlsOf(other.issue(t, "intruder", trust.RoleAdmin)),
 		"a role-less one": tlsOf(p.issue(t, "nobody", trust.RoleNone)),
 	} {
 		if code, body, err := httpGet(cfg, base+"/api/state"); err == nil && code == 200 {
