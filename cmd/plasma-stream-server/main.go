@@ -131,7 +131,7 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.StringVar(&cfg.Bind, "bind", cfg.Bind, "address to listen on (default: all interfaces, IPv4 and IPv6, serving only loopback peers unless --allow-unauthenticated or keys are given)")
 	f.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", cfg.AllowUnauthenticated, "with --bind at its default, serve every host that reaches the port, not only loopback peers: any of them can read, take and delete objects")
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "name of this node in logs and replies")
-	f.StringVar(&cfg.MetricsAddr, "http-addr", cfg.MetricsAddr, "serve HTTP on this address (e.g. :9121): Prometheus /metrics, /healthz (alive) and /readyz (store connected, cluster joined)")
+	f.StringVar(&cfg.MetricsAddr, "http-addr", cfg.MetricsAddr, "serve HTTP on this address (e.g. :9121): the dashboard (/), Prometheus /metrics, /healthz (alive) and /readyz (store connected, cluster joined); with keys, HTTPS requiring the read role but for the probes (docs/metrics.md)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "the same as --http-addr (its former name)")
 	f.DurationVar(&cfg.IOTimeout, "io-timeout", cfg.IOTimeout, "deadline of each network step; a peer silent for longer is dropped")
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "a connection silent this long between requests is closed")
