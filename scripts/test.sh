@@ -11,6 +11,7 @@ need=()
 /usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)   # the stream client's keys
 command -v etcd >/dev/null || need+=(etcd-server)   # the external 3-member etcd cluster tests
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || need+=(nats-server)   # the external NATS of the state streaming tests
+command -v chromium >/dev/null || need+=(chromium)   # the dashboard, tested in a real browser
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 
@@ -121,4 +122,19 @@ func KeyFileOptions(keyFile, serverKey string) ([]Option, error) {
 		return nil, fmt.Errorf("--server-key: %w", err)
 	}
 	return []Option{WithKey(id), WithServerKey(pub)}, nil
+}
+
+// TLSConfig is the client TLS configuration the credentials ask for (nil:
+// none), for the HTTPS endpoint of a stream server with keys (plasma
+// dashboard): the same trust as its stream port.
+func (c Credentials) TLSConfig() (*tls.Config, error) {
+	opts, err := c.Options()
+	if err != nil {
+		return nil, err
+	}
+	var o options
+	if err := o.apply(opts); err != nil {
+		return nil, err
+	}
+	return o.tls, nil
 }

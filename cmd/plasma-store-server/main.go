@@ -105,6 +105,7 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.IntVar(&cfg.MaxClients, "max-clients", cfg.MaxClients,
 		"most clients connected at once; one more is told \"store busy\" and closed. 0: the default, the open-file limit (RLIMIT_NOFILE) minus 32 and a sixteenth of it, kept for the arena and other descriptors")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "serve Prometheus /metrics and /healthz on this address (e.g. 127.0.0.1:9123; docs/metrics.md); \"\": none")
 	cliutil.SizeVar(f, &cfg.WaitMemory, "blocked-get-memory", "memory that blocked Gets may hold, all clients together; a Get beyond it fails with \"store busy\"")
 	f.BoolP("version", "V", false, "print the version and exit")
 }

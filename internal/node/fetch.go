@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/plasmastream/plasmastream/internal/activity"
 	"github.com/plasmastream/plasmastream/internal/bao"
 	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/storewire"
@@ -115,7 +116,10 @@ func (n *Node) fetchByCopy(ctx context.Context, sc Store, id streamwire.ID, sour
 	var last streamwire.ObjectResult
 	for _, h := range sources {
 		dial := func() (*transfer.Conn, error) { return n.dialPeer(ctx, h.Addr) }
-		res, _ := transfer.Receive(ctx, dial, sc.Client, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: n.cfg.Stats, Partials: sc.Partials, Held: held})
+		t := n.cfg.Activity.Begin(activity.In, "fetch copy", h.Node, 1)
+		res, err := transfer.Receive(ctx, dial, sc.Client, streamwire.KindCopy, []streamwire.ID{id}, transfer.ReceiveOptions{Stats: n.cfg.Stats, Partials: sc.Partials, Held: held,
+			Progress: t.Add, Expect: t.Expect})
+		t.End(res, err)
 		if last = res[0]; last.Status.Success() {
 			return last
 		}
@@ -159,10 +163,16 @@ func (n *Node) fetchFrom(ctx context.Context, sc Store, id streamwire.ID, source
 // fetchOnce runs one transfer.Fetch for fetchFrom.
 func (n *Node) fetchOnce(ctx context.Context, sc Store, id streamwire.ID, sources []streamwire.PullSource, digest wire.Digest, own, slices int, held *transfer.Held) transfer.FetchResult {
 	start := time.Now()
+	names := make([]string, len(sources))
+	for i, s := range sources {
+		names[i] = s.Node
+	}
+	t := n.cfg.Activity.Begin(activity.In, "fetch", strings.Join(names, ", "), 1)
 	res := transfer.Fetch(ctx, sc.Client, id, sources, transfer.FetchOptions{
 		Stats: n.cfg.Stats, Partials: sc.Partials, Digest: digest, Own: own, Slices: slices, Held: held,
-		Dial: n.dialPeer,
+		Dial: n.dialPeer, Progress: t.AddBytes, Expect: t.Expect,
 	})
+	t.End([]streamwire.ObjectResult{res.ObjectResult}, nil)
 	if n.cfg.FetchSeconds != nil {
 		n.cfg.FetchSeconds.Observe(time.Since(start).Seconds())
 	}

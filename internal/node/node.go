@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/plasmastream/plasmastream/internal/activity"
 	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/etcdembed"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -55,6 +56,7 @@ type Config struct {
 	Use          func() (Store, error)
 	Stats        *transfer.Stats     // transfer counters, shared with the server
 	FetchSeconds prometheus.Observer // durations of fetches (nil: none)
+	Activity     *activity.Registry  // where fetches are recorded for the dashboard (nil: nowhere)
 	Logger       *slog.Logger
 	// TLS, if set, is this node's side of mutual TLS with every node it
 	// dials (trust.TLSConfig): it presents the node's key and accepts only

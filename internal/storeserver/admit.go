@@ -14,6 +14,7 @@ import (
 // so a flood of connections cannot make the store run out of goroutines
 // or descriptors.
 func (s *Server) refuse(uc *net.UnixConn, clients int) {
+	s.metrics.refused()
 	msg := fmt.Sprintf("store busy: %d clients connected, limit %d (plasma-store-server --max-clients); retry later", clients, s.cfg.MaxClients)
 	cred := peerCred(uc)
 	s.refusalLog.Do(func(suppressed int) {

@@ -100,6 +100,7 @@ func (cn *conn) serve() {
 			}
 			return
 		}
+		start := cn.s.metrics.now()
 		t, reply, err := cn.handle(h, p)
 		if cap(buf) > keepBuffer {
 			buf = nil // do not pin a large request's buffer while the client idles
@@ -112,9 +113,12 @@ func (cn *conn) serve() {
 			log.Debug("request failed", "type", storewire.Type(h.Type), "err", oe.msg)
 			t, reply = storewire.TypeError, storewire.ErrorReply{Code: oe.code, Message: oe.msg}.Append(nil)
 		} else if reply == nil {
+			cn.s.metrics.request(storewire.Type(h.Type), start, false)
 			continue // answered later (blocked Get) or by a stream (List pages)
 		}
-		if err := cn.reply(t, h.ReqID, reply); err != nil {
+		werr := cn.reply(t, h.ReqID, reply)
+		cn.s.metrics.request(storewire.Type(h.Type), start, err != nil)
+		if werr != nil {
 			return
 		}
 	}

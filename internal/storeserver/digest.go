@@ -56,6 +56,7 @@ func (s *state) digestLoop(ctx context.Context) {
 				}
 			}
 			s.runDigestJob(job)
+			s.digestBacklog.Add(-1)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -45,6 +46,10 @@ type Config struct {
 	// WaitMemory bounds the memory that blocked Gets hold, store-wide; a
 	// Get that would exceed it fails with CodeBusy. 0: DefaultWaitMemory.
 	WaitMemory uint64
+	// MetricsAddr is where Prometheus /metrics and /healthz are served
+	// (--metrics-addr, host:port); "": nowhere, and requests are not
+	// timed.
+	MetricsAddr string
 }
 
 // DefaultMaxClients is the client limit derived from this process's limit
@@ -75,6 +80,9 @@ type Server struct {
 
 	refusing   chan struct{} // bounds the goroutines answering "store busy"
 	refusalLog netutil.Sometimes
+
+	metrics   *metrics     // nil without MetricsAddr
+	metricsLn net.Listener // nil without MetricsAddr
 }
 
 // ErrStoreRunning is returned by New when a live store already serves on
@@ -105,12 +113,21 @@ func New(cfg Config) (*Server, error) {
 		sock.close()
 		return nil, err
 	}
-	return &Server{
+	s := &Server{
 		cfg: cfg, log: cfg.Logger, arena: a, ln: sock.ln, sock: sock,
 		st:       newState(a.Mem, cfg.Capacity, cfg.WaitMemory),
 		conns:    map[*conn]struct{}{},
 		refusing: make(chan struct{}, 8),
-	}, nil
+	}
+	if s.metricsLn, err = s.listenMetrics(); err != nil {
+		a.Close()
+		sock.close()
+		return nil, err
+	}
+	if s.metricsLn != nil {
+		s.metrics = newMetrics(s)
+	}
+	return s, nil
 }
 
 // Addr is the socket path.
@@ -129,6 +146,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	dctx, stopDigests := context.WithCancel(ctx)
 	digesting := make(chan struct{})
 	go func() { s.st.digestLoop(dctx); close(digesting) }()
+	if s.metricsLn != nil {
+		hs := &http.Server{Handler: s.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(s.metricsLn)
+		defer hs.Close()
+	}
 	s.log.Info("store serving", "socket", s.cfg.Socket, "capacity", s.Capacity(), "arena_bytes", s.arena.Size,
 		"max_clients", s.cfg.MaxClients, "socket_mode", fmt.Sprintf("%#o", s.cfg.SocketMode), "socket_group", s.cfg.SocketGroup)
 	var backoff netutil.AcceptBackoff

@@ -3,6 +3,7 @@ package storeserver
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/btree"
@@ -97,6 +98,9 @@ type state struct {
 	// hashes them in the background (package digest.go).
 	digestQ chan digestJob
 	hasher  *client // holds the digester's references
+	// digestBacklog counts the jobs queued or waiting out digestDelay
+	// (plasma_store_digest_backlog).
+	digestBacklog atomic.Int64
 }
 
 func newState(mem []byte, capacity, waitBudget uint64) *state {
@@ -203,6 +207,7 @@ func (s *state) sealLocked(o *object) {
 	if !o.hashed() {
 		select {
 		case s.digestQ <- digestJob{o, now}:
+			s.digestBacklog.Add(1)
 		default: // a backlog: readers that need it hash it themselves
 		}
 	}

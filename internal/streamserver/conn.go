@@ -10,6 +10,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/activity"
 	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -110,6 +111,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		s.metrics.request(req.t.String(), status)
 		if err != nil {
 			log.Info("request failed", "type", req.t, "err", err)
+			s.activity.Error(req.t.String()+" from "+nc.RemoteAddr().String(), err.Error())
 			return
 		}
 	}
@@ -182,8 +184,10 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (str
 		defer sc.release()
 		start := time.Now()
 		var sent transfer.Stats
+		at := s.activity.Begin(activity.Out, "send "+kind.String(), c.Peer, len(m.IDs))
 		err = transfer.Send(ctx, c, sc.st, kind, m.IDs, transfer.SendOptions{GetTimeout: s.cfg.PlasmaTimeout, Stats: s.sendStats(&sent),
-			Partials: sc.partials, RelayWait: relayWait})
+			Partials: sc.partials, RelayWait: relayWait, Expect: at.Expect, Progress: at.Add})
+		at.End(nil, err)
 		s.metrics.duration.WithLabelValues("send").Observe(time.Since(start).Seconds())
 		s.transferOut(c.Peer, kind, m.IDs, start, &sent, err)
 		if err != nil {

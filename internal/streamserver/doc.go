@@ -9,4 +9,10 @@
 // drain of at most 2 s, so that the message is not lost to a reset). Every
 // read and write has a deadline (IOTimeout per step; IdleTimeout between
 // requests), so a dead, slow or malicious peer costs one connection.
+//
+// On --http-addr it serves /metrics, /healthz, /readyz and a read-only
+// dashboard (dashboard.go, the page in dashboard/): the transfers under
+// way and past come from an activity.Registry every transfer reports to,
+// the charts from a bounded in-memory history sampled each second. With
+// keys that endpoint is HTTPS and requires the read role (httpauth.go).
 package streamserver

@@ -77,17 +77,21 @@ func (m *metrics) request(typ string, status streamwire.Status) {
 	m.requests.WithLabelValues(typ, status.String()).Inc()
 }
 
-// handler serves /metrics, and Go's profiler under /debug/pprof/ when
-// pprof is set (--debug-pprof).
-func (m *metrics) handler(s *Server, pprofOn bool) http.Handler {
+// handler serves /healthz and /readyz to anyone, and behind auth (the
+// read role, with keys) /metrics, the dashboard and its API, and Go's
+// profiler under /debug/pprof/ when pprof is set (--debug-pprof).
+func (m *metrics) handler(s *Server, pprofOn bool, auth func(http.Handler) http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)
+	mux.Handle("/metrics", auth(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
+	mux.Handle("/api/state", auth(readOnly(http.HandlerFunc(s.apiState))))
+	mux.Handle("/api/locate", auth(readOnly(http.HandlerFunc(s.apiLocate))))
+	mux.Handle("/", auth(readOnly(dashboardHandler())))
 	if pprofOn {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/debug/pprof/", auth(http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/profile", auth(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/trace", auth(http.HandlerFunc(pprof.Trace)))
 	}
 	return mux
 }

@@ -21,7 +21,7 @@ func (s *Server) newNode(ctx context.Context, st *store.Client) (*node.Node, err
 		Name: s.cfg.NodeName, Advertise: s.advertise(), IOTimeout: s.cfg.IOTimeout,
 		Concurrency: s.cfg.SyncConcurrency, Cluster: s.cfg.Cluster, Use: s.nodeStore,
 		Stats: &s.stats, FetchSeconds: s.metrics.duration.WithLabelValues("fetch"), Logger: s.log.With("component", "cluster"), TLS: s.peerTLS,
-		Key: s.publishedKey(), OnMembers: s.membersChanged,
+		Key: s.publishedKey(), OnMembers: s.membersChanged, Activity: s.activity,
 		Received: s.state.transferIn,
 	}, st)
 }

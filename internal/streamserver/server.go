@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/activity"
 	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/netutil"
 	"github.com/plasmastream/plasmastream/internal/node"
@@ -37,6 +38,13 @@ type Server struct {
 	node    *node.Node                // PULL, DELETE and the cluster requests
 	joined  atomic.Pointer[node.Node] // node, once made: for /readyz, served before
 	budget  memBudget                 // request memory (--request-memory)
+	// activity holds the transfers under way, the last finished ones and
+	// the last errors, for the dashboard.
+	activity *activity.Registry
+	history  *history // throughput and store usage of the last minutes
+	seen     seenNodes
+	histStop context.CancelFunc
+	histDone chan struct{} // closed when recordHistory has returned
 
 	stopTracing func(context.Context) error // flushes and stops the OTLP exporter
 	state       *stateStream                // state streaming; nil: off
@@ -79,7 +87,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, start: time.Now(), conns: map[net.Conn]struct{}{}, keyed: map[net.Conn]trust.PublicKey{},
-		budget: memBudget{limit: cfg.RequestMemory}, storeDone: make(chan struct{}), refusing: make(chan struct{}, maxTLSRefusals)}
+		budget: memBudget{limit: cfg.RequestMemory}, activity: activity.New(), storeDone: make(chan struct{}), refusing: make(chan struct{}, maxTLSRefusals)}
 	if err := s.loadTrust(); err != nil {
 		if cfg.Listener != nil {
 			cfg.Listener.Close()
@@ -125,8 +133,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.state.close()
 			return nil, fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
 		}
-		s.httpSrv = &http.Server{Handler: s.metrics.handler(s, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
-		go s.httpSrv.Serve(mln)
+		s.serveHTTP(mln)
 	}
 	if cfg.NodeName == "" {
 		s.cfg.NodeName = ln.Addr().String()
@@ -236,6 +243,8 @@ func (s *Server) shutdown() {
 	}
 	if s.httpSrv != nil {
 		s.httpSrv.Close()
+		s.histStop()
+		<-s.histDone
 	}
 	s.ln.Close()
 	if s.stopTracing != nil {

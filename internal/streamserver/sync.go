@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/plasmastream/plasmastream/internal/activity"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/tracing"
 	"github.com/plasmastream/plasmastream/internal/transfer"
@@ -170,7 +171,18 @@ func (s *Server) runPeer(ctx context.Context, sc *storeConn, pr streamwire.PeerR
 		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout, s.peerTLS)
 		return c, err // Summarize names the peer
 	}
-	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: prog.add, Announced: func(n int64) { prog.announced.Add(uint64(n)) }, Partials: sc.partials, Peer: pr.Addr, Held: held})
+	t := s.activity.Begin(activity.In, "sync "+pr.Kind.String(), pr.Addr, len(pr.IDs))
+	progress := func(b int64, o int) {
+		prog.add(b, o)
+		t.Add(b, o)
+	}
+	expect := func(n int64) {
+		prog.announced.Add(uint64(n))
+		t.Expect(n)
+	}
+	objs, err := transfer.Receive(ctx, dial, sc.st, pr.Kind, pr.IDs, transfer.ReceiveOptions{Stats: &s.stats, Progress: progress, Expect: expect,
+		Partials: sc.partials, Peer: pr.Addr, Held: held})
+	t.End(objs, err)
 	res = transfer.Summarize(streamwire.PeerResult{Kind: pr.Kind, Addr: pr.Addr, Status: streamwire.StatusOK,
 		Objects: objs, DurationNs: int64(time.Since(start))}, err)
 	s.state.transferIn(res.Kind.String(), res)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/plasmastream/plasmastream/internal/netutil"
 )
@@ -28,6 +29,9 @@ type Proxy struct {
 	// MaxConns, if positive, is how many connections are forwarded; later
 	// ones are closed at once, as if the server behind had died.
 	MaxConns int
+	// Rate, if positive, throttles each connection's server-to-client
+	// bytes to about this many a second (a slow link to watch).
+	Rate int64
 
 	mu    sync.Mutex
 	total int64
@@ -99,10 +103,18 @@ func (p *Proxy) accept(target string) {
 // pump copies server to client, applying the faults.
 func (p *Proxy) pump(dst, src net.Conn) {
 	buf := make([]byte, 64<<10)
+	if p.Rate > 0 {
+		buf = buf[:max(1, min(len(buf), int(p.Rate/20)))] // some twenty writes a second
+	}
 	var off int64
 	stalledHere := false
+	start := time.Now()
 	for {
 		n, err := src.Read(buf)
+		if p.Rate > 0 {
+			// Forward n more bytes no sooner than the rate allows.
+			time.Sleep(time.Until(start.Add(time.Duration(float64(off+int64(n)) / float64(p.Rate) * float64(time.Second)))))
+		}
 		for i := 0; i < n; i++ {
 			pos := off + int64(i)
 			if pos == p.FlipAt {

@@ -44,6 +44,9 @@ type FetchOptions struct {
 	// costs (plasma bench stream's verified_ratio).
 	NoVerify bool
 	Progress func(bytes int64)
+	// Expect, if set, is told the object's size (data and metadata) once
+	// a source has announced it.
+	Expect func(bytes int64)
 	// Held, if set, takes the reference to the object once it is sealed
 	// (or found already here), for the caller to release when its reply is
 	// sent (see Held); without, the object is released at once.
@@ -249,6 +252,9 @@ func (f *fetch) begin(ctx context.Context) (*Partial, streamwire.Status) {
 			return nil, status
 		}
 		f.conns[i] = c
+		if f.opt.Expect != nil {
+			f.opt.Expect(int64(r.DataSize) + int64(len(r.Metadata)))
+		}
 		return f.opt.Partials.Add(f.id, tree, buf, r.Metadata), streamwire.StatusOK
 	}
 	return nil, f.worst

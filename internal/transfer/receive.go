@@ -19,10 +19,9 @@ type ReceiveOptions struct {
 	Stats *Stats
 	// Progress, if set, is called as bytes arrive and objects complete.
 	Progress func(bytes int64, objects int)
-	// Announced, if set, is called with the size (data and metadata) of
-	// each object the sender is about to send, as its header arrives: the
-	// total of a transfer is known only as it goes.
-	Announced func(bytes int64)
+	// Expect, if set, is told the size (data and metadata) of each object
+	// the peer announces, before its bytes arrive.
+	Expect func(bytes int64)
 	// Partials, if set, publishes large objects while they arrive, so that
 	// RELAY and RANGE requests forward them cut-through; it keeps the
 	// verified part of one whose COPY or RELAY broke, and such an object
@@ -60,6 +59,9 @@ func Receive(ctx context.Context, dial func() (*Conn, error), st *store.Client, 
 	}
 	if opt.Progress == nil {
 		opt.Progress = func(int64, int) {}
+	}
+	if opt.Expect == nil {
+		opt.Expect = func(int64) {}
 	}
 	if opt.Held == nil {
 		opt.Held = NewHeld(st)
@@ -125,6 +127,7 @@ func resume(ctx context.Context, dial func() (*Conn, error), st *store.Client, k
 			Stats: opt.Stats, Partials: opt.Partials, Held: opt.Held,
 			Dial:     func(context.Context, string) (*Conn, error) { return dial() },
 			Progress: func(n int64) { opt.Progress(n, 0) },
+			Expect:   opt.Expect,
 		})
 		res[i] = f.ObjectResult
 		if f.Status.Success() {
@@ -262,9 +265,7 @@ func (r *receiver) objects(ctx context.Context) error {
 			r.opt.Progress(0, 1)
 			continue
 		}
-		if r.opt.Announced != nil {
-			r.opt.Announced(int64(h.DataSize) + int64(h.MetaSize))
-		}
+		r.opt.Expect(int64(h.DataSize) + int64(h.MetaSize))
 		if err := r.object(ctx, &h, i); err != nil {
 			return err
 		}

@@ -33,6 +33,11 @@ type SendOptions struct {
 	// RelayWait is how long a RELAY waits for such a transfer to begin.
 	Partials  *Partials
 	RelayWait time.Duration
+	// Expect, if set, is told the size of the objects found in the store
+	// (data and metadata) before they are sent, and Progress the bytes and
+	// objects as each is sent.
+	Expect   func(bytes int64)
+	Progress func(bytes int64, objects int)
 }
 
 // sendfileMin is the data size from which the sender hands bytes to the
@@ -48,6 +53,9 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 	if opt.Stats == nil {
 		opt.Stats = &Stats{}
 	}
+	if opt.Progress == nil {
+		opt.Progress = func(int64, int) {}
+	}
 	if status, msg := streamwire.ValidateIDs(ids, nil); status != streamwire.StatusOK {
 		return c.Send(streamwire.TypeCopyBegin, streamwire.ErrorReply{Status: status, Message: msg}.Append(nil))
 	}
@@ -57,10 +65,15 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 		return errors.Join(err, c.Send(streamwire.TypeCopyBegin, streamwire.ErrorReply{Status: streamwire.StatusPeerStoreError, Message: msg}.Append(nil)))
 	}
 	var held []store.ObjectID
+	var size int64
 	for _, o := range objs {
 		if o != nil {
 			held = append(held, o.ID)
+			size += int64(len(o.Data) + len(o.Metadata))
 		}
+	}
+	if opt.Expect != nil {
+		opt.Expect(size)
 	}
 	defer func() {
 		if len(held) > 0 {
@@ -88,6 +101,7 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 					return fmt.Errorf("relay object %x: %w", ids[i][:], err)
 				}
 				sentOK[i] = relayed
+				opt.Progress(0, 1)
 				continue
 			}
 			held = append(held, o.ID) // released with the others
@@ -96,6 +110,11 @@ func Send(ctx context.Context, c *Conn, st *store.Client, kind streamwire.Kind, 
 			c.Close()
 			<-acks
 			return fmt.Errorf("send object %x: %w", ids[i][:], err)
+		}
+		if o != nil && sentOK[i] {
+			opt.Progress(int64(len(o.Data)+len(o.Metadata)), 1)
+		} else {
+			opt.Progress(0, 1)
 		}
 	}
 	if err := c.Send(streamwire.TypeCopyEnd, nil); err != nil {
