@@ -23,6 +23,9 @@ func (s *state) allocate(oid storewire.ID, size uint64) (uint64, error) {
 		if off, ok := s.alloc.Alloc(size); ok {
 			return off, nil
 		}
+		if err := s.makingRoom(size); err != nil {
+			return 0, err // spills in flight will make the room
+		}
 		if s.lru.Len() == 0 {
 			return 0, errf(storewire.CodeOutOfMemory,
 				"store full: object %s needs %d bytes; capacity %d, %d in use or unsealed, %d free, largest free block %d",
@@ -34,9 +37,14 @@ func (s *state) allocate(oid storewire.ID, size uint64) (uint64, error) {
 
 func roundUp(n uint64) uint64 { return (n + 63) &^ 63 }
 
-// evictOne removes the least recently used unreferenced sealed object.
+// evictOne removes the least recently used unreferenced sealed object,
+// or, with a cold tier that lacks it, starts writing it there and frees
+// nothing yet.
 func (s *state) evictOne() uint64 {
 	o, _ := s.lru.Min()
+	if s.startSpill(o) {
+		return 0
+	}
 	s.n.evictions++
 	s.n.evictedBytes += o.allocSize
 	s.publish(storewire.EventEvicted, o)
@@ -49,8 +57,16 @@ func (s *state) evict(n uint64) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var freed uint64
-	for freed < n && s.lru.Len() > 0 {
-		freed += s.evictOne()
+	for freed < n && (s.lru.Len() > 0 || s.cold != nil && s.cold.spilling > 0) {
+		if s.lru.Len() == 0 {
+			s.waitSpill()
+			continue
+		}
+		f := s.evictOne()
+		if f == 0 {
+			s.waitSpill() // then the object is evicted, with its copy in the tier or without
+		}
+		freed += f
 	}
 	return freed
 }
@@ -125,7 +141,10 @@ func (s *state) list() []storewire.Info {
 	out := make([]storewire.Info, 0, len(s.objects))
 	for _, o := range s.objects {
 		st := storewire.StateCreated
-		if o.sealed {
+		switch {
+		case o.sealed && s.cold.holds(o.id):
+			st = storewire.StateSealedCold
+		case o.sealed:
 			st = storewire.StateSealed
 		}
 		var last int64
@@ -139,6 +158,7 @@ func (s *state) list() []storewire.Info {
 			LastUseUnixNs: last, Offset: o.off,
 		})
 	}
+	out = s.coldInfos(out)
 	sort.Slice(out, func(i, j int) bool { return out[i].Offset < out[j].Offset })
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/plasmastream/plasmastream/internal/arena"
+	"github.com/plasmastream/plasmastream/internal/coldtier"
 	"github.com/plasmastream/plasmastream/internal/netutil"
 )
 
@@ -45,6 +46,17 @@ type Config struct {
 	// WaitMemory bounds the memory that blocked Gets hold, store-wide; a
 	// Get that would exceed it fails with CodeBusy. 0: DefaultWaitMemory.
 	WaitMemory uint64
+	// Cold is the cold tier (-e/--external-store): objects evicted from
+	// memory are written there first, persisted ones at once, and a Get
+	// restores them (docs/cold-tier.md). Its zero URL: no cold tier.
+	Cold coldtier.Config
+	// ColdTimeout bounds every write to, read from or delete in the cold
+	// tier, so that a tier that hangs never holds the store. 0:
+	// DefaultColdTimeout.
+	ColdTimeout time.Duration
+	// RestoreOnStart restores, in the background, the objects the cold
+	// tier holds while they fit in free memory.
+	RestoreOnStart bool
 }
 
 // DefaultMaxClients is the client limit derived from this process's limit
@@ -100,14 +112,23 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cold *coldState
+	if cfg.Cold.URL != "" {
+		if cold, err = openCold(&cfg); err != nil {
+			sock.close()
+			return nil, err
+		}
+	}
 	a, err := arena.Create(cfg.Capacity, arena.Options{Dir: cfg.Dir, HugePages: cfg.HugePages})
 	if err != nil {
 		sock.close()
 		return nil, err
 	}
+	st := newState(a.Mem, cfg.Capacity, cfg.WaitMemory)
+	st.cold = cold
 	return &Server{
 		cfg: cfg, log: cfg.Logger, arena: a, ln: sock.ln, sock: sock,
-		st:       newState(a.Mem, cfg.Capacity, cfg.WaitMemory),
+		st:       st,
 		conns:    map[*conn]struct{}{},
 		refusing: make(chan struct{}, 8),
 	}, nil
@@ -131,6 +152,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	go func() { s.st.digestLoop(dctx); close(digesting) }()
 	s.log.Info("store serving", "socket", s.cfg.Socket, "capacity", s.Capacity(), "arena_bytes", s.arena.Size,
 		"max_clients", s.cfg.MaxClients, "socket_mode", fmt.Sprintf("%#o", s.cfg.SocketMode), "socket_group", s.cfg.SocketGroup)
+	if s.cfg.RestoreOnStart {
+		s.st.restoreAll()
+	}
 	var backoff netutil.AcceptBackoff
 	for {
 		uc, err := s.ln.AcceptUnix()
@@ -166,6 +190,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.st.cold.stop() // its spills and restores use the arena
 	stopDigests()
 	<-digesting // it reads the arena
 	s.arena.Close()

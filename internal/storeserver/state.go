@@ -8,6 +8,7 @@ import (
 	"github.com/google/btree"
 
 	"github.com/plasmastream/plasmastream/internal/alloc"
+	"github.com/plasmastream/plasmastream/internal/coldtier"
 	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/wire"
 )
@@ -39,6 +40,7 @@ type object struct {
 	digest      wire.Digest
 	outboard    []byte        // bao outboard, 16 KiB groups (nil for one group, or not built yet)
 	building    chan struct{} // closed when the hashing in progress ends
+	spillFailed bool          // its write to the cold tier failed: evict it without a copy
 }
 
 // client is the per-connection part of the state.
@@ -96,6 +98,8 @@ type state struct {
 	// hashes them in the background (package digest.go).
 	digestQ chan digestJob
 	hasher  *client // holds the digester's references
+
+	cold *coldState // nil without a cold tier (cold.go)
 }
 
 func newState(mem []byte, capacity, waitBudget uint64) *state {
@@ -128,7 +132,7 @@ func (s *state) create(c *client, m *storewire.Create) (storewire.Location, erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.place(c, m.ID, m.DataSize, m.Metadata)
+	o, err := s.placeWaiting(c, m.ID, m.DataSize, m.Metadata)
 	if err != nil {
 		return storewire.Location{}, err
 	}
@@ -149,6 +153,9 @@ func (s *state) place(c *client, oid storewire.ID, dataSize uint64, meta []byte)
 			what = "pending deletion"
 		}
 		return nil, errf(storewire.CodeObjectExists, "object %s already exists (%s)", oid.String(), what)
+	}
+	if s.cold.holds(oid) && c != s.cold.worker {
+		return nil, errf(storewire.CodeObjectExists, "object %s already exists (in the cold tier)", oid.String())
 	}
 	size := allocSize(dataSize, uint32(len(meta)))
 	off, err := s.allocate(oid, size)
@@ -212,7 +219,7 @@ func (s *state) sealLocked(o *object) {
 func (s *state) createAndSeal(c *client, m *storewire.CreateAndSeal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.place(c, m.ID, uint64(len(m.Data)), m.Metadata)
+	o, err := s.placeWaiting(c, m.ID, uint64(len(m.Data)), m.Metadata)
 	if err != nil {
 		return err
 	}
@@ -337,16 +344,33 @@ func (s *state) contains(oid storewire.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.objects[oid]
-	return ok && o.sealed && !o.deletePending
+	return ok && o.sealed && !o.deletePending || !ok && s.cold.holds(oid)
 }
 
 // del deletes each id, deferring those in use to their last release.
 func (s *state) del(ids []storewire.ID) []storewire.Code {
+	codes, _ := s.deleteIDs(ids)
+	return codes
+}
+
+// deleteIDs is del; it also returns, by position, the cold-tier records
+// of the objects deleted, for the caller to delete there (dropCold).
+func (s *state) deleteIDs(ids []storewire.ID) ([]storewire.Code, map[int]coldtier.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	codes := make([]storewire.Code, len(ids))
+	var cold map[int]coldtier.Record
 	for i, oid := range ids {
 		o, ok := s.objects[oid]
+		if rec := s.cold.take(oid); rec != nil {
+			if cold == nil {
+				cold = map[int]coldtier.Record{}
+			}
+			cold[i] = *rec
+			if !ok {
+				continue // only the tier held it
+			}
+		}
 		switch {
 		case !ok || o.deletePending:
 			codes[i] = storewire.CodeObjectNotFound
@@ -360,7 +384,7 @@ func (s *state) del(ids []storewire.ID) []storewire.Code {
 			s.remove(o)
 		}
 	}
-	return codes
+	return codes, cold
 }
 
 // disconnect frees c's unsealed objects, drops its references and its
