@@ -24,7 +24,7 @@ func openDir(root string) (*dirTier, error) {
 	return &dirTier{root: root}, nil
 }
 
-func (t *dirTier) String() string      { return "file://" + t.root }
+func (t *dirTier) String() string       { return "file://" + t.root }
 func (t *dirTier) path(k string) string { return filepath.Join(t.root, filepath.FromSlash(k)) }
 
 func (t *dirTier) HasBlob(_ context.Context, d wire.Digest, size uint64) (bool, error) {
