@@ -90,6 +90,9 @@ func (t *s3Tier) String() string {
 
 func (t *s3Tier) key(k string) string { return path.Join(t.prefix, k) }
 
+// Readers: ranged GETs in parallel hide each request's latency.
+func (t *s3Tier) Readers() int { return t.concurrency }
+
 func notFound(err error) bool {
 	code := minio.ToErrorResponse(err).Code
 	return code == minio.NoSuchKey || code == "NotFound"

@@ -25,6 +25,9 @@ type Tier interface {
 	ReadOutboard(ctx context.Context, d wire.Digest) ([]byte, error)
 	// ReadAt fills p with d's data from byte off.
 	ReadAt(ctx context.Context, d wire.Digest, p []byte, off uint64) error
+	// Readers is how many ReadAt calls of one object suit the medium at
+	// once.
+	Readers() int
 	PutRecord(ctx context.Context, r Record) error
 	DeleteRecord(ctx context.Context, id wire.ID) error
 	DeleteBlob(ctx context.Context, d wire.Digest) error

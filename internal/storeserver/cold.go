@@ -45,7 +45,15 @@ type coldState struct {
 	worker   *client       // holds spills' references and restores' unsealed objects
 	spilling uint64        // bytes of objects being written because memory was needed
 	progress chan struct{} // closed and replaced whenever a spill ends
+	// downUntil: a spill failed; until then victims are evicted without
+	// one, so that a dead or hung tier costs each Create at most one
+	// failed write, not one per victim.
+	downUntil time.Time
 }
+
+// spillBackoff is how long the store evicts without spilling after a
+// spill failed.
+const spillBackoff = 5 * time.Second
 
 type coldEntry struct {
 	rec       coldtier.Record
@@ -81,6 +89,14 @@ func openCold(cfg *Config) (*coldState, error) {
 	}
 	cfg.Logger.Info("cold tier open", "url", tier.String(), "objects", len(recs))
 	return cs, nil
+}
+
+// cancelIO ends the tier's I/O in flight and any to come, so that no
+// connection waits for it: the store is stopping.
+func (cs *coldState) cancelIO() {
+	if cs != nil {
+		cs.cancel()
+	}
 }
 
 // stop cancels the tier's I/O and waits for it: the arena is released
@@ -139,7 +155,7 @@ func (s *state) makingRoom(size uint64) error {
 // without one. Caller holds s.mu.
 func (s *state) startSpill(o *object) bool {
 	cs := s.cold
-	if cs == nil || cs.entries[o.id] != nil || o.spillFailed {
+	if cs == nil || cs.entries[o.id] != nil || o.spillFailed || time.Now().Before(cs.downUntil) {
 		return false
 	}
 	s.ref(cs.worker, o, false)
@@ -155,6 +171,9 @@ func (s *state) startSpill(o *object) bool {
 		cs.spilling -= o.allocSize
 		if err != nil {
 			o.spillFailed = true
+			if !errors.Is(err, errDeletedWhileWriting) {
+				cs.downUntil = time.Now().Add(spillBackoff)
+			}
 			cs.log.Warn("spill failed: the object will be evicted without a copy (it was not persisted)", "err", err)
 		}
 		s.releaseLocked(cs.worker, o, 1)
@@ -172,6 +191,8 @@ func (s *state) waitSpill() {
 	<-ch
 	s.mu.Lock()
 }
+
+var errDeletedWhileWriting = errors.New("deleted while being written to the cold tier")
 
 // writeCold writes o, which the caller references, to the tier: data and
 // outboard unless the tier has them (same digest, same bytes), then the
@@ -206,7 +227,7 @@ func (s *state) writeCold(o *object, persist bool) error {
 	defer s.mu.Unlock()
 	if s.objects[o.id] != o || o.deletePending {
 		s.dropColdAsync(rec)
-		return fmt.Errorf("object %s was deleted while being written to the cold tier", o.id.String())
+		return fmt.Errorf("object %s: %w", o.id.String(), errDeletedWhileWriting)
 	}
 	if e := cs.entries[o.id]; e != nil && e.rec.Persisted {
 		rec.Persisted = true

@@ -34,17 +34,18 @@ func (s *state) restoreFor(oid storewire.ID) bool {
 		return false
 	}
 	e.restoring = true
+	rec := e.rec // persist may change e.rec meanwhile, under s.mu
 	cs.wg.Add(1)
 	go func() {
 		defer cs.wg.Done()
-		err := s.restore(e.rec)
+		err := s.restore(rec)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		e.restoring = false
 		if err != nil {
-			cs.log.Warn("restore failed", "id", e.rec.ID.String(), "err", err)
+			cs.log.Warn("restore failed", "id", rec.ID.String(), "err", err)
 		}
-		s.restored(e.rec.ID, err)
+		s.restored(rec.ID, err)
 	}()
 	return true
 }
@@ -95,8 +96,12 @@ func (s *state) restore(rec coldtier.Record) error {
 }
 
 // readVerified fills data with rec's bytes in ranged reads of about a
-// part each, concurrency at a time; each goroutine verifies the groups it
-// just read while they are in its core's cache.
+// part each, as many at once as suit the tier (one sequential reader for
+// a file, which the kernel reads ahead of; several for S3, which hide the
+// latency of each request), and verifies each chunk on every core while
+// the next one is read. Measured on 2 cores, 512 MiB from a file with a
+// cold page cache: 4 readers each verifying what it read, 1.7-2.7 GB/s;
+// 1 reader with verification beside it, 3.6-3.8 GB/s (dd: 5-6 GB/s).
 func (s *state) readVerified(ctx context.Context, rec coldtier.Record, tree *bao.Tree, data []byte) error {
 	cs := s.cold
 	if len(data) == 0 {
@@ -111,7 +116,7 @@ func (s *state) readVerified(ctx context.Context, rec coldtier.Record, tree *bao
 	batch := v.Batch()
 	var next atomic.Uint64
 	g, gctx := errgroup.WithContext(ctx)
-	for range cs.concurrency {
+	for range cs.tier.Readers() {
 		g.Go(func() error {
 			for {
 				off := next.Add(chunk) - chunk
@@ -122,7 +127,7 @@ func (s *state) readVerified(ctx context.Context, rec coldtier.Record, tree *bao
 				if err := cs.tier.ReadAt(gctx, rec.Digest, data[off:off+n], off); err != nil {
 					return fmt.Errorf("restore %s: %w", rec.ID.String(), err)
 				}
-				batch.Check(int(off), int(n))
+				batch.Add(int(off), int(n)) // verified by the verifier's workers while the next chunk is read
 				if bad := batch.Bad(); bad >= 0 {
 					from, n := tree.Span(bad)
 					return fmt.Errorf("restore %s from %s: group %d (bytes %d-%d) does not match its digest %s: the tier's copy is corrupt; not served",
@@ -131,7 +136,15 @@ func (s *state) readVerified(ctx context.Context, rec coldtier.Record, tree *bao
 			}
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if bad := batch.Wait(); bad >= 0 {
+		from, n := tree.Span(bad)
+		return fmt.Errorf("restore %s from %s: group %d (bytes %d-%d) does not match its digest %s: the tier's copy is corrupt; not served",
+			rec.ID.String(), cs.tier, bad, from, from+n, rec.Digest)
+	}
+	return nil
 }
 
 // restored tells the Gets waiting for oid that its restore ended: on

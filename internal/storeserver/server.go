@@ -189,6 +189,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		c.close()
 	}
 	s.mu.Unlock()
+	s.st.cold.cancelIO() // a connection may be waiting for a spill or a persist
 	s.wg.Wait()
 	s.st.cold.stop() // its spills and restores use the arena
 	stopDigests()
