@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,3 +118,10 @@ func (s *S3) Stop() {
 // File is where the server keeps the object key of the bucket (its posix
 // backend stores each object as a file): tests damage it there.
 func (s *S3) File(key string) string { return filepath.Join(s.dir, s.Bucket, filepath.FromSlash(key)) }
+
+// Pause stops the server process (SIGSTOP): connections are accepted by
+// the kernel but never answered, as with a hung service. Resume ends it.
+func (s *S3) Pause() { s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *S3) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
