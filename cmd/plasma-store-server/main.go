@@ -117,6 +117,7 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.BoolVar(&cfg.Cold.NoTLS, "s3-no-tls", false, "talk plain HTTP to the S3 service (a test server on loopback)")
 	cliutil.SizeVar(f, &cfg.Cold.PartSize, "s3-part-size", "part size of multipart uploads and of ranged reads from the cold tier")
 	f.DurationVar(&cfg.ColdTimeout, "cold-timeout", cfg.ColdTimeout, "bound on each write to, read from or delete in the cold tier")
+	f.BoolVar(&cfg.ColdShared, "cold-shared", false, "other stores write to the same cold tier (one bucket for a cluster): a Get of an object this store does not know looks for it there")
 	f.BoolVar(&cfg.RestoreOnStart, "restore-on-start", false, "restore the cold tier's objects into memory at start, while they fit (default: on demand, at the first Get)")
 	f.BoolP("version", "V", false, "print the version and exit")
 }

@@ -106,6 +106,26 @@ func syncDir(dir string) error {
 	return f.Sync()
 }
 
+func (t *dirTier) GetRecord(_ context.Context, id wire.ID) (Record, error) {
+	b, err := os.ReadFile(t.path(recordKey(id)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Record{}, fmt.Errorf("record of %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Record{}, err
+	}
+	return checkedRecord(b, id)
+}
+
+// checkedRecord decodes the record stored under id's key.
+func checkedRecord(b []byte, id wire.ID) (Record, error) {
+	r, err := UnmarshalRecord(b)
+	if err == nil && r.ID != id {
+		err = fmt.Errorf("%w: the record stored for %s names %s", ErrBadRecord, id, r.ID)
+	}
+	return r, err
+}
+
 func (t *dirTier) ReadOutboard(_ context.Context, d wire.Digest) ([]byte, error) {
 	b, err := os.ReadFile(t.path(outboardKey(d)))
 	if errors.Is(err, fs.ErrNotExist) {

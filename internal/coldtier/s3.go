@@ -212,6 +212,14 @@ func (t *s3Tier) PutRecord(ctx context.Context, r Record) error {
 	return t.putSmall(ctx, recordKey(r.ID), r.Marshal())
 }
 
+func (t *s3Tier) GetRecord(ctx context.Context, id wire.ID) (Record, error) {
+	b, err := t.readAll(ctx, recordKey(id), recordHeader+MaxMetadata)
+	if err != nil {
+		return Record{}, err
+	}
+	return checkedRecord(b, id)
+}
+
 func (t *s3Tier) readAll(ctx context.Context, key string, limit int64) ([]byte, error) {
 	obj, _, _, err := t.c.GetObject(ctx, t.bucket, t.key(key), minio.GetObjectOptions{})
 	if err != nil {

@@ -29,6 +29,8 @@ type Tier interface {
 	// once.
 	Readers() int
 	PutRecord(ctx context.Context, r Record) error
+	// GetRecord reads id's record; ErrNotFound if the tier has none.
+	GetRecord(ctx context.Context, id wire.ID) (Record, error)
 	DeleteRecord(ctx context.Context, id wire.ID) error
 	DeleteBlob(ctx context.Context, d wire.Digest) error
 	// Records lists every record; bad ones are returned as errors beside

@@ -49,6 +49,12 @@ type coldState struct {
 	// one, so that a dead or hung tier costs each Create at most one
 	// failed write, not one per victim.
 	downUntil time.Time
+	// shared (--cold-shared): other stores write to the tier, so a Get of
+	// an id unknown here asks the tier (looking: asks in flight; missed:
+	// recent answers "none").
+	shared  bool
+	looking map[storewire.ID]struct{}
+	missed  map[storewire.ID]time.Time
 }
 
 // spillBackoff is how long the store evicts without spilling after a
@@ -82,6 +88,7 @@ func openCold(cfg *Config) (*coldState, error) {
 		spillSem: make(chan struct{}, c.Concurrency), restoreSem: make(chan struct{}, c.Concurrency),
 		partSize: c.PartSize, concurrency: c.Concurrency,
 		entries: make(map[storewire.ID]*coldEntry, len(recs)), worker: newClient(0), progress: make(chan struct{}),
+		shared: cfg.ColdShared, looking: map[storewire.ID]struct{}{}, missed: map[storewire.ID]time.Time{},
 	}
 	cs.ctx, cs.cancel = context.WithCancel(context.Background())
 	for _, r := range recs {

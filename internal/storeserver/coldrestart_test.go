@@ -3,9 +3,12 @@ package storeserver_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/coldtier"
+	"github.com/plasmastream/plasmastream/internal/storeserver"
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
 )
@@ -83,5 +86,38 @@ func TestColdTwoStoresShareBucket(t *testing.T) {
 	got, _, err := getBytes(ctx, b, id)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("second store's copy: %v", err)
+	}
+}
+
+// With --cold-shared a store finds in the tier what another store
+// persisted after it started: a Get restores it. A Get of an id that is
+// nowhere is still answered "not found" at once.
+func TestColdSharedLookup(t *testing.T) {
+	m := s3Medium(t)
+	cfg := storeserver.Config{Capacity: 32 << 20, Cold: coldtier.Config{URL: m.url, PartSize: 5 << 20}, ColdTimeout: 30 * time.Second}
+	b := testutil.StoreClient(t, testutil.StartStoreConfig(t, storeserver.Config{Capacity: cfg.Capacity, Cold: cfg.Cold,
+		ColdTimeout: cfg.ColdTimeout, ColdShared: true}).Socket)
+	a := testutil.StoreClient(t, testutil.StartStoreConfig(t, cfg).Socket)
+	ctx := context.Background()
+	data := testutil.Pattern(6<<20, 15)
+	id, err := a.Put(ctx, data, []byte("shared"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GetOne(ctx, id, 0); !errors.Is(err, store.ErrObjectNotFound) {
+		t.Fatalf("get before the other store persisted it: %v, want not found", err)
+	}
+	if err := a.Persist(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the other store's persist to be found", func() bool {
+		got, meta, err := getBytes(ctx, b, id)
+		if err != nil && !errors.Is(err, store.ErrObjectNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil && bytes.Equal(got, data) && string(meta) == "shared"
+	})
+	if _, err := b.GetOne(ctx, store.RandomObjectID(), 0); !errors.Is(err, store.ErrObjectNotFound) {
+		t.Fatalf("get of an id that is nowhere: %v", err)
 	}
 }

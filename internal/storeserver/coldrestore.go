@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -25,7 +26,7 @@ func (s *state) restoreFor(oid storewire.ID) bool {
 	}
 	e := cs.entries[oid]
 	if e == nil {
-		return false
+		return cs.shared && s.lookUp(oid)
 	}
 	if e.restoring {
 		return true
@@ -33,6 +34,14 @@ func (s *state) restoreFor(oid storewire.ID) bool {
 	if _, inMemory := s.objects[oid]; inMemory {
 		return false
 	}
+	s.startRestore(e)
+	return true
+}
+
+// startRestore restores e's object in the background; its end is told to
+// the waiting Gets (restored). Caller holds s.mu.
+func (s *state) startRestore(e *coldEntry) {
+	cs := s.cold
 	e.restoring = true
 	rec := e.rec // persist may change e.rec meanwhile, under s.mu
 	cs.wg.Add(1)
@@ -47,8 +56,62 @@ func (s *state) restoreFor(oid storewire.ID) bool {
 		}
 		s.restored(rec.ID, err)
 	}()
+}
+
+// missTTL is how long a shared tier's answer "no such record" is
+// believed: Gets waiting for an object not yet created anywhere do not
+// ask the tier each time.
+const missTTL = 2 * time.Second
+
+// lookUp asks a shared tier (--cold-shared: other stores write to it)
+// whether it holds oid, which this store does not know, and restores it
+// if so; it reports whether the Get must wait for that. A tier that
+// cannot answer counts as a miss (logged): a Get of an object that exists
+// nowhere does not fail because the tier is down. Caller holds s.mu.
+func (s *state) lookUp(oid storewire.ID) bool {
+	cs := s.cold
+	if _, ok := s.objects[oid]; ok {
+		return false
+	}
+	if _, ok := cs.looking[oid]; ok {
+		return true
+	}
+	if t, ok := cs.missed[oid]; ok && time.Since(t) < missTTL {
+		return false
+	}
+	cs.looking[oid] = struct{}{}
+	cs.wg.Add(1)
+	go func() {
+		defer cs.wg.Done()
+		ctx, cancel := context.WithTimeout(cs.ctx, cs.timeout)
+		rec, err := cs.tier.GetRecord(ctx, oid)
+		cancel()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(cs.looking, oid)
+		_, inMemory := s.objects[oid]
+		switch {
+		case err != nil:
+			if !errors.Is(err, coldtier.ErrNotFound) {
+				cs.log.Warn("cold tier lookup failed: the object counts as missing", "id", oid.String(), "err", err)
+			}
+			if len(cs.missed) >= maxMissed {
+				clear(cs.missed)
+			}
+			cs.missed[oid] = time.Now()
+		case !inMemory && cs.entries[oid] == nil:
+			e := &coldEntry{rec: rec}
+			cs.entries[oid] = e
+			s.startRestore(e) // the waiting Gets now wait for the restore
+			return
+		}
+		s.restored(oid, nil)
+	}()
 	return true
 }
+
+// maxMissed bounds the remembered misses of a shared tier.
+const maxMissed = 1 << 16
 
 // restore reads rec's object from the tier into a new unsealed object and
 // seals it once every 16 KiB group has verified against the digest. A

@@ -76,6 +76,8 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--socket-mode %#o would lock the store's own user out of its socket: keep the owner's read and write (6 as the first digit), e.g. 0660", cfg.SocketMode)
 	case cfg.ColdTimeout < 0:
 		return fmt.Errorf("--cold-timeout %v: a duration cannot be negative", cfg.ColdTimeout)
+	case cfg.ColdShared && cfg.Cold.URL == "":
+		return fmt.Errorf("--cold-shared needs a cold tier: give -e s3://bucket/prefix")
 	case cfg.RestoreOnStart && cfg.Cold.URL == "":
 		return fmt.Errorf("--restore-on-start needs a cold tier to restore from: give -e file:///dir or -e s3://bucket/prefix")
 	case cfg.HandshakeTimeout < 0:

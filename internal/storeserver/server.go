@@ -57,6 +57,9 @@ type Config struct {
 	// RestoreOnStart restores, in the background, the objects the cold
 	// tier holds while they fit in free memory.
 	RestoreOnStart bool
+	// ColdShared says other stores write to the same cold tier: a Get of
+	// an id this store does not know asks the tier for it.
+	ColdShared bool
 }
 
 // DefaultMaxClients is the client limit derived from this process's limit
