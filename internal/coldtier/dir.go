@@ -24,7 +24,8 @@ func openDir(root string) (*dirTier, error) {
 	return &dirTier{root: root}, nil
 }
 
-func (t *dirTier) String() string       { return "file://" + t.root }
+func (t *dirTier) String() string { return "file://" + t.root }
+
 // Readers: one sequential reader, which the kernel reads ahead of, beat
 // several at scattered offsets on a virtual disk (see storeserver's
 // readVerified).
