@@ -19,6 +19,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# The S3 server of the cold-tier tests, built once outside the clone
+# (minutes the first time); the tests fail, naming this script, without it.
+scripts/versitygw.sh >/dev/null
+
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
 if [ -d python/tests ]; then

@@ -361,6 +361,28 @@ func (c *Client) Evict(ctx context.Context, n uint64) (uint64, error) {
 	return r.N, nil
 }
 
+// Persist writes objects to the store's cold tier now, so that they
+// survive the store's restart (and its death): each must be sealed in the
+// store or already in its cold tier. It fails with ErrColdTier naming the
+// first object the tier did not take, or ErrObjectNotFound /
+// ErrObjectNotSealed per object; the store must have been started with a
+// cold tier (-e).
+func (c *Client) Persist(ctx context.Context, ids ...ObjectID) error {
+	f, err := c.m.call(ctx, storewire.TypePersist, idList(0, ids).Append(nil), nil)
+	if err != nil {
+		return err
+	}
+	var r storewire.Codes
+	if err := r.Decode(f.p); err != nil || len(r.Codes) != len(ids) {
+		return errors.New("persist: malformed reply")
+	}
+	var errs []error
+	for i, code := range r.Codes {
+		errs = append(errs, codeError(code, ids[i], "persist"))
+	}
+	return errors.Join(errs...)
+}
+
 // Put stores data under its content address (ContentID) and returns the
 // id. Putting bytes that are already stored succeeds. The BLAKE3 digest
 // computed for the id is kept with the object.

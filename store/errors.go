@@ -21,7 +21,10 @@ var (
 	ErrClosed          = errors.New("store connection closed")
 	// ErrBusy is a store-wide limit (connected clients, memory of blocked
 	// Gets) reached: retry later.
-	ErrBusy     = errors.New("store busy")
+	ErrBusy = errors.New("store busy")
+	// ErrColdTier is the store's cold tier failing: unreachable, full, or
+	// holding bytes that do not match their digest (never served).
+	ErrColdTier = errors.New("cold tier failed")
 	errInternal = errors.New("internal store error")
 )
 
@@ -38,6 +41,7 @@ var codeErrors = map[storewire.Code]error{
 	storewire.CodeVersion:         ErrProtocolVersion,
 	storewire.CodeInternal:        errInternal,
 	storewire.CodeBusy:            ErrBusy,
+	storewire.CodeColdTier:        ErrColdTier,
 }
 
 // Error is a request the store refused. Its message is the store's own

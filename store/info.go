@@ -14,6 +14,9 @@ type State string
 const (
 	StateCreated State = "created" // being written by its creator
 	StateSealed  State = "sealed"  // immutable and visible
+	// StateCold is a sealed object held only in the store's cold tier:
+	// a Get restores it into memory.
+	StateCold State = "cold"
 )
 
 // ObjectInfo describes one object, as List returns it.
@@ -30,6 +33,9 @@ type ObjectInfo struct {
 	LastUse           time.Time     `json:"last_use"`
 	Offset            uint64        `json:"offset"`
 	Digest            Digest        `json:"digest,omitzero"` // BLAKE3 (64 hex), when known
+	// Cold: the store's cold tier holds a copy (State sealed: also in
+	// memory; State cold: only there).
+	Cold bool `json:"cold,omitempty"`
 }
 
 // List describes every object in the store, sealed or not, in arena order.
@@ -102,8 +108,13 @@ func infoFromWire(in storewire.Info) ObjectInfo {
 		ConstructDuration: time.Duration(in.ConstructNs), CreatorPID: in.CreatorPID,
 		DeletePending: in.DeletePending, Offset: in.Offset,
 	}
-	if in.State == storewire.StateSealed {
+	switch in.State {
+	case storewire.StateSealed:
 		info.State = StateSealed
+	case storewire.StateSealedCold:
+		info.State, info.Cold = StateSealed, true
+	case storewire.StateCold:
+		info.State, info.Cold = StateCold, true
 	}
 	if in.LastUseUnixNs != 0 {
 		info.LastUse = time.Unix(0, in.LastUseUnixNs)

@@ -30,6 +30,7 @@ type options struct {
 	level      string
 	logFormat  string
 	socketMode string
+	configFile string
 }
 
 func newOptions() *options {
@@ -72,6 +73,11 @@ start, so the store never fails later because shared memory ran out.`,
 
 // config is the store's configuration from the flags.
 func (o *options) config(fs *pflag.FlagSet) (storeserver.Config, error) {
+	if o.configFile != "" {
+		if err := cliutil.ApplyConfigFile(fs, o.configFile); err != nil {
+			return o.cfg, err
+		}
+	}
 	cfg := o.cfg
 	if !fs.Changed("memory") {
 		return cfg, errors.New("-m/--memory is required: the bytes of shared memory to reserve, e.g. -m 1GiB")
@@ -107,5 +113,14 @@ func (o *options) define(f *pflag.FlagSet) {
 		"most clients connected at once; one more is told \"store busy\" and closed. 0: the default, the open-file limit (RLIMIT_NOFILE) minus 32 and a sixteenth of it, kept for the arena and other descriptors")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "serve Prometheus /metrics and /healthz on this address (e.g. 127.0.0.1:9123; docs/metrics.md); \"\": none")
 	cliutil.SizeVar(f, &cfg.WaitMemory, "blocked-get-memory", "memory that blocked Gets may hold, all clients together; a Get beyond it fails with \"store busy\"")
+	f.StringVar(&o.configFile, "config", "", "TOML file of options, keyed by long flag name (external-store = \"s3://b/p\"); flags given on the command line win")
+	f.StringVarP(&cfg.Cold.URL, "external-store", "e", "", "cold tier: file:///DIR or s3://BUCKET/PREFIX; evicted objects are written there first and a Get restores them (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS credentials file, never flags)")
+	f.StringVar(&cfg.Cold.Endpoint, "s3-endpoint", "", "S3 service of an s3:// cold tier, host:port or http(s)://host:port (default: AWS_ENDPOINT_URL, else AWS)")
+	f.StringVar(&cfg.Cold.Region, "s3-region", "", "S3 region (default: AWS_REGION)")
+	f.BoolVar(&cfg.Cold.NoTLS, "s3-no-tls", false, "talk plain HTTP to the S3 service (a test server on loopback)")
+	cliutil.SizeVar(f, &cfg.Cold.PartSize, "s3-part-size", "part size of multipart uploads and of ranged reads from the cold tier")
+	f.DurationVar(&cfg.ColdTimeout, "cold-timeout", cfg.ColdTimeout, "bound on each write to, read from or delete in the cold tier")
+	f.BoolVar(&cfg.ColdShared, "cold-shared", false, "other stores write to the same cold tier (one bucket for a cluster): a Get of an object this store does not know looks for it there")
+	f.BoolVar(&cfg.RestoreOnStart, "restore-on-start", false, "restore the cold tier's objects into memory at start, while they fit (default: on demand, at the first Get)")
 	f.BoolP("version", "V", false, "print the version and exit")
 }

@@ -108,7 +108,7 @@ namespace, link and process it made. Prints a table and, last, JSON.`,
 	bf.StringVar(&bcfg.Rate, "rate", bcfg.Rate, "rate of every node's link, each way (tc units)")
 	bf.IntVar(&bcfg.Fanout, "fanout", bcfg.Fanout, "transfers one source serves at once (0: the server's default)")
 	bf.StringVar(&bcfg.BinDir, "bin", bcfg.BinDir, "directory of the server binaries (default: beside this program, then PATH)")
-	cmd.AddCommand(storeCmd, streamCmd, bcastCmd, o.benchStateCmd())
+	cmd.AddCommand(storeCmd, streamCmd, bcastCmd, o.benchStateCmd(), o.benchColdCmd())
 	return cmd
 }
 
@@ -141,5 +141,41 @@ rate over the second. Prints a table and, as its last line, JSON.`,
 	f.IntVar(&cfg.Changes, "changes", cfg.Changes, "changes pushed through each streamer")
 	f.IntVar(&cfg.Creates, "creates", cfg.Creates, "1 KiB objects created and sealed per round and node")
 	f.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "alternating rounds of the put comparison")
+	return cmd
+}
+
+func (o *options) benchColdCmd() *cobra.Command {
+	var cfg bench.ColdConfig
+	cfg.SetDefaults()
+	cmd := &cobra.Command{
+		Use:   "cold",
+		Short: "Benchmark spilling to and restoring from a cold tier (file:// and S3)",
+		Long: `Start a store in this process with a cold tier and time the spill (an
+Evict that writes the object to the tier) and the restore (a Get that reads
+it back, every 16 KiB group verified) of one object, through a directory on
+disk and through S3 (versitygw on loopback, installed by scripts/versitygw.sh),
+each beside the raw speed of the same medium in the same run, rounds
+alternating: dd of the same bytes from shared memory to a file (fsync) and
+back; a plain PUT and GET of the same bytes with the same S3 client.
+spill_ratio and restore_ratio are the store's rate over the raw one (best
+rounds). Prints a table and, as its last line, JSON.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := o.context()
+			defer cancel()
+			res, err := bench.Cold(ctx, cfg, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(res)
+			fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Size, "size", cfg.Size, "bytes of the object")
+	f.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "timed repetitions")
+	f.StringVar(&cfg.Dir, "dir", cfg.Dir, "directory of the file:// tier (on the disk to measure)")
+	f.StringVar(&cfg.VersityGW, "versitygw", cfg.VersityGW, "the S3 server's binary (default: ~/.cache/plasma-tools/bin/versitygw, then PATH); none: skip S3")
 	return cmd
 }

@@ -4,19 +4,30 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/plasmastream/plasmastream/internal/bao"
+	"github.com/plasmastream/plasmastream/internal/coldtier"
 	"github.com/plasmastream/plasmastream/store"
 )
 
 func (o *options) importCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "import FILE",
-		Short: "Store a file under its BLAKE3 content address; print the id and the 64-hex hash",
-		Args:  cobra.ExactArgs(1),
+	var s3cfg coldtier.Config
+	cmd := &cobra.Command{
+		Use:   "import FILE | s3://BUCKET/KEY",
+		Short: "Store a file or an S3 object under its BLAKE3 content address; print the id and the 64-hex hash",
+		Long: `Store a file, or an S3 object (s3://BUCKET/KEY), under its BLAKE3 content
+address and print the id and the 64-hex hash. An S3 object is read straight
+into the store's shared memory; the S3 service is AWS_ENDPOINT_URL (or
+--s3-endpoint), the credentials AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
+the AWS credentials file.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.HasPrefix(args[0], "s3://") {
+				return o.importS3(cmd, s3cfg, args[0])
+			}
 			data, err := readInput(cmd, args[0])
 			if err != nil {
 				return err
@@ -32,6 +43,10 @@ func (o *options) importCmd() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().StringVar(&s3cfg.Endpoint, "s3-endpoint", "", "S3 service, host:port or http(s)://host:port (default: AWS_ENDPOINT_URL, else AWS)")
+	cmd.Flags().StringVar(&s3cfg.Region, "s3-region", "", "S3 region (default: AWS_REGION)")
+	cmd.Flags().BoolVar(&s3cfg.NoTLS, "s3-no-tls", false, "talk plain HTTP to the S3 service")
+	return cmd
 }
 
 func (o *options) exportCmd() *cobra.Command {

@@ -28,7 +28,8 @@ func (o *options) lsCmd() *cobra.Command {
 		Long: `List the objects in the store, sealed and being created.
 
 --json prints an array of objects with id, data_size, metadata_size,
-ref_count, state (created/sealed), create_time (RFC 3339),
+ref_count, state (created/sealed/cold), cold (a copy is in the cold tier),
+create_time (RFC 3339),
 construct_duration (nanoseconds; -1 while unsealed), creator_pid,
 delete_pending, last_use, offset and digest (when known).`,
 		Args: cobra.NoArgs,
@@ -48,6 +49,9 @@ delete_pending, last_use, offset and digest (when known).`,
 				fmt.Fprintln(tw, "ID\tSTATE\tDATA\tMETA\tREFS\tCREATED\tCONSTRUCT\tPID")
 				for _, in := range infos {
 					state := string(in.State)
+					if in.Cold && in.State == store.StateSealed {
+						state += "+cold" // in memory, with a copy in the cold tier
+					}
 					if in.DeletePending {
 						state += " (deleting)"
 					}
@@ -92,12 +96,34 @@ func (o *options) statCmd() *cobra.Command {
 				fmt.Fprintf(w, "evictions:     %d (%s)\n", st.Evictions, humanize.IBytes(st.EvictedBytes))
 				fmt.Fprintf(w, "compactions:   %d (%s moved)\n", st.Compactions, humanize.IBytes(st.MovedBytes))
 				fmt.Fprintf(w, "clients:       %d\n", st.Clients)
-				return nil
+				return printCold(ctx, w, c)
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printCold adds what the store's cold tier holds, when it has one.
+func printCold(ctx context.Context, w io.Writer, c *store.Client) error {
+	infos, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	var n, onlyN int
+	var bytes, onlyBytes uint64
+	for _, in := range infos {
+		if in.Cold {
+			n, bytes = n+1, bytes+in.DataSize
+		}
+		if in.State == store.StateCold {
+			onlyN, onlyBytes = onlyN+1, onlyBytes+in.DataSize
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(w, "cold tier:     %d objects (%s), %d of them (%s) only there\n", n, humanize.IBytes(bytes), onlyN, humanize.IBytes(onlyBytes))
+	}
+	return nil
 }
 
 func (o *options) watchCmd() *cobra.Command {

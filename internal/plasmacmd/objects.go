@@ -17,9 +17,9 @@ import (
 
 func (o *options) putCmd() *cobra.Command {
 	var idHex, meta, metaFile, group string
-	var wait bool
+	var wait, persist bool
 	cmd := &cobra.Command{
-		Use:   "put [--id HEX40] [--metadata STRING | --metadata-file FILE] [--prefetch-group G [--wait]] FILE|-",
+		Use:   "put [--id HEX40] [--persist] [--metadata STRING | --metadata-file FILE] [--prefetch-group G [--wait]] FILE|-",
 		Short: "Store a file (or stdin) as a sealed object and print its id",
 		Long: `Store a file (or stdin, "-") as a sealed object and print its id alone.
 
@@ -55,6 +55,11 @@ putting them again succeeds and prints the same id.`,
 				if err != nil {
 					return err
 				}
+				if persist {
+					if err := c.Persist(ctx, id); err != nil {
+						return fmt.Errorf("%w (the object %s is stored, in memory only)", err, id)
+					}
+				}
 				fmt.Fprintln(cmd.OutOrStdout(), id)
 				if group == "" {
 					return nil
@@ -66,6 +71,7 @@ putting them again succeeds and prints the same id.`,
 	cmd.Flags().StringVar(&group, "prefetch-group", "", "then spread the object to every node of this group (through the stream server at -a)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "with --prefetch-group: wait for the outcome, print it on stderr, fail if any node failed")
 	cmd.Flags().StringVar(&idHex, "id", "", "object id, 40 hex digits (default: content address)")
+	cmd.Flags().BoolVar(&persist, "persist", false, "also write it to the store's cold tier now, so that it survives the store's restart")
 	cmd.Flags().StringVar(&meta, "metadata", "", "metadata to store with the object")
 	cmd.Flags().StringVar(&metaFile, "metadata-file", "", "file whose content is the metadata")
 	return cmd
@@ -216,6 +222,36 @@ func (o *options) rmCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&all, "cluster", false, "delete on every node of the cluster that holds them (through the stream server at -a)")
 	return cmd
+}
+
+func (o *options) persistCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "persist ID...",
+		Short: "Write objects to the store's cold tier now, so that they survive its restart",
+		Long: `Write objects to the store's cold tier (plasma-store-server -e) now. A
+store restarted on the same tier lists them as cold and restores them at
+their first Get. Fails, naming the object, if the tier cannot take them;
+they stay in memory then.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids := make([]store.ObjectID, len(args))
+			for i, a := range args {
+				var err error
+				if ids[i], err = store.ParseObjectID(a); err != nil {
+					return err
+				}
+			}
+			return o.withClient(func(ctx context.Context, c *store.Client) error {
+				if err := c.Persist(ctx, ids...); err != nil {
+					return err
+				}
+				for _, id := range ids {
+					fmt.Fprintf(cmd.OutOrStdout(), "persisted %s\n", id)
+				}
+				return nil
+			})
+		},
+	}
 }
 
 func (o *options) evictCmd() *cobra.Command {

@@ -17,6 +17,9 @@ const (
 	DefaultEventQueue       = 1 << 16
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultWaitMemory       = 64 << 20
+	// DefaultColdTimeout bounds each cold-tier operation: time for a few
+	// GiB over a slow link, short enough that a hung tier is noticed.
+	DefaultColdTimeout = 10 * time.Minute
 )
 
 // DefaultConfig is the configuration plasma-store-server runs with when
@@ -52,6 +55,10 @@ func (cfg *Config) SetDefaults() {
 	if cfg.WaitMemory == 0 {
 		cfg.WaitMemory = DefaultWaitMemory
 	}
+	if cfg.ColdTimeout == 0 {
+		cfg.ColdTimeout = DefaultColdTimeout
+	}
+	cfg.Cold.SetDefaults()
 }
 
 // Validate reports the first bad value, naming its flag.
@@ -67,6 +74,12 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("--socket-mode %#o: give permission bits only, such as 0600 or 0660", cfg.SocketMode)
 	case cfg.SocketMode&0o600 != 0o600:
 		return fmt.Errorf("--socket-mode %#o would lock the store's own user out of its socket: keep the owner's read and write (6 as the first digit), e.g. 0660", cfg.SocketMode)
+	case cfg.ColdTimeout < 0:
+		return fmt.Errorf("--cold-timeout %v: a duration cannot be negative", cfg.ColdTimeout)
+	case cfg.ColdShared && cfg.Cold.URL == "":
+		return fmt.Errorf("--cold-shared needs a cold tier: give -e s3://bucket/prefix")
+	case cfg.RestoreOnStart && cfg.Cold.URL == "":
+		return fmt.Errorf("--restore-on-start needs a cold tier to restore from: give -e file:///dir or -e s3://bucket/prefix")
 	case cfg.HandshakeTimeout < 0:
 		return fmt.Errorf("handshake timeout %v: a duration cannot be negative", cfg.HandshakeTimeout)
 	}

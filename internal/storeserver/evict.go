@@ -23,6 +23,9 @@ func (s *state) allocate(oid storewire.ID, size uint64) (uint64, error) {
 		if off, ok := s.alloc.Alloc(size); ok {
 			return off, nil
 		}
+		if err := s.makingRoom(size); err != nil {
+			return 0, err // spills in flight will make the room
+		}
 		if s.lru.Len() == 0 {
 			return 0, errf(storewire.CodeOutOfMemory,
 				"store full: object %s needs %d bytes; capacity %d, %d in use or unsealed, %d free, largest free block %d",
@@ -36,14 +39,19 @@ func roundUp(n uint64) uint64 { return (n + 63) &^ 63 }
 
 // evictOne removes the least recently used unreferenced sealed object and
 // returns the bytes of object data and metadata it held (0 for an empty
-// object, whose allocation is nominally one byte).
-func (s *state) evictOne() uint64 {
+// object, whose allocation is nominally one byte); or, with a cold tier
+// that lacks the object, starts writing it there, frees nothing yet and
+// reports spilling.
+func (s *state) evictOne() (freed uint64, spilling bool) {
 	o, _ := s.lru.Min()
+	if s.startSpill(o) {
+		return 0, true
+	}
 	s.n.evictions++
 	s.n.evictedBytes += o.allocSize
 	s.publish(storewire.EventEvicted, o)
 	s.remove(o)
-	return o.dataSize + uint64(o.metaSize)
+	return o.dataSize + uint64(o.metaSize), false
 }
 
 // evict evicts least recently used objects until their data and metadata
@@ -55,8 +63,16 @@ func (s *state) evict(n uint64) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var freed uint64
-	for freed < n && s.lru.Len() > 0 {
-		freed += s.evictOne()
+	for freed < n && (s.lru.Len() > 0 || s.cold != nil && s.cold.spilling > 0) {
+		if s.lru.Len() == 0 {
+			s.waitSpill()
+			continue
+		}
+		f, spilling := s.evictOne()
+		if spilling {
+			s.waitSpill() // then the object is evicted, with its copy in the tier or without
+		}
+		freed += f
 	}
 	return freed
 }
@@ -167,7 +183,10 @@ func (s *state) list() []storewire.Info {
 	out := make([]storewire.Info, 0, len(s.objects))
 	for _, o := range s.objects {
 		st := storewire.StateCreated
-		if o.sealed {
+		switch {
+		case o.sealed && s.cold.holds(o.id):
+			st = storewire.StateSealedCold
+		case o.sealed:
 			st = storewire.StateSealed
 		}
 		var last int64
@@ -181,6 +200,7 @@ func (s *state) list() []storewire.Info {
 			LastUseUnixNs: last, Offset: o.off,
 		})
 	}
+	out = s.coldInfos(out)
 	sort.Slice(out, func(i, j int) bool { return out[i].Offset < out[j].Offset })
 	return out
 }

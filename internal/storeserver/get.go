@@ -33,6 +33,8 @@ type waiter struct {
 	found    []uint64       // bitmap over ids: found, and referenced by c
 	missing  int
 	internal bool   // the Get does not count as a use
+	restores int    // positions waiting for a restore from the cold tier
+	poll     bool   // timeout 0: answered once its restores end
 	cost     uint64 // bytes charged to the state's waitBytes
 	timer    *time.Timer
 	done     bool
@@ -63,9 +65,13 @@ func (s *state) get(c *client, reqID uint32, m *storewire.Get) ([]byte, error) {
 			s.fill(w, i, o)
 		} else {
 			w.missing++
+			if s.restoreFor(oid) {
+				w.restores++
+			}
 		}
 	}
-	if w.missing == 0 || m.TimeoutMs == 0 {
+	w.poll = m.TimeoutMs == 0
+	if w.missing == 0 || w.poll && w.restores == 0 {
 		return s.replyOf(w), nil
 	}
 	if c.pending >= maxPendingGets {

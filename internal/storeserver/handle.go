@@ -88,9 +88,21 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 			return 0, nil, err
 		}
 		if t == storewire.TypeDelete {
-			return rt, storewire.Codes{Codes: st.del(m.IDs)}.Append(nil), nil
+			codes, cold := st.deleteIDs(m.IDs)
+			st.dropCold(cold, codes)
+			return rt, storewire.Codes{Codes: codes}.Append(nil), nil
 		}
 		return rt, storewire.Codes{Codes: st.release(c, m.IDs)}.Append(nil), nil
+	case storewire.TypePersist:
+		var m storewire.IDList
+		if err := decode(&m, p); err != nil {
+			return 0, nil, err
+		}
+		codes, err := st.persist(m.IDs)
+		if err != nil {
+			return 0, nil, err
+		}
+		return rt, storewire.Codes{Codes: codes}.Append(nil), nil
 	case storewire.TypeList:
 		return 0, nil, cn.list(h.ReqID)
 	case storewire.TypeEvict:

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/plasmastream/plasmastream/internal/arena"
+	"github.com/plasmastream/plasmastream/internal/coldtier"
 	"github.com/plasmastream/plasmastream/internal/netutil"
 )
 
@@ -50,6 +51,20 @@ type Config struct {
 	// (--metrics-addr, host:port); "": nowhere, and requests are not
 	// timed.
 	MetricsAddr string
+	// Cold is the cold tier (-e/--external-store): objects evicted from
+	// memory are written there first, persisted ones at once, and a Get
+	// restores them (docs/cold-tier.md). Its zero URL: no cold tier.
+	Cold coldtier.Config
+	// ColdTimeout bounds every write to, read from or delete in the cold
+	// tier, so that a tier that hangs never holds the store. 0:
+	// DefaultColdTimeout.
+	ColdTimeout time.Duration
+	// RestoreOnStart restores, in the background, the objects the cold
+	// tier holds while they fit in free memory.
+	RestoreOnStart bool
+	// ColdShared says other stores write to the same cold tier: a Get of
+	// an id this store does not know asks the tier for it.
+	ColdShared bool
 }
 
 // DefaultMaxClients is the client limit derived from this process's limit
@@ -108,14 +123,23 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cold *coldState
+	if cfg.Cold.URL != "" {
+		if cold, err = openCold(&cfg); err != nil {
+			sock.close()
+			return nil, err
+		}
+	}
 	a, err := arena.Create(cfg.Capacity, arena.Options{Dir: cfg.Dir, HugePages: cfg.HugePages})
 	if err != nil {
 		sock.close()
 		return nil, err
 	}
+	st := newState(a.Mem, cfg.Capacity, cfg.WaitMemory)
+	st.cold = cold
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, arena: a, ln: sock.ln, sock: sock,
-		st:       newState(a.Mem, cfg.Capacity, cfg.WaitMemory),
+		st:       st,
 		conns:    map[*conn]struct{}{},
 		refusing: make(chan struct{}, 8),
 	}
@@ -153,6 +177,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.log.Info("store serving", "socket", s.cfg.Socket, "capacity", s.Capacity(), "arena_bytes", s.arena.Size,
 		"max_clients", s.cfg.MaxClients, "socket_mode", fmt.Sprintf("%#o", s.cfg.SocketMode), "socket_group", s.cfg.SocketGroup)
+	if s.cfg.RestoreOnStart {
+		s.st.restoreAll()
+	}
 	var backoff netutil.AcceptBackoff
 	for {
 		uc, err := s.ln.AcceptUnix()
@@ -187,7 +214,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		c.close()
 	}
 	s.mu.Unlock()
+	s.st.cold.cancelIO() // a connection may be waiting for a spill or a persist
 	s.wg.Wait()
+	s.st.cold.stop() // its spills and restores use the arena
 	stopDigests()
 	<-digesting // it reads the arena
 	s.arena.Close()

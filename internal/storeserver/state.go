@@ -9,6 +9,7 @@ import (
 	"github.com/google/btree"
 
 	"github.com/plasmastream/plasmastream/internal/alloc"
+	"github.com/plasmastream/plasmastream/internal/coldtier"
 	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/wire"
 )
@@ -40,6 +41,7 @@ type object struct {
 	digest      wire.Digest
 	outboard    []byte        // bao outboard, 16 KiB groups (nil for one group, or not built yet)
 	building    chan struct{} // closed when the hashing in progress ends
+	spillFailed bool          // its write to the cold tier failed: evict it without a copy
 }
 
 // client is the per-connection part of the state.
@@ -101,6 +103,8 @@ type state struct {
 	// digestBacklog counts the jobs queued or waiting out digestDelay
 	// (plasma_store_digest_backlog).
 	digestBacklog atomic.Int64
+
+	cold *coldState // nil without a cold tier (cold.go)
 }
 
 func newState(mem []byte, capacity, waitBudget uint64) *state {
@@ -133,7 +137,7 @@ func (s *state) create(c *client, m *storewire.Create) (storewire.Location, erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.place(c, m.ID, m.DataSize, m.Metadata)
+	o, err := s.placeWaiting(c, m.ID, m.DataSize, m.Metadata)
 	if err != nil {
 		return storewire.Location{}, err
 	}
@@ -154,6 +158,9 @@ func (s *state) place(c *client, oid storewire.ID, dataSize uint64, meta []byte)
 			what = "pending deletion"
 		}
 		return nil, errf(storewire.CodeObjectExists, "object %s already exists (%s)", oid.String(), what)
+	}
+	if s.cold.holds(oid) && c != s.cold.worker {
+		return nil, errf(storewire.CodeObjectExists, "object %s already exists (in the cold tier)", oid.String())
 	}
 	size := allocSize(dataSize, uint32(len(meta)))
 	off, err := s.allocate(oid, size)
@@ -218,7 +225,7 @@ func (s *state) sealLocked(o *object) {
 func (s *state) createAndSeal(c *client, m *storewire.CreateAndSeal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.place(c, m.ID, uint64(len(m.Data)), m.Metadata)
+	o, err := s.placeWaiting(c, m.ID, uint64(len(m.Data)), m.Metadata)
 	if err != nil {
 		return err
 	}
@@ -343,16 +350,33 @@ func (s *state) contains(oid storewire.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.objects[oid]
-	return ok && o.sealed && !o.deletePending
+	return ok && o.sealed && !o.deletePending || !ok && s.cold.holds(oid)
 }
 
 // del deletes each id, deferring those in use to their last release.
 func (s *state) del(ids []storewire.ID) []storewire.Code {
+	codes, _ := s.deleteIDs(ids)
+	return codes
+}
+
+// deleteIDs is del; it also returns, by position, the cold-tier records
+// of the objects deleted, for the caller to delete there (dropCold).
+func (s *state) deleteIDs(ids []storewire.ID) ([]storewire.Code, map[int]coldtier.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	codes := make([]storewire.Code, len(ids))
+	var cold map[int]coldtier.Record
 	for i, oid := range ids {
 		o, ok := s.objects[oid]
+		if rec := s.cold.take(oid); rec != nil {
+			if cold == nil {
+				cold = map[int]coldtier.Record{}
+			}
+			cold[i] = *rec
+			if !ok {
+				continue // only the tier held it
+			}
+		}
 		switch {
 		case !ok || o.deletePending:
 			codes[i] = storewire.CodeObjectNotFound
@@ -366,7 +390,7 @@ func (s *state) del(ids []storewire.ID) []storewire.Code {
 			s.remove(o)
 		}
 	}
-	return codes
+	return codes, cold
 }
 
 // disconnect frees c's unsealed objects, drops its references and its

@@ -52,6 +52,7 @@ const (
 	TypeStats         Type = 14
 	TypeOutboard      Type = 15
 	TypeSetOutboard   Type = 16
+	TypePersist       Type = 17
 
 	ReplyBit  Type = 0x8000
 	TypeError Type = 0xFFFF
@@ -62,7 +63,7 @@ var typeNames = map[Type]string{
 	TypeSeal: "Seal", TypeAbort: "Abort", TypeGet: "Get", TypeRelease: "Release",
 	TypeContains: "Contains", TypeDelete: "Delete", TypeList: "List",
 	TypeEvict: "Evict", TypeSubscribe: "Subscribe", TypeEvent: "Event",
-	TypeStats: "Stats", TypeOutboard: "Outboard", TypeSetOutboard: "SetOutboard", TypeError: "Error",
+	TypeStats: "Stats", TypeOutboard: "Outboard", TypeSetOutboard: "SetOutboard", TypePersist: "Persist", TypeError: "Error",
 }
 
 func (t Type) String() string {

@@ -6,6 +6,11 @@ import "github.com/plasmastream/plasmastream/internal/wire"
 const (
 	StateCreated uint8 = 1
 	StateSealed  uint8 = 2
+	// StateCold: sealed, in the cold tier only (not in memory); a Get
+	// restores it.
+	StateCold uint8 = 3
+	// StateSealedCold: sealed, in memory, with a copy in the cold tier.
+	StateSealedCold uint8 = 4
 )
 
 // Info describes one object (List reply entries).

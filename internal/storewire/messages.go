@@ -25,6 +25,7 @@ const (
 	CodeDeleteDeferred  Code = 11 // Delete status: in use, deleted at last release
 	CodeNotReferenced   Code = 12 // Release of an object this client does not hold
 	CodeBusy            Code = 13 // a store-wide limit (clients, blocked Gets' memory) is reached; retry later
+	CodeColdTier        Code = 14 // the cold tier failed (unreachable, full, or holding corrupt bytes)
 )
 
 // ID is an object id (20 bytes on the wire).
