@@ -200,3 +200,14 @@ func wireProgress(progress func(Progress)) func(streamwire.Progress) {
 		progress(Progress{Bytes: p.BytesDone, BytesAnnounced: p.BytesTotal, Objects: int(p.ObjectsDone), ObjectsTotal: int(p.ObjectsTotal)})
 	}
 }
+
+// Activity is a node's transfer counters and its transfers under way and
+// recent (what plasma top shows).
+type Activity = streamwire.Activity
+
+// Activity asks the server for its transfers and counters.
+func (c *Client) Activity(ctx context.Context) (Activity, error) {
+	var a Activity
+	err := c.jsonRequest(ctx, streamwire.TypeActivity, nil, &a)
+	return a, err
+}

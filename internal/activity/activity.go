@@ -101,39 +101,12 @@ func (t *Transfer) Expect(bytes int64) {
 	}
 }
 
-// Outcome is what became of one object.
-type Outcome struct {
-	ID      string `json:"id"`
-	Status  string `json:"status"`
-	OK      bool   `json:"ok"`
-	Bytes   uint64 `json:"bytes"`
-	Message string `json:"message,omitempty"`
-}
-
-// Record is a transfer, under way (Outcomes empty, Duration so far) or
-// finished.
-type Record struct {
-	ID       uint64    `json:"id"`
-	Kind     string    `json:"kind"`
-	Peer     string    `json:"peer"`
-	Start    time.Time `json:"start"`
-	Duration float64   `json:"seconds"`
-	Bytes    int64     `json:"bytes"`
-	Total    int64     `json:"total"` // 0: not known yet
-	Objects  int       `json:"objects"`
-	Done     int64     `json:"done"`   // objects completed
-	Failed   int       `json:"failed"` // objects that failed (finished transfers)
-	Error    string    `json:"error,omitempty"`
-	Outcomes []Outcome `json:"outcomes,omitempty"`
-	Finished bool      `json:"finished"`
-}
-
-// Error is a failure worth an operator's eye.
-type Error struct {
-	Time    time.Time `json:"time"`
-	Where   string    `json:"where"`
-	Message string    `json:"message"`
-}
+// The records are the protocol's (ACTIVITY replies carry them).
+type (
+	Outcome = streamwire.TransferOutcome
+	Record  = streamwire.TransferRecord
+	Error   = streamwire.TransferError
+)
 
 func (t *Transfer) record(now time.Time) Record {
 	return Record{ID: t.id, Kind: t.kind, Peer: t.peer, Start: t.start, Duration: now.Sub(t.start).Seconds(),
@@ -196,11 +169,7 @@ func (r *Registry) Error(where, msg string) {
 }
 
 // Snapshot is the registry's content, newest first.
-type Snapshot struct {
-	Active []Record `json:"active"`
-	Recent []Record `json:"recent"`
-	Errors []Error  `json:"errors"`
-}
+type Snapshot = streamwire.Transfers
 
 // Snapshot copies what the registry holds.
 func (r *Registry) Snapshot() Snapshot {

@@ -33,6 +33,7 @@ var requestRoles = map[streamwire.Type]trust.Role{
 	streamwire.TypeRange:       trust.RoleRead,
 	streamwire.TypeNodes:       trust.RoleRead,
 	streamwire.TypeLocate:      trust.RoleRead,
+	streamwire.TypeActivity:    trust.RoleRead,
 	streamwire.TypeSync:        trust.RoleWrite,
 	streamwire.TypePull:        trust.RoleWrite,
 	streamwire.TypeFetch:       trust.RoleWrite,

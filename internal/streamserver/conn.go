@@ -218,6 +218,11 @@ func (s *Server) handle(ctx context.Context, c *transfer.Conn, req request) (str
 		return streamwire.StatusOK, c.Send(reply, streamwire.JSON{Body: b}.Append(nil))
 	case streamwire.TypePull, streamwire.TypeFetch, streamwire.TypeNodes, streamwire.TypeLocate, streamwire.TypePrefetch, streamwire.TypeDeleteAll, streamwire.TypeGroup:
 		return s.node.Handle(ctx, c, t, p) // what involves other nodes
+	case streamwire.TypeActivity:
+		if len(p) != 0 {
+			return malformed(fmt.Errorf("%d unexpected payload bytes", len(p)))
+		}
+		return s.activityReply(c)
 	case streamwire.TypeSync:
 		sc, err := s.useStore()
 		if err != nil {

@@ -53,6 +53,7 @@ const (
 	TypePull         Type = 28 // cluster: fetch one object as ranges from the given sources
 	TypeTrace        Type = 29 // the trace context of the next request (no reply)
 	TypeWantProgress Type = 30 // the next FETCH or PULL may send PROGRESS frames before its reply (no reply)
+	TypeActivity     Type = 31 // transfers under way and recent, and the node's counters (JSON reply)
 	TypeProgress     Type = 10
 	TypeSyncResult   Type = 11 // SyncDone: the last frame of a SYNC reply
 	TypePeerResult   Type = 12
@@ -69,7 +70,7 @@ const (
 var typeNames = map[Type]string{
 	TypeHello: "HELLO", TypePing: "PING", TypeSync: "SYNC", TypeCopy: "COPY", TypeTake: "TAKE",
 	TypeStat: "STAT", TypeList: "LIST", TypeFetch: "FETCH", TypeNodes: "NODES", TypeLocate: "LOCATE",
-	TypePrefetch: "PREFETCH", TypeDeleteAll: "DELETE-CLUSTER", TypeDeleteLocal: "DELETE", TypeRelay: "RELAY", TypeGroup: "GROUP", TypeRange: "RANGE", TypePull: "PULL", TypeTrace: "TRACE", TypeWantProgress: "WANT-PROGRESS", TypeProgress: "PROGRESS", TypeSyncResult: "SYNC-RESULT", TypePeerResult: "PEER-RESULT",
+	TypePrefetch: "PREFETCH", TypeDeleteAll: "DELETE-CLUSTER", TypeDeleteLocal: "DELETE", TypeRelay: "RELAY", TypeGroup: "GROUP", TypeRange: "RANGE", TypePull: "PULL", TypeTrace: "TRACE", TypeWantProgress: "WANT-PROGRESS", TypeActivity: "ACTIVITY", TypeProgress: "PROGRESS", TypeSyncResult: "SYNC-RESULT", TypePeerResult: "PEER-RESULT",
 	TypeCopyBegin: "COPY-BEGIN", TypeObjectHeader: "OBJECT", TypeCopyEnd: "COPY-END",
 	TypeAck: "ACK", TypeAckEnd: "ACK-END", TypeDeleted: "DELETED", TypeError: "ERROR",
 }
