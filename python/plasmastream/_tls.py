@@ -80,9 +80,18 @@ def load_key(path: str):
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
+def private_mode_ok(mode: int, file_uid: int, euid: int) -> bool:
+    """PostgreSQL's rule for key files, as the Go servers apply it: mode
+    0600 or stricter; or, for a file owned by root and read by another
+    user, 0640 or stricter (a Kubernetes secret mounted with fsGroup)."""
+    if mode & 0o077 == 0:
+        return True
+    return file_uid == 0 and euid != 0 and mode & 0o037 == 0
+
+
 def _open_private(path: str) -> int:
     """An open descriptor of the private key file at path, once checked to
-    be a regular file that neither group nor others may access."""
+    be a regular file that others may not read (private_mode_ok)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
@@ -92,7 +101,7 @@ def _open_private(path: str) -> int:
         if not stat.S_ISREG(st.st_mode):
             raise ValueError(f"private key {path} is not a regular file")
         mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o077:
+        if not private_mode_ok(mode, st.st_uid, os.geteuid()):
             raise ValueError(f"private key {path} is readable by others (mode {mode:04o}): chmod 600 {path}")
     except BaseException:
         os.close(fd)

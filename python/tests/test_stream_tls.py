@@ -330,3 +330,19 @@ def test_busy_refusal_is_read_inside_tls(go_bins):
     finally:
         node.stop()
         shutil.rmtree(pki.dir, ignore_errors=True)
+
+
+def test_private_key_mode_rule():
+    from plasmastream._tls import private_mode_ok
+
+    cases = [
+        (0o600, 1000, 1000, True),
+        (0o400, 0, 1000, True),
+        (0o640, 1000, 1000, False),  # a user's own key: 0600
+        (0o640, 0, 0, False),  # root's own key: 0600
+        (0o440, 0, 65532, True),  # a Kubernetes secret with fsGroup
+        (0o660, 0, 65532, False),
+        (0o644, 0, 65532, False),
+    ]
+    for mode, owner, euid, ok in cases:
+        assert private_mode_ok(mode, owner, euid) is ok, (oct(mode), owner, euid)
