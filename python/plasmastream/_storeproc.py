@@ -73,19 +73,21 @@ def start_plasma_store(plasma_store_memory, use_valgrind=False, use_profiler=Fal
 
     ``plasma_directory`` is the directory of its shared-memory file (-d;
     /dev/shm by default), ``use_hugepages`` backs it with huge pages.
-    ``use_valgrind``, ``use_profiler`` and ``external_store`` are not
-    supported (the store is a Go program; it has no external store) and
-    raise ``NotImplementedError`` saying so."""
+    ``external_store`` is the store's cold tier (-e, docs/cold-tier.md):
+    ``file:///DIR`` or ``s3://BUCKET/PREFIX``; pyarrow's test-only
+    ``hashtable://NAME`` becomes a ``file://`` tier in the temporary
+    directory, gone with the store. Evicted objects go there and come back,
+    verified, at their next get. ``use_valgrind`` and ``use_profiler`` are
+    not supported (the store is a Go program) and raise
+    ``NotImplementedError`` saying so."""
     if use_valgrind and use_profiler:
         raise Exception("Cannot use valgrind and profiler at the same time.")
     if use_valgrind or use_profiler:
         raise NotImplementedError(
             "plasma-store-server is a Go program: run it under valgrind is not useful; profile it with "
             "`go tool pprof` or `perf` instead of use_valgrind/use_profiler")
-    if external_store is not None:
-        raise NotImplementedError(
-            f"external_store={external_store!r}: plasma-store-server has no external store; evicted objects "
-            f"are gone (keep a copy elsewhere, or size the store for the working set)")
+    if external_store is not None and not str(external_store).startswith(("file://", "s3://", "hashtable://")):
+        raise ValueError(f"external_store={external_store!r}: want file:///DIR, s3://BUCKET/PREFIX or hashtable://NAME")
     tmpdir = tempfile.mkdtemp(prefix="test_plasma-")
     proc = None
     try:
@@ -95,6 +97,13 @@ def start_plasma_store(plasma_store_memory, use_valgrind=False, use_profiler=Fal
             cmd += ["-d", str(plasma_directory)]
         if use_hugepages:
             cmd += ["--hugepages"]
+        if external_store is not None:
+            tier = str(external_store)
+            if tier.startswith("hashtable://"):
+                cold = os.path.join(tmpdir, "cold")
+                os.mkdir(cold)
+                tier = "file://" + cold
+            cmd += ["-e", tier]
         proc = subprocess.Popen(cmd)  # its warnings and errors go to our standard error
         _wait_listening(name, proc)
         yield name, proc

@@ -307,13 +307,34 @@ def test_start_plasma_store(go_bins, monkeypatch):
         assert c.get(oid) == "hello"
         c.disconnect()
     assert proc.returncode == 0 and not os.path.exists(os.path.dirname(name))
-    with pytest.raises(NotImplementedError, match="external store"):
-        with plasma.start_plasma_store(8 * MiB, external_store="hashtable://test"):
+    with pytest.raises(ValueError, match="external_store"):
+        with plasma.start_plasma_store(8 * MiB, external_store="ftp://nowhere"):
             pass
     monkeypatch.setenv("PLASMASTREAM_STORE_SERVER", "/nonexistent/plasma-store-server")
     with pytest.raises(FileNotFoundError, match="PLASMASTREAM_STORE_SERVER"):
         with plasma.start_plasma_store(8 * MiB):
             pass
+
+
+def test_external_store_evicts_and_restores(go_bins, monkeypatch):
+    """external_store is the store's cold tier: twenty 100 KiB objects in a
+    1000 KiB store all come back, byte for byte, though most were evicted."""
+    monkeypatch.setenv("PLASMASTREAM_STORE_SERVER", os.path.join(go_bins, "plasma-store-server"))
+    with plasma.start_plasma_store(1000 * 1024, external_store="hashtable://test") as (name, proc):
+        c = plasma.connect(name, num_retries=0)
+        ids = [plasma.ObjectID.from_random() for _ in range(20)]
+        data = b"x" * 100 * 1024
+        for oid in ids:
+            assert not c.contains(oid)
+            c.create_and_seal(oid, data, b"")
+            assert c.contains(oid)
+        for oid in ids:
+            [buf] = c.get_buffers([oid])
+            assert buf.to_pybytes() == data
+            del buf
+        c.disconnect()
+        cold = os.path.join(os.path.dirname(name), "cold")
+        assert os.listdir(cold), "nothing was written to the cold tier"
 
 
 def test_put_layout_decoder_rejects_garbage():
