@@ -316,3 +316,22 @@ func (q *blockQueue) close() {
 	default:
 	}
 }
+
+// serve runs a streamer's writer, run, until it returns (it returns once
+// q is closed and drained); quit closes q. done is closed when run has
+// returned; wg counts the writer.
+func (q *blockQueue) serve(wg *sync.WaitGroup, quit <-chan struct{}, done chan struct{}, run func()) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		run()
+	}()
+	go func() {
+		select {
+		case <-quit:
+			q.close()
+		case <-done:
+		}
+	}()
+}

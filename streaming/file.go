@@ -147,19 +147,7 @@ func parseName(name, prefix string) (n uint64, kind string, ok bool) {
 // called, after writing the blocks queued.
 func (s *FileStreamingService) Stream(wg *sync.WaitGroup, quit <-chan struct{}) error {
 	s.started = true
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(s.done)
-		s.run()
-	}()
-	go func() {
-		select {
-		case <-quit:
-			s.q.close()
-		case <-s.done:
-		}
-	}()
+	s.q.serve(wg, quit, s.done, s.run)
 	return nil
 }
 

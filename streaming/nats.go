@@ -165,19 +165,7 @@ func (s *NATSStreamingService) LastBlock() (uint64, error) {
 // Stream starts the publisher.
 func (s *NATSStreamingService) Stream(wg *sync.WaitGroup, quit <-chan struct{}) error {
 	s.started = true
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(s.done)
-		s.run()
-	}()
-	go func() {
-		select {
-		case <-quit:
-			s.q.close()
-		case <-s.done:
-		}
-	}()
+	s.q.serve(wg, quit, s.done, s.run)
 	return nil
 }
 

@@ -189,12 +189,9 @@ func (o *options) rmCmd() *cobra.Command {
 		Short: "Delete objects (deferred until released when in use)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids := make([]store.ObjectID, len(args))
-			for i, a := range args {
-				var err error
-				if ids[i], err = store.ParseObjectID(a); err != nil {
-					return err
-				}
+			ids, err := parseIDs(args)
+			if err != nil {
+				return err
 			}
 			if all {
 				return o.deleteCluster(cmd, ids)
@@ -234,12 +231,9 @@ their first Get. Fails, naming the object, if the tier cannot take them;
 they stay in memory then.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids := make([]store.ObjectID, len(args))
-			for i, a := range args {
-				var err error
-				if ids[i], err = store.ParseObjectID(a); err != nil {
-					return err
-				}
+			ids, err := parseIDs(args)
+			if err != nil {
+				return err
 			}
 			return o.withClient(func(ctx context.Context, c *store.Client) error {
 				if err := c.Persist(ctx, ids...); err != nil {
@@ -274,4 +268,16 @@ func (o *options) evictCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+// parseIDs reads object ids, 40 hex digits each.
+func parseIDs(args []string) ([]store.ObjectID, error) {
+	ids := make([]store.ObjectID, len(args))
+	for i, a := range args {
+		var err error
+		if ids[i], err = store.ParseObjectID(a); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
-
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
 )
@@ -23,32 +21,14 @@ func onTerminal(t *testing.T, during func(), args ...string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "plasma"), args...)
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", "TERM=xterm", "PLASMA_PROGRESS_DELAY=0s")
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
-	if err != nil {
-		t.Fatalf("no pseudo-terminal: %v", err)
-	}
-	defer tty.Close()
-	var scr testutil.Buffer
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		buf := make([]byte, 4096)
-		for {
-			n, err := tty.Read(buf)
-			scr.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
+	_, scr, shown := testutil.StartPTY(t, cmd, 40, 160)
 	if during != nil {
 		during()
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("plasma %v: %v\n%s", args, err, scr.String())
 	}
-	tty.Close()
-	<-copied
+	<-shown
 	return scr.String()
 }
 

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
-
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
 	"github.com/plasmastream/plasmastream/stream"
@@ -32,22 +30,7 @@ func TestTopOnATerminal(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "plasma"), "-a", a.Addr, "top", "--cluster", "--interval", "200ms")
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", "TERM=xterm")
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 200})
-	if err != nil {
-		t.Fatalf("no pseudo-terminal: %v", err)
-	}
-	defer tty.Close()
-	var scr testutil.Buffer
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := tty.Read(buf)
-			scr.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
+	tty, scr, _ := testutil.StartPTY(t, cmd, 50, 200)
 	// The last frame drawn (frames start by clearing the screen).
 	frame := func() string {
 		s := scr.String()

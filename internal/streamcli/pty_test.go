@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
-
 	"github.com/plasmastream/plasmastream/internal/testutil"
 )
 
@@ -39,31 +37,24 @@ func TestCLITerminal(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "plasma-stream-cli"), "-a", a.Addr)
 	cmd.Env = append(raceEnv(), "HOME="+home, "TERM=xterm")
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 200})
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	defer tty.Close()
-	var scr testutil.Buffer
-	copied := make(chan struct{})
-	go func() { defer close(copied); bytesCopy(&scr, tty) }()
+	tty, scr, copied := testutil.StartPTY(t, cmd, 40, 200)
 
-	waitFor(t, &scr, "plasma-stream> ", 1)
+	waitFor(t, scr, "plasma-stream> ", 1)
 	if !strings.Contains(scr.String(), "Connected to "+a.Addr+" (node node-a)") {
 		t.Errorf("no banner: %q", scr.String())
 	}
 	tty.WriteString("ping\r")
-	waitFor(t, &scr, "ok: pong from node-a in ", 1)
-	waitFor(t, &scr, "plasma-stream> ", 2)
+	waitFor(t, scr, "ok: pong from node-a in ", 1)
+	waitFor(t, scr, "plasma-stream> ", 2)
 	tty.WriteString("copy " + b.Addr + " " + id.String() + "\r")
-	waitFor(t, &scr, "ok: 1 object (1 copied, 0 already present), 17 B in ", 1)
-	waitFor(t, &scr, "plasma-stream> ", 3)
+	waitFor(t, scr, "ok: 1 object (1 copied, 0 already present), 17 B in ", 1)
+	waitFor(t, scr, "plasma-stream> ", 3)
 	tty.WriteString("bogus\r")
-	waitFor(t, &scr, `error: unknown command "bogus"`, 1)
-	waitFor(t, &scr, "plasma-stream> ", 4)
+	waitFor(t, scr, `error: unknown command "bogus"`, 1)
+	waitFor(t, scr, "plasma-stream> ", 4)
 	tty.WriteString("help\r")
-	waitFor(t, &scr, "LIST (or LS)", 1)
-	waitFor(t, &scr, "plasma-stream> ", 5)
+	waitFor(t, scr, "LIST (or LS)", 1)
+	waitFor(t, scr, "plasma-stream> ", 5)
 	tty.WriteString("quit\r")
 
 	done := make(chan error, 1)
@@ -76,7 +67,6 @@ func TestCLITerminal(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("quit did not exit; terminal:\n%s", scr.String())
 	}
-	tty.Close()
 	<-copied
 
 	hist, err := os.ReadFile(filepath.Join(home, ".plasma_stream_history"))
@@ -85,18 +75,5 @@ func TestCLITerminal(t *testing.T) {
 	}
 	if got := string(hist); !strings.Contains(got, "ping\n") || !strings.Contains(got, "copy "+b.Addr) {
 		t.Errorf("history file: %q", got)
-	}
-}
-
-func bytesCopy(dst *testutil.Buffer, src *os.File) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			dst.Write(buf[:n])
-		}
-		if err != nil {
-			return
-		}
 	}
 }
