@@ -24,6 +24,7 @@ type Progress struct {
 	start time.Time
 	delay time.Duration
 	bar   *progressbar.ProgressBar
+	line  int // width of the text line drawn while the total is unknown
 }
 
 // NewProgress draws on w after delay, whatever w is.
@@ -54,15 +55,20 @@ func (p *Progress) Update(done, total int64, what string) {
 	if elapsed < p.delay {
 		return
 	}
-	// A total not known yet (0) draws a spinner; the bar never reaches its
-	// end before Done (the library would clear it for good).
-	max64 := int64(-1)
-	if total > 0 {
-		total = max(total, done+1)
-		max64 = total
+	if total <= 0 && p.bar == nil {
+		// The total is not known yet: a line of text (the library's
+		// spinner would draw from a goroutine of its own).
+		desc := p.describe(done, 0, what, elapsed)
+		fmt.Fprintf(p.w, "\r%-*s", p.line, desc)
+		p.line = max(p.line, len(desc))
+		return
 	}
+	// The bar never reaches its end before Done (the library would clear
+	// it for good).
+	total = max(total, done+1)
 	if p.bar == nil {
-		p.bar = progressbar.NewOptions64(max64,
+		p.clearLine()
+		p.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(p.w),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionSetElapsedTime(false),
@@ -70,9 +76,15 @@ func (p *Progress) Update(done, total int64, what string) {
 			progressbar.OptionClearOnFinish(),
 		)
 	}
-	if max64 != p.bar.GetMax64() {
-		p.bar.ChangeMax64(max64)
+	if total != p.bar.GetMax64() {
+		p.bar.ChangeMax64(total)
 	}
+	p.bar.Set64(done) // before Describe, which draws
+	p.bar.Describe(p.describe(done, total, what, elapsed))
+}
+
+// describe is the text beside the bar.
+func (p *Progress) describe(done, total int64, what string, elapsed time.Duration) string {
 	rate := "0 B/s"
 	if done > 0 {
 		rate = FormatBytes(float64(done)/elapsed.Seconds()) + "/s"
@@ -84,13 +96,24 @@ func (p *Progress) Update(done, total int64, what string) {
 	if what != "" {
 		desc = what + ", " + desc
 	}
-	p.bar.Set64(done) // before Describe, which draws
-	p.bar.Describe(desc)
+	return desc
+}
+
+// clearLine blanks the text line, if one was drawn.
+func (p *Progress) clearLine() {
+	if p.line > 0 {
+		fmt.Fprintf(p.w, "\r%*s\r", p.line, "")
+		p.line = 0
+	}
 }
 
 // Done clears the bar, if one was drawn.
 func (p *Progress) Done() {
-	if p != nil && p.bar != nil {
+	if p == nil {
+		return
+	}
+	p.clearLine()
+	if p.bar != nil {
 		p.bar.Clear()
 		p.bar.Exit()
 	}
