@@ -246,6 +246,18 @@ func TestStateWriteDirRemoved(t *testing.T) {
 			waitFor(t, "the lost block counted", func() float64 {
 				return metric(t, metrics, `plasma_stream_state_blocks_lost_total{streamer="file"}`)
 			}, func(v float64) bool { return v >= 1 })
+			// The node is not ready while its streamer loses blocks.
+			waitFor(t, "/readyz to report the lost block", func() string {
+				resp, err := http.Get("http://" + metrics + "/readyz")
+				if err != nil {
+					return err.Error()
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return fmt.Sprint(resp.StatusCode, " ", string(b))
+			}, func(s string) bool {
+				return strings.HasPrefix(s, "503 ") && strings.Contains(s, "state streaming: failed: streamer file lost a block")
+			})
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}

@@ -12,7 +12,8 @@ import (
 // balancers. /healthz answers 200 while the process serves HTTP at all
 // (liveness: restart it if this fails). /readyz answers 200 only when
 // the server can do its work: its store is connected and, in a cluster,
-// it is registered in a reachable directory; otherwise 503. Both bodies
+// it is registered in a reachable directory, and its state streamers
+// deliver every block; otherwise 503. Both bodies
 // list each check, one per line, with the reason of a failure.
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -43,6 +44,9 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 			err = n.ClusterHealth()
 		}
 		check("cluster", err)
+	}
+	if s.state != nil {
+		check("state streaming", s.state.health())
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if !ready {

@@ -31,6 +31,29 @@ type stateStream struct {
 
 	stopWatch context.CancelFunc // ends the directory watch; nil: none
 	watching  chan struct{}      // closed when it has ended
+
+	lost atomic.Pointer[lostBlock] // the last block a service lost
+}
+
+// lostBlock is a block a streaming service could not deliver.
+type lostBlock struct {
+	service string
+	at      time.Time
+}
+
+// lostRecently is how long after a lost block /readyz reports it.
+const lostRecently = time.Minute
+
+// health is nil while the streamers deliver every block: NATS, if used,
+// is connected, and no block was lost in the last minute.
+func (ss *stateStream) health() error {
+	if ss.nats != nil && !ss.nats.NC.IsConnected() {
+		return fmt.Errorf("NATS at %s is not connected; blocks wait in memory (max-pending)", ss.nats.ClientURL())
+	}
+	if l := ss.lost.Load(); l != nil && time.Since(l.at) < lostRecently {
+		return fmt.Errorf("streamer %s lost a block %s ago (see plasma_stream_state_blocks_lost_total)", l.service, time.Since(l.at).Round(time.Second))
+	}
+	return nil
 }
 
 // watch streams the cluster directory as n sees it (the locations,
@@ -71,7 +94,10 @@ func (s *Server) startStreaming(ctx context.Context) (*stateStream, error) {
 		ss.nats = nc
 	}
 	env := streaming.Env{Node: cfg.NodeName, Logger: s.log, Fail: s.fail,
-		Errors: func(service string) { s.metrics.stateLost.WithLabelValues(service).Inc() }}
+		Errors: func(service string) {
+			s.metrics.stateLost.WithLabelValues(service).Inc()
+			ss.lost.Store(&lostBlock{service: service, at: time.Now()})
+		}}
 	if ss.nats != nil {
 		env.NATS = ss.nats.NC
 	}
