@@ -57,6 +57,8 @@ type Config struct {
 	// NATS is the node's NATS (--nats, --nats-listen, --nats-dir): the
 	// state streamer "nats" publishes there.
 	NATS natsconn.Config
+	// Bridge is the NATS bridge's configuration (it runs with NATS).
+	Bridge BridgeConfig
 	// Streaming holds the state streaming options (store.streamers,
 	// streamers.file.*, ...: see package streaming); nil: off.
 	Streaming streaming.AppOptions

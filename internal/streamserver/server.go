@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/bridge"
+	"github.com/plasmastream/plasmastream/internal/natsconn"
 	"github.com/plasmastream/plasmastream/internal/netutil"
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -35,6 +37,8 @@ type Server struct {
 	node    *node.Node   // PULL, DELETE and the cluster requests
 	budget  memBudget    // request memory (--request-memory)
 	state   *stateStream // state streaming; nil: off
+	nats    *natsconn.Conn // --nats: state streaming and the bridge; nil: none
+	bridge  *bridge.Bridge // the NATS bridge; nil without NATS
 
 	failMu  sync.Mutex
 	failErr error // why the node stops itself (state streaming's stop-node-on-error)
@@ -76,7 +80,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(s)
 	var err error
-	if s.state, err = s.startStreaming(ctx); err != nil {
+	if s.nats, err = s.connectNATS(ctx); err == nil {
+		if s.state, err = s.startStreaming(ctx); err != nil {
+			s.closeNATS()
+		}
+	}
+	if err != nil {
 		if cfg.Listener != nil {
 			cfg.Listener.Close()
 		}
@@ -87,6 +96,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	sc, err := connectStore(cctx, cfg, s.state != nil)
 	if err != nil {
 		s.state.close()
+		s.closeNATS()
 		if errors.Is(err, store.ErrSocketOwner) {
 			return nil, err
 		}
@@ -98,6 +108,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if ln, err = net.Listen("tcp", net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port))); err != nil {
 			sc.retire()
 			s.state.close()
+			s.closeNATS()
 			return nil, fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 		}
 	}
@@ -111,6 +122,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			ln.Close()
 			sc.retire()
 			s.state.close()
+			s.closeNATS()
 			return nil, fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
 		}
 		s.httpSrv = &http.Server{Handler: s.metrics.handler(cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
@@ -120,6 +132,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.NodeName = ln.Addr().String()
 	}
 	if s.node, err = s.newNode(ctx, sc.st); err != nil {
+		close(s.storeDone)
+		s.shutdown()
+		sc.retire()
+		return nil, err
+	}
+	if s.bridge, err = s.startBridge(); err != nil {
 		close(s.storeDone)
 		s.shutdown()
 		sc.retire()
@@ -208,8 +226,12 @@ func (s *Server) shutdown() {
 	if s.storeStop != nil {
 		s.storeStop()
 	}
+	if s.bridge != nil {
+		s.bridge.Close() // its fetches use the node and the store
+	}
 	<-s.storeDone   // keepStore has released the store
 	s.state.close() // after the last store event
+	s.closeNATS()
 	if s.node != nil {
 		s.node.Close()
 	}
