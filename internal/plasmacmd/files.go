@@ -13,11 +13,20 @@ import (
 )
 
 func (o *options) importCmd() *cobra.Command {
-	return &cobra.Command{
+	var n natsFlags
+	var announce, name string
+	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Store a file under its BLAKE3 content address; print the id and the 64-hex hash",
-		Args:  cobra.ExactArgs(1),
+		Long: `Store a file under its BLAKE3 content address and print the id and the
+64-hex hash. With --nats the node behind that NATS imports FILE from its own
+machine (a NATS request on <prefix>.import: the path must exist there),
+streaming it into its store; --announce also announces it on a subject.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("nats") || announce != "" {
+				return importRemote(cmd.OutOrStdout(), &n, args[0], announce, name)
+			}
 			data, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
@@ -33,6 +42,10 @@ func (o *options) importCmd() *cobra.Command {
 			})
 		},
 	}
+	n.define(cmd.Flags())
+	cmd.Flags().StringVar(&announce, "announce", "", "with --nats: also announce the blob on this SUBJECT")
+	cmd.Flags().StringVar(&name, "name", "", "with --announce: the blob's name (default: the file's base name)")
+	return cmd
 }
 
 func (o *options) exportCmd() *cobra.Command {

@@ -39,7 +39,7 @@ func New() *cobra.Command {
 	root.PersistentFlags().StringVar(&o.serverKey, "server-key", "", "the stream server's public key, 64 hex digits (plasma key show on its key file)")
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetVersionTemplate("plasma {{.Version}}\n")
-	root.AddCommand(o.putCmd(), o.getCmd(), o.lsCmd(), o.rmCmd(), o.evictCmd(), o.watchCmd(), o.statCmd(), o.benchCmd(), o.nodesCmd(), o.locateCmd(), o.pullCmd(), o.importCmd(), o.exportCmd(), o.keygenCmd(), o.keyCmd(), o.stateCmd())
+	root.AddCommand(o.putCmd(), o.getCmd(), o.lsCmd(), o.rmCmd(), o.evictCmd(), o.watchCmd(), o.statCmd(), o.benchCmd(), o.nodesCmd(), o.locateCmd(), o.pullCmd(), o.importCmd(), o.exportCmd(), o.keygenCmd(), o.keyCmd(), o.stateCmd(), o.announceCmd(), o.replicationCmd())
 	return root
 }
 

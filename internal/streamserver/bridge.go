@@ -72,3 +72,12 @@ func (s *Server) startBridge() (*bridge.Bridge, error) {
 	}
 	return bridge.New(cfg, s.nats.NC)
 }
+
+// NATSURL is the client URL of the server's NATS (its embedded server's,
+// or the configured URLs); "" without --nats.
+func (s *Server) NATSURL() string {
+	if s.nats == nil {
+		return ""
+	}
+	return s.nats.ClientURL()
+}
