@@ -3,7 +3,6 @@ package bridge_test
 import (
 	"encoding/json"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -154,7 +153,6 @@ func startNATSServer(t *testing.T) *natsServer {
 func (s *natsServer) start() {
 	s.t.Helper()
 	s.cmd = exec.Command("nats-server", "-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-js", "-sd", s.dir)
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start nats-server: %v", err)
 	}
