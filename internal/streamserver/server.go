@@ -34,9 +34,9 @@ type Server struct {
 	start   time.Time
 	active  atomic.Int64
 	httpSrv *http.Server
-	node    *node.Node   // PULL, DELETE and the cluster requests
-	budget  memBudget    // request memory (--request-memory)
-	state   *stateStream // state streaming; nil: off
+	node    *node.Node     // PULL, DELETE and the cluster requests
+	budget  memBudget      // request memory (--request-memory)
+	state   *stateStream   // state streaming; nil: off
 	nats    *natsconn.Conn // --nats: state streaming and the bridge; nil: none
 	bridge  *bridge.Bridge // the NATS bridge; nil without NATS
 
