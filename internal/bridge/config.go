@@ -104,6 +104,17 @@ func (c *Config) SetDefaults() {
 
 // Validate reports the first bad value, naming its option.
 func (c *Config) Validate() error {
+	if err := c.ValidateOptions(); err != nil {
+		return err
+	}
+	if c.Store == nil || c.Fetch == nil {
+		return errors.New("bridge: Store and Fetch are required")
+	}
+	return nil
+}
+
+// ValidateOptions is Validate of the options a user sets.
+func (c *Config) ValidateOptions() error {
 	if err := CheckSubject(c.Prefix); err != nil {
 		return fmt.Errorf("--nats-prefix: %w", err)
 	}
@@ -116,9 +127,6 @@ func (c *Config) Validate() error {
 		if err := checkPattern(s.Subject); err != nil {
 			return fmt.Errorf("subscribe.subjects: %w", err)
 		}
-	}
-	if c.Store == nil || c.Fetch == nil {
-		return errors.New("bridge: Store and Fetch are required")
 	}
 	return nil
 }

@@ -81,3 +81,17 @@ func (s *Server) NATSURL() string {
 	}
 	return s.nats.ClientURL()
 }
+
+// Validate reports the first bad value, naming its option.
+func (c *BridgeConfig) Validate() error {
+	cfg := bridge.Config{Prefix: c.Prefix, Publish: c.Publish}
+	for _, sub := range c.Subscribe {
+		p, err := bridge.ParseSubscription(sub)
+		if err != nil {
+			return fmt.Errorf("subscribe.subjects: %w", err)
+		}
+		cfg.Subscribe = append(cfg.Subscribe, p)
+	}
+	cfg.SetDefaults()
+	return cfg.ValidateOptions()
+}

@@ -159,5 +159,8 @@ func (c *Config) Validate() error {
 	if err := c.NATS.Validate(); err != nil {
 		return err
 	}
+	if err := c.Bridge.Validate(); err != nil {
+		return err
+	}
 	return c.Cluster.Validate()
 }
