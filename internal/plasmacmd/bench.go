@@ -108,6 +108,6 @@ namespace, link and process it made. Prints a table and, last, JSON.`,
 	bf.StringVar(&bcfg.Rate, "rate", bcfg.Rate, "rate of every node's link, each way (tc units)")
 	bf.IntVar(&bcfg.Fanout, "fanout", bcfg.Fanout, "transfers one source serves at once (0: the server's default)")
 	bf.StringVar(&bcfg.BinDir, "bin", bcfg.BinDir, "directory of the server binaries (default: beside this program, then PATH)")
-	cmd.AddCommand(storeCmd, streamCmd, bcastCmd)
+	cmd.AddCommand(storeCmd, streamCmd, bcastCmd, o.benchBridgeCmd())
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/plasmastream/plasmastream/internal/bench"
 	"github.com/plasmastream/plasmastream/internal/bridge"
 	"github.com/plasmastream/plasmastream/internal/cliutil"
 )
@@ -148,4 +149,38 @@ func printReplication(w io.Writer, r *bridge.Replication) {
 		}
 	}
 	tw.Flush()
+}
+
+func (o *options) benchBridgeCmd() *cobra.Command {
+	var cfg bench.BridgeConfig
+	cfg.SetDefaults()
+	cmd := &cobra.Command{
+		Use:   "bridge",
+		Short: "Benchmark the NATS bridge: replication by announcement, and import by request",
+		Long: `Start three nodes on loopback (binaries beside this program or on PATH),
+the first with an embedded NATS, the other two subscribed to bench.>. Each
+round puts a new blob on the first node, times one SYNC COPY of it to the
+second, then announces it and times until both subscribers have replicated it
+(replicate_ratio: replication time over the copy's, medians). Then times the
+import by NATS request of a file of the same size against cp of the file to
+/dev/shm (import_GBps, cp_shm_GBps), and the CPU the stream servers spent.
+Prints a table and, as its last line, JSON.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := o.context()
+			defer cancel()
+			res, err := bench.Bridge(ctx, cfg, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(res)
+			fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Size, "size", cfg.Size, "bytes of the blob and of the imported file")
+	f.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "timed repetitions")
+	f.StringVar(&cfg.BinDir, "bin", cfg.BinDir, "directory of plasma-store-server and plasma-stream-server (default: beside this program, then PATH)")
+	return cmd
 }
