@@ -49,10 +49,11 @@ const smallFile = 64 << 10
 // refused (ErrChanged), never stored under an address that is not its
 // content's. Any failure after Create aborts the object.
 func importFile(ctx context.Context, st *store.Client, path string, dirs []string) (Imported, error) {
-	if err := allowed(path, dirs); err != nil {
+	open, err := allowed(path, dirs)
+	if err != nil {
 		return Imported{}, err
 	}
-	f, err := os.Open(path)
+	f, err := os.Open(open)
 	if err != nil {
 		return Imported{}, openError(path, err)
 	}
@@ -152,7 +153,7 @@ func importSmall(ctx context.Context, st *store.Client, f *os.File, path string,
 // hashMapped is the BLAKE3 hash of the file's first size bytes, read
 // through a read-only mapping on every core.
 func hashMapped(f *os.File, size uint64) (store.Digest, error) {
-	mm, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	mm, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED|syscall.MAP_POPULATE)
 	if err != nil {
 		return store.Digest{}, fmt.Errorf("map the file: %w", err)
 	}
@@ -171,22 +172,24 @@ func openError(path string, err error) error {
 	return err
 }
 
-// allowed checks path against the import directories (none: any path).
-func allowed(path string, dirs []string) error {
+// allowed checks path against the import directories (none: any path)
+// and returns the path to open: with directories, path with its symbolic
+// links resolved, the one that was checked.
+func allowed(path string, dirs []string) (string, error) {
 	if !filepath.IsAbs(path) {
-		return fmt.Errorf("%s: give an absolute path on the node's machine", path)
+		return "", fmt.Errorf("%s: give an absolute path on the node's machine", path)
 	}
 	if len(dirs) == 0 {
-		return nil
+		return path, nil
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return openError(path, err)
+		return "", openError(path, err)
 	}
 	for _, d := range dirs {
 		if rd, err := filepath.EvalSymlinks(d); err == nil && (real == rd || strings.HasPrefix(real, rd+string(filepath.Separator))) {
-			return nil
+			return real, nil
 		}
 	}
-	return fmt.Errorf("%s: %w (%s)", path, ErrNotAllowed, strings.Join(dirs, ", "))
+	return "", fmt.Errorf("%s: %w (%s)", path, ErrNotAllowed, strings.Join(dirs, ", "))
 }
