@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -144,5 +145,26 @@ func TestStatAndLocate(t *testing.T) {
 	}
 	if e := request(t, nc, "plasma.locate", []byte("xyz"), nil); !strings.Contains(e, "neither an object id") {
 		t.Fatalf("locate xyz: error %q", e)
+	}
+}
+
+// An import streams the file into shared memory: the Go heap of the
+// server (in this process) grows by far less than the file.
+func TestImportNotThroughTheHeap(t *testing.T) {
+	n := start(t, "streamer", embedded(t, natsconn.Sites{}))
+	nc := client(t, n.Server.NATSURL())
+	const size = 48 << 20
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, testutil.Pattern(size, 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if e := request(t, nc, "plasma.import", []byte(path), nil); e != "" {
+		t.Fatal(e)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > size/4 {
+		t.Fatalf("importing %d bytes allocated %d bytes of Go heap; want the file streamed into the store", size, grew)
 	}
 }
