@@ -278,6 +278,10 @@ func TestNATSRestartDuringReplication(t *testing.T) {
 	ns.start()
 	waitFor(t, "b's replicated message after NATS restarted", func() bool { _, ok := replicated.from("b"); return ok })
 
+	waitFor(t, "a answering requests after NATS restarted", func() bool {
+		_, err := nc.Request("plasma.stat.a", nil, time.Second)
+		return err == nil
+	})
 	second := testutil.Pattern(3<<20, 6)
 	id2 := put(t, a, second)
 	announce(t, nc, "a", id2, "x.second")
