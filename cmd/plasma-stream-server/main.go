@@ -158,6 +158,7 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.StringArrayVar(&cfg.Bridge.ImportDirs, "import-dir", cfg.Bridge.ImportDirs, "NATS imports may read only files under this DIR (repeatable; default: any file this server's user can read)")
 	f.StringArrayVar(&cfg.Bridge.Publish, "publish.subjects", cfg.Bridge.Publish, "a subject (wildcards allowed) this node may announce blobs on (repeatable; default: any); TOML [publish] subjects = [...]")
 	f.StringArrayVar(&cfg.Bridge.Subscribe, "subscribe.subjects", cfg.Bridge.Subscribe, `replicate every blob announced on this subject: "SUBJECT" or "SUBJECT KEY[,KEY...]" for only those publishers (repeatable, wildcards allowed); TOML [subscribe] subjects = [...]`)
+	f.DurationVar(&cfg.Bridge.Keep, "announce-keep", cfg.Bridge.Keep, "how long the NATS's JetStream keeps blob announcements for subscribers that were away (0: not kept: only nodes subscribed when a blob is announced replicate it)")
 	o.streaming = streaming.DefineFlags(f)
 	f.StringVar(&o.level, "log-level", o.level, "log level: debug, info, warn, error")
 	f.StringVar(&o.configFile, "config", "", "TOML file with the same options (keys are the long flag names); flags win")

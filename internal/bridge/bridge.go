@@ -58,9 +58,10 @@ func New(cfg Config, nc *nats.Conn) (*Bridge, error) {
 			return nil, err
 		}
 	}
+	js := b.keepAnnouncements() // also on a node that only publishes: kept from the first announcement
 	for _, s := range cfg.Subscribe {
 		for _, kind := range []string{"blobs", "replicated"} {
-			sub, err := nc.Subscribe(cfg.Prefix+"."+kind+"."+s.Subject, b.onAnnouncement(s, kind))
+			sub, err := b.follow(js, cfg.Prefix+"."+kind+"."+s.Subject, b.onAnnouncement(s, kind))
 			if err != nil {
 				b.Close()
 				return nil, fmt.Errorf("subscribe to %s.%s.%s: %w", cfg.Prefix, kind, s.Subject, err)
@@ -71,7 +72,7 @@ func New(cfg Config, nc *nats.Conn) (*Bridge, error) {
 	if err := nc.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionReconnecting) {
 		b.log.Warn("NATS did not confirm the bridge's subscriptions yet; they are made when it answers", "err", err)
 	}
-	b.log.Info("NATS bridge", "prefix", cfg.Prefix, "subscriptions", len(cfg.Subscribe), "signed", cfg.Identity != nil)
+	b.log.Info("NATS bridge", "prefix", cfg.Prefix, "subscriptions", len(cfg.Subscribe), "signed", cfg.Identity != nil, "kept", js != nil)
 	return b, nil
 }
 

@@ -51,6 +51,9 @@ type Config struct {
 	Fetch   func(ctx context.Context, id streamwire.ID, sources []streamwire.PullSource, digest wire.Digest, progress func(int64)) transfer.FetchResult
 	Holders func(ctx context.Context, id streamwire.ID) ([]cluster.Location, error)
 
+	// Keep is how long the NATS's JetStream keeps announcements for
+	// nodes that were away (keep.go); 0: DefaultKeep; negative: not kept.
+	Keep        time.Duration
 	Concurrency int           // blobs fetched at once
 	RetryMax    time.Duration // longest backoff between attempts at a failed blob
 	Logger      *slog.Logger
@@ -93,6 +96,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.Keep == 0 {
+		c.Keep = DefaultKeep
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = DefaultRetryMax

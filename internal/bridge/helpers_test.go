@@ -41,8 +41,13 @@ func subscribe(subjects ...string) func(*streamserver.Config) {
 	return func(c *streamserver.Config) { c.Bridge.Subscribe = subjects }
 }
 
-// resumable keeps the verified part of a failed fetch for the next.
-func resumable(c *streamserver.Config) { c.ResumeKeep = time.Minute }
+// defaults are plasma-stream-server's defaults that testnode leaves out:
+// the verified part of a failed fetch is kept for the next, and
+// announcements are kept in JetStream.
+func defaults(c *streamserver.Config) { c.ResumeKeep, c.Bridge.Keep = time.Minute, bridge.DefaultKeep }
+
+// unkept turns off keeping announcements: plain NATS subscriptions.
+func unkept(c *streamserver.Config) { c.Bridge.Keep = 0 }
 
 // behindProxy serves the node on a listener of the test's, announcing the
 // address of a fault-injecting proxy in front of it.
@@ -57,7 +62,7 @@ func behindProxy(t *testing.T, configure func(*testutil.Proxy)) (func(*streamser
 
 func start(t *testing.T, name string, edits ...func(*streamserver.Config)) *testnode.Node {
 	t.Helper()
-	return testnode.Start(t, name, storeSize, append([]func(*streamserver.Config){resumable}, edits...)...)
+	return testnode.Start(t, name, storeSize, append([]func(*streamserver.Config){defaults}, edits...)...)
 }
 
 // client is a plain nats.go connection, as any process of a cluster

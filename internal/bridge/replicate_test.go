@@ -224,10 +224,10 @@ func TestCorruptSourceRejected(t *testing.T) {
 }
 
 // Subscriptions take NATS wildcards; blobs on other subjects are
-// ignored.
+// ignored. (Announcements not kept: plain NATS subscriptions.)
 func TestWildcardSubscriptions(t *testing.T) {
-	a := start(t, "a", embedded(t, natsconn.Sites{}))
-	b := start(t, "b", via(a.Server.NATSURL()), subscribe("sensors.*", "logs.>"))
+	a := start(t, "a", embedded(t, natsconn.Sites{}), unkept)
+	b := start(t, "b", via(a.Server.NATSURL()), subscribe("sensors.*", "logs.>"), unkept)
 	nc := client(t, a.Server.NATSURL())
 	blobs := map[string]store.ObjectID{}
 	data := map[string][]byte{}
@@ -290,4 +290,20 @@ func TestNATSRestartDuringReplication(t *testing.T) {
 		return ok
 	})
 	holds(t, b, id2, second)
+}
+
+// Announcements are kept in JetStream: a node that subscribes after a
+// blob was announced still replicates it.
+func TestLateSubscriberCatchesUp(t *testing.T) {
+	a := start(t, "a", embedded(t, natsconn.Sites{}))
+	nc := client(t, a.Server.NATSURL())
+	data := testutil.Pattern(1<<20, 3)
+	id := put(t, a, data)
+	announce(t, nc, "a", id, "late.x")
+	b := start(t, "b", via(a.Server.NATSURL()), subscribe("late.>"))
+	waitFor(t, "b replicating a blob announced before it started", func() bool {
+		ok, _ := testutil.StoreClient(t, b.Socket).Contains(context.Background(), id)
+		return ok
+	})
+	holds(t, b, id, data)
 }

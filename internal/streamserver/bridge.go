@@ -3,6 +3,7 @@ package streamserver
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/plasmastream/plasmastream/internal/bridge"
 	"github.com/plasmastream/plasmastream/internal/natsconn"
@@ -20,6 +21,10 @@ type BridgeConfig struct {
 	// Subscribe are the subjects it replicates (subscribe.subjects), each
 	// "SUBJECT" or "SUBJECT KEY[,KEY...]" (only those publishers).
 	Subscribe []string
+	// Keep is how long the NATS's JetStream keeps announcements for
+	// nodes that were away (--announce-keep); 0: not kept (DefaultConfig
+	// sets bridge.DefaultKeep).
+	Keep time.Duration
 }
 
 // connectNATS connects the server's NATS (--nats), shared by state
@@ -46,7 +51,11 @@ func (s *Server) startBridge() (*bridge.Bridge, error) {
 		return nil, nil
 	}
 	bc := s.cfg.Bridge
-	cfg := bridge.Config{Prefix: bc.Prefix, Node: s.cfg.NodeName, Addr: s.advertise(), ImportDirs: bc.ImportDirs, Publish: bc.Publish,
+	keep := bc.Keep
+	if keep == 0 {
+		keep = -1 // bridge.Config's "not kept"
+	}
+	cfg := bridge.Config{Prefix: bc.Prefix, Keep: keep, Node: s.cfg.NodeName, Addr: s.advertise(), ImportDirs: bc.ImportDirs, Publish: bc.Publish,
 		Store: func() (*store.Client, func(), error) {
 			sc, err := s.useStore()
 			if err != nil {

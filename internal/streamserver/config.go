@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/bridge"
 	"github.com/plasmastream/plasmastream/internal/natsconn"
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -90,7 +91,7 @@ const (
 // given no flags: SetDefaults' values, plus those whose zero means
 // something else (the port, resuming, the node name).
 func DefaultConfig() Config {
-	c := Config{Port: streamwire.DefaultPort, ResumeKeep: DefaultResumeKeep}
+	c := Config{Port: streamwire.DefaultPort, ResumeKeep: DefaultResumeKeep, Bridge: BridgeConfig{Keep: bridge.DefaultKeep}}
 	c.NodeName, _ = os.Hostname()
 	c.SetDefaults()
 	return c
@@ -133,7 +134,7 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"--plasma-timeout", c.PlasmaTimeout}, {"--io-timeout", c.IOTimeout}, {"--idle-timeout", c.IdleTimeout}, {"--resume-keep", c.ResumeKeep}} {
+	}{{"--announce-keep", c.Bridge.Keep}, {"--plasma-timeout", c.PlasmaTimeout}, {"--io-timeout", c.IOTimeout}, {"--idle-timeout", c.IdleTimeout}, {"--resume-keep", c.ResumeKeep}} {
 		if d.v < 0 {
 			return fmt.Errorf("%s %v: a duration cannot be negative", d.flag, d.v)
 		}
