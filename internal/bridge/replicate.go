@@ -113,9 +113,38 @@ func (b *Bridge) learn(a *Announcement) {
 		default:
 		}
 	case bl.state != StateHeld && bl.state != StateReplicated:
-		bl.running = true
+		b.start(bl)
+	default: // a new holder of a blob here: is it still here?
 		b.wg.Add(1)
-		go b.replicate(bl)
+		go b.recheck(bl)
+	}
+}
+
+// start runs replicate for bl; b.mu is held.
+func (b *Bridge) start(bl *blob) {
+	bl.running = true
+	b.wg.Add(1)
+	go b.replicate(bl)
+}
+
+// recheck replicates bl again if it is no longer in the store (deleted or
+// evicted since).
+func (b *Bridge) recheck(bl *blob) {
+	defer b.wg.Done()
+	st, release, err := b.cfg.Store()
+	if err != nil {
+		return
+	}
+	ok, err := st.Contains(b.ctx, store.ObjectID(bl.hash[:store.IDSize]))
+	release()
+	if err != nil || ok {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !bl.running {
+		bl.state = StateQueued
+		b.start(bl)
 	}
 }
 
