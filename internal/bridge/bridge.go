@@ -24,6 +24,7 @@ type Bridge struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	subs   []*nats.Subscription
+	m      *metrics
 	work   chan struct{} // a slot per blob fetched at once
 	imps   chan struct{} // a slot per import at once
 
@@ -48,6 +49,8 @@ func New(cfg Config, nc *nats.Conn) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, nc: nc, log: cfg.Logger.With("component", "bridge"), blobs: map[store.Digest]*blob{},
 		work: make(chan struct{}, cfg.Concurrency), imps: make(chan struct{}, importConcurrency)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.m = newMetrics(b)
+	b.m.register(cfg.Registerer)
 	requests := map[string]func(*nats.Msg) any{
 		"import": b.handleImport, "announce": b.handleAnnounce, "locate": b.handleLocate,
 		"stat": b.handleStat, "replication": b.handleReplication,
@@ -86,7 +89,13 @@ func (b *Bridge) serve(op string, h func(*nats.Msg) any) error {
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
-			reply, err := json.Marshal(h(m))
+			r := h(m)
+			result := "ok"
+			if _, failed := r.(errorReply); failed {
+				result = "error"
+			}
+			b.m.requests.WithLabelValues(op, result).Inc()
+			reply, err := json.Marshal(r)
 			if err != nil {
 				reply, _ = json.Marshal(errorReply{Error: err.Error()})
 			}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
 	"github.com/plasmastream/plasmastream/internal/transfer"
@@ -53,7 +55,9 @@ type Config struct {
 
 	// Keep is how long the NATS's JetStream keeps announcements for
 	// nodes that were away (keep.go); 0: DefaultKeep; negative: not kept.
-	Keep        time.Duration
+	Keep time.Duration
+	// Registerer, if set, gets the bridge's Prometheus series.
+	Registerer  prometheus.Registerer
 	Concurrency int           // blobs fetched at once
 	RetryMax    time.Duration // longest backoff between attempts at a failed blob
 	Logger      *slog.Logger

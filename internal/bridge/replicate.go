@@ -49,16 +49,19 @@ func (b *Bridge) onAnnouncement(sub Subscription, kind string) nats.MsgHandler {
 		subject := strings.TrimPrefix(m.Subject, strip)
 		a, err := DecodeAnnouncement(m.Data, subject)
 		if err != nil {
+			b.m.announcements.WithLabelValues("malformed").Inc()
 			b.log.Warn("ignoring a malformed announcement", "subject", m.Subject, "err", err)
 			return
 		}
 		if why := b.refuse(sub, &a); why != "" {
+			b.m.announcements.WithLabelValues("refused").Inc()
 			b.log.Warn("ignoring an announcement", "subject", m.Subject, "node", a.Node, "why", why)
 			return
 		}
 		if a.Node == b.cfg.Node {
 			return // our own
 		}
+		b.m.announcements.WithLabelValues("accepted").Inc()
 		b.learn(&a)
 	}
 }
@@ -172,7 +175,7 @@ func (b *Bridge) replicate(bl *blob) {
 		bl.inflight.Store(0)
 		b.mu.Unlock()
 		start := time.Now()
-		res := b.cfg.Fetch(b.ctx, id, sources, bl.hash, func(n int64) { bl.inflight.Add(n) })
+		res := b.cfg.Fetch(b.ctx, id, sources, bl.hash, func(n int64) { bl.inflight.Add(n); b.m.bytes.Add(float64(n)) })
 		<-b.work
 		b.mu.Lock()
 		if res.Status.Success() {
@@ -183,6 +186,7 @@ func (b *Bridge) replicate(bl *blob) {
 			bl.resumed, bl.seconds = res.Resumed, time.Since(start).Seconds()
 			subjects := sortedKeys(bl.subjects)
 			b.mu.Unlock()
+			b.m.replications.WithLabelValues(bl.state).Inc()
 			b.log.Info("replicated", "hash", bl.hash, "size", bl.size, "state", bl.state, "resumed", res.Resumed, "sources", len(sources))
 			if res.Status == streamwire.StatusOK {
 				b.reportReplicated(bl, subjects, res.Bytes, res.Resumed, time.Since(start))
@@ -194,6 +198,7 @@ func (b *Bridge) replicate(bl *blob) {
 			bl.err = res.Status.String()
 		}
 		b.mu.Unlock()
+		b.m.replications.WithLabelValues(StateFailed).Inc()
 		b.log.Warn("replication failed; will try again", "hash", bl.hash, "err", res.Message, "retry_in", backoff)
 		select {
 		case <-b.ctx.Done():

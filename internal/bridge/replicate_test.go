@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/bridge"
 	"github.com/plasmastream/plasmastream/internal/natsconn"
+	"github.com/plasmastream/plasmastream/internal/streamserver"
 	"github.com/plasmastream/plasmastream/internal/testnode"
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
@@ -206,7 +210,8 @@ func TestCorruptSourceRejected(t *testing.T) {
 	flips, _ := behindProxy(t, func(p *testutil.Proxy) { p.FlipAt = 1<<20 + 77 })
 	a1 := start(t, "a1", embedded(t, natsconn.Sites{}), flips)
 	a2 := start(t, "a2", via(a1.Server.NATSURL()))
-	b := start(t, "b", via(a1.Server.NATSURL()), subscribe("models.*"))
+	metricsAddr := testutil.FreeAddr(t)
+	b := start(t, "b", via(a1.Server.NATSURL()), subscribe("models.*"), func(c *streamserver.Config) { c.MetricsAddr = metricsAddr })
 	nc := client(t, a1.Server.NATSURL())
 	data := testutil.Pattern(6<<20, 4)
 	id := put(t, a1, data)
@@ -226,6 +231,18 @@ func TestCorruptSourceRejected(t *testing.T) {
 		return s.State == bridge.StateReplicated
 	})
 	holds(t, b, id, data)
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`plasma_bridge_replication_attempts_total{result="failed"}`, `plasma_bridge_replication_attempts_total{result="replicated"} 1`,
+		`plasma_bridge_blobs{state="replicated"} 1`, `plasma_bridge_announcements_total{result="accepted"} 2`, `plasma_bridge_requests_total{op="replication",result="ok"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("b's metrics lack %s", want)
+		}
+	}
 }
 
 // Subscriptions take NATS wildcards; blobs on other subjects are

@@ -63,7 +63,7 @@ func (s *Server) startBridge() (*bridge.Bridge, error) {
 			}
 			return sc.st, sc.release, nil
 		},
-		Fetch: s.node.FetchFrom, Holders: s.node.Holders, Concurrency: s.cfg.SyncConcurrency, Logger: s.log}
+		Fetch: s.node.FetchFrom, Holders: s.node.Holders, Concurrency: s.cfg.SyncConcurrency, Registerer: s.metrics.reg, Logger: s.log}
 	for _, sub := range bc.Subscribe {
 		p, err := bridge.ParseSubscription(sub)
 		if err != nil {
