@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/plasmastream/plasmastream/internal/bridge"
 	"github.com/plasmastream/plasmastream/store"
 )
 
@@ -135,7 +136,7 @@ func benchReplicate(ctx context.Context, nc *nats.Conn, nodes []*node, cfg Bridg
 		copies = append(copies, d)
 		cpuStart := serversCPU(nodes...)
 		start := time.Now()
-		if err := bridgeRequest(nc, "plasma.announce.a", []byte(fmt.Sprintf("%s bench.r%d", id, round)), nil); err != nil {
+		if err := bridge.Request(nc, "plasma.announce.a", []byte(fmt.Sprintf("%s bench.r%d", id, round)), time.Minute, nil); err != nil {
 			return err
 		}
 		for got := 0; got < 2; {
@@ -190,7 +191,7 @@ func benchImport(ctx context.Context, nc *nats.Conn, a *node, dir string, cfg Br
 		}
 		cpuStart := serversCPU(a)
 		start = time.Now()
-		if err := bridgeRequest(nc, "plasma.import.a", []byte(file), &im); err != nil {
+		if err := bridge.Request(nc, "plasma.import.a", []byte(file), 5*time.Minute, &im); err != nil {
 			return err
 		}
 		imports = append(imports, time.Since(start))
@@ -204,24 +205,6 @@ func benchImport(ctx context.Context, nc *nats.Conn, a *node, dir string, cfg Br
 	res["import_ratio"] = round(median(cps).Seconds() / median(imports).Seconds())
 	res["import_cpu_s_per_GB"] = round(perGB(cpu, cfg.Size, cfg.Rounds))
 	return nil
-}
-
-// bridgeRequest sends a request to the bridge and decodes its reply.
-func bridgeRequest(nc *nats.Conn, subject string, payload []byte, v any) error {
-	m, err := nc.Request(subject, payload, 5*time.Minute)
-	if err != nil {
-		return fmt.Errorf("%s: %w", subject, err)
-	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(m.Data, &e) == nil && e.Error != "" {
-		return fmt.Errorf("%s: %s", subject, e.Error)
-	}
-	if v == nil {
-		return nil
-	}
-	return json.Unmarshal(m.Data, v)
 }
 
 func deleteObject(ctx context.Context, n *node, id store.ObjectID) error {

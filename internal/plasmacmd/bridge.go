@@ -2,7 +2,6 @@ package plasmacmd
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -44,20 +43,7 @@ func (n *natsFlags) request(op string, payload []byte, v any) error {
 	if n.node != "" {
 		subject += "." + n.node
 	}
-	m, err := nc.Request(subject, payload, n.timeout)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("no node answers %s on %s: is a plasma-stream-server running with --nats (and --node-name %q, if given)?", subject, n.url, n.node)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", subject, err)
-	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(m.Data, &e) == nil && e.Error != "" {
-		return errors.New(e.Error)
-	}
-	return json.Unmarshal(m.Data, v)
+	return bridge.Request(nc, subject, payload, n.timeout, v)
 }
 
 // importRemote imports path on the node's machine through its bridge.
