@@ -28,8 +28,9 @@ type Bridge struct {
 	work   chan struct{} // a slot per blob fetched at once
 	imps   chan struct{} // a slot per import at once
 
-	mu    sync.Mutex
-	blobs map[store.Digest]*blob // every blob announced on a subscribed subject
+	mu     sync.Mutex
+	closed bool                   // Close has begun: no new goroutines
+	blobs  map[store.Digest]*blob // every blob announced on a subscribed subject
 }
 
 // queueGroup is the queue group of the request subjects without a node
@@ -86,9 +87,7 @@ func (b *Bridge) serve(op string, h func(*nats.Msg) any) error {
 		if m.Reply == "" {
 			return // a publish, not a request: nowhere to answer
 		}
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
+		b.spawn(func() {
 			r := h(m)
 			result := "ok"
 			if _, failed := r.(errorReply); failed {
@@ -102,7 +101,7 @@ func (b *Bridge) serve(op string, h func(*nats.Msg) any) error {
 			if err := m.Respond(reply); err != nil {
 				b.log.Warn("reply to a NATS request", "subject", m.Subject, "err", err)
 			}
-		}()
+		})
 	}
 	subject := b.cfg.Prefix + "." + op
 	sub, err := b.nc.QueueSubscribe(subject, queueGroup, handler)
@@ -123,8 +122,30 @@ func (b *Bridge) Close() {
 	for _, s := range b.subs {
 		s.Unsubscribe()
 	}
+	b.mu.Lock()
+	b.closed = true // a handler still running starts nothing more
+	b.mu.Unlock()
 	b.cancel()
 	b.wg.Wait()
+}
+
+// spawn runs f on a goroutine Close waits for, unless Close has begun.
+func (b *Bridge) spawn(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.spawnLocked(f)
+}
+
+// spawnLocked is spawn with b.mu held.
+func (b *Bridge) spawnLocked(f func()) {
+	if b.closed {
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
 }
 
 // errorReply is the reply to a request that failed.

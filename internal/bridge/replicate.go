@@ -118,22 +118,22 @@ func (b *Bridge) learn(a *Announcement) {
 	case bl.state != StateHeld && bl.state != StateReplicated:
 		b.start(bl)
 	default: // a new holder of a blob here: is it still here?
-		b.wg.Add(1)
-		go b.recheck(bl)
+		b.spawnLocked(func() { b.recheck(bl) })
 	}
 }
 
 // start runs replicate for bl; b.mu is held.
 func (b *Bridge) start(bl *blob) {
+	if b.closed {
+		return
+	}
 	bl.running = true
-	b.wg.Add(1)
-	go b.replicate(bl)
+	b.spawnLocked(func() { b.replicate(bl) })
 }
 
 // recheck replicates bl again if it is no longer in the store (deleted or
 // evicted since).
 func (b *Bridge) recheck(bl *blob) {
-	defer b.wg.Done()
 	st, release, err := b.cfg.Store()
 	if err != nil {
 		return
@@ -156,7 +156,6 @@ func (b *Bridge) recheck(bl *blob) {
 // is announced, and tries again from every holder known, resuming from
 // the groups already verified.
 func (b *Bridge) replicate(bl *blob) {
-	defer b.wg.Done()
 	id := store.ObjectID(bl.hash[:store.IDSize])
 	backoff := time.Second
 	for {
