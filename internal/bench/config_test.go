@@ -25,6 +25,8 @@ func TestConfigValidate(t *testing.T) {
 		{"broadcast server fanout", &BroadcastConfig{Fanout: 0}, ""},
 		{"broadcast negative fanout", &BroadcastConfig{Fanout: -1}, "--fanout -1"},
 		{"broadcast negative nodes", &BroadcastConfig{Nodes: -2}, "--nodes -2"},
+		{"bridge defaults", &BridgeConfig{}, ""},
+		{"bridge negative size", &BridgeConfig{Size: -1}, "--size -1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.SetDefaults()

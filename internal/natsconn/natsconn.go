@@ -34,6 +34,8 @@ type Config struct {
 	// Name names the client connection (the node's name).
 	Name   string
 	Logger *slog.Logger // nil: discard
+	// Sites joins the embedded server to other servers (sites.go).
+	Sites Sites
 }
 
 // SetDefaults fills the zero fields that have defaults.
@@ -124,8 +126,12 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	srv, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: cfg.Dir,
+	opts, err := cfg.Sites.options(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: cfg.Dir,
 		NoSigs: true, NoLog: true, ServerName: "plasma-" + strings.ReplaceAll(cfg.Name, " ", "_")})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}

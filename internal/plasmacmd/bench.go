@@ -108,7 +108,7 @@ namespace, link and process it made. Prints a table and, last, JSON.`,
 	bf.StringVar(&bcfg.Rate, "rate", bcfg.Rate, "rate of every node's link, each way (tc units)")
 	bf.IntVar(&bcfg.Fanout, "fanout", bcfg.Fanout, "transfers one source serves at once (0: the server's default)")
 	bf.StringVar(&bcfg.BinDir, "bin", bcfg.BinDir, "directory of the server binaries (default: beside this program, then PATH)")
-	cmd.AddCommand(storeCmd, streamCmd, bcastCmd, o.benchStateCmd(), o.benchColdCmd())
+	cmd.AddCommand(storeCmd, streamCmd, bcastCmd, o.benchStateCmd(), o.benchColdCmd(), o.benchBridgeCmd())
 	return cmd
 }
 

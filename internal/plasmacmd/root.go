@@ -37,7 +37,7 @@ func New() *cobra.Command {
 	cliutil.CredentialFlags(root.PersistentFlags(), &o.creds)
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetVersionTemplate("plasma {{.Version}}\n")
-	root.AddCommand(o.putCmd(), o.getCmd(), o.lsCmd(), o.rmCmd(), o.evictCmd(), o.persistCmd(), o.watchCmd(), o.statCmd(), o.benchCmd(), o.nodesCmd(), o.locateCmd(), o.pullCmd(), o.importCmd(), o.exportCmd(), o.keygenCmd(), o.keyCmd(), o.caCmd(), o.stateCmd(), o.dashboardCmd(), o.topCmd())
+	root.AddCommand(o.putCmd(), o.getCmd(), o.lsCmd(), o.rmCmd(), o.evictCmd(), o.persistCmd(), o.watchCmd(), o.statCmd(), o.benchCmd(), o.nodesCmd(), o.locateCmd(), o.pullCmd(), o.importCmd(), o.exportCmd(), o.keygenCmd(), o.keyCmd(), o.caCmd(), o.stateCmd(), o.dashboardCmd(), o.topCmd(), o.announceCmd(), o.replicationCmd())
 	return root
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/bridge"
 	"github.com/plasmastream/plasmastream/internal/natsconn"
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -69,6 +70,8 @@ type Config struct {
 	// NATS is the node's NATS (--nats, --nats-listen, --nats-dir): the
 	// state streamer "nats" publishes there.
 	NATS natsconn.Config
+	// Bridge is the NATS bridge's configuration (it runs with NATS).
+	Bridge BridgeConfig
 	// Streaming holds the state streaming options (store.streamers,
 	// streamers.file.*, ...: see package streaming); nil: off.
 	Streaming streaming.AppOptions
@@ -100,7 +103,7 @@ const (
 // given no flags: SetDefaults' values, plus those whose zero means
 // something else (the port, resuming, the node name).
 func DefaultConfig() Config {
-	c := Config{Port: streamwire.DefaultPort, ResumeKeep: DefaultResumeKeep}
+	c := Config{Port: streamwire.DefaultPort, ResumeKeep: DefaultResumeKeep, Bridge: BridgeConfig{Keep: bridge.DefaultKeep}}
 	c.NodeName, _ = os.Hostname()
 	c.SetDefaults()
 	return c
@@ -143,7 +146,7 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"--plasma-timeout", c.PlasmaTimeout}, {"--io-timeout", c.IOTimeout}, {"--idle-timeout", c.IdleTimeout}, {"--resume-keep", c.ResumeKeep}} {
+	}{{"--announce-keep", c.Bridge.Keep}, {"--plasma-timeout", c.PlasmaTimeout}, {"--io-timeout", c.IOTimeout}, {"--idle-timeout", c.IdleTimeout}, {"--resume-keep", c.ResumeKeep}} {
 		if d.v < 0 {
 			return fmt.Errorf("%s %v: a duration cannot be negative", d.flag, d.v)
 		}
@@ -173,6 +176,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--request-memory %d: want a size such as 256MiB or 2GiB, at most 1PiB", c.RequestMemory)
 	}
 	if err := c.NATS.Validate(); err != nil {
+		return err
+	}
+	if err := c.Bridge.Validate(); err != nil {
 		return err
 	}
 	return c.Cluster.Validate()

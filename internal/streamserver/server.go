@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/activity"
+	"github.com/plasmastream/plasmastream/internal/bridge"
 	"github.com/plasmastream/plasmastream/internal/cluster"
+	"github.com/plasmastream/plasmastream/internal/natsconn"
 	"github.com/plasmastream/plasmastream/internal/netutil"
 	"github.com/plasmastream/plasmastream/internal/node"
 	"github.com/plasmastream/plasmastream/internal/streamwire"
@@ -48,6 +50,8 @@ type Server struct {
 
 	stopTracing func(context.Context) error // flushes and stops the OTLP exporter
 	state       *stateStream                // state streaming; nil: off
+	nats        *natsconn.Conn              // --nats: state streaming and the bridge; nil: none
+	bridge      *bridge.Bridge              // the NATS bridge; nil without NATS
 
 	failMu  sync.Mutex
 	failErr error // why the node stops itself (state streaming's stop-node-on-error)
@@ -96,7 +100,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(s)
 	var err error
-	if s.state, err = s.startStreaming(ctx); err != nil {
+	if s.nats, err = s.connectNATS(ctx); err == nil {
+		if s.state, err = s.startStreaming(ctx); err != nil {
+			s.closeNATS()
+		}
+	}
+	if err != nil {
 		if cfg.Listener != nil {
 			cfg.Listener.Close()
 		}
@@ -107,6 +116,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	sc, err := connectStore(cctx, cfg, s.state != nil)
 	if err != nil {
 		s.state.close()
+		s.closeNATS()
 		if errors.Is(err, store.ErrSocketOwner) {
 			return nil, err
 		}
@@ -118,6 +128,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if ln, err = net.Listen("tcp", net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port))); err != nil {
 			sc.retire()
 			s.state.close()
+			s.closeNATS()
 			return nil, fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 		}
 	}
@@ -131,6 +142,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			ln.Close()
 			sc.retire()
 			s.state.close()
+			s.closeNATS()
 			return nil, fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
 		}
 		s.serveHTTP(mln)
@@ -153,6 +165,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.followMembers()
 	s.joined.Store(s.node)
 	s.state.watch(s.node)
+	if s.bridge, err = s.startBridge(); err != nil {
+		close(s.storeDone)
+		s.shutdown()
+		sc.retire()
+		return nil, err
+	}
 	// The store is watched from here on (the cluster, if any, has listed
 	// it: the subscription's events since are mirrored in order).
 	var sctx context.Context
@@ -236,8 +254,12 @@ func (s *Server) shutdown() {
 	if s.storeStop != nil {
 		s.storeStop()
 	}
+	if s.bridge != nil {
+		s.bridge.Close() // its fetches use the node and the store
+	}
 	<-s.storeDone   // keepStore has released the store
 	s.state.close() // after the last store event
+	s.closeNATS()
 	if s.node != nil {
 		s.node.Close()
 	}

@@ -24,7 +24,7 @@ import (
 // snapshot a subscription starts with makes a Snapshot block.
 type stateStream struct {
 	c    *streaming.Committer
-	nats *natsconn.Conn // nil without --nats
+	nats *natsconn.Conn // the server's (it closes it); nil without --nats
 	wg   sync.WaitGroup
 	quit chan struct{}
 	snap []streaming.StoreKVPair // the snapshot being received
@@ -83,16 +83,7 @@ func (s *Server) startStreaming(ctx context.Context) (*stateStream, error) {
 	if cfg.Streaming == nil && len(cfg.Streamers) == 0 {
 		return nil, nil
 	}
-	ss := &stateStream{quit: make(chan struct{})}
-	if cfg.NATS.Servers != "" {
-		ncfg := cfg.NATS
-		ncfg.Name, ncfg.Logger = cfg.NodeName, s.log
-		nc, err := natsconn.Connect(ctx, ncfg)
-		if err != nil {
-			return nil, err
-		}
-		ss.nats = nc
-	}
+	ss := &stateStream{quit: make(chan struct{}), nats: s.nats}
 	env := streaming.Env{Node: cfg.NodeName, Logger: s.log, Fail: s.fail,
 		Errors: func(service string) {
 			s.metrics.stateLost.WithLabelValues(service).Inc()
@@ -105,13 +96,11 @@ func (s *Server) startStreaming(ctx context.Context) (*stateStream, error) {
 	if cfg.Streaming != nil {
 		var err error
 		if services, err = streaming.LoadStreamingServices(cfg.Streaming, nil, env); err != nil {
-			ss.closeNATS()
 			return nil, err
 		}
 	}
 	services = append(services, cfg.Streamers...)
 	if len(services) == 0 {
-		ss.closeNATS()
 		return nil, nil
 	}
 	interval, changes := streaming.DefaultBlockInterval, streaming.DefaultBlockChanges
@@ -136,7 +125,6 @@ func (s *Server) startStreaming(ctx context.Context) (*stateStream, error) {
 		for _, svc := range services {
 			svc.Close()
 		}
-		ss.closeNATS()
 		return nil, fmt.Errorf("state streaming: %w", err)
 	}
 	ss.c = c
@@ -235,7 +223,7 @@ func statusText(st streamwire.Status, msg string) string {
 }
 
 // close commits what is pending and lets every service write what it
-// holds, then closes NATS.
+// holds (the server closes NATS after).
 func (ss *stateStream) close() {
 	if ss == nil {
 		return
@@ -247,13 +235,6 @@ func (ss *stateStream) close() {
 	ss.c.Close()
 	close(ss.quit)
 	ss.wg.Wait()
-	ss.closeNATS()
-}
-
-func (ss *stateStream) closeNATS() {
-	if ss.nats != nil {
-		ss.nats.Close()
-	}
 }
 
 // fail stops the server because state streaming cannot go on

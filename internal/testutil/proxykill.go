@@ -1,0 +1,15 @@
+package testutil
+
+// Kill makes the proxy behave as a server that died: it stops accepting
+// (new connections are refused), closes every connection open and lets
+// stalled ones end.
+func (p *Proxy) Kill() {
+	p.ln.Close()
+	p.mu.Lock()
+	p.cut = true
+	for c := range p.open {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.Resume()
+}
