@@ -28,6 +28,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -35,7 +36,17 @@ func main() {
 	rounds := flag.Int("rounds", 3, "timed DoGet calls per configuration (median)")
 	serve := flag.Bool("serve", false, "run as the Flight server (used by this program itself)")
 	tuned := flag.Bool("tuned", false, "with -serve: the tuned configuration")
+	t := profileOf(true)
+	flag.IntVar(&t.batch, "batch", t.batch, "tuned: payload bytes per record batch")
+	flag.Func("window", "tuned: static flow-control windows, bytes (default 64 MiB)", func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 32)
+		t.window = int32(n)
+		return err
+	})
+	flag.IntVar(&t.buffer, "buffer", t.buffer, "tuned: transport read/write buffer bytes")
+	flag.BoolVar(&t.rawPool, "raw-pool", t.rawPool, "tuned: a buffer pool that does not zero")
 	flag.Parse()
+	tunedProfile = t
 	var err error
 	if *serve {
 		err = runServer(*size, profileOf(*tuned))
@@ -55,7 +66,8 @@ type result struct {
 	BatchSize int     `json:"batch_bytes"`
 }
 
-// runClient times each configuration against its own server process and
+// runClient times both configurations, each against its own server
+// process, rounds alternating so that both see the same machine, and
 // prints {"default": result, "tuned": result, "tuning": "..."}.
 func runClient(size, rounds int) error {
 	if size <= 0 || rounds <= 0 {
@@ -65,67 +77,108 @@ func runClient(size, rounds int) error {
 	for i := 0; i < len(dst); i += 4096 { // touched: no page faults in the timed part
 		dst[i] = 1
 	}
-	out := map[string]any{"tuning": profileOf(true).describe()}
-	for _, tuned := range []bool{false, true} {
-		r, err := measure(dst, rounds, profileOf(tuned))
-		if err != nil {
+	var peers [2]*peer
+	defer func() {
+		for _, p := range peers {
+			if p != nil {
+				p.close()
+			}
+		}
+	}()
+	for i, tuned := range []bool{false, true} {
+		var err error
+		if peers[i], err = startPeer(profileOf(tuned), size); err != nil {
 			return err
 		}
-		out[map[bool]string{false: "default", true: "tuned"}[tuned]] = r
+		if err := doGet(peers[i].client, dst); err != nil { // warm-up: connection, windows, pools
+			return err
+		}
 	}
-	return json.NewEncoder(os.Stdout).Encode(out)
+	for range rounds {
+		for _, p := range peers {
+			if err := p.timedGet(dst); err != nil {
+				return err
+			}
+		}
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"default": peers[0].result(size, rounds), "tuned": peers[1].result(size, rounds),
+		"tuning": profileOf(true).describe()})
 }
 
-// measure starts a server with profile p and times rounds DoGets into dst.
-func measure(dst []byte, rounds int, p profile) (result, error) {
+// peer is a Flight server process and a client of it, with its timings.
+type peer struct {
+	prof   profile
+	cmd    *exec.Cmd
+	stdin  io.Closer
+	client flight.Client
+	times  []time.Duration
+	cpu    time.Duration // of both processes over the timed calls
+}
+
+// startPeer starts a server with profile p serving size bytes and
+// connects to it.
+func startPeer(p profile, size int) (*peer, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
-	cmd := exec.Command(self, "-serve", "-size", strconv.Itoa(len(dst)), "-tuned="+strconv.FormatBool(p.tuned))
+	cmd := exec.Command(self, "-serve", "-size", strconv.Itoa(size), "-tuned="+strconv.FormatBool(p.tuned),
+		"-batch", strconv.Itoa(p.batch), "-window", strconv.Itoa(int(p.window)), "-buffer", strconv.Itoa(p.buffer), "-raw-pool="+strconv.FormatBool(p.rawPool))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return result{}, err
+		return nil, err
 	}
-	defer func() { stdin.Close(); cmd.Wait() }()
+	pr := &peer{prof: p, cmd: cmd, stdin: stdin}
 	addr, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		return result{}, fmt.Errorf("flight server did not start: %w", err)
+		pr.close()
+		return nil, fmt.Errorf("flight server did not start: %w", err)
 	}
-	client, err := flight.NewClientWithMiddleware(strings.TrimSpace(addr), nil, nil, p.dialOptions()...)
-	if err != nil {
-		return result{}, err
+	if pr.client, err = flight.NewClientWithMiddleware(strings.TrimSpace(addr), nil, nil, p.dialOptions()...); err != nil {
+		pr.close()
+		return nil, err
 	}
-	defer client.Close()
-	if err := doGet(client, dst); err != nil { // warm-up: connection, windows, pools
-		return result{}, err
+	return pr, nil
+}
+
+func (p *peer) close() {
+	if p.client != nil {
+		p.client.Close()
 	}
-	var times []time.Duration
-	var cpu time.Duration
-	for range rounds {
-		cpuStart := selfCPU() + processCPU(cmd.Process.Pid)
-		start := time.Now()
-		if err := doGet(client, dst); err != nil {
-			return result{}, err
-		}
-		times = append(times, time.Since(start))
-		cpu += selfCPU() + processCPU(cmd.Process.Pid) - cpuStart
+	p.stdin.Close() // the server exits when its stdin closes
+	p.cmd.Wait()
+}
+
+// timedGet is one DoGet into dst, timed, with the CPU of both processes.
+func (p *peer) timedGet(dst []byte) error {
+	cpuStart := selfCPU() + processCPU(p.cmd.Process.Pid)
+	start := time.Now()
+	if err := doGet(p.client, dst); err != nil {
+		return err
 	}
-	slices.Sort(times)
-	gb := float64(len(dst)) / 1e9
+	p.times = append(p.times, time.Since(start))
+	p.cpu += selfCPU() + processCPU(p.cmd.Process.Pid) - cpuStart
+	return nil
+}
+
+// result is the median rate and the mean CPU per GB.
+func (p *peer) result(size, rounds int) result {
+	slices.Sort(p.times)
+	gb := float64(size) / 1e9
 	return result{
-		GBps:      round(gb / times[len(times)/2].Seconds()),
-		CPUPerGB:  round(cpu.Seconds() / gb / float64(rounds)),
-		BatchSize: p.batch,
-	}, nil
+		GBps:      round(gb / p.times[len(p.times)/2].Seconds()),
+		CPUPerGB:  round(p.cpu.Seconds() / gb / float64(rounds)),
+		BatchSize: p.prof.batch,
+	}
 }
 
 // doGet fetches the whole payload and copies every batch's bytes to its
@@ -203,8 +256,14 @@ func runServer(size int, p profile) error {
 // selfCPU is this process's user and system CPU time.
 func selfCPU() time.Duration { return processCPU(os.Getpid()) }
 
-// processCPU reads utime and stime of process pid from /proc.
+// processCPU is the CPU time, user and system, of all threads of process
+// pid: clock_gettime on its CPU clock (MAKE_PROCESS_CPUCLOCK(pid,
+// CPUCLOCK_SCHED)), nanoseconds, else utime and stime from /proc, ticks.
 func processCPU(pid int) time.Duration {
+	var ts unix.Timespec
+	if unix.ClockGettime(int32(^pid<<3|2), &ts) == nil {
+		return time.Duration(ts.Nano())
+	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0
@@ -220,4 +279,3 @@ func processCPU(pid int) time.Duration {
 }
 
 func round(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
-

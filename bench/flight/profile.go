@@ -12,12 +12,16 @@ import (
 
 // profile is one gRPC configuration of client and server.
 type profile struct {
-	tuned  bool
-	batch  int   // payload bytes per record batch (one gRPC message)
-	window int32 // stream and connection flow-control windows; 0: gRPC's BDP estimate
-	buffer int   // transport read and write buffers; 0: gRPC's 32 KiB
-	maxMsg int   // largest message either side accepts; 0: gRPC's 4 MiB
+	tuned   bool
+	batch   int   // payload bytes per record batch (one gRPC message)
+	window  int32 // stream and connection flow-control windows; 0: gRPC's BDP estimate
+	buffer  int   // transport read and write buffers; 0: gRPC's 32 KiB
+	maxMsg  int   // largest message either side accepts; 0: gRPC's 4 MiB
+	rawPool bool  // a buffer pool that does not zero
 }
+
+// tunedProfile is the tuned configuration after the command line.
+var tunedProfile profile
 
 // profileOf is gRPC's defaults (1 MiB batches fit its 4 MiB message
 // limit) or the tuned configuration: 4 MiB batches, 64 MiB static
@@ -27,12 +31,15 @@ func profileOf(tuned bool) profile {
 	if !tuned {
 		return profile{batch: 1 << 20}
 	}
-	return profile{tuned: true, batch: 4 << 20, window: 64 << 20, buffer: 1 << 20, maxMsg: 64 << 20}
+	if tunedProfile.tuned {
+		return tunedProfile
+	}
+	return profile{tuned: true, batch: 4 << 20, window: 64 << 20, buffer: 1 << 20, maxMsg: 64 << 20, rawPool: true}
 }
 
 func (p profile) describe() string {
-	return fmt.Sprintf("%d MiB record batches, %d MiB static stream and connection windows, %d MiB read/write buffers, %d MiB max message, non-zeroing buffer pool, both ends",
-		p.batch>>20, p.window>>20, p.buffer>>20, p.maxMsg>>20)
+	return fmt.Sprintf("%d KiB record batches, %d KiB static stream and connection windows, %d KiB read/write buffers, %d MiB max message, non-zeroing buffer pool %v, both ends",
+		p.batch>>10, p.window>>10, p.buffer>>10, p.maxMsg>>20, p.rawPool)
 }
 
 func (p profile) dialOptions() []grpc.DialOption {
@@ -44,7 +51,21 @@ func (p profile) dialOptions() []grpc.DialOption {
 		grpc.WithStaticStreamWindowSize(p.window), grpc.WithStaticConnWindowSize(p.window),
 		grpc.WithReadBufferSize(p.buffer), grpc.WithWriteBufferSize(p.buffer),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(p.maxMsg), grpc.MaxCallSendMsgSize(p.maxMsg)),
-		experimental.WithBufferPool(&rawPool{}))
+		p.pool())
+}
+
+func (p profile) pool() grpc.DialOption {
+	if !p.rawPool {
+		return grpc.EmptyDialOption{}
+	}
+	return experimental.WithBufferPool(&rawPool{})
+}
+
+func (p profile) serverPool() grpc.ServerOption {
+	if !p.rawPool {
+		return grpc.EmptyServerOption{}
+	}
+	return experimental.BufferPool(&rawPool{})
 }
 
 func (p profile) serverOptions() []grpc.ServerOption {
@@ -55,7 +76,7 @@ func (p profile) serverOptions() []grpc.ServerOption {
 		grpc.StaticStreamWindowSize(p.window), grpc.StaticConnWindowSize(p.window),
 		grpc.ReadBufferSize(p.buffer), grpc.WriteBufferSize(p.buffer),
 		grpc.MaxRecvMsgSize(p.maxMsg), grpc.MaxSendMsgSize(p.maxMsg),
-		experimental.BufferPool(&rawPool{})}
+		p.serverPool()}
 }
 
 // rawPool hands out buffers by power-of-two capacity, reused without
