@@ -61,7 +61,12 @@ type flightResult struct {
 // verified COPY over the faster of Flight's two configurations,
 // unverified.
 func flightPeer(ctx context.Context, cfg StreamConfig, copyRate float64, res map[string]any) error {
-	bin, err := buildFlight(ctx, cfg.FlightSrc)
+	dir, err := os.MkdirTemp("", "psflight")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := buildFlight(ctx, cfg.FlightSrc, dir)
 	if err != nil {
 		return err
 	}
@@ -83,10 +88,11 @@ func flightPeer(ctx context.Context, cfg StreamConfig, copyRate float64, res map
 	return nil
 }
 
-// buildFlight builds the separate Go module bench/flight into the user's
-// cache directory (go build's own cache makes a rebuild cheap) and returns
-// the program's path.
-func buildFlight(ctx context.Context, src string) (string, error) {
+// buildFlight builds the separate Go module bench/flight into dir and
+// returns the program's path. go build's cache makes a rebuild a link;
+// a directory of its own per run means that no run replaces the program
+// another is running.
+func buildFlight(ctx context.Context, src, dir string) (string, error) {
 	if src == "" {
 		var err error
 		if src, err = findFlightSrc(); err != nil {
@@ -99,11 +105,7 @@ func buildFlight(ctx context.Context, src string) (string, error) {
 	if _, err := exec.LookPath("go"); err != nil {
 		return "", errors.New("--peers builds bench/flight with the go command, which is not on PATH")
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	bin := filepath.Join(cache, "plasmastream", "bench-flight")
+	bin := filepath.Join(dir, "flight")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
 	cmd.Dir = src
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -34,4 +35,13 @@ func FuzzParseIperf3(f *testing.F) {
 			t.Errorf("accepted %q as rate %v cpu %v", b, r.rate, r.cpu)
 		}
 	})
+}
+
+// A --flight-src without the module is named in the error.
+func TestBuildFlightBadSource(t *testing.T) {
+	src := t.TempDir()
+	_, err := buildFlight(t.Context(), src, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "--flight-src") || !strings.Contains(err.Error(), src) {
+		t.Fatalf("buildFlight(%s) = %v, want an error naming --flight-src and the directory", src, err)
+	}
 }
