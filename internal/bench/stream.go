@@ -121,7 +121,6 @@ func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any,
 	// baseline: this shared machine's throughput drifts by ±15 % over a
 	// minute, and bracketing the copies cancels most of that.
 	before, err := iperf3(ctx, cfg.IperfSecs)
-	var iperfCPU float64
 	if err != nil {
 		res["iperf3"] = "error: " + err.Error()
 	}
@@ -150,7 +149,7 @@ func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any,
 			return nil, err
 		}
 	}
-	var iperf float64
+	var iperf, iperfCPU float64
 	if before.rate > 0 {
 		if after, err := iperf3(ctx, cfg.IperfSecs); err == nil {
 			iperf, iperfCPU = (before.rate+after.rate)/2, (before.cpu+after.cpu)/2
