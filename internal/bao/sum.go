@@ -20,13 +20,6 @@ func Sum(data []byte) [32]byte {
 	return cvToBytes(parents(nil, cvs, uint64(len(data)), SegmentSize, guts.FlagRoot))
 }
 
-// rootOf is the digest of data of at most one segment.
-func rootOf(data []byte) [32]byte {
-	n := subtree(data, 0)
-	n.Flags |= guts.FlagRoot
-	return cvToBytes(guts.ChainingValue(n))
-}
-
 // segmentCV is the chaining value of segment i of data (the last may be
 // short).
 func segmentCV(data []byte, i int) [8]uint32 {

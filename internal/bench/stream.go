@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -30,6 +29,11 @@ type StreamConfig struct {
 	// TLS also copies the large object between a second pair of nodes
 	// that run mutual TLS, rounds alternating with the plain pair.
 	TLS bool
+	// Peers also moves the large object with Apache Arrow Flight (the
+	// program in bench/flight, built from FlightSrc: default, found
+	// above the working directory or this executable).
+	Peers     bool
+	FlightSrc string
 }
 
 // SetDefaults fills every zero field with its default: the one place
@@ -125,6 +129,7 @@ func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any,
 		return nil, err
 	}
 	copyRate := copies[0].rate
+	res["copy_cpu_s_per_GB"] = round(copies[0].cpu)
 	if cfg.TLS {
 		res["tls_copy_GBps"] = round(copies[1].rate)
 		res["tls_ratio"] = round(copies[1].rate / copyRate)
@@ -139,19 +144,28 @@ func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any,
 	res["pull_GBps"], res["pull_unverified_GBps"] = round(pull.verified), round(pull.unverified)
 	res["verified_ratio"] = round(pull.verified / pull.unverified)
 	res["verify_cpu_s_per_GB"] = round(pull.verifyCPU)
-	var iperf float64
-	if before > 0 {
+	if cfg.Peers {
+		if err := flightPeer(ctx, cfg, copyRate, res); err != nil {
+			return nil, err
+		}
+	}
+	var iperf, iperfCPU float64
+	if before.rate > 0 {
 		if after, err := iperf3(ctx, cfg.IperfSecs); err == nil {
-			iperf = (before + after) / 2
+			iperf, iperfCPU = (before.rate+after.rate)/2, (before.cpu+after.cpu)/2
 		} else {
-			iperf = before
+			iperf, iperfCPU = before.rate, before.cpu
 		}
 		res["iperf3_GBps"] = round(iperf)
+		res["iperf3_cpu_s_per_GB"] = round(iperfCPU)
 	}
 	res["copy_GBps"] = round(copyRate)
 	if iperf > 0 {
 		res["copy_ratio"] = round(copyRate / iperf)
 		res["pull_ratio"] = round(pull.verified / iperf)
+	}
+	if iperfCPU > 0 {
+		res["copy_cpu_ratio"] = round(copies[0].cpu / iperfCPU)
 	}
 	small, err := copySmall(ctx, a, b, cfg)
 	if err != nil {
@@ -231,21 +245,22 @@ func startNode(ctx context.Context, binDir, sock, name, memory string, args []st
 	}
 }
 
-// iperf3 measures single-stream loopback throughput in GB/s.
-func iperf3(ctx context.Context, secs int) (float64, error) {
+// iperf3 measures single-stream loopback throughput and the CPU both
+// ends spent per GB.
+func iperf3(ctx context.Context, secs int) (copyRate, error) {
 	bin, err := exec.LookPath("iperf3")
 	if err != nil {
-		return 0, fmt.Errorf("iperf3 is not installed (apt-get install iperf3)")
+		return copyRate{}, fmt.Errorf("iperf3 is not installed (apt-get install iperf3)")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, err
+		return copyRate{}, err
 	}
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
 	srv := exec.CommandContext(ctx, bin, "-s", "-1", "-B", "127.0.0.1", "-p", port)
 	if err := srv.Start(); err != nil {
-		return 0, err
+		return copyRate{}, err
 	}
 	defer func() { srv.Process.Kill(); srv.Wait() }()
 	var out []byte
@@ -257,19 +272,9 @@ func iperf3(ctx context.Context, secs int) (float64, error) {
 		}
 	}
 	if err != nil {
-		return 0, fmt.Errorf("iperf3 client: %v", err)
+		return copyRate{}, fmt.Errorf("iperf3 client: %v", err)
 	}
-	var r struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal(out, &r); err != nil || r.End.SumReceived.BitsPerSecond == 0 {
-		return 0, fmt.Errorf("iperf3 output: %v", err)
-	}
-	return r.End.SumReceived.BitsPerSecond / 8 / 1e9, nil
+	return parseIperf3(out)
 }
 
 // copyRate is the outcome of copyLarge for one pair of nodes.
@@ -475,4 +480,5 @@ func printStreamTable(w io.Writer, r map[string]any) {
 	fmt.Fprintf(w, "  %-44s %10v GB/s  (verified_ratio %v)\n", "the same PULL, verification off", r["pull_unverified_GBps"], r["verified_ratio"])
 	fmt.Fprintf(w, "  %-44s %10v s/GB\n", "receiver CPU spent verifying", r["verify_cpu_s_per_GB"])
 	fmt.Fprintf(w, "  %-44s %10v /s\n", fmt.Sprintf("COPY of %d objects of %d bytes", r["small_count"], r["small_bytes"]), r["small_objects_per_s"])
+	printCPUAndPeers(w, r)
 }

@@ -51,3 +51,28 @@ func TestStreamBenchTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamBenchPeers runs the stream benchmark with --peers on a small
+// object, which builds and runs the Arrow Flight peer (bench/flight, its
+// own Go module), and checks that every CPU and Flight figure is there
+// and positive. No timing is asserted.
+func TestStreamBenchPeers(t *testing.T) {
+	bin := testutil.Binaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cfg := bench.StreamConfig{LargeSize: 8 << 20, SmallCount: 10, Rounds: 1, IperfSecs: 1, BinDir: bin, Peers: true}
+	var table bytes.Buffer
+	res, err := bench.Stream(ctx, cfg, &table)
+	if err != nil {
+		t.Fatalf("bench stream --peers: %v", err)
+	}
+	for _, k := range []string{"copy_cpu_s_per_GB", "iperf3_cpu_s_per_GB", "copy_cpu_ratio",
+		"flight_GBps", "flight_tuned_GBps", "flight_cpu_s_per_GB", "flight_tuned_cpu_s_per_GB", "flight_ratio"} {
+		if f, ok := res[k].(float64); !ok || f <= 0 {
+			t.Errorf("%s = %v, want a positive number; result %v", k, res[k], res)
+		}
+	}
+	if !strings.Contains(table.String(), "Arrow Flight DoGet, tuned") {
+		t.Errorf("table without the Flight peer:\n%s", table.String())
+	}
+}

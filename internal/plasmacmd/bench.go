@@ -58,8 +58,15 @@ second, rounds alternating); and many small objects in one COPY. With
 directory) run mutual TLS, and the large object's SYNC COPY is timed
 between them too, rounds alternating with the plain pair: tls_ratio is the
 TLS rate over the plain one, and tls_cpu_s_per_GB and plain_cpu_s_per_GB
-the CPU both stream servers spent per GB on each side. Prints a table and,
-as its last line, JSON.`,
+the CPU both stream servers spent per GB on each side. copy_cpu_s_per_GB
+is the CPU of both stream servers per GB copied (the kernel's accounting,
+/proc/PID/stat), iperf3_cpu_s_per_GB that of both iperf3 ends (iperf3's
+own report), copy_cpu_ratio the first over the second. With --peers, the
+same object also moves with an Apache Arrow Flight DoGet into preallocated
+memory, with gRPC defaults and tuned (flight_GBps, flight_tuned_GBps, and
+flight_ratio, our verified COPY over the faster Flight, unverified): the
+program is the separate Go module bench/flight, built with the go command
+from the source tree. Prints a table and, as its last line, JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := o.context()
@@ -79,6 +86,8 @@ as its last line, JSON.`,
 	sf.IntVar(&scfg.SmallSize, "small-size", scfg.SmallSize, "bytes of each small object")
 	sf.IntVar(&scfg.Rounds, "rounds", scfg.Rounds, "timed repetitions")
 	sf.BoolVar(&scfg.TLS, "tls", scfg.TLS, "also time the SYNC COPY of the large object between two nodes running mutual TLS (tls_copy_GBps, tls_ratio, CPU per GB of each side)")
+	sf.BoolVar(&scfg.Peers, "peers", scfg.Peers, "also move the large object with Apache Arrow Flight DoGet (needs the go command and the source tree)")
+	sf.StringVar(&scfg.FlightSrc, "flight-src", scfg.FlightSrc, "directory of bench/flight for --peers (default: found above the working directory or this program)")
 	sf.StringVar(&scfg.BinDir, "bin", scfg.BinDir, "directory of plasma-store-server and plasma-stream-server (default: beside this program, then PATH)")
 	var bcfg bench.BroadcastConfig
 	bcfg.SetDefaults()

@@ -1,0 +1,59 @@
+package bao
+
+import (
+	"github.com/klauspost/cpuid/v2"
+	zeebo "github.com/zeebo/blake3"
+	"lukechampine.com/blake3/guts"
+)
+
+// The tree (Build, Parse, VerifyGroup, the segments of Sum) hashes with
+// lukechampine.com/blake3/guts, the one Go BLAKE3 that exports chaining
+// values of subtrees at a chunk counter; github.com/zeebo/blake3 exports
+// only whole-input hashing. A root-only digest of at most one segment
+// (Sum of small data, the digest of every small object) may use either,
+// and BenchmarkBLAKE3Ratio (CPU time, AMD EPYC) found zeebo cheaper for:
+//
+//   - AVX-512: 4–8 KiB (zeebo/luke 0.90–0.93), where guts runs its
+//     16-lane kernel on a zero-padded 16 KiB buffer; dearer from 12 KiB
+//     (1.2–1.5) and below 4 KiB (1.1–1.4).
+//   - AVX2 only: from 4 KiB up (0.73–0.91, 0.73 at 1 MiB, where zeebo
+//     also merges parents in SIMD); dearer below 4 KiB (1.1–1.4).
+//
+// Both are blake3.Sum256, so the choice changes CPU time, never a digest
+// (TestRootImplementationsAgree, FuzzRootImplementations).
+
+// rootChoice is the size range, in bytes, in which zeebo hashes roots;
+// empty (max 0) to use guts always.
+type rootChoice struct{ min, max int }
+
+// chooseRoot is the range for a CPU with these features; zeebo has no
+// AVX-512 kernel and without AVX2 it was not measured.
+func chooseRoot(avx512, avx2 bool) rootChoice {
+	switch {
+	case avx512:
+		return rootChoice{4 << 10, 8 << 10}
+	case avx2:
+		return rootChoice{4 << 10, SegmentSize}
+	}
+	return rootChoice{}
+}
+
+// roots is this CPU's choice, fixed at start-up.
+var roots = chooseRoot(cpuid.CPU.Supports(cpuid.AVX512F), cpuid.CPU.Supports(cpuid.AVX2))
+
+// rootOf is the digest of data of at most one segment.
+func rootOf(data []byte) [32]byte { return roots.root(data) }
+
+func (c rootChoice) root(data []byte) [32]byte {
+	if len(data) >= c.min && len(data) <= c.max {
+		return zeebo.Sum256(data)
+	}
+	return gutsRoot(data)
+}
+
+// gutsRoot is rootOf by guts.
+func gutsRoot(data []byte) [32]byte {
+	n := subtree(data, 0)
+	n.Flags |= guts.FlagRoot
+	return cvToBytes(guts.ChainingValue(n))
+}
