@@ -215,7 +215,7 @@ func (s *state) stats() storewire.StatsReply {
 		}
 	}
 	return storewire.StatsReply{
-		Capacity: s.alloc.Capacity(), Used: s.alloc.Used(), Objects: uint64(len(s.objects)),
+		Capacity: s.capacity, Used: s.alloc.Used(), Objects: uint64(len(s.objects)),
 		Sealed: sealed, Pinned: s.pinned, LargestFree: s.alloc.LargestFree(),
 		FreeBlocks: uint64(s.alloc.FreeBlocks()), Evictions: s.n.evictions,
 		EvictedBytes: s.n.evictedBytes, Compactions: s.n.compactions,

@@ -94,7 +94,7 @@ type stateCollector struct{ s *Server }
 var (
 	descObjects      = prometheus.NewDesc("plasma_store_objects", "Objects in the store, by state: creating (created, not sealed yet), sealed, deleting (deleted while referenced: freed at the last release).", []string{"state"}, nil)
 	descObjectBytes  = prometheus.NewDesc("plasma_store_object_bytes", "Bytes of the objects (data and metadata) in the store, by state as plasma_store_objects.", []string{"state"}, nil)
-	descCapacity     = prometheus.NewDesc("plasma_store_capacity_bytes", "Bytes of the arena usable for objects (-m, rounded down to 64-byte blocks).", nil, nil)
+	descCapacity     = prometheus.NewDesc("plasma_store_capacity_bytes", "Bytes of shared memory for objects (-m).", nil, nil)
 	descUsed         = prometheus.NewDesc("plasma_store_used_bytes", "Bytes of the arena allocated to objects (each rounded up to 64 bytes).", nil, nil)
 	descPinned       = prometheus.NewDesc("plasma_store_pinned_bytes", "Bytes of objects that cannot be evicted now: unsealed, or referenced by a client.", nil, nil)
 	descLargestFree  = prometheus.NewDesc("plasma_store_largest_free_bytes", "The largest contiguous free block: the largest object that fits without evicting or compacting.", nil, nil)
@@ -164,7 +164,7 @@ type metricsView struct {
 func (s *state) metricsView() metricsView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := metricsView{capacity: s.alloc.Capacity(), used: s.alloc.Used(), pinned: s.pinned, largestFree: s.alloc.LargestFree(),
+	v := metricsView{capacity: s.capacity, used: s.alloc.Used(), pinned: s.pinned, largestFree: s.alloc.LargestFree(),
 		freeBlocks: uint64(s.alloc.FreeBlocks()), clients: uint64(s.clients), waitBytes: s.waitBytes, subscribers: uint64(len(s.subs)), n: s.n}
 	for _, o := range s.objects {
 		st := stateSealed

@@ -77,7 +77,7 @@ func TestVersionAndHelp(t *testing.T) {
 }
 
 func TestMemorySizes(t *testing.T) {
-	for size, want := range map[string]uint64{"3MiB": 3 << 20, "2000000": 2000000, "1M": 1000000, "10000": 9984} { // 10000 is 9984 in 64-byte blocks
+	for size, want := range map[string]uint64{"3MiB": 3 << 20, "2000000": 2000000, "1M": 1000000, "10000": 10000} {
 		sock, _ := testutil.StartStoreProcess(t, size)
 		c, err := store.Connect(context.Background(), sock)
 		if err != nil {

@@ -158,8 +158,9 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Addr() string { return s.cfg.Socket }
 
 // Capacity is the number of bytes available for objects: the configured
-// capacity rounded down to the allocator's 64-byte blocks.
-func (s *Server) Capacity() uint64 { return s.st.alloc.Capacity() }
+// capacity (-m). Objects are placed in 64-byte blocks, of which the store
+// has enough for an object of that many bytes.
+func (s *Server) Capacity() uint64 { return s.st.capacity }
 
 // Serve accepts clients until ctx is done, then closes every connection,
 // removes the socket and releases the arena. A failing accept (out of

@@ -81,13 +81,14 @@ type counters struct {
 
 // state is the whole store behind one mutex.
 type state struct {
-	mu      sync.Mutex
-	mem     []byte // the store's mapping of the arena
-	alloc   *alloc.Allocator
-	objects map[storewire.ID]*object
-	lru     *btree.BTreeG[*object] // by useSeq: least recently used first
-	uses    uint64                 // last useSeq given out
-	waiters waitIndex
+	capacity uint64 // -m, as configured and advertised
+	mu       sync.Mutex
+	mem      []byte // the store's mapping of the arena
+	alloc    *alloc.Allocator
+	objects  map[storewire.ID]*object
+	lru      *btree.BTreeG[*object] // by useSeq: least recently used first
+	uses     uint64                 // last useSeq given out
+	waiters  waitIndex
 	// waitBytes is the memory held by blocked Gets, bounded by waitBudget.
 	waitBytes, waitBudget uint64
 	subs                  map[*client]struct{}
@@ -109,8 +110,11 @@ type state struct {
 
 func newState(mem []byte, capacity, waitBudget uint64) *state {
 	return &state{
-		mem:        mem,
-		alloc:      alloc.New(capacity),
+		mem: mem,
+		// Objects are placed in 64-byte blocks: the allocator manages -m
+		// rounded up, so that an object of -m bytes fits.
+		alloc:      alloc.New(roundUp(capacity)),
+		capacity:   capacity,
 		objects:    map[storewire.ID]*object{},
 		lru:        btree.NewG(32, func(a, b *object) bool { return a.useSeq < b.useSeq }),
 		waiters:    newWaitIndex(),

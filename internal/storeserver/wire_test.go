@@ -76,8 +76,9 @@ func TestBadHeaderGetsErrorReply(t *testing.T) {
 	testutil.StoreClient(t, sock).Stats(context.Background())
 }
 
-// The capacity a store advertises is what it holds: -m 10000 holds 9984
-// bytes (64-byte blocks), and that much fits.
+// The capacity a store advertises is -m, and an object that large fits:
+// -m 10000 advertises 10000 (as pyarrow's plasma store did) and holds the
+// 64-byte blocks a 10000-byte object takes.
 func TestAdvertisedCapacityFits(t *testing.T) {
 	sock := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 10000}).Socket
 	c := testutil.StoreClient(t, sock)
@@ -86,8 +87,8 @@ func TestAdvertisedCapacityFits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Capacity() != 9984 || st.Capacity != 9984 {
-		t.Fatalf("capacity advertised %d, stats %d; want 9984 (10000 in 64-byte blocks)", c.Capacity(), st.Capacity)
+	if c.Capacity() != 10000 || st.Capacity != 10000 {
+		t.Fatalf("capacity advertised %d, stats %d; want 10000", c.Capacity(), st.Capacity)
 	}
 	if err := c.PutID(ctx, store.RandomObjectID(), make([]byte, c.Capacity()), nil); err != nil {
 		t.Fatalf("an object of the advertised capacity: %v", err)
