@@ -258,6 +258,18 @@ func TestStateWriteDirRemoved(t *testing.T) {
 			}, func(s string) bool {
 				return strings.HasPrefix(s, "503 ") && strings.Contains(s, "state streaming: failed: streamer file lost a block")
 			})
+			// The dashboard shows it too.
+			waitFor(t, "the dashboard's state streaming section", func() string {
+				resp, err := http.Get("http://" + metrics + "/api/state")
+				if err != nil {
+					return err.Error()
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return string(b)
+			}, func(s string) bool {
+				return strings.Contains(s, `"name":"streaming"`) && strings.Contains(s, `"healthy":false`) && strings.Contains(s, `"last_lost":"file"`)
+			})
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}

@@ -249,7 +249,8 @@ func TestCorruptSourceRejected(t *testing.T) {
 // ignored. (Announcements not kept: plain NATS subscriptions.)
 func TestWildcardSubscriptions(t *testing.T) {
 	a := start(t, "a", embedded(t, natsconn.Sites{}), unkept)
-	b := start(t, "b", via(a.Server.NATSURL()), subscribe("sensors.*", "logs.>"), unkept)
+	httpAddr := testutil.FreeAddr(t)
+	b := start(t, "b", via(a.Server.NATSURL()), subscribe("sensors.*", "logs.>"), unkept, func(c *streamserver.Config) { c.MetricsAddr = httpAddr })
 	nc := client(t, a.Server.NATSURL())
 	blobs := map[string]store.ObjectID{}
 	data := map[string][]byte{}
@@ -272,6 +273,16 @@ func TestWildcardSubscriptions(t *testing.T) {
 	r := report(t, nc, "b")
 	if fmt.Sprint(r.Subscriptions) != "[sensors.* logs.>]" || len(r.Subjects) != 2 {
 		t.Errorf("b's report: %+v; want its 2 subscriptions and the 2 subjects it replicated", r)
+	}
+	// b's dashboard has a section of what it replicates.
+	resp, err := http.Get("http://" + httpAddr + "/api/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `"name":"bridge"`) || !strings.Contains(string(body), `"sensors.*"`) {
+		t.Errorf("b's dashboard state has no bridge section with its subscriptions:\n%.2000s", body)
 	}
 }
 

@@ -47,12 +47,19 @@ type sectionSource struct {
 
 // sections are the dashboard's sections, in page order: add one here.
 func (s *Server) sections() []sectionSource {
-	return []sectionSource{
+	secs := []sectionSource{
 		{"node", "Node", s.nodeSection},
 		{"cluster", "Cluster", s.clusterSection},
 		{"history", "Throughput and store usage", func(context.Context) (any, error) { return s.history.snapshot(), nil }},
 		{"transfers", "Transfers", func(context.Context) (any, error) { return s.activity.Snapshot(), nil }},
 	}
+	if s.state != nil {
+		secs = append(secs, sectionSource{"streaming", "State streaming", func(context.Context) (any, error) { return s.state.view(), nil }})
+	}
+	if b := s.bridgeView.Load(); b != nil {
+		secs = append(secs, sectionSource{"bridge", "NATS bridge", func(context.Context) (any, error) { return b.Report(""), nil }})
+	}
+	return secs
 }
 
 // dashboardTimeout bounds the making of one state (a store or etcd that

@@ -48,10 +48,11 @@ type Server struct {
 	histStop context.CancelFunc
 	histDone chan struct{} // closed when recordHistory has returned
 
-	stopTracing func(context.Context) error // flushes and stops the OTLP exporter
-	state       *stateStream                // state streaming; nil: off
-	nats        *natsconn.Conn              // --nats: state streaming and the bridge; nil: none
-	bridge      *bridge.Bridge              // the NATS bridge; nil without NATS
+	stopTracing func(context.Context) error   // flushes and stops the OTLP exporter
+	state       *stateStream                  // state streaming; nil: off
+	nats        *natsconn.Conn                // --nats: state streaming and the bridge; nil: none
+	bridge      *bridge.Bridge                // the NATS bridge; nil without NATS
+	bridgeView  atomic.Pointer[bridge.Bridge] // bridge, once made: for the dashboard, served before
 
 	failMu  sync.Mutex
 	failErr error // why the node stops itself (state streaming's stop-node-on-error)
@@ -171,6 +172,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sc.retire()
 		return nil, err
 	}
+	s.bridgeView.Store(s.bridge)
 	// The store is watched from here on (the cluster, if any, has listed
 	// it: the subscription's events since are mirrored in order).
 	var sctx context.Context

@@ -268,3 +268,30 @@ func newStateLost() *prometheus.CounterVec {
 		Help: "State streaming blocks a streamer could not write or publish (stop-node-on-error = false), by streamer.",
 	}, []string{"streamer"})
 }
+
+// stateView is the dashboard's state streaming section.
+type stateView struct {
+	NextBlock     uint64 `json:"next_block"`
+	NATS          string `json:"nats,omitempty"` // connected, or why not
+	Healthy       bool   `json:"healthy"`
+	Problem       string `json:"problem,omitempty"`
+	LastLost      string `json:"last_lost,omitempty"` // the streamer that last lost a block, and when
+	LastLostSince string `json:"last_lost_ago,omitempty"`
+}
+
+func (ss *stateStream) view() stateView {
+	v := stateView{NextBlock: ss.c.Next(), Healthy: true}
+	if ss.nats != nil {
+		v.NATS = "connected to " + ss.nats.ClientURL()
+		if !ss.nats.NC.IsConnected() {
+			v.NATS = "disconnected from " + ss.nats.ClientURL()
+		}
+	}
+	if err := ss.health(); err != nil {
+		v.Healthy, v.Problem = false, err.Error()
+	}
+	if l := ss.lost.Load(); l != nil {
+		v.LastLost, v.LastLostSince = l.service, time.Since(l.at).Round(time.Second).String()
+	}
+	return v
+}
