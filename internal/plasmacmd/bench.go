@@ -1,8 +1,10 @@
 package plasmacmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -25,16 +27,8 @@ and 1 KiB create+seal rate from one client; with redis-server installed, the
 same Gets against Redis. Prints a table and, as its last line, JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.context()
-			defer cancel()
 			cfg.Socket = o.socket
-			res, err := bench.Store(ctx, cfg, cmd.OutOrStdout())
-			if err != nil {
-				return err
-			}
-			b, _ := json.Marshal(res)
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			return nil
+			return o.runBench(cmd, func(ctx context.Context, w io.Writer) (any, error) { return bench.Store(ctx, cfg, w) })
 		},
 	}
 	f := storeCmd.Flags()
@@ -69,15 +63,7 @@ program is the separate Go module bench/flight, built with the go command
 from the source tree. Prints a table and, as its last line, JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.context()
-			defer cancel()
-			res, err := bench.Stream(ctx, scfg, cmd.OutOrStdout())
-			if err != nil {
-				return err
-			}
-			b, _ := json.Marshal(res)
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			return nil
+			return o.runBench(cmd, func(ctx context.Context, w io.Writer) (any, error) { return bench.Stream(ctx, scfg, w) })
 		},
 	}
 	sf := streamCmd.Flags()
@@ -100,15 +86,7 @@ one node and another to every node through a prefetch group. Removes every
 namespace, link and process it made. Prints a table and, last, JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.context()
-			defer cancel()
-			res, err := bench.Broadcast(ctx, bcfg, cmd.OutOrStdout())
-			if err != nil {
-				return err
-			}
-			b, _ := json.Marshal(res)
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			return nil
+			return o.runBench(cmd, func(ctx context.Context, w io.Writer) (any, error) { return bench.Broadcast(ctx, bcfg, w) })
 		},
 	}
 	bf := bcastCmd.Flags()
@@ -135,15 +113,7 @@ create+seal on each, rounds alternating: streaming_put_ratio is the first
 rate over the second. Prints a table and, as its last line, JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.context()
-			defer cancel()
-			res, err := bench.State(ctx, cfg, cmd.OutOrStdout())
-			if err != nil {
-				return err
-			}
-			b, _ := json.Marshal(res)
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			return nil
+			return o.runBench(cmd, func(ctx context.Context, w io.Writer) (any, error) { return bench.State(ctx, cfg, w) })
 		},
 	}
 	f := cmd.Flags()
@@ -170,15 +140,7 @@ spill_ratio and restore_ratio are the store's rate over the raw one (best
 rounds). Prints a table and, as its last line, JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.context()
-			defer cancel()
-			res, err := bench.Cold(ctx, cfg, cmd.OutOrStdout())
-			if err != nil {
-				return err
-			}
-			b, _ := json.Marshal(res)
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			return nil
+			return o.runBench(cmd, func(ctx context.Context, w io.Writer) (any, error) { return bench.Cold(ctx, cfg, w) })
 		},
 	}
 	f := cmd.Flags()
@@ -187,4 +149,18 @@ rounds). Prints a table and, as its last line, JSON.`,
 	f.StringVar(&cfg.Dir, "dir", cfg.Dir, "directory of the file:// tier (on the disk to measure)")
 	f.StringVar(&cfg.VersityGW, "versitygw", cfg.VersityGW, "the S3 server's binary (default: ~/.cache/plasma-tools/bin/versitygw, then PATH); none: skip S3")
 	return cmd
+}
+
+// runBench runs a benchmark that prints its table on the command's
+// output, then prints its result as the last line, in JSON.
+func (o *options) runBench(cmd *cobra.Command, run func(context.Context, io.Writer) (any, error)) error {
+	ctx, cancel := o.context()
+	defer cancel()
+	res, err := run(ctx, cmd.OutOrStdout())
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(res)
+	fmt.Fprintln(cmd.OutOrStdout(), string(b))
+	return nil
 }

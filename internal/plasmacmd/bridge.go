@@ -1,6 +1,7 @@
 package plasmacmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -153,15 +154,7 @@ import by NATS request of a file of the same size against cp of the file to
 Prints a table and, as its last line, JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.context()
-			defer cancel()
-			res, err := bench.Bridge(ctx, cfg, cmd.OutOrStdout())
-			if err != nil {
-				return err
-			}
-			b, _ := json.Marshal(res)
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			return nil
+			return o.runBench(cmd, func(ctx context.Context, w io.Writer) (any, error) { return bench.Bridge(ctx, cfg, w) })
 		},
 	}
 	f := cmd.Flags()
