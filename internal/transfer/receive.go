@@ -243,9 +243,7 @@ func (r *receiver) run(ctx context.Context, kind streamwire.Kind) error {
 // objects receives every ObjectHeader and its bytes until CopyEnd.
 func (r *receiver) objects(ctx context.Context) error {
 	for {
-		if r.c.Buffered() == 0 {
-			r.storeBatch(ctx) // the next read may wait
-		}
+		r.storeBeforeWait(ctx, 256) // an object header frame, with room to spare
 		t, p, err := r.c.ReadFrame(streamwire.MaxControlFrame)
 		if err != nil {
 			return err
@@ -337,6 +335,7 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 	} else {
 		head = make([]byte, n)
 	}
+	r.storeBeforeWait(ctx, len(head))
 	if err := r.c.ReadFull(head, nil); err != nil {
 		r.finish(h, i, streamwire.StatusConnectionLost, err.Error())
 		return err
@@ -362,6 +361,7 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 			return derr
 		}
 	}
+	r.storeBatch(ctx) // a large object takes a while: store what came before it
 	size := h.DataSize + uint64(h.MetaSize)
 	buf, err := r.d.create(ctx, h.ID, h.DataSize, meta)
 	if err != nil {
@@ -467,6 +467,7 @@ func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte, digest [32]byte,
 // stored with others in one CreateAndSealBatch.
 func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int, meta []byte, want wire.Digest) error {
 	data := r.scratch(int(h.DataSize))
+	r.storeBeforeWait(ctx, len(data))
 	if err := r.c.ReadFull(data, nil); err != nil {
 		r.finish(h, i, streamwire.StatusConnectionLost, err.Error())
 		return err
@@ -504,6 +505,15 @@ func (r *receiver) scratch(n int) []byte {
 	b := r.slab[len(r.slab) : len(r.slab)+n : len(r.slab)+n]
 	r.slab = r.slab[:len(r.slab)+n]
 	return b
+}
+
+// storeBeforeWait stores the batch unless the next n bytes are already
+// buffered: no verified object waits for the network (a sender that
+// stalls, an object that takes a while to arrive).
+func (r *receiver) storeBeforeWait(ctx context.Context, n int) {
+	if r.c.Buffered() < n {
+		r.storeBatch(ctx)
+	}
 }
 
 // storeBatch hands the batch of small objects to a worker, which stores
