@@ -182,9 +182,9 @@ type receiver struct {
 	// waits on the network for the next).
 	stores errgroup.Group // at most storeWorkers at once
 	batch  []smallObject
-	bytes  int    // of the objects in batch
-	slab   []byte // where small objects are received, carved per object
-	mu     sync.Mutex     // guards res statuses, acks on c, ackErr
+	bytes  int        // of the objects in batch
+	slab   []byte     // where small objects are received, carved per object
+	mu     sync.Mutex // guards res statuses, acks on c, ackErr
 	ackErr error
 
 	ctx     context.Context   // of the request, for the objects' spans
