@@ -2,11 +2,14 @@ package storeserver_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/storeserver"
 	"github.com/plasmastream/plasmastream/internal/storewire"
 	"github.com/plasmastream/plasmastream/internal/testutil"
+	"github.com/plasmastream/plasmastream/store"
 )
 
 func batchOf(n int) storewire.CreateAndSealBatch {
@@ -70,5 +73,23 @@ func TestCreateAndSealBatchMalformed(t *testing.T) {
 		if res.Code != storewire.CodeOK {
 			t.Fatalf("object %d: %+v (the refused batch left it behind?)", i, res)
 		}
+	}
+}
+
+// Batches (and Persists, the type before them) have latency series of
+// their own rather than counting as unknown requests.
+func TestCreateAndSealBatchMetrics(t *testing.T) {
+	srv := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 4 << 20, MetricsAddr: "127.0.0.1:0"})
+	c := testutil.StoreClient(t, srv.Socket)
+	errs, err := c.CreateAndSealBatch(context.Background(), []store.BatchObject{{ID: store.ObjectID{1}}, {ID: store.ObjectID{1}}})
+	if err != nil || errs[0] != nil || !errors.Is(errs[1], store.ErrObjectExists) {
+		t.Fatalf("batch: %v, %v", errs, err)
+	}
+	m := scrape(t, srv.Server.MetricsAddr())
+	if got := m[`plasma_store_request_duration_seconds_count{type="CreateAndSealBatch"}`]; got != 1 {
+		t.Errorf("CreateAndSealBatch requests counted: %v, want 1", got)
+	}
+	if got := m[`plasma_store_unknown_requests_total`]; got != 0 {
+		t.Errorf("unknown requests: %v, want 0", got)
 	}
 }
