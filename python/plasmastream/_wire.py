@@ -148,6 +148,8 @@ BATCH_CHUNK_BYTES = 1 << 20  # a batch is sent in requests of about this size
 
 def decode_batch_results(payload: bytes) -> list[tuple[int, str]]:
     """CreateAndSealBatch reply: (code, message) per object, in order."""
+    if len(payload) < 4:
+        raise ValueError(f"batch reply of {len(payload)} bytes")
     (n,) = U32.unpack_from(payload)
     if n > MAX_IDS_PER_REQUEST:
         raise ValueError(f"batch reply of {n} results, at most {MAX_IDS_PER_REQUEST}")
