@@ -42,10 +42,6 @@ func (r *Reader) Read(b []byte) (int, error) {
 				if r.Spin <= 0 {
 					return false // park in the poller
 				}
-				// Give the core to a runnable thread of another process
-				// (the peer, on a machine with fewer cores than busy
-				// threads) rather than burn it polling.
-				syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
 				if i%32 == 0 {
 					now := time.Now()
 					if deadline.IsZero() {
