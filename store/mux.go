@@ -132,28 +132,18 @@ func (p *pend) abandon(orphan func(frame)) {
 
 // start registers a request and sends it.
 func (m *mux) start(t storewire.Type, payload []byte) (*pend, error) {
-	return m.send(t, func(id uint32) error {
-		m.wbuf = storewire.AppendFrame(m.wbuf[:0], t, id, payload)
-		_, err := m.uc.Write(m.wbuf)
-		if cap(m.wbuf) > keepBuffer {
-			m.wbuf = nil // do not pin a large request's buffer (up to 64 MiB) for good
-		}
-		return err
-	})
+	return m.send(t, payload, nil)
 }
 
 // startFramed is start for a frame the caller encoded after HeaderSize
 // bytes it left free: large requests are sent without another copy.
 func (m *mux) startFramed(t storewire.Type, frame []byte) (*pend, error) {
-	return m.send(t, func(id uint32) error {
-		storewire.PutHeader(frame, storewire.Header{Length: uint32(len(frame) - storewire.HeaderSize), Type: uint16(t), ReqID: id})
-		_, err := m.uc.Write(frame)
-		return err
-	})
+	return m.send(t, nil, frame)
 }
 
-// send registers a request and has write send it under the write lock.
-func (m *mux) send(t storewire.Type, write func(id uint32) error) (*pend, error) {
+// send registers a request and sends payload, or frame (see startFramed)
+// when it is not nil.
+func (m *mux) send(t storewire.Type, payload, frame []byte) (*pend, error) {
 	m.mu.Lock()
 	if m.err != nil {
 		m.mu.Unlock()
@@ -168,7 +158,16 @@ func (m *mux) send(t storewire.Type, write func(id uint32) error) (*pend, error)
 	m.mu.Unlock()
 
 	m.wmu.Lock()
-	err := write(p.id)
+	if frame != nil {
+		storewire.PutHeader(frame, storewire.Header{Length: uint32(len(frame) - storewire.HeaderSize), Type: uint16(t), ReqID: p.id})
+	} else {
+		m.wbuf = storewire.AppendFrame(m.wbuf[:0], t, p.id, payload)
+		frame = m.wbuf
+	}
+	_, err := m.uc.Write(frame)
+	if cap(m.wbuf) > keepBuffer {
+		m.wbuf = nil // do not pin a large request's buffer (up to 64 MiB) for good
+	}
 	m.wmu.Unlock()
 	if err != nil {
 		m.fail(err)
