@@ -32,3 +32,39 @@ func BenchmarkGetRelease(b *testing.B) {
 		c.Release(ctx, id)
 	}
 }
+
+// BenchmarkCreateAndSeal stores 1 KiB objects one request each.
+func BenchmarkCreateAndSeal(b *testing.B) {
+	sock, _ := testutil.StartStoreProcess(b, "256MiB")
+	c := testutil.StoreClient(b, sock)
+	ctx := context.Background()
+	data := make([]byte, 1024)
+	for b.Loop() {
+		if err := c.CreateAndSeal(ctx, store.RandomObjectID(), data, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCreateAndSealBatch stores 1 KiB objects a thousand per call.
+func BenchmarkCreateAndSealBatch(b *testing.B) {
+	sock, _ := testutil.StartStoreProcess(b, "256MiB")
+	c := testutil.StoreClient(b, sock)
+	ctx := context.Background()
+	objs := make([]store.BatchObject, 1000)
+	for b.Loop() {
+		for i := range objs {
+			objs[i] = store.BatchObject{ID: store.RandomObjectID(), Data: make([]byte, 1024)}
+		}
+		if _, err := c.CreateAndSealBatch(ctx, objs); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		ids := make([]store.ObjectID, len(objs))
+		for i := range objs {
+			ids[i] = objs[i].ID
+		}
+		c.Delete(ctx, ids...)
+		b.StartTimer()
+	}
+}

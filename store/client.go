@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/plasmastream/plasmastream/internal/bao"
@@ -31,6 +32,9 @@ type Client struct {
 	dialCfg  connectConfig // how it connected, for Subscribe
 	rw, ro   []byte        // writable and read-only mappings of the arena
 	capacity uint64
+	// batchBufs holds *[]byte buffers that CreateAndSealBatch requests
+	// are encoded in.
+	batchBufs sync.Pool
 }
 
 // Object is a sealed object returned by Get: read-only views over shared

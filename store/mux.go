@@ -132,6 +132,18 @@ func (p *pend) abandon(orphan func(frame)) {
 
 // start registers a request and sends it.
 func (m *mux) start(t storewire.Type, payload []byte) (*pend, error) {
+	return m.send(t, payload, nil)
+}
+
+// startFramed is start for a frame the caller encoded after HeaderSize
+// bytes it left free: large requests are sent without another copy.
+func (m *mux) startFramed(t storewire.Type, frame []byte) (*pend, error) {
+	return m.send(t, nil, frame)
+}
+
+// send registers a request and sends payload, or frame (see startFramed)
+// when it is not nil.
+func (m *mux) send(t storewire.Type, payload, frame []byte) (*pend, error) {
 	m.mu.Lock()
 	if m.err != nil {
 		m.mu.Unlock()
@@ -146,8 +158,13 @@ func (m *mux) start(t storewire.Type, payload []byte) (*pend, error) {
 	m.mu.Unlock()
 
 	m.wmu.Lock()
-	m.wbuf = storewire.AppendFrame(m.wbuf[:0], t, p.id, payload)
-	_, err := m.uc.Write(m.wbuf)
+	if frame != nil {
+		storewire.PutHeader(frame, storewire.Header{Length: uint32(len(frame) - storewire.HeaderSize), Type: uint16(t), ReqID: p.id})
+	} else {
+		m.wbuf = storewire.AppendFrame(m.wbuf[:0], t, p.id, payload)
+		frame = m.wbuf
+	}
+	_, err := m.uc.Write(frame)
 	if cap(m.wbuf) > keepBuffer {
 		m.wbuf = nil // do not pin a large request's buffer (up to 64 MiB) for good
 	}
@@ -288,6 +305,11 @@ func (m *mux) fail(err error) {
 // call sends a request and waits for its single reply.
 func (m *mux) call(ctx context.Context, t storewire.Type, payload []byte, orphan func(frame)) (frame, error) {
 	p, err := m.start(t, payload)
+	return m.reply(ctx, t, p, err, orphan)
+}
+
+// reply waits for the single reply of a request start sent.
+func (m *mux) reply(ctx context.Context, t storewire.Type, p *pend, err error, orphan func(frame)) (frame, error) {
 	if err != nil {
 		return frame{}, err
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -102,6 +103,7 @@ func Store(ctx context.Context, cfg StoreConfig, w io.Writer) (map[string]any, e
 	}
 	for name, fn := range map[string]func(context.Context, *store.Client, int) (float64, error){
 		"create_seal_per_s":       createAndSealRate,
+		"create_seal_batch_per_s": createAndSealBatchRate,
 		"create_write_seal_per_s": createWriteSealRate,
 	} {
 		rate, err := fn(ctx, c, cfg.Creates)
@@ -169,6 +171,26 @@ func createAndSealRate(ctx context.Context, c *store.Client, n int) (float64, er
 	return smallRate(ctx, c, n, func(id store.ObjectID) error { return c.CreateAndSeal(ctx, id, data, nil) })
 }
 
+// createAndSealBatchRate stores n objects of 1 KiB with one
+// CreateAndSealBatch (requests of about a megabyte each).
+func createAndSealBatchRate(ctx context.Context, c *store.Client, n int) (float64, error) {
+	data := make([]byte, 1024)
+	ids := make([]store.ObjectID, n)
+	objs := make([]store.BatchObject, n)
+	for i := range objs {
+		ids[i] = store.RandomObjectID()
+		objs[i] = store.BatchObject{ID: ids[i], Data: data}
+	}
+	start := time.Now()
+	errs, err := c.CreateAndSealBatch(ctx, objs)
+	rate := float64(n) / time.Since(start).Seconds()
+	if err == nil {
+		err = errors.Join(errs...)
+	}
+	deleteAll(ctx, c, ids)
+	return rate, err
+}
+
 // createWriteSealRate is the two-phase path: Create, write in shared
 // memory, Seal, Release.
 func createWriteSealRate(ctx context.Context, c *store.Client, n int) (float64, error) {
@@ -197,10 +219,14 @@ func smallRate(ctx context.Context, c *store.Client, n int, put func(store.Objec
 		}
 	}
 	rate := float64(n) / time.Since(start).Seconds()
-	for i := 0; i < n; i += store.MaxGetIDs {
-		c.Delete(ctx, ids[i:min(i+store.MaxGetIDs, n)]...)
-	}
+	deleteAll(ctx, c, ids)
 	return rate, nil
+}
+
+func deleteAll(ctx context.Context, c *store.Client, ids []store.ObjectID) {
+	for i := 0; i < len(ids); i += store.MaxGetIDs {
+		c.Delete(ctx, ids[i:min(i+store.MaxGetIDs, len(ids))]...)
+	}
 }
 
 func medianRate(rounds, size int, f func() (time.Duration, error)) float64 {
@@ -228,6 +254,7 @@ func printStoreTable(w io.Writer, r map[string]any) {
 	fmt.Fprintf(w, "  %-38s %12v µs\n", "get+release p50, 1 KiB", r["get_p50_us_small"])
 	fmt.Fprintf(w, "  %-38s %12v µs\n", "get+release p50, large", r["get_p50_us_large"])
 	fmt.Fprintf(w, "  %-38s %12v /s\n", "create-and-seal 1 KiB, one client", r["create_seal_per_s"])
+	fmt.Fprintf(w, "  %-38s %12v /s\n", "create-and-seal 1 KiB, batched", r["create_seal_batch_per_s"])
 	fmt.Fprintf(w, "  %-38s %12v /s\n", "create+write+seal+release 1 KiB", r["create_write_seal_per_s"])
 	if v, ok := r["redis_get_p50_us_small"]; ok {
 		fmt.Fprintf(w, "  %-38s %12v µs\n", "redis GET p50, 1 KiB (unix socket)", v)

@@ -23,7 +23,9 @@ func (o *options) benchCmd() *cobra.Command {
 		Short: "Benchmark the store at -s (start it with -m 1GiB)",
 		Long: `Benchmark the running store at -s: Put of a large object against
 single-thread memcpy, Get+Release latency of a 1 KiB and a large object,
-and 1 KiB create+seal rate from one client; with redis-server installed, the
+and 1 KiB create+seal rate from one client, one request per object
+(create_seal_per_s) and the same objects in one CreateAndSealBatch
+(create_seal_batch_per_s); with redis-server installed, the
 same Gets against Redis. Prints a table and, as its last line, JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -35,7 +37,7 @@ same Gets against Redis. Prints a table and, as its last line, JSON.`,
 	f.IntVar(&cfg.LargeSize, "large", cfg.LargeSize, "bytes of the large object")
 	f.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "timed repetitions of each large operation")
 	f.IntVar(&cfg.GetIters, "gets", cfg.GetIters, "Get+Release round trips per size")
-	f.IntVar(&cfg.Creates, "creates", cfg.Creates, "1 KiB objects created and sealed")
+	f.IntVar(&cfg.Creates, "creates", cfg.Creates, "1 KiB objects created and sealed (by each method)")
 	var scfg bench.StreamConfig
 	scfg.SetDefaults()
 	streamCmd := &cobra.Command{

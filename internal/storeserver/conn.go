@@ -48,6 +48,11 @@ func newConn(s *Server, uc *net.UnixConn) *conn {
 // between messages; larger ones (up to 64 MiB) are dropped after use.
 const keepBuffer = 64 << 10
 
+// keepRequest is the largest request buffer a connection keeps: room for
+// a batch request as the clients send them (about 1 MiB), so that a
+// client storing many small objects costs no allocation per request.
+const keepRequest = 1<<20 + keepBuffer
+
 // serverSpin is how long a connection polls for the client's next request
 // before parking (see package spinread for the measurements behind it).
 var serverSpin = 50 * time.Microsecond
@@ -102,7 +107,7 @@ func (cn *conn) serve() {
 		}
 		start := cn.s.metrics.now()
 		t, reply, err := cn.handle(h, p)
-		if cap(buf) > keepBuffer {
+		if cap(buf) > keepRequest {
 			buf = nil // do not pin a large request's buffer while the client idles
 		}
 		if err != nil {

@@ -40,6 +40,12 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 			return 0, nil, err
 		}
 		return rt, []byte{}, st.createAndSeal(c, &m)
+	case storewire.TypeCreateAndSealBatch:
+		var m storewire.CreateAndSealBatch
+		if err := decode(&m, p); err != nil {
+			return 0, nil, err
+		}
+		return rt, storewire.CreateAndSealBatchReply{Results: st.createAndSealBatch(c, m.Objects)}.Append(nil), nil
 	case storewire.TypeSeal:
 		var m storewire.Seal
 		if err := decode(&m, p); err != nil {

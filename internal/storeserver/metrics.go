@@ -21,7 +21,7 @@ import (
 // once per scrape.
 
 // maxRequestType is the highest request type with a series of its own.
-const maxRequestType = storewire.TypeSetOutboard
+const maxRequestType = storewire.TypeCreateAndSealBatch
 
 // metrics are the store's Prometheus series, in a registry of their own.
 type metrics struct {

@@ -1,6 +1,7 @@
 package storeserver
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -240,6 +241,27 @@ func (s *state) createAndSeal(c *client, m *storewire.CreateAndSeal) error {
 	o.hasDigest, o.digest = m.HasDigest, m.Digest
 	s.sealLocked(o)
 	return nil
+}
+
+// createAndSealBatch stores each object as createAndSeal does, in order,
+// and reports each outcome: a failure (an id taken, also by an earlier
+// object of the batch; no room) leaves that object out and the others
+// stored. The lock is taken per object, so that a large batch does not
+// hold other clients up; each object is sealed as it is placed, so none
+// is ever visible unsealed, and one the connection never finished sending
+// was never decoded.
+func (s *state) createAndSealBatch(c *client, objs []storewire.CreateAndSeal) []storewire.BatchResult {
+	res := make([]storewire.BatchResult, len(objs))
+	for i := range objs {
+		if err := s.createAndSeal(c, &objs[i]); err != nil {
+			var oe *opError
+			if !errors.As(err, &oe) {
+				oe = &opError{code: storewire.CodeInternal, msg: err.Error()}
+			}
+			res[i] = storewire.BatchResult{Code: oe.code, Message: oe.msg}
+		}
+	}
+	return res
 }
 
 // abort frees c's unsealed object.

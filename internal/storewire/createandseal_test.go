@@ -28,3 +28,38 @@ func TestCreateAndSealFlags(t *testing.T) {
 		}
 	}
 }
+
+// batchWithFlags is a batch of two objects whose second carries flags.
+func batchWithFlags(flags uint8) []byte {
+	p := CreateAndSealBatch{Objects: []CreateAndSeal{{ID: ID{1}, Data: []byte("a")}, {ID: ID{2}}}}.Append(nil)
+	p[len(p)-DigestSize-1] = flags
+	return p
+}
+
+// A batch checks every object's flags, and counts are bounded before
+// anything is allocated for them.
+func TestCreateAndSealBatchDecode(t *testing.T) {
+	var m CreateAndSealBatch
+	if err := m.Decode(batchWithFlags(2)); err != nil || !m.Objects[1].Keep || m.Objects[0].Keep {
+		t.Fatalf("keep on the second object: %v, %+v", err, m.Objects)
+	}
+	if err := m.Decode(batchWithFlags(4)); err == nil {
+		t.Fatal("unknown flags of the second object accepted")
+	}
+	e := Enc{}
+	e.U32(MaxBatchObjects)
+	if err := m.Decode(e.B); err == nil {
+		t.Fatal("a count with no objects behind it accepted")
+	}
+	e = Enc{}
+	e.U32(MaxBatchObjects + 1)
+	e.B = append(e.B, make([]byte, (MaxBatchObjects+1)*createAndSealSize)...)
+	if err := m.Decode(e.B); err == nil {
+		t.Fatal("more than MaxBatchObjects objects accepted")
+	}
+	var r CreateAndSealBatchReply
+	ok := CreateAndSealBatchReply{Results: []BatchResult{{Message: "x"}}}.Append(nil)
+	if err := r.Decode(ok); err == nil {
+		t.Fatal("an OK result with a message accepted")
+	}
+}

@@ -53,6 +53,8 @@ const (
 	TypeOutboard      Type = 15
 	TypeSetOutboard   Type = 16
 	TypePersist       Type = 17
+	// TypeCreateAndSealBatch is many CreateAndSeals in one frame.
+	TypeCreateAndSealBatch Type = 18
 
 	ReplyBit  Type = 0x8000
 	TypeError Type = 0xFFFF
@@ -63,7 +65,7 @@ var typeNames = map[Type]string{
 	TypeSeal: "Seal", TypeAbort: "Abort", TypeGet: "Get", TypeRelease: "Release",
 	TypeContains: "Contains", TypeDelete: "Delete", TypeList: "List",
 	TypeEvict: "Evict", TypeSubscribe: "Subscribe", TypeEvent: "Event",
-	TypeStats: "Stats", TypeOutboard: "Outboard", TypeSetOutboard: "SetOutboard", TypePersist: "Persist", TypeError: "Error",
+	TypeStats: "Stats", TypeOutboard: "Outboard", TypeSetOutboard: "SetOutboard", TypePersist: "Persist", TypeCreateAndSealBatch: "CreateAndSealBatch", TypeError: "Error",
 }
 
 func (t Type) String() string {

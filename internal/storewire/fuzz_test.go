@@ -34,6 +34,10 @@ func samples() map[Type]message {
 		TypeError:               ErrorReply{Code: CodeOutOfMemory, Message: "store full"},
 		TypeOutboard | ReplyBit: Outboard{Digest: [32]byte{5}, Outboard: []byte("\x01\x00\x00\x00\x00\x00\x00\x00")},
 		TypeSetOutboard:         SetOutboard{ID: id, Outboard: []byte("12345678")},
+		TypeCreateAndSealBatch: CreateAndSealBatch{Objects: []CreateAndSeal{
+			{ID: id, Data: []byte("data"), Metadata: []byte("m"), HasDigest: true, Digest: [32]byte{7}},
+			{ID: ID{2}, Keep: true}}},
+		TypeCreateAndSealBatch | ReplyBit: CreateAndSealBatchReply{Results: []BatchResult{{}, {Code: CodeObjectExists, Message: "object exists"}}},
 	}
 }
 
@@ -50,6 +54,10 @@ func decoderFor(t Type) interface{ Decode([]byte) error } {
 		return &Location{}
 	case TypeCreateAndSeal:
 		return &CreateAndSeal{}
+	case TypeCreateAndSealBatch:
+		return &CreateAndSealBatch{}
+	case TypeCreateAndSealBatch | ReplyBit:
+		return &CreateAndSealBatchReply{}
 	case TypeSeal:
 		return &Seal{}
 	case TypeOutboard | ReplyBit:
@@ -149,6 +157,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint16(TypeEvent), Event{Kind: EventPresent, ID: ID{7}, DataSize: 3, MetaSize: 2, TimeNs: 9,
 		Info: &EventInfo{CreateTimeNs: 1, ConstructNs: 2, CreatorPID: 3, Metadata: []byte("md")}}.Append(nil))
 	f.Add(uint16(TypeSubscribe), []byte{})
+	f.Add(uint16(TypeCreateAndSealBatch), CreateAndSealBatch{}.Append(nil))
+	f.Add(uint16(TypeCreateAndSealBatch), batchWithFlags(0x80))
 	f.Add(uint16(TypeSubscribe), Subscribe{Flags: SubscribeInfo | SubscribeSnapshot | SubscribeDigests}.Append(nil))
 	page := ListReply{Infos: make([]Info, 2)}.Append(nil)
 	f.Add(uint16(TypeList|ReplyBit), page)

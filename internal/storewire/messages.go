@@ -147,25 +147,40 @@ const (
 
 func (m CreateAndSeal) Append(b []byte) []byte {
 	e := Enc{B: b}
+	m.write(&e)
+	return e.B
+}
+
+func (m *CreateAndSeal) write(e *Enc) {
 	e.ID(m.ID)
 	e.Bytes32(m.Data)
 	e.Bytes32(m.Metadata)
 	e.U8(b2u(m.HasDigest)*createAndSealDigest | b2u(m.Keep)*createAndSealKeep)
 	e.Digest(m.Digest)
-	return e.B
 }
 
 func (m *CreateAndSeal) Decode(p []byte) error {
 	d := NewDec(p)
+	flags := m.read(d)
+	if err := d.Done(); err != nil {
+		return err
+	}
+	return checkCreateAndSealFlags(flags)
+}
+
+// read decodes the fields and returns the raw flags byte for the caller
+// to check once the whole payload has been read.
+func (m *CreateAndSeal) read(d *Dec) uint8 {
 	m.ID = d.ID("id")
 	m.Data = d.Bytes32("data", MaxInlineData)
 	m.Metadata = d.Bytes32("metadata", MaxMetadata)
 	flags := d.U8("flags")
 	m.HasDigest, m.Keep = flags&createAndSealDigest != 0, flags&createAndSealKeep != 0
 	m.Digest = d.Digest("digest")
-	if err := d.Done(); err != nil {
-		return err
-	}
+	return flags
+}
+
+func checkCreateAndSealFlags(flags uint8) error {
 	if flags&^(createAndSealDigest|createAndSealKeep) != 0 {
 		return fmt.Errorf("create-and-seal: unknown flags %#x", flags)
 	}

@@ -40,8 +40,16 @@ func NewConn(nc net.Conn, timeout time.Duration) *Conn {
 
 // ReadFrame reads one frame of at most max payload bytes.
 func (c *Conn) ReadFrame(max uint32) (streamwire.Type, []byte, error) {
-	return c.readFrame(time.Now().Add(c.Timeout), max)
+	var deadline time.Time
+	if c.r.Buffered() < wire.HeaderSize { // else readHeader sets none
+		deadline = time.Now().Add(c.Timeout)
+	}
+	return c.readFrame(deadline, max)
 }
+
+// Buffered is the number of bytes received and not read yet: reads of up
+// to that many wait for nothing.
+func (c *Conn) Buffered() int { return c.r.Buffered() }
 
 // readFrame reads a header by headerDeadline (zero: none) and a payload of
 // at most max bytes in steps, each with its own deadline. Memory
@@ -136,7 +144,9 @@ func (c *Conn) Propagate(ctx context.Context) error {
 
 // WriteFrame buffers one frame.
 func (c *Conn) WriteFrame(t streamwire.Type, payload []byte) error {
-	c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+	if c.w.Available() < wire.HeaderSize+len(payload) { // else nothing is sent now
+		c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
+	}
 	var hb [wire.HeaderSize]byte
 	wire.PutHeader(hb[:], wire.Header{Length: uint32(len(payload)), Type: uint16(t)})
 	if _, err := c.w.Write(hb[:]); err != nil {
@@ -165,7 +175,9 @@ func (c *Conn) Send(t streamwire.Type, payload []byte) error {
 func (c *Conn) ReadFull(b []byte, progress func(int)) error {
 	for len(b) > 0 {
 		n := min(len(b), stepSize)
-		c.nc.SetReadDeadline(time.Now().Add(c.Timeout))
+		if c.r.Buffered() < n {
+			c.nc.SetReadDeadline(time.Now().Add(c.Timeout))
+		}
 		if _, err := io.ReadFull(c.r, b[:n]); err != nil {
 			return err
 		}
@@ -199,6 +211,18 @@ func (c *Conn) Discard(n int64) error {
 
 // Write buffers bufs, under one deadline per step of stepSize bytes.
 func (c *Conn) Write(bufs ...[]byte) error {
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	if total <= c.w.Available() { // all fits the buffer: nothing is sent now
+		for _, b := range bufs {
+			if _, err := c.w.Write(b); err != nil { // an earlier failure
+				return err
+			}
+		}
+		return nil
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.Timeout))
 	step := 0
 	for _, b := range bufs {
@@ -263,7 +287,11 @@ func (c *Conn) ReadHeader(idle time.Duration) (wire.Header, error) {
 
 // readHeader reads a frame header by deadline (zero: none).
 func (c *Conn) readHeader(deadline time.Time) (wire.Header, error) {
-	c.nc.SetReadDeadline(deadline)
+	// A read served from the buffer needs no deadline (setting one costs
+	// a clock read and a timer update: per small object, that showed).
+	if c.r.Buffered() < wire.HeaderSize {
+		c.nc.SetReadDeadline(deadline)
+	}
 	var hb [wire.HeaderSize]byte
 	if _, err := io.ReadFull(c.r, hb[:]); err != nil {
 		return wire.Header{}, err
@@ -283,6 +311,12 @@ type StepReader struct {
 }
 
 func (r *StepReader) Read(p []byte) (int, error) {
+	if r.c.r.Buffered() > 0 {
+		// Served from the buffer: no network read, no deadline needed.
+		n, err := r.c.r.Read(p)
+		r.count += int64(n)
+		return n, err
+	}
 	if r.left <= 0 {
 		r.c.nc.SetReadDeadline(time.Now().Add(r.c.Timeout))
 		r.left = stepSize

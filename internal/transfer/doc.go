@@ -15,7 +15,10 @@
 //     its 16 KiB groups against the bao outboard sent first (package bao's
 //     Verifier), and sealed only once all of it verified; on any failure
 //     it is aborted (or its verified part kept for a resumption), so no
-//     half-written object is ever visible.
+//     half-written object is ever visible. Objects up to 1 MiB are received
+//     into slabs, verified whole and stored many at a time with the store's
+//     CreateAndSealBatch, sent before any read that may wait, so none waits
+//     on the network for the next.
 //   - Fetch and ServeRange (fetch.go, serverange.go): the verified,
 //     multi-source, resumable fetch behind FETCH, PULL and PREFETCH, and
 //     the RANGE requests it sends.

@@ -153,6 +153,26 @@ func (d dest) createAndSeal(ctx context.Context, id streamwire.ID, data, meta []
 	return err
 }
 
+// createAndSealBatch stores small objects with few requests, each as
+// createAndSeal would (the Keep of each is set here), and returns one
+// error per object.
+func (d dest) createAndSealBatch(ctx context.Context, objs []store.BatchObject) []error {
+	for i := range objs {
+		objs[i].Keep = d.held != nil
+	}
+	errs, _ := d.st.CreateAndSealBatch(ctx, objs) // a failed request fails each of its objects
+	for i, err := range errs {
+		o := &objs[i]
+		switch {
+		case errors.Is(err, store.ErrObjectExists) && d.partials.Discard(ctx, o.ID):
+			errs[i] = d.createAndSeal(ctx, o.ID, o.Data, o.Metadata, o.Digest)
+		case err == nil && d.held != nil:
+			d.held.add(o.ID, uint64(len(o.Data)+len(o.Metadata)))
+		}
+	}
+	return errs
+}
+
 // sealed keeps the reference to object id (of size bytes) that its
 // creation gave, now that it is sealed: in the request's Held, or dropped
 // at once without one. The reference is shared with others (relays, RANGE

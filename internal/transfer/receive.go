@@ -38,12 +38,17 @@ type ReceiveOptions struct {
 	Held *Held
 }
 
-// storeWorkers bounds the small objects being stored at once.
-const storeWorkers = 32
+// storeWorkers bounds the batches of small objects being stored at once.
+const storeWorkers = 4
 
 // smallMax is the largest object received into a scratch buffer and
-// stored with one CreateAndSeal; larger ones are received in place.
+// stored with a CreateAndSealBatch; larger ones are received in place.
 const smallMax = 1 << 20
+
+// smallBatchBytes is the size of the batch of verified small objects from
+// which the receiver stores them without waiting for more, and of the
+// slabs their bytes are received into.
+const smallBatchBytes = 1 << 20
 
 // Receive fetches ids into st with a COPY or TAKE over a connection dial
 // opens, and returns one result per id, in order. Objects already in st
@@ -93,6 +98,7 @@ func Receive(ctx context.Context, dial func() (*Conn, error), st *store.Client, 
 		opt: opt, res: res, want: want, ids: ids}
 	r.stores.SetLimit(storeWorkers)
 	err = r.run(ctx, kind)
+	r.storeBatch(ctx) // verified objects are stored even if the connection broke
 	r.stores.Wait()
 	for _, i := range want {
 		if res[i].Status == streamwire.StatusOK && !r.done[i] {
@@ -170,10 +176,15 @@ type receiver struct {
 	want []int        // request index -> index in res
 	done map[int]bool // res indexes whose header arrived
 
-	// Small objects are stored by workers, so that many CreateAndSeal
-	// requests are in flight on the store connection at once.
+	// Small objects are stored in batches by workers, while the next
+	// objects arrive: a batch goes to the store when it is large or
+	// when the connection has nothing more buffered (so that no object
+	// waits on the network for the next).
 	stores errgroup.Group // at most storeWorkers at once
-	mu     sync.Mutex     // guards res statuses, acks on c, ackErr
+	batch  []smallObject
+	bytes  int        // of the objects in batch
+	slab   []byte     // where small objects are received, carved per object
+	mu     sync.Mutex // guards res statuses, acks on c, ackErr
 	ackErr error
 
 	ctx     context.Context   // of the request, for the objects' spans
@@ -232,12 +243,14 @@ func (r *receiver) run(ctx context.Context, kind streamwire.Kind) error {
 // objects receives every ObjectHeader and its bytes until CopyEnd.
 func (r *receiver) objects(ctx context.Context) error {
 	for {
+		r.storeBeforeWait(ctx, 256) // an object header frame, with room to spare
 		t, p, err := r.c.ReadFrame(streamwire.MaxControlFrame)
 		if err != nil {
 			return err
 		}
 		switch t {
 		case streamwire.TypeCopyEnd:
+			r.storeBatch(ctx)
 			r.stores.Wait()
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -315,7 +328,14 @@ func (r *receiver) check(h *streamwire.ObjectHeader) error {
 // object receives one object's bytes and stores it (small objects on a
 // worker). A non-nil error means the connection is unusable.
 func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int) error {
-	head := make([]byte, int(h.MetaSize)+2*streamwire.DigestSize+int(h.OutboardSize))
+	n := int(h.MetaSize) + 2*streamwire.DigestSize + int(h.OutboardSize)
+	var head []byte
+	if h.DataSize <= smallMax {
+		head = r.scratch(n) // kept with the object until it is stored
+	} else {
+		head = make([]byte, n)
+	}
+	r.storeBeforeWait(ctx, len(head))
 	if err := r.c.ReadFull(head, nil); err != nil {
 		r.finish(h, i, streamwire.StatusConnectionLost, err.Error())
 		return err
@@ -341,6 +361,7 @@ func (r *receiver) object(ctx context.Context, h *streamwire.ObjectHeader, i int
 			return derr
 		}
 	}
+	r.storeBatch(ctx) // a large object takes a while: store what came before it
 	size := h.DataSize + uint64(h.MetaSize)
 	buf, err := r.d.create(ctx, h.ID, h.DataSize, meta)
 	if err != nil {
@@ -442,10 +463,11 @@ func (r *receiver) fill(h *streamwire.ObjectHeader, buf []byte, digest [32]byte,
 	return streamwire.StatusOK, "", nil
 }
 
-// small receives a small object into memory and verifies it; a worker
-// then stores it with one CreateAndSeal.
+// small receives a small object into a slab and verifies it; it is then
+// stored with others in one CreateAndSealBatch.
 func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int, meta []byte, want wire.Digest) error {
-	data := make([]byte, h.DataSize)
+	data := r.scratch(int(h.DataSize))
+	r.storeBeforeWait(ctx, len(data))
 	if err := r.c.ReadFull(data, nil); err != nil {
 		r.finish(h, i, streamwire.StatusConnectionLost, err.Error())
 		return err
@@ -456,28 +478,73 @@ func (r *receiver) small(ctx context.Context, h *streamwire.ObjectHeader, i int,
 		r.finish(h, i, streamwire.StatusIntegrityFailure, msgDigestMismatch)
 		return nil
 	}
+	r.batch = append(r.batch, smallObject{h: h, i: i, obj: store.BatchObject{ID: h.ID, Data: data, Metadata: meta, Digest: want}})
+	if r.bytes += len(data) + len(meta); r.bytes >= smallBatchBytes {
+		r.storeBatch(ctx)
+	}
+	return nil
+}
+
+// smallObject is a verified small object waiting in the batch.
+type smallObject struct {
+	h   *streamwire.ObjectHeader
+	i   int
+	obj store.BatchObject
+}
+
+// scratch returns n bytes for a small object, carved from the current
+// slab. Slabs are never reused: one is freed when the last object cut
+// from it has been stored.
+func (r *receiver) scratch(n int) []byte {
+	if n > smallBatchBytes/4 {
+		return make([]byte, n)
+	}
+	if cap(r.slab)-len(r.slab) < n {
+		r.slab = make([]byte, 0, smallBatchBytes)
+	}
+	b := r.slab[len(r.slab) : len(r.slab)+n : len(r.slab)+n]
+	r.slab = r.slab[:len(r.slab)+n]
+	return b
+}
+
+// storeBeforeWait stores the batch unless the next n bytes are already
+// buffered: no verified object waits for the network (a sender that
+// stalls, an object that takes a while to arrive).
+func (r *receiver) storeBeforeWait(ctx context.Context, n int) {
+	if r.c.Buffered() < n {
+		r.storeBatch(ctx)
+	}
+}
+
+// storeBatch hands the batch of small objects to a worker, which stores
+// them and acknowledges each.
+func (r *receiver) storeBatch(ctx context.Context) {
+	if len(r.batch) == 0 {
+		return
+	}
+	batch := r.batch
+	r.batch, r.bytes = nil, 0
 	r.stores.Go(func() error {
-		status, msg := r.storeSmall(ctx, h.ID, data, meta, want)
-		r.finish(h, i, status, msg)
+		objs := make([]store.BatchObject, len(batch))
+		for j := range batch {
+			objs[j] = batch[j].obj
+		}
+		errs := r.d.createAndSealBatch(ctx, objs)
+		for j, b := range batch {
+			status, msg := streamwire.StatusOK, ""
+			if errs[j] != nil {
+				status, msg = r.d.status(b.obj.ID, uint64(len(b.obj.Data)+len(b.obj.Metadata)), errs[j])
+			}
+			r.finish(b.h, b.i, status, msg)
+		}
 		return nil
 	})
-	return nil
 }
 
 // drain discards n bytes of an object that cannot be stored, keeping the
 // connection usable for the objects after it.
 func (r *receiver) drain(n int64) error {
 	return r.c.Discard(n)
-}
-
-// storeSmall stores a verified small object with one CreateAndSeal; with
-// a Held, one that keeps a reference, so that the object stays in the
-// store until the request's reply is sent.
-func (r *receiver) storeSmall(ctx context.Context, id streamwire.ID, data, meta []byte, digest wire.Digest) (streamwire.Status, string) {
-	if err := r.d.createAndSeal(ctx, id, data, meta, digest); err != nil {
-		return r.d.status(id, uint64(len(data)+len(meta)), err)
-	}
-	return streamwire.StatusOK, ""
 }
 
 const msgDigestMismatch = "BLAKE3 of the received data does not match the sender's digest"

@@ -38,6 +38,7 @@ SUBSCRIBE = 12
 EVENT = 13
 STATS = 14
 OUTBOARD = 15
+CREATE_AND_SEAL_BATCH = 18
 REPLY_BIT = 0x8000
 ERROR = 0xFFFF
 
@@ -45,7 +46,8 @@ TYPE_NAMES = {
     HELLO: "Hello", CREATE: "Create", CREATE_AND_SEAL: "CreateAndSeal", SEAL: "Seal",
     ABORT: "Abort", GET: "Get", RELEASE: "Release", CONTAINS: "Contains",
     DELETE: "Delete", LIST: "List", EVICT: "Evict", SUBSCRIBE: "Subscribe",
-    EVENT: "Event", STATS: "Stats", OUTBOARD: "Outboard", ERROR: "Error",
+    EVENT: "Event", STATS: "Stats", OUTBOARD: "Outboard",
+    CREATE_AND_SEAL_BATCH: "CreateAndSealBatch", ERROR: "Error",
 }
 
 
@@ -137,6 +139,33 @@ def decode_codes(payload: bytes) -> list[int]:
     if len(payload) != 4 + 2 * n:
         raise ValueError(f"code list of {n} entries in {len(payload)} bytes")
     return list(struct.unpack_from(f"<{n}H", payload, 4))
+
+
+BATCH_RESULT = struct.Struct("<HI")  # code, message length
+MAX_BATCH_MESSAGE = 512
+BATCH_CHUNK_BYTES = 1 << 20  # a batch is sent in requests of about this size
+
+
+def decode_batch_results(payload: bytes) -> list[tuple[int, str]]:
+    """CreateAndSealBatch reply: (code, message) per object, in order."""
+    if len(payload) < 4:
+        raise ValueError(f"batch reply of {len(payload)} bytes")
+    (n,) = U32.unpack_from(payload)
+    if n > MAX_IDS_PER_REQUEST:
+        raise ValueError(f"batch reply of {n} results, at most {MAX_IDS_PER_REQUEST}")
+    out, off = [], 4
+    for _ in range(n):
+        if off + BATCH_RESULT.size > len(payload):
+            raise ValueError(f"batch reply of {n} results cut at byte {off}")
+        code, k = BATCH_RESULT.unpack_from(payload, off)
+        off += BATCH_RESULT.size
+        if k > MAX_BATCH_MESSAGE or off + k > len(payload) or (code == CODE_OK and k):
+            raise ValueError(f"batch reply: bad message of {k} bytes for code {code}")
+        out.append((code, bytes(payload[off:off + k]).decode("utf-8", "replace")))
+        off += k
+    if off != len(payload):
+        raise ValueError(f"batch reply: {len(payload) - off} trailing bytes")
+    return out
 
 
 def decode_get(payload: bytes) -> list[tuple]:

@@ -449,6 +449,59 @@ class PlasmaClient:
         call. The client keeps no reference."""
         self._put(as_id_bytes(object_id), data, metadata)
 
+    def create_and_seal_batch(self, objects) -> list:
+        """Store many small objects in few requests (about a megabyte each).
+
+        ``objects`` is an iterable of ``(object_id, data)`` or ``(object_id,
+        data, metadata)``, ``data`` any bytes-like object of at most 4 MiB.
+        Each object is stored on its own and sealed at once; the client keeps
+        no reference. Returns one entry per object, in order: ``None`` when
+        stored, else the exception for that object alone (``ObjectExists``
+        for an id already in the store or earlier in the batch,
+        ``OutOfMemory`` when the store has no room left for it, ``TooLarge``
+        beyond the limits: not sent). A failure of the connection raises.
+        """
+        results, chunk, size = [], [], 4
+        for entry in objects:
+            oid, data, meta = (tuple(entry) + (b"",))[:3]
+            oid = as_id_bytes(oid)
+            src = memoryview(data)
+            if not src.c_contiguous:
+                src = memoryview(src.tobytes())
+            meta = bytes(meta or b"")
+            i = len(results)
+            results.append(None)
+            if src.nbytes > w.MAX_INLINE_DATA or len(meta) > w.MAX_METADATA:
+                results[i] = TooLarge(
+                    f"create-and-seal {oid.hex()}: {src.nbytes} bytes of data, {len(meta)} of metadata "
+                    f"exceed {w.MAX_INLINE_DATA} and {w.MAX_METADATA}")
+                continue
+            n = len(oid) + 8 + src.nbytes + len(meta) + len(w.NO_DIGEST)
+            if chunk and (size + n > w.BATCH_CHUNK_BYTES or len(chunk) == w.MAX_IDS_PER_REQUEST):
+                self._batch_request(chunk, results)
+                chunk, size = [], 4
+            chunk.append((i, oid, src, meta))
+            size += n
+        if chunk:
+            self._batch_request(chunk, results)
+        return results
+
+    def _batch_request(self, chunk, results) -> None:
+        """Send one CreateAndSealBatch request and record each outcome."""
+        parts = [w.U32.pack(len(chunk))]
+        for _, oid, src, meta in chunk:
+            parts += (oid, w.U32.pack(src.nbytes), src, w.U32.pack(len(meta)), meta, w.NO_DIGEST)
+        p = self._call(w.CREATE_AND_SEAL_BATCH, b"".join(parts))
+        try:
+            outcomes = w.decode_batch_results(p)
+        except ValueError as e:
+            raise ProtocolError(f"CreateAndSealBatch: {e}") from None
+        if len(outcomes) != len(chunk):
+            raise ProtocolError(f"CreateAndSealBatch: {len(outcomes)} results for {len(chunk)} objects")
+        for (i, _, _, _), (code, msg) in zip(chunk, outcomes):
+            if code != w.CODE_OK:
+                results[i] = error_for_code(code, msg)
+
     def put(self, data, object_id=None, metadata: bytes = b"") -> ObjectID:
         """Store ``data`` (any bytes-like object, copied once into shared
         memory) and return its id.

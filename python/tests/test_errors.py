@@ -140,3 +140,37 @@ def test_connection_closed(store):
     with pytest.raises(ps.ConnectionClosed):
         client.put(b"x")
     client.disconnect()  # idempotent
+
+
+def test_batch_reply_decoder_rejects_garbage():
+    """Fuzz-style: the CreateAndSealBatch reply decoder meets random and
+    mutated bytes and either decodes a list of (code, message) that encodes
+    back to the same bytes or raises ValueError, never anything else."""
+    import os
+    import random
+    import struct
+
+    def encode(results):
+        out = [w.U32.pack(len(results))]
+        for code, msg in results:
+            m = msg.encode()
+            out += [w.BATCH_RESULT.pack(code, len(m)), m]
+        return b"".join(out)
+
+    good = encode([(0, ""), (1, "object ab already exists (sealed)"), (3, "store full")])
+    assert w.decode_batch_results(good) == [(0, ""), (1, "object ab already exists (sealed)"), (3, "store full")]
+    seeds = [b"", good, good[:9], encode([]), struct.pack("<I", 1 << 20)]
+    rng = random.Random(18)
+    for _ in range(3000):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            if data and rng.random() < 0.7:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            else:
+                data += os.urandom(rng.randint(1, 8))
+        try:
+            results = w.decode_batch_results(bytes(data))
+        except ValueError:
+            continue
+        if "\ufffd" not in "".join(m for _, m in results):  # valid UTF-8 encodes back
+            assert encode(results) == bytes(data)

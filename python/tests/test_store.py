@@ -334,6 +334,46 @@ def test_store_full_evicts_then_fails(client):
     del pins
 
 
+def test_create_and_seal_batch(client):
+    taken = client.put(b"first")
+    objs = [(ps.ObjectID.from_random(), bytes([i % 256]) * 1024, bytes([i % 7])) for i in range(3000)]
+    objs[10] = (taken, b"second", b"")
+    objs[2000] = (objs[1999][0], b"again", b"")
+    objs[500] = (objs[500][0], bytes((4 << 20) + 1), b"")
+    objs.append((ps.ObjectID.from_random(), bytearray(b"no metadata")))
+    results = client.create_and_seal_batch(objs)
+    assert len(results) == len(objs)
+    for i, r in enumerate(results):
+        if i in (10, 2000):
+            assert isinstance(r, ps.ObjectExists) and objs[i][0].hex() in str(r), (i, r)
+        elif i == 500:
+            assert isinstance(r, ps.TooLarge), (i, r)
+        else:
+            assert r is None, (i, r)
+    assert bytes(client.get(taken)) == b"first"
+    assert not client.contains(objs[500][0])
+    for oid, data, *meta in objs[:10] + objs[1990:2000] + objs[-1:]:
+        [(md, view)] = client.get_buffers([oid], with_meta=True)
+        assert bytes(view) == bytes(data) and bytes(md) == (meta[0] if meta else b"")
+    assert refcount(client, objs[0][0]) == 0  # no reference kept
+
+
+def test_create_and_seal_batch_store_full(client):
+    # A pinned object leaves room for the small objects of the batch (they
+    # evict each other) but not for the large ones: each of those fails
+    # alone with OutOfMemory and is not in the store.
+    pin = client.create(ps.ObjectID.from_random(), 62 * MiB)
+    objs = [(ps.ObjectID.from_random(), bytes((3 * MiB) if i % 10 == 5 else (64 << 10))) for i in range(100)]
+    results = client.create_and_seal_batch(objs)
+    for (oid, data), r in zip(objs, results):
+        if len(data) > MiB:
+            assert isinstance(r, ps.OutOfMemory) and oid.hex() in str(r), r
+            assert not client.contains(oid)
+        else:
+            assert r is None, r
+    del pin
+
+
 # -- notifications ------------------------------------------------------------
 
 
