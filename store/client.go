@@ -31,7 +31,16 @@ type Client struct {
 	dialCfg  connectConfig // how it connected, for Subscribe
 	rw, ro   []byte        // writable and read-only mappings of the arena
 	capacity uint64
+	// populated tracks which chunks of rw are mapped: Create maps a
+	// large object's range before handing it out (see arena.Populated).
+	populated    *arena.Populated
+	stopPrefault context.CancelFunc // called by Close
+	prefaulting  chan struct{}      // closed when the WithPrefault goroutine returns
 }
+
+// prefaultMin is the smallest object whose range Create populates at
+// once: below it, a few page faults cost less than the madvise.
+const prefaultMin = 256 << 10
 
 // Object is a sealed object returned by Get: read-only views over shared
 // memory, valid until Release (or Close).
@@ -76,7 +85,16 @@ func Connect(ctx context.Context, socket string, opts ...ConnectOption) (*Client
 		m.close()
 		return nil, err
 	}
-	return &Client{m: m, arena: f, socket: socket, dialCfg: cfg, rw: rw, ro: ro, capacity: hr.Capacity}, nil
+	c := &Client{m: m, arena: f, socket: socket, dialCfg: cfg, rw: rw, ro: ro, capacity: hr.Capacity,
+		populated: arena.NewPopulated(rw), prefaulting: make(chan struct{})}
+	var pctx context.Context
+	pctx, c.stopPrefault = context.WithCancel(context.Background())
+	if cfg.prefault {
+		go func() { defer close(c.prefaulting); c.populated.Run(pctx.Done()) }()
+	} else {
+		close(c.prefaulting)
+	}
+	return c, nil
 }
 
 // Close disconnects. The store releases every reference this client held
@@ -85,6 +103,8 @@ func Connect(ctx context.Context, socket string, opts ...ConnectOption) (*Client
 func (c *Client) Close() error {
 	c.m.close()
 	<-c.m.done
+	c.stopPrefault()
+	<-c.prefaulting // it maps rw
 	err := unix.Munmap(c.rw)
 	if err2 := unix.Munmap(c.ro); err == nil {
 		err = err2
@@ -126,6 +146,9 @@ func (c *Client) Create(ctx context.Context, id ObjectID, dataSize uint64, metad
 	var loc storewire.Location
 	if err := loc.Decode(f.p); err != nil {
 		return nil, fmt.Errorf("create %s: %w", id, err)
+	}
+	if loc.DataSize >= prefaultMin {
+		c.populated.Ensure(loc.Offset, loc.DataSize)
 	}
 	return c.view(c.rw, loc.Offset, loc.DataSize)
 }
