@@ -30,6 +30,8 @@ type StreamConfig struct {
 	// TLS also copies the large object between a second pair of nodes
 	// that run mutual TLS, rounds alternating with the plain pair.
 	TLS bool
+	// Huge runs only the 5 GiB benchmark (Huge) instead.
+	Huge bool
 }
 
 // SetDefaults fills every zero field with its default: the one place
@@ -81,6 +83,9 @@ func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any,
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Huge {
+		return Huge(ctx, 0, cfg.BinDir, w)
 	}
 	dir, err := os.MkdirTemp("", "psbench")
 	if err != nil {

@@ -80,6 +80,7 @@ as its last line, JSON.`,
 	sf.IntVar(&scfg.Rounds, "rounds", scfg.Rounds, "timed repetitions")
 	sf.BoolVar(&scfg.TLS, "tls", scfg.TLS, "also time the SYNC COPY of the large object between two nodes running mutual TLS (tls_copy_GBps, tls_ratio, CPU per GB of each side)")
 	sf.StringVar(&scfg.BinDir, "bin", scfg.BinDir, "directory of plasma-store-server and plasma-stream-server (default: beside this program, then PATH)")
+	sf.BoolVar(&scfg.Huge, "huge", false, "instead, move one 5 GiB object (over the 4 GiB line): a verified SYNC COPY (digest checked) and a PULL, verified and not; needs two stores of 5 GiB + 64 MiB")
 	var bcfg bench.BroadcastConfig
 	bcfg.SetDefaults()
 	bcastCmd := &cobra.Command{
