@@ -31,8 +31,9 @@ def main(src, out):
     points = [json.loads(line) for line in open(src) if line.strip().startswith("{")]
     machine = next((p for p in points if p.get("sweep") == "machine"), {})
     note = machine.get("cpu", "unknown CPU")
-    if machine.get("avx512"):
-        note += " (" + machine["avx512"] + ")"
+    note += ", AVX-512" if "avx512f" in machine.get("avx512", "") else ", no AVX-512"
+    if machine.get("cores"):
+        note += f", {machine['cores']} cores"
     if machine.get("date"):
         note += ", " + machine["date"]
     by = lambda kind: [p for p in points if p.get("sweep") == kind]

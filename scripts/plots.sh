@@ -24,6 +24,7 @@ if [ "${1:-}" != "--replot" ]; then
       "$(nproc)" "$(date -u +%F)"
     bin/plasma bench sweep "${args[@]}" "$@" | tee /dev/stderr
   } > "$tmp"
+  chmod 644 "$tmp"
   mv "$tmp" "$out/sweep.jsonl"
 fi
 python=/usr/bin/python3
