@@ -409,12 +409,29 @@ func (c *Client) Persist(ctx context.Context, ids ...ObjectID) error {
 // Put stores data under its content address (ContentID) and returns the
 // id. Putting bytes that are already stored succeeds. The BLAKE3 digest
 // computed for the id is kept with the object.
+//
+// Data over inlineThreshold is hashed with its bao outboard, in the same
+// one pass, and the store is handed the outboard after Seal: it need not
+// hash the object again, and a peer copying it at once finds the outboard
+// ready rather than waiting for the store to build it.
 func (c *Client) Put(ctx context.Context, data, metadata []byte) (ObjectID, error) {
-	digest := Digest(bao.Sum(data))
+	var digest Digest
+	var outboard []byte
+	if len(data) <= inlineThreshold {
+		digest = Digest(bao.Sum(data))
+	} else {
+		var root [32]byte
+		outboard, root = bao.Build(data)
+		digest = Digest(root)
+	}
 	id := ObjectID(digest[:IDSize])
 	err := c.put(ctx, id, data, metadata, digest)
 	if errors.Is(err, ErrObjectExists) {
-		err = nil
+		return id, nil // the store has it, outboard or not
+	}
+	if err == nil && outboard != nil {
+		// Best effort: without it the store hashes the object itself.
+		c.SetOutboard(ctx, id, outboard)
 	}
 	return id, err
 }
