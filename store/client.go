@@ -136,21 +136,29 @@ func (c *Client) view(mem []byte, off, n uint64) ([]byte, error) {
 // The object is invisible to others until Seal; the creator holds one
 // reference to it (Release after Seal).
 func (c *Client) Create(ctx context.Context, id ObjectID, dataSize uint64, metadata []byte) ([]byte, error) {
+	buf, off, err := c.create(ctx, id, dataSize, metadata)
+	if err == nil && dataSize >= prefaultMin {
+		c.populated.Ensure(off, dataSize)
+	}
+	return buf, err
+}
+
+// create is Create without mapping the object's range: the view and its
+// offset in the arena.
+func (c *Client) create(ctx context.Context, id ObjectID, dataSize uint64, metadata []byte) ([]byte, uint64, error) {
 	if len(metadata) > MaxMetadata {
-		return nil, fmt.Errorf("create %s: metadata of %d bytes exceeds %d: %w", id, len(metadata), MaxMetadata, ErrTooLarge)
+		return nil, 0, fmt.Errorf("create %s: metadata of %d bytes exceeds %d: %w", id, len(metadata), MaxMetadata, ErrTooLarge)
 	}
 	f, err := c.m.call(ctx, storewire.TypeCreate, storewire.Create{ID: id, DataSize: dataSize, Metadata: metadata}.Append(nil), nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var loc storewire.Location
 	if err := loc.Decode(f.p); err != nil {
-		return nil, fmt.Errorf("create %s: %w", id, err)
+		return nil, 0, fmt.Errorf("create %s: %w", id, err)
 	}
-	if loc.DataSize >= prefaultMin {
-		c.populated.Ensure(loc.Offset, loc.DataSize)
-	}
-	return c.view(c.rw, loc.Offset, loc.DataSize)
+	buf, err := c.view(c.rw, loc.Offset, loc.DataSize)
+	return buf, loc.Offset, err
 }
 
 // CreateAndSeal stores a small object (data up to MaxInlineData bytes) in
@@ -446,11 +454,11 @@ func (c *Client) put(ctx context.Context, id ObjectID, data, metadata []byte, di
 	if len(data) <= inlineThreshold {
 		return c.createAndSeal(ctx, id, data, metadata, digest, false)
 	}
-	buf, err := c.Create(ctx, id, uint64(len(data)), metadata)
+	_, off, err := c.create(ctx, id, uint64(len(data)), metadata)
 	if err != nil {
 		return err
 	}
-	copy(buf, data)
+	c.populated.Fill(off, data) // the view's range, checked by create
 	seal := storewire.Seal{ID: id, HasDigest: !digest.IsZero(), Digest: digest}
 	if _, err := c.m.call(ctx, storewire.TypeSeal, seal.Append(nil), nil); err != nil {
 		c.Abort(context.Background(), id)

@@ -69,15 +69,53 @@ func (p *Populated) Ensure(off, n uint64) {
 	}
 }
 
-// Complete reports whether every chunk is populated.
-func (p *Populated) Complete() bool {
-	for i := range p.chunks() {
+// Fill copies src into the mapping at off while another goroutine
+// populates the chunks ahead of the copy: page-table setup on a second
+// core instead of a fault per page in the copy. The copy never waits for
+// it; the helper skips whatever the copy has reached (the copy faults
+// those pages itself, as it would have anyway). Small or already
+// populated ranges are just copied.
+func (p *Populated) Fill(off uint64, src []byte) {
+	dst := p.mem[off : off+uint64(len(src))]
+	first, last := int(off/PopulateChunk), int((off+uint64(len(src))-1)/PopulateChunk)
+	if len(src) < 4*PopulateChunk || p.unsupported.Load() || p.allDone(first, last) {
+		copy(dst, src)
+		return
+	}
+	var at atomic.Int64 // the chunk the copy is in
+	at.Store(int64(first))
+	helped := make(chan struct{})
+	go func() {
+		defer close(helped)
+		for i := first + 1; i <= last; i++ {
+			if int64(i) > at.Load() && !p.isDone(i) {
+				p.populate(i)
+			}
+		}
+	}()
+	for i := first; i <= last; i++ {
+		at.Store(int64(i))
+		lo := max(uint64(i)*PopulateChunk, off) - off
+		hi := min(uint64(i+1)*PopulateChunk, off+uint64(len(src))) - off
+		copy(dst[lo:hi], src[lo:hi])
+	}
+	<-helped
+	for i := first; i <= last; i++ {
+		p.done[i/64].Or(1 << (i % 64)) // every page was written, so mapped
+	}
+}
+
+func (p *Populated) allDone(first, last int) bool {
+	for i := first; i <= last; i++ {
 		if !p.isDone(i) {
 			return false
 		}
 	}
 	return true
 }
+
+// Complete reports whether every chunk is populated.
+func (p *Populated) Complete() bool { return p.allDone(0, p.chunks()-1) }
 
 func (p *Populated) chunks() int { return (len(p.mem) + PopulateChunk - 1) / PopulateChunk }
 

@@ -1,6 +1,7 @@
 package arena_test
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/plasmastream/plasmastream/internal/arena"
@@ -61,5 +62,36 @@ func TestPopulatedStop(t *testing.T) {
 	p.Run(stop)
 	if got := mapped(t); got != 0 || p.Complete() {
 		t.Fatalf("Run with stop closed mapped %d bytes", got)
+	}
+}
+
+// Fill copies exactly src to off, whatever the helper goroutine did, and
+// leaves the chunks it wrote marked populated.
+func TestPopulatedFill(t *testing.T) {
+	const size = 8 * arena.PopulateChunk
+	a, err := arena.Create(size, arena.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	src := make([]byte, 5*arena.PopulateChunk+123)
+	for i := range src {
+		src[i] = byte(i*13 + i>>12)
+	}
+	const off = arena.PopulateChunk + 4096 + 64 // not chunk-aligned
+	p := arena.NewPopulated(a.Mem)
+	p.Fill(off, src)
+	if !bytes.Equal(a.Mem[off:off+len(src)], src) {
+		t.Fatal("Fill wrote other bytes than src")
+	}
+	if a.Mem[off-1] != 0 || a.Mem[off+len(src)] != 0 {
+		t.Fatal("Fill wrote outside its range")
+	}
+	if got := mapped(t); got < uint64(len(src)) {
+		t.Fatalf("after Fill of %d bytes only %d are mapped", len(src), got)
+	}
+	p.Ensure(off, uint64(len(src))) // all marked: maps nothing more
+	if got, want := mapped(t), uint64(7*arena.PopulateChunk); got > want {
+		t.Fatalf("Ensure after Fill mapped more: %d bytes, the chunks written are %d", got, want)
 	}
 }
