@@ -44,6 +44,7 @@ def main(src, out):
         x = [p["bytes"] for p in size]
         ax.plot(x, [p["GBps"] for p in size], "o-", color="tab:blue", label="throughput")
         ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
         ax.set_xticks(x, [human(v) for v in x], rotation=45, fontsize=8)
         ax.set_xlabel("object size (one object per SYNC COPY, verified)")
         ax.set_ylabel("GB/s", color="tab:blue")

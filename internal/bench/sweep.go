@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,6 +23,7 @@ type SweepConfig struct {
 	// Nodes are the group sizes of the broadcast sweep (default 2, 4, 8,
 	// 16); an empty, non-nil list skips it. It needs root and iproute2.
 	BroadcastSize int    // object bytes of the broadcast sweep (default 64 MiB)
+	MaxRounds     int    // most timed rounds of one point (default 2000)
 	Rate          string // link rate of the broadcast sweep (default 1gbit)
 	BinDir        string
 }
@@ -50,6 +52,9 @@ func (c *SweepConfig) SetDefaults() {
 	if c.Rate == "" {
 		c.Rate = "1gbit"
 	}
+	if c.MaxRounds == 0 {
+		c.MaxRounds = 2000
+	}
 }
 
 // Validate reports the first bad value, naming its flag.
@@ -60,7 +65,7 @@ func (c *SweepConfig) Validate() error {
 		}
 	}
 	return notNegative(map[string]int{"--min-size": c.MinSize, "--max-size": c.MaxSize, "--max-batch": c.MaxBatch,
-		"--batch-size": c.BatchSize, "--broadcast-size": c.BroadcastSize})
+		"--batch-size": c.BatchSize, "--broadcast-size": c.BroadcastSize, "--max-rounds": c.MaxRounds})
 }
 
 // sweepMoved is what each size point moves at least (within its round
@@ -143,7 +148,7 @@ func sweepSizes(ctx context.Context, cfg SweepConfig, enc *json.Encoder) error {
 		if err != nil {
 			return err
 		}
-		rounds := min(2000, max(3, sweepMoved/size))
+		rounds := min(cfg.MaxRounds, max(3, sweepMoved/size))
 		if size >= 1<<30 {
 			rounds = 1
 		}
@@ -161,7 +166,7 @@ func sweepSizes(ctx context.Context, cfg SweepConfig, enc *json.Encoder) error {
 			return err
 		}
 		enc.Encode(map[string]any{"sweep": "size", "bytes": size, "rounds": rounds,
-			"GBps": round(float64(size) / 1e9 / median(times).Seconds()), "cpu_s_per_GB": round(cpu)})
+			"GBps": sig3(float64(size) / 1e9 / median(times).Seconds()), "cpu_s_per_GB": sig3(cpu)})
 	}
 	return nil
 }
@@ -186,7 +191,7 @@ func sweepBatches(ctx context.Context, cfg SweepConfig, enc *json.Encoder) error
 		}
 	}
 	for n := 1; n <= cfg.MaxBatch; n *= 4 {
-		rounds := min(200, max(3, cfg.MaxBatch/n))
+		rounds := min(cfg.MaxRounds, 200, max(3, cfg.MaxBatch/n))
 		var times []time.Duration
 		if err := timedSyncs(ctx, a, b, ids[:n], rounds, &times); err != nil {
 			return err
@@ -195,4 +200,14 @@ func sweepBatches(ctx context.Context, cfg SweepConfig, enc *json.Encoder) error
 			"objects_per_s": int(float64(n) / median(times).Seconds())})
 	}
 	return nil
+}
+
+// sig3 rounds f to three significant digits: the sweep's figures span
+// six orders of magnitude.
+func sig3(f float64) float64 {
+	if f == 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return f
+	}
+	p := math.Pow(10, 2-math.Floor(math.Log10(math.Abs(f))))
+	return math.Round(f*p) / p
 }

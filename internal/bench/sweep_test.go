@@ -17,7 +17,7 @@ import (
 func TestSweepShape(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg := bench.SweepConfig{MinSize: 1 << 10, MaxSize: 16 << 10, MaxBatch: 16, Nodes: []int{}, BinDir: testutil.Binaries(t)}
+	cfg := bench.SweepConfig{MinSize: 1 << 10, MaxSize: 16 << 10, MaxBatch: 16, MaxRounds: 20, Nodes: []int{}, BinDir: testutil.Binaries(t)}
 	var out bytes.Buffer
 	if err := bench.Sweep(ctx, cfg, &out); err != nil {
 		t.Fatal(err)

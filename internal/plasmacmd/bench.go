@@ -216,6 +216,7 @@ lines into the SVG plots of docs/plots/.`,
 	f.BoolVar(&noBroadcast, "no-broadcast", false, "skip the broadcast sweep (it needs root and iproute2)")
 	f.IntVar(&cfg.BroadcastSize, "broadcast-size", cfg.BroadcastSize, "object bytes of the broadcast sweep")
 	f.StringVar(&cfg.Rate, "rate", cfg.Rate, "rate of every node's link in the broadcast sweep, each way (tc units)")
+	f.IntVar(&cfg.MaxRounds, "max-rounds", cfg.MaxRounds, "most timed rounds of one point (small sizes and batches are repeated up to this, to move 256 MiB)")
 	f.StringVar(&cfg.BinDir, "bin", cfg.BinDir, "directory of the server binaries (default: beside this program, then PATH)")
 	return cmd
 }
