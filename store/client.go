@@ -35,7 +35,16 @@ type Client struct {
 	// batchBufs holds *[]byte buffers that CreateAndSealBatch requests
 	// are encoded in.
 	batchBufs sync.Pool
+	// populated tracks which chunks of rw are mapped: Create maps a
+	// large object's range before handing it out (see arena.Populated).
+	populated    *arena.Populated
+	stopPrefault context.CancelFunc // called by Close
+	prefaulting  chan struct{}      // closed when the WithPrefault goroutine returns
 }
+
+// prefaultMin is the smallest object whose range Create populates at
+// once: below it, a few page faults cost less than the madvise.
+const prefaultMin = 256 << 10
 
 // Object is a sealed object returned by Get: read-only views over shared
 // memory, valid until Release (or Close).
@@ -80,7 +89,16 @@ func Connect(ctx context.Context, socket string, opts ...ConnectOption) (*Client
 		m.close()
 		return nil, err
 	}
-	return &Client{m: m, arena: f, socket: socket, dialCfg: cfg, rw: rw, ro: ro, capacity: hr.Capacity}, nil
+	c := &Client{m: m, arena: f, socket: socket, dialCfg: cfg, rw: rw, ro: ro, capacity: hr.Capacity,
+		populated: arena.NewPopulated(rw), prefaulting: make(chan struct{})}
+	var pctx context.Context
+	pctx, c.stopPrefault = context.WithCancel(context.Background())
+	if cfg.prefault {
+		go func() { defer close(c.prefaulting); c.populated.Run(pctx.Done()) }()
+	} else {
+		close(c.prefaulting)
+	}
+	return c, nil
 }
 
 // Close disconnects. The store releases every reference this client held
@@ -89,6 +107,8 @@ func Connect(ctx context.Context, socket string, opts ...ConnectOption) (*Client
 func (c *Client) Close() error {
 	c.m.close()
 	<-c.m.done
+	c.stopPrefault()
+	<-c.prefaulting // it maps rw
 	err := unix.Munmap(c.rw)
 	if err2 := unix.Munmap(c.ro); err == nil {
 		err = err2
@@ -120,18 +140,29 @@ func (c *Client) view(mem []byte, off, n uint64) ([]byte, error) {
 // The object is invisible to others until Seal; the creator holds one
 // reference to it (Release after Seal).
 func (c *Client) Create(ctx context.Context, id ObjectID, dataSize uint64, metadata []byte) ([]byte, error) {
+	buf, off, err := c.create(ctx, id, dataSize, metadata)
+	if err == nil && dataSize >= prefaultMin {
+		c.populated.Ensure(off, dataSize)
+	}
+	return buf, err
+}
+
+// create is Create without mapping the object's range: the view and its
+// offset in the arena.
+func (c *Client) create(ctx context.Context, id ObjectID, dataSize uint64, metadata []byte) ([]byte, uint64, error) {
 	if len(metadata) > MaxMetadata {
-		return nil, fmt.Errorf("create %s: metadata of %d bytes exceeds %d: %w", id, len(metadata), MaxMetadata, ErrTooLarge)
+		return nil, 0, fmt.Errorf("create %s: metadata of %d bytes exceeds %d: %w", id, len(metadata), MaxMetadata, ErrTooLarge)
 	}
 	f, err := c.m.call(ctx, storewire.TypeCreate, storewire.Create{ID: id, DataSize: dataSize, Metadata: metadata}.Append(nil), nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var loc storewire.Location
 	if err := loc.Decode(f.p); err != nil {
-		return nil, fmt.Errorf("create %s: %w", id, err)
+		return nil, 0, fmt.Errorf("create %s: %w", id, err)
 	}
-	return c.view(c.rw, loc.Offset, loc.DataSize)
+	buf, err := c.view(c.rw, loc.Offset, loc.DataSize)
+	return buf, loc.Offset, err
 }
 
 // CreateAndSeal stores a small object (data up to MaxInlineData bytes) in
@@ -390,12 +421,29 @@ func (c *Client) Persist(ctx context.Context, ids ...ObjectID) error {
 // Put stores data under its content address (ContentID) and returns the
 // id. Putting bytes that are already stored succeeds. The BLAKE3 digest
 // computed for the id is kept with the object.
+//
+// Data over inlineThreshold is hashed with its bao outboard, in the same
+// one pass, and the store is handed the outboard after Seal: it need not
+// hash the object again, and a peer copying it at once finds the outboard
+// ready rather than waiting for the store to build it.
 func (c *Client) Put(ctx context.Context, data, metadata []byte) (ObjectID, error) {
-	digest := Digest(bao.Sum(data))
+	var digest Digest
+	var outboard []byte
+	if len(data) <= inlineThreshold {
+		digest = Digest(bao.Sum(data))
+	} else {
+		var root [32]byte
+		outboard, root = bao.Build(data)
+		digest = Digest(root)
+	}
 	id := ObjectID(digest[:IDSize])
 	err := c.put(ctx, id, data, metadata, digest)
 	if errors.Is(err, ErrObjectExists) {
-		err = nil
+		return id, nil // the store has it, outboard or not
+	}
+	if err == nil && outboard != nil {
+		// Best effort: without it the store hashes the object itself.
+		c.SetOutboard(ctx, id, outboard)
 	}
 	return id, err
 }
@@ -410,11 +458,11 @@ func (c *Client) put(ctx context.Context, id ObjectID, data, metadata []byte, di
 	if len(data) <= inlineThreshold {
 		return c.createAndSeal(ctx, id, data, metadata, digest, false)
 	}
-	buf, err := c.Create(ctx, id, uint64(len(data)), metadata)
+	_, off, err := c.create(ctx, id, uint64(len(data)), metadata)
 	if err != nil {
 		return err
 	}
-	copy(buf, data)
+	c.populated.Fill(off, data) // the view's range, checked by create
 	seal := storewire.Seal{ID: id, HasDigest: !digest.IsZero(), Digest: digest}
 	if _, err := c.m.call(ctx, storewire.TypeSeal, seal.Append(nil), nil); err != nil {
 		c.Abort(context.Background(), id)

@@ -122,5 +122,6 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.DurationVar(&cfg.ColdTimeout, "cold-timeout", cfg.ColdTimeout, "bound on each write to, read from or delete in the cold tier")
 	f.BoolVar(&cfg.ColdShared, "cold-shared", false, "other stores write to the same cold tier (one bucket for a cluster): a Get of an object this store does not know looks for it there")
 	f.BoolVar(&cfg.RestoreOnStart, "restore-on-start", false, "restore the cold tier's objects into memory at start, while they fit (default: on demand, at the first Get)")
+	f.BoolVar(&cfg.NoPrefault, "no-prefault", false, "do not map the whole arena in the background after start (by default the store does, so that the first put into fresh memory runs at full speed; it costs one core for about 0.1 s per GiB)")
 	f.BoolP("version", "V", false, "print the version and exit")
 }

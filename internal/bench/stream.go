@@ -34,6 +34,8 @@ type StreamConfig struct {
 	// above the working directory or this executable).
 	Peers     bool
 	FlightSrc string
+	// Huge runs only the 5 GiB benchmark (Huge) instead.
+	Huge bool
 }
 
 // SetDefaults fills every zero field with its default: the one place
@@ -85,6 +87,9 @@ func Stream(ctx context.Context, cfg StreamConfig, w io.Writer) (map[string]any,
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Huge {
+		return Huge(ctx, 0, cfg.BinDir, w)
 	}
 	dir, err := os.MkdirTemp("", "psbench")
 	if err != nil {

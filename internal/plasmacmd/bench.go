@@ -77,6 +77,7 @@ from the source tree. Prints a table and, as its last line, JSON.`,
 	sf.BoolVar(&scfg.Peers, "peers", scfg.Peers, "also move the large object with Apache Arrow Flight DoGet (needs the go command and the source tree)")
 	sf.StringVar(&scfg.FlightSrc, "flight-src", scfg.FlightSrc, "directory of bench/flight for --peers (default: found above the working directory or this program)")
 	sf.StringVar(&scfg.BinDir, "bin", scfg.BinDir, "directory of plasma-store-server and plasma-stream-server (default: beside this program, then PATH)")
+	sf.BoolVar(&scfg.Huge, "huge", false, "instead, move one 5 GiB object (over the 4 GiB line): a verified SYNC COPY (digest checked) and a PULL, verified and not; needs two stores of 5 GiB + 64 MiB")
 	var bcfg bench.BroadcastConfig
 	bcfg.SetDefaults()
 	bcastCmd := &cobra.Command{
@@ -97,7 +98,7 @@ namespace, link and process it made. Prints a table and, last, JSON.`,
 	bf.StringVar(&bcfg.Rate, "rate", bcfg.Rate, "rate of every node's link, each way (tc units)")
 	bf.IntVar(&bcfg.Fanout, "fanout", bcfg.Fanout, "transfers one source serves at once (0: the server's default)")
 	bf.StringVar(&bcfg.BinDir, "bin", bcfg.BinDir, "directory of the server binaries (default: beside this program, then PATH)")
-	cmd.AddCommand(storeCmd, streamCmd, bcastCmd, o.benchStateCmd(), o.benchColdCmd(), o.benchBridgeCmd())
+	cmd.AddCommand(storeCmd, streamCmd, bcastCmd, o.benchStateCmd(), o.benchColdCmd(), o.benchBridgeCmd(), o.benchSweepCmd())
 	return cmd
 }
 
@@ -165,4 +166,44 @@ func (o *options) runBench(cmd *cobra.Command, run func(context.Context, io.Writ
 	b, _ := json.Marshal(res)
 	fmt.Fprintln(cmd.OutOrStdout(), string(b))
 	return nil
+}
+
+func (o *options) benchSweepCmd() *cobra.Command {
+	var cfg bench.SweepConfig
+	cfg.SetDefaults()
+	var noBroadcast bool
+	cmd := &cobra.Command{
+		Use:   "sweep",
+		Short: "Measure how cost grows: object size, objects per COPY, broadcast group size (JSON lines)",
+		Long: `Start pairs of stores and stream servers (binaries beside this program or
+on PATH) on loopback and print one JSON object per line: SYNC COPY
+throughput and both stream servers' CPU seconds per GB against object size
+("sweep":"size", ×4 from --min-size to --max-size), objects per second
+against objects per COPY ("sweep":"batch", ×4 from 1 to --max-batch), and,
+for each --nodes, the time to broadcast one object to a group of that many
+nodes in network namespaces over rate-limited links ("sweep":"broadcast";
+root and iproute2, as plasma bench broadcast). scripts/plots.sh turns the
+lines into the SVG plots of docs/plots/.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := o.context()
+			defer cancel()
+			if noBroadcast {
+				cfg.Nodes = []int{}
+			}
+			return bench.Sweep(ctx, cfg, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.MinSize, "min-size", cfg.MinSize, "smallest object bytes of the size sweep")
+	f.IntVar(&cfg.MaxSize, "max-size", cfg.MaxSize, "largest object bytes of the size sweep (two stores of this + 64 MiB are started)")
+	f.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most objects in one COPY")
+	f.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "bytes of each object of the batch sweep")
+	f.IntSliceVar(&cfg.Nodes, "nodes", cfg.Nodes, "group sizes of the broadcast sweep (a source and n-1 receivers)")
+	f.BoolVar(&noBroadcast, "no-broadcast", false, "skip the broadcast sweep (it needs root and iproute2)")
+	f.IntVar(&cfg.BroadcastSize, "broadcast-size", cfg.BroadcastSize, "object bytes of the broadcast sweep")
+	f.StringVar(&cfg.Rate, "rate", cfg.Rate, "rate of every node's link in the broadcast sweep, each way (tc units)")
+	f.IntVar(&cfg.MaxRounds, "max-rounds", cfg.MaxRounds, "most timed rounds of one point (small sizes and batches are repeated up to this, to move 256 MiB)")
+	f.StringVar(&cfg.BinDir, "bin", cfg.BinDir, "directory of the server binaries (default: beside this program, then PATH)")
+	return cmd
 }

@@ -32,6 +32,8 @@ func TestFlagDefaults(t *testing.T) {
 	tc.SetDefaults()
 	var bc bench.BroadcastConfig
 	bc.SetDefaults()
+	var wc bench.SweepConfig
+	wc.SetDefaults()
 	for _, tt := range []struct {
 		cmd  *cobra.Command
 		flag string
@@ -51,6 +53,10 @@ func TestFlagDefaults(t *testing.T) {
 		{sub("bench", "broadcast"), "size", bc.Size},
 		{sub("bench", "broadcast"), "rate", bc.Rate},
 		{sub("bench", "broadcast"), "fanout", bc.Fanout},
+		{sub("bench", "sweep"), "max-size", wc.MaxSize},
+		{sub("bench", "sweep"), "max-batch", wc.MaxBatch},
+		{sub("bench", "sweep"), "max-rounds", wc.MaxRounds},
+		{sub("bench", "sweep"), "broadcast-size", wc.BroadcastSize},
 		{sub("keygen"), "output", trust.DefaultKeyFile},
 	} {
 		f := tt.cmd.Flags().Lookup(tt.flag)

@@ -65,6 +65,11 @@ type Config struct {
 	// ColdShared says other stores write to the same cold tier: a Get of
 	// an id this store does not know asks the tier for it.
 	ColdShared bool
+	// NoPrefault leaves the arena's pages to be faulted in by the first
+	// write (--no-prefault). By default the store, once serving, maps its
+	// whole arena in the background (arena.Populated), so that the kernel
+	// zeroes the reserved pages there rather than in a client's first put.
+	NoPrefault bool
 }
 
 // DefaultMaxClients is the client limit derived from this process's limit
@@ -154,6 +159,26 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// prefault populates the arena in the background until it is done or ctx
+// is; the returned channel is closed when it stops. Serving does not wait
+// for it: a client writing before it gets there only faults as it would
+// have anyway.
+func (s *Server) prefault(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	if s.cfg.NoPrefault {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		start := time.Now()
+		p := arena.NewPopulated(s.arena.Mem)
+		p.Run(ctx.Done())
+		s.log.Debug("arena prefaulted", "complete", p.Complete(), "bytes", len(s.arena.Mem), "took", time.Since(start))
+	}()
+	return done
+}
+
 // Addr is the socket path.
 func (s *Server) Addr() string { return s.cfg.Socket }
 
@@ -181,6 +206,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.cfg.RestoreOnStart {
 		s.st.restoreAll()
 	}
+	populating := s.prefault(ctx)
 	var backoff netutil.AcceptBackoff
 	for {
 		uc, err := s.ln.AcceptUnix()
@@ -219,7 +245,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.wg.Wait()
 	s.st.cold.stop() // its spills and restores use the arena
 	stopDigests()
-	<-digesting // it reads the arena
+	<-digesting  // it reads the arena
+	<-populating // it maps the arena
 	s.arena.Close()
 	if ctx.Err() != nil {
 		return nil

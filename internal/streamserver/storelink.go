@@ -42,7 +42,9 @@ type storeConn struct {
 // With state streaming (stream) it asks for every event with the
 // object's info, starting with a snapshot of the store.
 func connectStore(ctx context.Context, cfg Config, stream bool) (*storeConn, error) {
-	var opts []store.ConnectOption
+	// The stream server writes every object it receives: mapping the
+	// whole arena up front spares each its page faults.
+	opts := []store.ConnectOption{store.WithPrefault()}
 	if cfg.SocketOwner != "" {
 		uid, err := store.LookupUser(cfg.SocketOwner)
 		if err != nil {
