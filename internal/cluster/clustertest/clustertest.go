@@ -212,7 +212,37 @@ func (c *ExternalCluster) Kill(i int) { c.Members[i].stop(syscall.SIGKILL) }
 
 // Pause SIGSTOPs member i: its connections stay open but nothing answers,
 // as with a hung machine or a partition that drops packets.
-func (c *ExternalCluster) Pause(i int) { c.Members[i].cmd.Process.Signal(syscall.SIGSTOP) }
+func (c *ExternalCluster) Pause(i int) {
+	p := c.Members[i].cmd.Process
+	p.Signal(syscall.SIGSTOP)
+	// The signal is delivered asynchronously: wait until every thread
+	// has stopped (state T), so nothing is answered after Pause returns.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if stopped(p.Pid) {
+			return
+		}
+	}
+}
+
+// stopped reports whether every thread of process pid is stopped.
+func stopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name in parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume SIGCONTs member i after Pause.
 func (c *ExternalCluster) Resume(i int) { c.Members[i].cmd.Process.Signal(syscall.SIGCONT) }
