@@ -168,9 +168,12 @@ func (n *Node) fetchOnce(ctx context.Context, sc Store, id streamwire.ID, source
 		names[i] = s.Node
 	}
 	t := n.cfg.Activity.Begin(activity.In, "fetch", strings.Join(names, ", "), 1)
+	sink := transfer.SinkFrom(ctx) // the client asked for PROGRESS frames (WANT-PROGRESS)
 	res := transfer.Fetch(ctx, sc.Client, id, sources, transfer.FetchOptions{
 		Stats: n.cfg.Stats, Partials: sc.Partials, Digest: digest, Own: own, Slices: slices, Held: held,
-		Dial: n.dialPeer, Progress: t.AddBytes, Expect: t.Expect,
+		Dial: n.dialPeer,
+		Progress: func(b int64) { t.AddBytes(b); sink.Bytes(b) },
+		Expect:   func(b int64) { t.Expect(b); sink.Announce(b) },
 	})
 	t.End([]streamwire.ObjectResult{res.ObjectResult}, nil)
 	if n.cfg.FetchSeconds != nil {

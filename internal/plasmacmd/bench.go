@@ -55,8 +55,8 @@ directory) run mutual TLS, and the large object's SYNC COPY is timed
 between them too, rounds alternating with the plain pair: tls_ratio is the
 TLS rate over the plain one, and tls_cpu_s_per_GB and plain_cpu_s_per_GB
 the CPU both stream servers spent per GB on each side. copy_cpu_s_per_GB
-is the CPU of both stream servers per GB copied (the kernel's accounting,
-/proc/PID/stat), iperf3_cpu_s_per_GB that of both iperf3 ends (iperf3's
+is the CPU of both stream servers per GB copied (the kernel's per-process
+CPU clock), iperf3_cpu_s_per_GB that of both iperf3 ends (iperf3's
 own report), copy_cpu_ratio the first over the second. With --peers, the
 same object also moves with an Apache Arrow Flight DoGet into preallocated
 memory, with gRPC defaults and tuned (flight_GBps, flight_tuned_GBps, and

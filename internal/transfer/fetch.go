@@ -43,9 +43,11 @@ type FetchOptions struct {
 	// NoVerify skips the hashing: only for measuring what verification
 	// costs (plasma bench stream's verified_ratio).
 	NoVerify bool
+	// Progress, if set, is told the bytes verified as they land (those an
+	// earlier attempt verified first, at once).
 	Progress func(bytes int64)
 	// Expect, if set, is told the object's size (data and metadata) once
-	// a source has announced it.
+	// it is known (a source announced it, or an earlier attempt had).
 	Expect func(bytes int64)
 	// Held, if set, takes the reference to the object once it is sealed
 	// (or found already here), for the caller to release when its reply is
@@ -83,11 +85,8 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 	if opt.Streams <= 0 {
 		opt.Streams = 3
 	}
-	sink := SinkFrom(ctx)
-	if progress := opt.Progress; progress == nil {
-		opt.Progress = sink.Bytes
-	} else if sink != nil {
-		opt.Progress = func(n int64) { progress(n); sink.Bytes(n) }
+	if opt.Progress == nil {
+		opt.Progress = func(int64) {}
 	}
 	f := &fetch{id: id, st: st, d: dest{st: st, partials: opt.Partials, held: opt.Held}, opt: opt, sources: sources, conns: make([]*Conn, len(sources)),
 		stats: make([]SourceStat, len(sources)), dead: make([]bool, len(sources))}
@@ -129,8 +128,10 @@ func Fetch(ctx context.Context, st *store.Client, id streamwire.ID, sources []So
 		}
 	}
 	f.p = p
-	sink.Announce(int64(p.Tree.Size()) + int64(len(p.Meta)))
-	sink.Bytes(int64(res.Resumed))
+	if opt.Expect != nil {
+		opt.Expect(int64(p.Tree.Size()) + int64(len(p.Meta)))
+	}
+	opt.Progress(int64(res.Resumed)) // verified by an earlier attempt
 	f.v = bao.NewVerifier(p.Tree, p.Buf, f.verified)
 	defer f.v.Close()
 	if p.Tree.Size() == 0 && p.Tree.VerifyGroup(0, nil) {
@@ -252,9 +253,6 @@ func (f *fetch) begin(ctx context.Context) (*Partial, streamwire.Status) {
 			return nil, status
 		}
 		f.conns[i] = c
-		if f.opt.Expect != nil {
-			f.opt.Expect(int64(r.DataSize) + int64(len(r.Metadata)))
-		}
 		return f.opt.Partials.Add(f.id, tree, buf, r.Metadata), streamwire.StatusOK
 	}
 	return nil, f.worst
