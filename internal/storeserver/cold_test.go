@@ -56,6 +56,24 @@ func infoOf(t *testing.T, c *store.Client, id store.ObjectID) (store.ObjectInfo,
 	return store.ObjectInfo{}, false
 }
 
+// putCold puts data, persists it and evicts everything: the object is
+// then in the cold tier only.
+func putCold(t *testing.T, c *store.Client, data []byte) store.ObjectID {
+	t.Helper()
+	ctx := context.Background()
+	id, err := c.Put(ctx, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Persist(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Evict(ctx, 1<<40); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 func getBytes(ctx context.Context, c *store.Client, id store.ObjectID) ([]byte, []byte, error) {
 	obj, err := c.GetOne(ctx, id, 0)
 	if err != nil {
@@ -128,17 +146,7 @@ func TestColdCorruptionDetected(t *testing.T) {
 			s := coldStore(t, m, 8<<20)
 			c := testutil.StoreClient(t, s.Socket)
 			ctx := context.Background()
-			a := testutil.Pattern(1<<20, 3)
-			idA, err := c.Put(ctx, a, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Persist(ctx, idA); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.Evict(ctx, 8<<20); err != nil {
-				t.Fatal(err)
-			}
+			idA := putCold(t, c, testutil.Pattern(1<<20, 3))
 			in, _ := infoOf(t, c, idA)
 			path := m.file("blobs/" + hex.EncodeToString(in.Digest[:]))
 			b, err := os.ReadFile(path)

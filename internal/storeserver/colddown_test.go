@@ -26,16 +26,7 @@ func TestColdTierDown(t *testing.T) {
 	c := testutil.StoreClient(t, s.Socket)
 	ctx := context.Background()
 	kept := testutil.Pattern(3<<20, 5)
-	idKept, err := c.Put(ctx, kept, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Persist(ctx, idKept); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Evict(ctx, 8<<20); err != nil {
-		t.Fatal(err)
-	}
+	idKept := putCold(t, c, kept)
 	s3.Stop()
 
 	// Restore while the tier is down.
@@ -86,16 +77,7 @@ func TestColdTierDiesDuringRestore(t *testing.T) {
 	c := testutil.StoreClient(t, s.Socket)
 	ctx := context.Background()
 	big := testutil.Pattern(40<<20, 8)
-	id, err := c.Put(ctx, big, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Persist(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Evict(ctx, 64<<20); err != nil {
-		t.Fatal(err)
-	}
+	id := putCold(t, c, big)
 	got := make(chan error, 1)
 	go func() { _, _, err := getBytes(ctx, c, id); got <- err }()
 	time.Sleep(20 * time.Millisecond) // somewhere in the restore, or before it: both must fail cleanly
