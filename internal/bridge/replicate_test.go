@@ -139,7 +139,9 @@ func linked(t *testing.T, from, to *nats.Conn, subject string) {
 func TestReplicateAcrossSitesResumes(t *testing.T) {
 	leaf := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t, "127.0.0.1"))
 	const size = 24 << 20
-	dying, proxy := behindProxy(t, func(p *testutil.Proxy) { p.StallAt = size / 6 }) // each of 3 streams: no fetch completes
+	// a1 serves a third of the blob in all, to both subscribers together,
+	// so that neither can complete it from a1 or from the other.
+	dying, proxy := behindProxy(t, func(p *testutil.Proxy) { p.StallTotalAt = size / 3 })
 	a1 := start(t, "a1", embedded(t, natsconn.Sites{LeafListen: leaf}), dying)
 	a2 := start(t, "a2", via(a1.Server.NATSURL()))
 	b1 := start(t, "b1", embedded(t, natsconn.Sites{Leafs: []string{"nats-leaf://" + leaf}}), subscribe("sensors.>"))

@@ -171,7 +171,7 @@ func (n *Node) fetchOnce(ctx context.Context, sc Store, id streamwire.ID, source
 	sink := transfer.SinkFrom(ctx) // the client asked for PROGRESS frames (WANT-PROGRESS)
 	res := transfer.Fetch(ctx, sc.Client, id, sources, transfer.FetchOptions{
 		Stats: n.cfg.Stats, Partials: sc.Partials, Digest: digest, Own: own, Slices: slices, Held: held,
-		Dial: n.dialPeer,
+		Dial:     n.dialPeer,
 		Progress: func(b int64) { t.AddBytes(b); sink.Bytes(b) },
 		Expect:   func(b int64) { t.Expect(b); sink.Announce(b) },
 	})

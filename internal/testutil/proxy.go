@@ -26,6 +26,11 @@ type Proxy struct {
 	// bytes have passed, counting all connections together (-1: never);
 	// later connections pass.
 	CutTotalAt int64
+	// StallTotalAt stops forwarding on every connection once this many
+	// server-to-client bytes have passed, counting all connections
+	// together, until Resume (-1: never). Unlike StallAt it bounds what
+	// all clients of the server can have received together.
+	StallTotalAt int64
 	// MaxConns, if positive, is how many connections are forwarded; later
 	// ones are closed at once, as if the server behind had died.
 	MaxConns int
@@ -33,12 +38,13 @@ type Proxy struct {
 	// bytes to about this many a second (a slow link to watch).
 	Rate int64
 
-	mu    sync.Mutex
-	total int64
-	cut   bool
-	open  map[net.Conn]bool
+	mu         sync.Mutex
+	total      int64
+	stallTotal int64
+	cut        bool
+	open       map[net.Conn]bool
 
-	stalled   chan struct{} // closed when a connection reaches StallAt
+	stalled   chan struct{} // closed when a connection reaches StallAt or StallTotalAt
 	resume    chan struct{}
 	once      sync.Once
 	stallOnce sync.Once
@@ -54,7 +60,7 @@ func StartProxy(t testing.TB, target string, configure ...func(*Proxy)) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Addr: ln.Addr().String(), FlipAt: -1, StallAt: -1, CutAt: -1, CutTotalAt: -1, open: map[net.Conn]bool{},
+	p := &Proxy{Addr: ln.Addr().String(), FlipAt: -1, StallAt: -1, CutAt: -1, CutTotalAt: -1, StallTotalAt: -1, open: map[net.Conn]bool{},
 		stalled: make(chan struct{}), resume: make(chan struct{}), ln: ln}
 	for _, f := range configure {
 		f(p)
@@ -125,6 +131,14 @@ func (p *Proxy) pump(dst, src net.Conn) {
 		if p.CutTotalAt >= 0 && !p.passTotal(dst, chunk) {
 			return
 		}
+		if p.StallTotalAt >= 0 {
+			if k := p.takeTotal(int64(n)); k < int64(n) {
+				dst.Write(chunk[:k])
+				p.stallOnce.Do(func() { close(p.stalled) })
+				<-p.resume
+				chunk = chunk[k:]
+			}
+		}
 		if p.CutAt >= 0 && off+int64(n) > p.CutAt {
 			dst.Write(chunk[:p.CutAt-off])
 			return
@@ -145,6 +159,21 @@ func (p *Proxy) pump(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// takeTotal takes up to n bytes from the StallTotalAt budget and reports
+// how many it took; after Resume the budget no longer applies.
+func (p *Proxy) takeTotal(n int64) int64 {
+	select {
+	case <-p.resume:
+		return n
+	default:
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := min(n, p.StallTotalAt-p.stallTotal)
+	p.stallTotal += k
+	return k
 }
 
 // passTotal forwards chunk within the CutTotalAt budget; when the budget
