@@ -12,6 +12,7 @@ need=()
 command -v etcd >/dev/null || need+=(etcd-server)   # the external 3-member etcd cluster tests
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || need+=(nats-server)   # the external NATS of the state streaming tests
 command -v chromium >/dev/null || need+=(chromium)   # the dashboard, tested in a real browser
+command -v iperf3 >/dev/null || need+=(iperf3)   # the stream benchmark's baseline, run by its test
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
@@ -135,27 +137,47 @@ func (t *dirTier) ReadOutboard(_ context.Context, d wire.Digest) ([]byte, error)
 	return b, err
 }
 
-func (t *dirTier) ReadAt(ctx context.Context, d wire.Digest, p []byte, off uint64) error {
+// OpenBlob opens d's data file once for the whole restore: the kernel
+// keeps one readahead window per open file, which a file opened again
+// for each chunk would start over.
+func (t *dirTier) OpenBlob(_ context.Context, d wire.Digest) (Blob, error) {
 	f, err := os.Open(t.path(blobKey(d)))
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("data of %s: %w", d, ErrNotFound)
+		return nil, fmt.Errorf("data of %s: %w", d, ErrNotFound)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
+	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL) // a hint: its failure changes only the speed
+	return &fileBlob{f: f, d: d}, nil
+}
+
+// fileBlob is a blob of a file:// tier.
+type fileBlob struct {
+	f *os.File
+	d wire.Digest
+}
+
+// ReadAt reads p's bytes, first asking the kernel to read the same
+// number of bytes after them into the page cache: the disk works on the
+// next chunk while this one is copied and verified, so a restore keeps
+// more requests in flight than a plain sequential read.
+func (b *fileBlob) ReadAt(ctx context.Context, p []byte, off uint64) error {
+	unix.Fadvise(int(b.f.Fd()), int64(off)+int64(len(p)), int64(len(p)), unix.FADV_WILLNEED) // a hint, as above
 	for len(p) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, err := f.ReadAt(p[:min(len(p), writeChunk)], int64(off))
+		n, err := b.f.ReadAt(p[:min(len(p), writeChunk)], int64(off))
 		if err != nil {
-			return fmt.Errorf("read data of %s at %d: %w (the file is shorter than its record says)", d, off, err)
+			return fmt.Errorf("read data of %s at %d: %w (the file is shorter than its record says)", b.d, off, err)
 		}
 		p, off = p[n:], off+uint64(n)
 	}
 	return nil
 }
+
+func (b *fileBlob) Close() error { return b.f.Close() }
 
 func (t *dirTier) DeleteRecord(_ context.Context, id wire.ID) error { return t.remove(recordKey(id)) }
 

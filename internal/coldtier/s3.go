@@ -250,8 +250,18 @@ func (t *s3Tier) ReadOutboard(ctx context.Context, d wire.Digest) ([]byte, error
 	return t.readAll(ctx, outboardKey(d), maxOutboard)
 }
 
-func (t *s3Tier) ReadAt(ctx context.Context, d wire.Digest, p []byte, off uint64) error {
-	key := blobKey(d)
+// OpenBlob opens nothing yet: each ReadAt is one ranged GET.
+func (t *s3Tier) OpenBlob(_ context.Context, d wire.Digest) (Blob, error) { return s3Blob{t, d}, nil }
+
+type s3Blob struct {
+	t *s3Tier
+	d wire.Digest
+}
+
+func (b s3Blob) Close() error { return nil }
+
+func (b s3Blob) ReadAt(ctx context.Context, p []byte, off uint64) error {
+	t, key := b.t, blobKey(b.d)
 	var opts minio.GetObjectOptions
 	if err := opts.SetRange(int64(off), int64(off)+int64(len(p))-1); err != nil {
 		return err

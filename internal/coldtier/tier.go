@@ -23,9 +23,9 @@ type Tier interface {
 	PutBlob(ctx context.Context, d wire.Digest, data, outboard []byte) error
 	// ReadOutboard returns the outboard stored beside d's data.
 	ReadOutboard(ctx context.Context, d wire.Digest) ([]byte, error)
-	// ReadAt fills p with d's data from byte off.
-	ReadAt(ctx context.Context, d wire.Digest, p []byte, off uint64) error
-	// Readers is how many ReadAt calls of one object suit the medium at
+	// OpenBlob opens d's data for ranged reads.
+	OpenBlob(ctx context.Context, d wire.Digest) (Blob, error)
+	// Readers is how many ReadAt calls of one Blob suit the medium at
 	// once.
 	Readers() int
 	PutRecord(ctx context.Context, r Record) error
@@ -38,6 +38,14 @@ type Tier interface {
 	Records(ctx context.Context) ([]Record, []error, error)
 	// String is the tier's URL, without credentials.
 	String() string
+}
+
+// Blob is the data of one object, open for ranged reads; ReadAt may be
+// called concurrently. Close it when done.
+type Blob interface {
+	// ReadAt fills p with the data from byte off.
+	ReadAt(ctx context.Context, p []byte, off uint64) error
+	Close() error
 }
 
 // ErrNotFound is wrapped when the tier does not hold what was asked for.

@@ -177,6 +177,11 @@ func (s *state) readVerified(ctx context.Context, rec coldtier.Record, tree *bao
 	v := bao.NewVerifier(tree, data, nil)
 	defer v.Close()
 	batch := v.Batch()
+	blob, err := cs.tier.OpenBlob(ctx, rec.Digest)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", rec.ID.String(), err)
+	}
+	defer blob.Close()
 	var next atomic.Uint64
 	g, gctx := errgroup.WithContext(ctx)
 	for range cs.tier.Readers() {
@@ -187,7 +192,7 @@ func (s *state) readVerified(ctx context.Context, rec coldtier.Record, tree *bao
 					return nil
 				}
 				n := min(chunk, uint64(len(data))-off)
-				if err := cs.tier.ReadAt(gctx, rec.Digest, data[off:off+n], off); err != nil {
+				if err := blob.ReadAt(gctx, data[off:off+n], off); err != nil {
 					return fmt.Errorf("restore %s: %w", rec.ID.String(), err)
 				}
 				batch.Add(int(off), int(n)) // verified by the verifier's workers while the next chunk is read
