@@ -91,7 +91,8 @@ func (n *Node) fetchCold(ctx context.Context, sc Store, id streamwire.ID, held *
 	if err != nil {
 		return fail(streamwire.StatusStoreError, "the local store: %v", err)
 	}
-	c, ok := sameTier(copies, url, n.cold.host)
+	_, host := n.cold.get()
+	c, ok := sameTier(copies, url, host)
 	if !ok {
 		mine := "has no cold tier"
 		if url != "" {
