@@ -396,6 +396,46 @@ func (c *Client) Evict(ctx context.Context, n uint64) (uint64, error) {
 	return r.N, nil
 }
 
+// ColdTier is the URL of the store's cold tier (file:///dir or
+// s3://bucket/prefix, never with credentials), "" when it has none or
+// predates this request.
+func (c *Client) ColdTier(ctx context.Context) (string, error) {
+	f, err := c.m.call(ctx, storewire.TypeColdTier, nil, nil)
+	if errors.Is(err, ErrInvalidRequest) {
+		return "", nil // a store older than the request: it has no tier this client can name
+	}
+	if err != nil {
+		return "", err
+	}
+	var r storewire.ColdTierReply
+	if err := r.Decode(f.p); err != nil {
+		return "", fmt.Errorf("cold tier: malformed reply: %w", err)
+	}
+	return r.URL, nil
+}
+
+// Adopt has the store read the records of objects from its cold tier
+// that it does not know (another store sharing the tier wrote them), so
+// that a Get restores them. found[i] reports whether the store now knows
+// ids[i] (in memory or in its tier). It fails with ErrColdTier when the
+// tier cannot answer, and with ErrInvalidRequest when the store has no
+// tier.
+func (c *Client) Adopt(ctx context.Context, ids ...ObjectID) (found []bool, err error) {
+	f, err := c.m.call(ctx, storewire.TypeAdopt, idList(0, ids).Append(nil), nil)
+	if err != nil {
+		return nil, err
+	}
+	var r storewire.Codes
+	if err := r.Decode(f.p); err != nil || len(r.Codes) != len(ids) {
+		return nil, errors.New("adopt: malformed reply")
+	}
+	found = make([]bool, len(ids))
+	for i, code := range r.Codes {
+		found[i] = code == storewire.CodeOK
+	}
+	return found, nil
+}
+
 // Persist writes objects to the store's cold tier now, so that they
 // survive the store's restart (and its death): each must be sealed in the
 // store or already in its cold tier. It fails with ErrColdTier naming the

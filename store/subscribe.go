@@ -24,11 +24,17 @@ const (
 	// subscription opened WithSnapshot, before any other event.
 	EventPresent     EventKind = "present"
 	EventSnapshotEnd EventKind = "snapshot-end"
+	// EventCold: the store wrote the object to its cold tier (a spill or
+	// a persist); EventColdDeleted: it deleted the tier's copy (Delete).
+	// Delivered only to a subscription opened WithColdEvents.
+	EventCold        EventKind = "cold"
+	EventColdDeleted EventKind = "cold-deleted"
 )
 
 var eventKinds = map[uint8]EventKind{
 	storewire.EventSealed: EventSealed, storewire.EventDeleted: EventDeleted, storewire.EventEvicted: EventEvicted,
 	storewire.EventDigest: EventDigest, storewire.EventPresent: EventPresent, storewire.EventSnapshotEnd: EventSnapshotEnd,
+	storewire.EventCold: EventCold, storewire.EventColdDeleted: EventColdDeleted,
 }
 
 // SubscribeOption changes what a subscription delivers or how it
@@ -69,6 +75,13 @@ func WithInfo() SubscribeOption {
 // subscription.
 func WithSnapshot() SubscribeOption {
 	return func(c *subscribeConfig) { c.req.Flags |= storewire.SubscribeSnapshot }
+}
+
+// WithColdEvents adds EventCold and EventColdDeleted to the events
+// delivered. A store older than it refuses the subscription (ask
+// Client.ColdTier first: a store that answers it knows the flag).
+func WithColdEvents() SubscribeOption {
+	return func(c *subscribeConfig) { c.req.Flags |= storewire.SubscribeCold }
 }
 
 // WithoutEvents asks for no events: the subscription's Events channel

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -23,6 +24,14 @@ type Node = streamwire.Node
 
 // Location is a node that holds an object (a hint: it may be stale).
 type Location = streamwire.Location
+
+// ColdCopy is a cold tier that holds a copy of an object, as the
+// directory records it (a hint: the tier may have lost it since).
+type ColdCopy = streamwire.ColdCopy
+
+// Placement is where an object is: the nodes holding it in memory, and
+// the cold tiers holding a copy.
+type Placement = streamwire.Placement
 
 // Fetch and the other cluster requests wait for their reply as long as
 // ctx allows (the server's own transfers have deadlines).
@@ -80,6 +89,27 @@ func (c *Client) Locate(ctx context.Context, ids ...ObjectID) (map[ObjectID][]Lo
 		return nil, err
 	}
 	return out, nil
+}
+
+// LocateAll returns, for each object, the nodes the directory says hold
+// it in memory and the cold tiers it says hold a copy. A server older
+// than cold records answers as Locate would (no cold copies).
+func (c *Client) LocateAll(ctx context.Context, ids ...ObjectID) (map[ObjectID]Placement, error) {
+	var out map[ObjectID]Placement
+	err := c.jsonRequest(ctx, streamwire.TypeLocate, streamwire.Locate{IDs: ids, Flags: streamwire.LocateCold}.Append(nil), &out)
+	var se *Error
+	if errors.As(err, &se) && se.Status == streamwire.StatusMalformed {
+		holders, err := c.Locate(ctx, ids...)
+		if err != nil {
+			return nil, err
+		}
+		out = make(map[ObjectID]Placement, len(holders))
+		for id, h := range holders {
+			out[id] = Placement{Holders: h}
+		}
+		return out, nil
+	}
+	return out, err
 }
 
 func (c *Client) jsonRequest(ctx context.Context, t streamwire.Type, payload []byte, v any) error {

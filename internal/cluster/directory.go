@@ -81,6 +81,8 @@ type Directory struct {
 	closed        bool
 	lease         clientv3.LeaseID                        // the lease in use
 	owned         map[clientv3.LeaseID]context.CancelFunc // leases granted and not yet known revoked, with their keep-alive's cancel
+
+	cold *coldWriter // cold records waiting for etcd (cold.go)
 }
 
 type loc struct {
@@ -146,6 +148,7 @@ func Open(ctx context.Context, cfg Config) (*Directory, error) {
 		dirtyObjs:     map[wire.ID]struct{}{},
 		removedGroups: map[string]struct{}{},
 		owned:         map[clientv3.LeaseID]context.CancelFunc{},
+		cold:          newColdWriter(),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	ka, err := d.resync(ctx, true)
@@ -158,6 +161,7 @@ func Open(ctx context.Context, cfg Config) (*Directory, error) {
 	}
 	d.log.Info("registered in the cluster directory", "address", self.Address, "groups", self.Groups, "lease", fmt.Sprintf("%x", int64(d.lease)), "ttl", ttl)
 	go d.run(ka)
+	go d.runCold()
 	return d, nil
 }
 
@@ -213,6 +217,7 @@ func (d *Directory) halt() bool {
 	d.failPending(ErrClosed)
 	d.mu.Unlock()
 	close(d.stop)
+	<-d.cold.done // its last flush needs no lease
 	d.cancel()
 	<-d.done
 	return true

@@ -99,8 +99,7 @@ func (n *Node) fetchOne(ctx context.Context, sc Store, id streamwire.ID, held *t
 		}
 	}
 	if len(sources) == 0 {
-		return streamwire.ObjectResult{ID: id, Status: streamwire.StatusNotFound,
-			Message: fmt.Sprintf("object %x: no node of the cluster holds it", id[:])}
+		return n.fetchCold(ctx, sc, id, held)
 	}
 	if size := holders[0].Size; bao.OutboardSize(size) > storewire.MaxOutboard {
 		return n.fetchByCopy(ctx, sc, id, sources, held)

@@ -55,9 +55,16 @@ func (n *Node) Handle(ctx context.Context, c *transfer.Conn, t streamwire.Type, 
 		if body, err = n.dir.Nodes(ctx); err != nil {
 			return n.directoryFailed(c, err, "")
 		}
-	default: // FETCH, LOCATE, DELETE-CLUSTER: a list of ids
-		var m streamwire.Copy
-		if err := m.Decode(p); err != nil {
+	default: // FETCH, LOCATE, DELETE-CLUSTER: a list of ids (LOCATE: and flags)
+		var m streamwire.Locate
+		if t != streamwire.TypeLocate {
+			var c streamwire.Copy
+			err = c.Decode(p)
+			m.IDs = c.IDs
+		} else {
+			err = m.Decode(p)
+		}
+		if err != nil {
 			return replyError(c, streamwire.StatusMalformed, fmt.Sprintf("malformed %s: %v", t, err))
 		}
 		if st, msg := streamwire.ValidateIDs(m.IDs, nil); st != streamwire.StatusOK {
@@ -70,8 +77,13 @@ func (n *Node) Handle(ctx context.Context, c *transfer.Conn, t streamwire.Type, 
 			if body, err = n.deleteEverywhere(ctx, m.IDs); err != nil {
 				return n.directoryFailed(c, err, "nothing was deleted (plasma rm without --cluster deletes here only)")
 			}
-		default:
-			if body, err = n.locate(ctx, m.IDs); err != nil {
+		case streamwire.TypeLocate:
+			if m.Flags&streamwire.LocateCold != 0 {
+				body, err = n.locateCold(ctx, m.IDs)
+			} else {
+				body, err = n.locate(ctx, m.IDs)
+			}
+			if err != nil {
 				return n.directoryFailed(c, err, "")
 			}
 		}
@@ -90,6 +102,24 @@ func (n *Node) locate(ctx context.Context, ids []streamwire.ID) (map[streamwire.
 		locs[id] = l
 	}
 	return locs, nil
+}
+
+// locateCold answers a LOCATE with LocateCold: the holders and the cold
+// copies of each object.
+func (n *Node) locateCold(ctx context.Context, ids []streamwire.ID) (map[streamwire.ID]streamwire.Placement, error) {
+	out := map[streamwire.ID]streamwire.Placement{}
+	for _, id := range ids {
+		holders, err := n.dir.Holders(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		cold, err := n.dir.ColdCopies(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = streamwire.Placement{Holders: holders, Cold: cold}
+	}
+	return out, nil
 }
 
 // replyJSON sends the JSON reply to a request of type t.

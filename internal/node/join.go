@@ -85,6 +85,16 @@ func (n *Node) Resync(ctx context.Context, st *store.Client) error {
 			n.add(in.ID, in.DataSize+uint64(in.MetadataSize), in.Digest)
 		}
 	}
+	// What the store's tier holds, listed at its start or written since:
+	// recorded unless another node's record is there (it wrote them).
+	if n.learnColdTier(ctx, st) != "" {
+		now := store.Event{Time: time.Now()}
+		for _, in := range infos {
+			if in.Cold && !in.DeletePending && !in.Digest.IsZero() {
+				n.dir.QueueColdCopy(in.ID, n.coldCopy(in.DataSize+uint64(in.MetadataSize), in.Digest, now), true)
+			}
+		}
+	}
 	return nil
 }
 
@@ -103,6 +113,8 @@ func (n *Node) Event(ev store.Event) {
 		n.add(ev.ID, ev.DataSize+uint64(ev.MetadataSize), ev.Digest)
 	case store.EventDeleted, store.EventEvicted:
 		n.dir.QueueRemoval(ev.ID) // fails only once closed
+	case store.EventCold, store.EventColdDeleted:
+		n.coldEvent(ev)
 	}
 }
 

@@ -93,6 +93,7 @@ type Node struct {
 	cli    *clientv3.Client
 	dir    *cluster.Directory // nil when standalone
 	mem    *cluster.Members   // the registered nodes; nil when standalone
+	cold   coldTier           // the store's cold tier, as last asked
 }
 
 // New makes the node; with cfg.Cluster.Etcd set it joins the cluster:

@@ -101,10 +101,10 @@ func (o *options) nodesCmd() *cobra.Command {
 }
 
 func (o *options) locateCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, cold bool
 	cmd := &cobra.Command{
-		Use:   "locate ID [--json]",
-		Short: "List the nodes that hold an object, according to the cluster directory",
+		Use:   "locate ID [--json [--cold]]",
+		Short: "List the nodes that hold an object, and the cold tiers that hold a copy, according to the cluster directory",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := store.ParseObjectID(args[0])
@@ -112,29 +112,40 @@ func (o *options) locateCmd() *cobra.Command {
 				return err
 			}
 			return o.withStream(func(ctx context.Context, c *stream.Client) error {
-				locs, err := c.Locate(ctx, id)
+				locs, err := c.LocateAll(ctx, id)
 				if err != nil {
 					return err
 				}
-				holders := locs[id]
+				p := locs[id]
+				holders := p.Holders
 				sort.Slice(holders, func(i, j int) bool { return holders[i].Node < holders[j].Node })
-				if asJSON {
-					if holders == nil {
-						holders = []stream.Location{}
-					}
+				if holders == nil {
+					holders = []stream.Location{}
+				}
+				if p.Cold == nil {
+					p.Cold = []stream.ColdCopy{}
+				}
+				switch {
+				case asJSON && cold:
+					return printJSON(cmd.OutOrStdout(), stream.Placement{Holders: holders, Cold: p.Cold})
+				case asJSON:
 					return printJSON(cmd.OutOrStdout(), holders)
 				}
-				if len(holders) == 0 {
-					return fmt.Errorf("no node of the cluster holds object %s", id)
+				if len(holders) == 0 && len(p.Cold) == 0 {
+					return fmt.Errorf("no node of the cluster holds object %s, and no cold tier is recorded for it", id)
 				}
 				for _, h := range holders {
 					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", h.Node, h.Address)
+				}
+				for _, c := range p.Cold {
+					fmt.Fprintf(cmd.OutOrStdout(), "cold: %s (written by %s)\n", c.Where(), c.Node)
 				}
 				return nil
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: an array of {node, address, size, digest}")
+	cmd.Flags().BoolVar(&cold, "cold", false, "with --json: print {holders: [...], cold: [{tier, host, size, digest, node, written}]}")
 	return cmd
 }
 

@@ -240,6 +240,7 @@ func (s *state) writeCold(o *object, persist bool) error {
 		rec.Persisted = true
 	}
 	cs.entries[o.id] = &coldEntry{rec: rec}
+	s.publishCold(storewire.EventCold, rec)
 	return nil
 }
 
@@ -336,6 +337,7 @@ func (s *state) deleteCold(rec coldtier.Record) error {
 		return err
 	}
 	s.mu.Lock()
+	s.publishCold(storewire.EventColdDeleted, rec)
 	shared := false
 	for _, e := range cs.entries {
 		shared = shared || e.rec.Digest == rec.Digest

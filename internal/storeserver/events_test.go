@@ -113,7 +113,8 @@ func TestSubscribeFlags(t *testing.T) {
 		{"digests and no events", storewire.Subscribe{Flags: storewire.SubscribeDigests | storewire.SubscribeQuiet}.Append(nil), false},
 		{"info and snapshot", storewire.Subscribe{Flags: storewire.SubscribeInfo | storewire.SubscribeSnapshot}.Append(nil), true},
 		{"info and no events", storewire.Subscribe{Flags: storewire.SubscribeInfo | storewire.SubscribeQuiet}.Append(nil), false},
-		{"unknown flag", storewire.Subscribe{Flags: 16}.Append(nil), false},
+		{"cold events", storewire.Subscribe{Flags: storewire.SubscribeCold}.Append(nil), true},
+		{"unknown flag", storewire.Subscribe{Flags: 32}.Append(nil), false},
 		{"short flags", []byte{1, 0}, false},
 	}
 	for _, tc := range cases {

@@ -164,6 +164,7 @@ func (s *state) subscribe(c *client, n int, flags uint32) *eventQueue {
 	c.events = newEventQueue(n)
 	c.digests = flags&storewire.SubscribeDigests != 0
 	c.info = flags&storewire.SubscribeInfo != 0
+	c.cold = flags&storewire.SubscribeCold != 0
 	if flags&storewire.SubscribeSnapshot != 0 {
 		for _, o := range s.objects {
 			if o.sealed {

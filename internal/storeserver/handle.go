@@ -99,12 +99,21 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 			return rt, storewire.Codes{Codes: codes}.Append(nil), nil
 		}
 		return rt, storewire.Codes{Codes: st.release(c, m.IDs)}.Append(nil), nil
-	case storewire.TypePersist:
+	case storewire.TypeColdTier:
+		if len(p) != 0 {
+			return 0, nil, errf(storewire.CodeInvalidRequest, "cold tier: the request takes no payload (%d bytes given)", len(p))
+		}
+		return rt, storewire.ColdTierReply{URL: st.coldURL()}.Append(nil), nil
+	case storewire.TypePersist, storewire.TypeAdopt:
 		var m storewire.IDList
 		if err := decode(&m, p); err != nil {
 			return 0, nil, err
 		}
-		codes, err := st.persist(m.IDs)
+		persist := st.persist
+		if t == storewire.TypeAdopt {
+			persist = st.adopt
+		}
+		codes, err := persist(m.IDs)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -126,10 +135,10 @@ func (cn *conn) handle(h storewire.Header, p []byte) (storewire.Type, []byte, er
 				return 0, nil, err
 			}
 		}
-		known := storewire.SubscribeDigests | storewire.SubscribeQuiet | storewire.SubscribeInfo | storewire.SubscribeSnapshot
+		known := storewire.SubscribeDigests | storewire.SubscribeQuiet | storewire.SubscribeInfo | storewire.SubscribeSnapshot | storewire.SubscribeCold
 		if m.Flags&^known != 0 || (m.Flags&storewire.SubscribeQuiet != 0 && m.Flags != storewire.SubscribeQuiet) {
-			return 0, nil, errf(storewire.CodeInvalidRequest, "subscribe: flags %#x: this store knows %#x (digest events), %#x (info), %#x (snapshot) and %#x (no events, alone)",
-				m.Flags, storewire.SubscribeDigests, storewire.SubscribeInfo, storewire.SubscribeSnapshot, storewire.SubscribeQuiet)
+			return 0, nil, errf(storewire.CodeInvalidRequest, "subscribe: flags %#x: this store knows %#x (digest events), %#x (info), %#x (snapshot), %#x (cold events) and %#x (no events, alone)",
+				m.Flags, storewire.SubscribeDigests, storewire.SubscribeInfo, storewire.SubscribeSnapshot, storewire.SubscribeCold, storewire.SubscribeQuiet)
 		}
 		if m.Flags&storewire.SubscribeQuiet == 0 {
 			cn.subscribe(m.Flags)

@@ -54,6 +54,7 @@ type client struct {
 	events  *eventQueue                          // non-nil once subscribed
 	digests bool                                 // a subscriber of digest events too
 	info    bool                                 // a subscriber of events with the object's info
+	cold    bool                                 // a subscriber of cold events too
 	send    func(storewire.Type, uint32, []byte) // async replies
 	drop    func()                               // ends the connection
 	pending int                                  // blocked Gets in flight

@@ -55,6 +55,11 @@ const (
 	TypePersist       Type = 17
 	// TypeCreateAndSealBatch is many CreateAndSeals in one frame.
 	TypeCreateAndSealBatch Type = 18
+	// TypeColdTier asks for the URL of the store's cold tier.
+	TypeColdTier Type = 19
+	// TypeAdopt has the store read records of its cold tier by id (objects
+	// another store wrote there), so that a Get restores them.
+	TypeAdopt Type = 20
 
 	ReplyBit  Type = 0x8000
 	TypeError Type = 0xFFFF
@@ -65,7 +70,8 @@ var typeNames = map[Type]string{
 	TypeSeal: "Seal", TypeAbort: "Abort", TypeGet: "Get", TypeRelease: "Release",
 	TypeContains: "Contains", TypeDelete: "Delete", TypeList: "List",
 	TypeEvict: "Evict", TypeSubscribe: "Subscribe", TypeEvent: "Event",
-	TypeStats: "Stats", TypeOutboard: "Outboard", TypeSetOutboard: "SetOutboard", TypePersist: "Persist", TypeCreateAndSealBatch: "CreateAndSealBatch", TypeError: "Error",
+	TypeStats: "Stats", TypeOutboard: "Outboard", TypeSetOutboard: "SetOutboard", TypePersist: "Persist", TypeCreateAndSealBatch: "CreateAndSealBatch",
+	TypeColdTier: "ColdTier", TypeAdopt: "Adopt", TypeError: "Error",
 }
 
 func (t Type) String() string {

@@ -30,6 +30,8 @@ func samples() map[Type]message {
 		TypeList | ReplyBit:     ListReply{More: true, Infos: []Info{{ID: id, DataSize: 5, State: StateSealed, ConstructNs: -1, HasDigest: true}}},
 		TypeEvent:               Event{Kind: EventEvicted, ID: id, DataSize: 7, MetaSize: 2, TimeNs: 99, HasDigest: true, Digest: [32]byte{3}},
 		TypeSubscribe:           Subscribe{Flags: SubscribeDigests},
+		TypeColdTier | ReplyBit: ColdTierReply{URL: "s3://bucket/prefix"},
+		TypeAdopt:               IDList{IDs: []ID{id}},
 		TypeStats | ReplyBit:    StatsReply{Capacity: 1, Used: 2, Objects: 3, Clients: 12},
 		TypeError:               ErrorReply{Code: CodeOutOfMemory, Message: "store full"},
 		TypeOutboard | ReplyBit: Outboard{Digest: [32]byte{5}, Outboard: []byte("\x01\x00\x00\x00\x00\x00\x00\x00")},
@@ -68,11 +70,13 @@ func decoderFor(t Type) interface{ Decode([]byte) error } {
 		return &ObjectRef{}
 	case TypeGet:
 		return &Get{}
-	case TypeDelete, TypeRelease:
+	case TypeDelete, TypeRelease, TypeAdopt, TypePersist:
 		return &IDList{}
+	case TypeColdTier | ReplyBit:
+		return &ColdTierReply{}
 	case TypeGet | ReplyBit:
 		return &GetReply{}
-	case TypeDelete | ReplyBit, TypeContains | ReplyBit, TypeRelease | ReplyBit:
+	case TypeDelete | ReplyBit, TypeContains | ReplyBit, TypeRelease | ReplyBit, TypeAdopt | ReplyBit, TypePersist | ReplyBit:
 		return &Codes{}
 	case TypeEvict, TypeEvict | ReplyBit:
 		return &Number{}
@@ -157,6 +161,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint16(TypeEvent), Event{Kind: EventPresent, ID: ID{7}, DataSize: 3, MetaSize: 2, TimeNs: 9,
 		Info: &EventInfo{CreateTimeNs: 1, ConstructNs: 2, CreatorPID: 3, Metadata: []byte("md")}}.Append(nil))
 	f.Add(uint16(TypeSubscribe), []byte{})
+	f.Add(uint16(TypeEvent), Event{Kind: EventCold, ID: ID{4}, DataSize: 9, TimeNs: 3, HasDigest: true, Digest: [32]byte{2}}.Append(nil))
+	f.Add(uint16(TypeColdTier|ReplyBit), ColdTierReply{}.Append(nil))
 	f.Add(uint16(TypeCreateAndSealBatch), CreateAndSealBatch{}.Append(nil))
 	f.Add(uint16(TypeCreateAndSealBatch), batchWithFlags(0x80))
 	f.Add(uint16(TypeSubscribe), Subscribe{Flags: SubscribeInfo | SubscribeSnapshot | SubscribeDigests}.Append(nil))

@@ -122,6 +122,11 @@ const (
 	// then EventSnapshotEnd, before any other event.
 	EventPresent     uint8 = 5
 	EventSnapshotEnd uint8 = 6
+	// EventCold: the store wrote the object to its cold tier (a spill or
+	// a persist), and EventColdDeleted: it deleted the tier's copy. Sent
+	// only to subscribers that asked with SubscribeCold.
+	EventCold        uint8 = 7
+	EventColdDeleted uint8 = 8
 )
 
 // Subscribe flags.
@@ -141,6 +146,9 @@ const (
 	// when the subscription starts, then EventSnapshotEnd: the state the
 	// events that follow change, taken atomically with subscribing.
 	SubscribeSnapshot uint32 = 8
+	// SubscribeCold asks for EventCold and EventColdDeleted as well. A
+	// store older than it refuses the flag.
+	SubscribeCold uint32 = 16
 )
 
 // Subscribe is the optional payload of a Subscribe request (an empty

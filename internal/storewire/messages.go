@@ -410,6 +410,27 @@ func (m *ErrorReply) Decode(p []byte) error {
 
 func (m ErrorReply) Error() string { return fmt.Sprintf("%s (code %d)", m.Message, m.Code) }
 
+// ColdTierReply names the store's cold tier: its URL without
+// credentials (file:///dir, s3://bucket/prefix), "" without a tier.
+type ColdTierReply struct {
+	URL string
+}
+
+// MaxColdURL bounds a tier's URL on the wire.
+const MaxColdURL = 4096
+
+func (m ColdTierReply) Append(b []byte) []byte {
+	e := Enc{B: b}
+	e.Bytes32([]byte(m.URL))
+	return e.B
+}
+
+func (m *ColdTierReply) Decode(p []byte) error {
+	d := NewDec(p)
+	m.URL = string(d.Bytes32("url", MaxColdURL))
+	return d.Done()
+}
+
 func b2u(v bool) uint8 {
 	if v {
 		return 1

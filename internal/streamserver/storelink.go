@@ -40,7 +40,8 @@ type storeConn struct {
 // needs to know at once when the store goes away, and asks for no events.
 //
 // With state streaming (stream) it asks for every event with the
-// object's info, starting with a snapshot of the store.
+// object's info, starting with a snapshot of the store. In a cluster it
+// also asks for the events of the store's cold tier, if it has one.
 func connectStore(ctx context.Context, cfg Config, stream bool) (*storeConn, error) {
 	// The stream server writes every object it receives: mapping the
 	// whole arena up front spares each its page faults.
@@ -62,6 +63,17 @@ func connectStore(ctx context.Context, cfg Config, stream bool) (*storeConn, err
 	}
 	if stream {
 		what = []store.SubscribeOption{store.WithDigestEvents(), store.WithInfo(), store.WithSnapshot()}
+	}
+	if cfg.Cluster.Etcd != "" {
+		// A store with a cold tier tells when it writes or deletes a cold
+		// copy: the node records it in the directory. (A store that does
+		// not know the ColdTier request would refuse the flag.)
+		if url, err := st.ColdTier(ctx); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("ask the store for its cold tier: %w", err)
+		} else if url != "" {
+			what = append(what, store.WithColdEvents())
+		}
 	}
 	sub, err := st.Subscribe(ctx, what...)
 	if err != nil {

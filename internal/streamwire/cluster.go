@@ -34,6 +34,36 @@ type Location struct {
 	Digest  wire.Digest `json:"digest,omitzero"` // BLAKE3-256 root (64 hex), left out when unknown
 }
 
+// ColdCopy says that a cold tier holds an object: the directory's cold
+// record (docs/cluster.md). Unlike a Location it is tied to no node's
+// lease: the copy outlives the node that wrote it. A hint, as a Location
+// is: the tier may have lost the copy since.
+type ColdCopy struct {
+	Tier    string      `json:"tier"`           // the tier's URL, without credentials: file:///dir or s3://bucket/prefix
+	Host    string      `json:"host,omitempty"` // for a file:// tier, the machine whose directory it is
+	Size    uint64      `json:"size"`           // data size plus metadata size, in bytes
+	Digest  wire.Digest `json:"digest"`         // BLAKE3-256 root of the data
+	Node    string      `json:"node"`           // the node whose store wrote it
+	Written time.Time   `json:"written"`        // when that node recorded it
+}
+
+// Where names the tier: its URL, and for a file:// tier the machine
+// ("file:///var/lib/plasma/cold on host1").
+func (c ColdCopy) Where() string {
+	if c.Host == "" {
+		return c.Tier
+	}
+	return c.Tier + " on " + c.Host
+}
+
+// Placement is where an object is: the nodes holding it in memory and
+// the cold tiers holding a copy (the reply of a LOCATE with
+// LocateCold).
+type Placement struct {
+	Holders []Location `json:"holders"`
+	Cold    []ColdCopy `json:"cold"`
+}
+
 // NodeOutcome is what a prefetch or a cluster delete did on one node.
 type NodeOutcome struct {
 	Node     string        `json:"node"`

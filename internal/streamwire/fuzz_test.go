@@ -41,12 +41,13 @@ func samples() []message {
 		RangeReply{Status: StatusOK, Length: 7, Header: true, DataSize: 9, Digest: [32]byte{4}, Metadata: []byte("m"), MetaDigest: [32]byte{5}, Outboard: []byte("12345678")},
 		Pull{ID: id, Sources: []PullSource{{Node: "a", Addr: "h:1", Full: true}, {Node: "b", Addr: "h:2"}}, Own: 1, Slices: 2},
 		PingReply{Nonce: 42, Store: StoreState{SinceNs: 1700000000000000000}},
+		Locate{IDs: []ID{id}}, // with flags: a seed of FuzzDecode, TestLocateFlags
 	}
 }
 
 func decoders() []decoder {
 	return []decoder{&Hello{}, &HelloReply{}, &Ping{}, &Sync{}, &Copy{}, &ObjectHeader{}, &Ack{},
-		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}, &JSON{}, &Prefetch{}, &Group{}, &Range{}, &RangeReply{}, &Pull{}, &PingReply{}}
+		&Progress{}, &StatReply{}, &PeerResult{}, &SyncDone{}, &ErrorReply{}, &Deleted{}, &JSON{}, &Prefetch{}, &Group{}, &Range{}, &RangeReply{}, &Pull{}, &PingReply{}, &Locate{}}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -132,6 +133,7 @@ func FuzzDecode(f *testing.F) {
 	for i, m := range samples() {
 		f.Add(uint8(i), m.Append(nil))
 	}
+	f.Add(uint8(len(samples())-1), Locate{IDs: []ID{{1}, {2}}, Flags: LocateCold}.Append(nil))
 	f.Fuzz(func(t *testing.T, which uint8, p []byte) {
 		wire.ReadFrame(bytes.NewReader(p), nil, MaxControlFrame)
 		ds := decoders()
@@ -159,6 +161,27 @@ func FuzzDecode(f *testing.F) {
 // FuzzRead: the streaming readers of SYNC and COPY accept exactly what the
 // buffered decoders accept within the count limits, decode it to the same
 // value, and never panic.
+// LOCATE's flags are optional: without them the request is a COPY's
+// list; a zero or unknown flags field is refused.
+func TestLocateFlags(t *testing.T) {
+	ids := []ID{{1}, {2}}
+	var m Locate
+	if err := m.Decode(Copy{IDs: ids}.Append(nil)); err != nil || m.Flags != 0 || len(m.IDs) != 2 {
+		t.Fatalf("a COPY-shaped LOCATE: %+v, %v", m, err)
+	}
+	p := Locate{IDs: ids, Flags: LocateCold}.Append(nil)
+	if err := m.Decode(p); err != nil || m.Flags != LocateCold {
+		t.Fatalf("LOCATE with cold: %+v, %v", m, err)
+	}
+	for _, bad := range []uint32{0, 2} {
+		e := Enc{B: Copy{IDs: ids}.Append(nil)}
+		e.U32(bad)
+		if err := m.Decode(e.B); err == nil {
+			t.Errorf("flags %#x accepted", bad)
+		}
+	}
+}
+
 func FuzzRead(f *testing.F) {
 	for _, m := range samples() {
 		switch m.(type) {

@@ -261,6 +261,41 @@ func (m *Copy) Decode(p []byte) error {
 	return d.Done()
 }
 
+// Locate is a LOCATE request: the ids, as a COPY's, then optionally flags
+// u32, present only when non-zero (a LOCATE without flags is laid out as
+// before they existed; a flags field of 0 or with an unknown bit is
+// malformed, so every request has one encoding).
+type Locate struct {
+	IDs   []ID
+	Flags uint32
+}
+
+// LocateCold asks for the cold copies beside the holders: the reply's
+// values are Placements instead of arrays of Locations.
+const LocateCold uint32 = 1
+
+func (m Locate) Append(b []byte) []byte {
+	e := Enc{B: b}
+	appendIDs(&e, m.IDs)
+	if m.Flags != 0 {
+		e.U32(m.Flags)
+	}
+	return e.B
+}
+
+func (m *Locate) Decode(p []byte) error {
+	d := wireDec(p)
+	m.IDs = readIDs(d)
+	m.Flags = 0
+	if d.Left() > 0 {
+		m.Flags = d.U32("flags")
+		if m.Flags == 0 || m.Flags&^LocateCold != 0 {
+			return fmt.Errorf("LOCATE flags %#x: known are %#x (cold copies); 0 is sent as no field", m.Flags, LocateCold)
+		}
+	}
+	return d.Done()
+}
+
 // ObjectHeader announces one object of a COPY/TAKE reply. When Status is
 // OK it is followed by MetaSize bytes of metadata, the 32-byte BLAKE3
 // digest of the data, the 32-byte BLAKE3 digest of the metadata,
