@@ -115,11 +115,14 @@ func Watch(ctx context.Context, cfg Config, st *store.Client, s3c *minio.Client)
 		listed, err := w.poll(ctx, skip)
 		if errors.Is(err, ErrStoreUnavailable) {
 			w.save()
-			return fmt.Errorf("%w; start it and run the watch again: %s keeps what was imported", err, cfg.StatePath)
+			return fmt.Errorf("the watch stops: the store at %s is gone (%w); start it and run the watch again: %s keeps what was imported", st.Socket(), err, cfg.StatePath)
 		}
 		delay := cfg.Interval
 		switch {
 		case listed:
+			if skip {
+				cfg.Log.Info("new-only: what the prefix holds now is recorded, not imported", "bucket", cfg.Bucket, "prefix", cfg.Prefix, "objects", len(state.Objects))
+			}
 			skip, listFailures = false, 0
 		case ctx.Err() == nil:
 			listFailures++
