@@ -167,7 +167,7 @@ func (a *announcer) announce(hash store.Digest, name string) (bridge.Announcemen
 	req, _ := json.Marshal(bridge.AnnounceRequest{Object: hash.String(), Subject: a.subject, Name: name})
 	var ann bridge.Announcement
 	err := bridge.Request(a.nc, a.op("announce"), req, a.n.timeout, &ann)
-	if err != nil && a.n.node == "" && strings.Contains(err.Error(), "not found") {
+	if err != nil && a.n.node == "" && strings.Contains(err.Error(), "not in this node's store") {
 		err = fmt.Errorf("%w (the node that answered does not hold it: give --node, the --node-name of the plasma-stream-server of this store)", err)
 	}
 	return ann, err

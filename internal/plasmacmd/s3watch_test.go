@@ -272,6 +272,38 @@ func TestImportWatchAnnounce(t *testing.T) {
 	}
 	waitStored(t, bst, one)
 
+	// A watch of another store than a's: a refuses to announce what its
+	// store lacks; the watch logs it, keeps the object unannounced in its
+	// state and asks again on each poll, which succeeds once a holds it.
+	other, _ := testutil.StartStoreProcess(t, "16MiB")
+	state := filepath.Join(t.TempDir(), "w2.json")
+	w2 := startWatch(t, other, "--interval", "100ms", "--state", state,
+		"--nats", url, "--node", "a", "--announce", "lake.late", "s3://"+s3.Bucket+"/late/")
+	late := testutil.Pattern(2<<20, 11)
+	putS3(t, s3, "late/x", late)
+	w2.waitFor(store.ContentID(late).String(), "late/x", strconv.Itoa(len(late)))
+	w2.waitLog("imported but not announced")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		s, err := s3import.LoadState(state)
+		if err == nil && s != nil && s.Objects["late/x"].Unannounced {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state of a watch whose announcement failed: %+v, %v", s, err)
+		}
+	}
+	if ok, _ := bst.Contains(context.Background(), store.ContentID(late)); ok {
+		t.Fatal("b replicated a blob that was never announced")
+	}
+	if _, err := testutil.StoreClient(t, a.Socket).Put(context.Background(), late, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitStored(t, bst, late)
+	w2.stop()
+	if s, err := s3import.LoadState(state); err != nil || s == nil || s.Objects["late/x"].Unannounced {
+		t.Fatalf("state after the announcement succeeded: %+v, %v", s, err)
+	}
+
 	out, err = testutil.RunBinary(t, "plasma", "-s", a.Socket, "import", "--watch", "--nats", url, "--node", "nobody", "--announce", "lake.raw", "s3://"+s3.Bucket+"/raw/")
 	if err == nil || !strings.Contains(out, "no node answers") {
 		t.Fatalf("a watch announcing through a node that does not exist: %v: %s", err, out)
