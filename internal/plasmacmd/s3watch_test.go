@@ -80,6 +80,11 @@ func containsAll(f, want []string) bool {
 func (w *watchProc) waitLog(s string) {
 	w.t.Helper()
 	for deadline := time.Now().Add(time.Minute); !strings.Contains(w.log.String(), s); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-w.exited:
+			w.t.Fatalf("the watch exited before logging %q", s)
+		default:
+		}
 		if time.Now().After(deadline) {
 			w.t.Fatalf("the watch did not log %q in a minute", s)
 		}
@@ -323,4 +328,35 @@ func waitStored(t *testing.T, st *store.Client, body []byte) {
 		}
 	}
 	wantStored(t, st, body)
+}
+
+// SIGINT while an object is being read (the S3 service stalls in the
+// middle of it, through a proxy) ends the watch at once with status 0,
+// nothing of the object in the store and nothing of it in the state.
+func TestImportWatchInterrupted(t *testing.T) {
+	s3 := testutil.StartS3(t)
+	proxy := testutil.StartProxy(t, strings.TrimPrefix(s3.Endpoint, "http://"), func(p *testutil.Proxy) { p.StallAt = 1 << 20 })
+	sock, _ := testutil.StartStoreProcess(t, "64MiB")
+	body := testutil.Pattern(8<<20, 1)
+	putS3(t, s3, "in/big", body)
+	state := filepath.Join(t.TempDir(), "w.json")
+	w := startWatch(t, sock, "--s3-endpoint", "http://"+proxy.Addr, "--interval", "100ms", "--state", state, "s3://"+s3.Bucket+"/in/")
+	select {
+	case <-proxy.Stalled():
+	case <-time.After(time.Minute):
+		t.Fatal("the watch did not start reading the object")
+	}
+	if code := w.stop(); code != 0 {
+		t.Fatalf("the watch interrupted in the middle of an object exited with %d, want 0", code)
+	}
+	if !strings.Contains(w.log.String(), "import abandoned") || w.out.String() != "" {
+		t.Fatalf("the watch interrupted in the middle of an object printed %q", w.out)
+	}
+	objs, err := testutil.StoreClient(t, sock).List(context.Background())
+	if err != nil || len(objs) != 0 {
+		t.Fatalf("the store after an interrupted import: %d objects, %v; want none", len(objs), err)
+	}
+	if s, err := s3import.LoadState(state); err != nil || s == nil || len(s.Objects) != 0 {
+		t.Fatalf("state after an interrupted import: %+v, %v", s, err)
+	}
 }
