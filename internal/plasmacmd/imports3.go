@@ -46,6 +46,9 @@ func (o *options) importS3(cmd *cobra.Command, f *importFlags, src string) error
 	if cmd.Flags().Changed("nats") && f.announce == "" {
 		return errors.New("with an s3:// source, --nats serves only --announce: the objects are imported into the store of -s, on this machine (run plasma import beside the node that should hold them; other nodes get them by subscribing to the subject)")
 	}
+	if f.watch && f.interval <= 0 {
+		return fmt.Errorf("--interval %s: want a positive duration (5s, 1m)", f.interval)
+	}
 	if f.watch && f.name != "" {
 		return errors.New("--name names one blob: a watch announces each object under its key")
 	}
