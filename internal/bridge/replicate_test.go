@@ -162,7 +162,11 @@ func TestReplicateAcrossSitesResumes(t *testing.T) {
 	<-proxy.Stalled()
 	proxy.Kill() // a1 dies mid-transfer
 	var last string
-	defer func() { t.Logf("last report: %s", last) }()
+	defer func() {
+		if t.Failed() {
+			t.Logf("last report: %s\nb2: %+v\nproxy: %s", last, report(t, site2, "b2"), proxy)
+		}
+	}()
 	for _, b := range []string{"b1", "b2"} {
 		waitFor(t, b+" failing with its only source dead", func() bool {
 			r := report(t, site2, b)

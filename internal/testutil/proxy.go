@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -41,6 +42,8 @@ type Proxy struct {
 	mu         sync.Mutex
 	total      int64
 	stallTotal int64
+	conns      int
+	killed     bool
 	cut        bool
 	open       map[net.Conn]bool
 
@@ -68,6 +71,13 @@ func StartProxy(t testing.TB, target string, configure ...func(*Proxy)) *Proxy {
 	go p.accept(target)
 	t.Cleanup(func() { p.Resume(); ln.Close(); p.wg.Wait() })
 	return p
+}
+
+// String tells what passed: for a failing test's log.
+func (p *Proxy) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf("proxy %s: %d connections, %d bytes counted toward StallTotalAt", p.Addr, p.conns, p.stallTotal)
 }
 
 // Stalled is closed once a connection has stalled at StallAt.
@@ -98,7 +108,14 @@ func (p *Proxy) accept(target string) {
 			continue
 		}
 		p.mu.Lock()
+		if p.killed { // accepted before Kill closed the listener, dialled after
+			p.mu.Unlock()
+			c.Close()
+			s.Close()
+			continue
+		}
 		p.open[c], p.open[s] = true, true
+		p.conns++
 		p.mu.Unlock()
 		p.wg.Add(2)
 		go func() { defer p.wg.Done(); io.Copy(s, c); s.(*net.TCPConn).CloseWrite() }()
