@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -52,7 +53,17 @@ func TestColdCopiesInTheDirectory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A third object's copy will vanish from the tier behind the
+			// stores' backs (a file:// tier: its record file removed).
+			idX, err := ca.Put(bg, testutil.Pattern(1<<20, 63), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ca.Persist(bg, idX); err != nil {
+				t.Fatal(err)
+			}
 			cb := streamClient(t, addrB)
+			waitPlacement(t, cb, idX, "[a] cold: "+tier+" (written by a)")
 			waitPlacement(t, cb, idP, "[a] cold: "+tier+" (written by a)")
 			waitPlacement(t, cb, idS, "[a]")
 			if _, err := ca.Evict(bg, 1<<30); err != nil { // idS is spilled, idP was in the tier already
@@ -77,6 +88,19 @@ func TestColdCopiesInTheDirectory(t *testing.T) {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("FETCH on c: %q does not say %q", err, want)
 				}
+			}
+
+			// The record of a copy the tier no longer has is stale: a
+			// FETCH on a node of that tier says so and removes it.
+			if medium.name == "file" {
+				if err := os.Remove(filepath.Join(strings.TrimPrefix(tier, "file://"), "objects", idX.String()+".rec")); err != nil {
+					t.Fatal(err)
+				}
+				_, err := cb.Fetch(bg, []stream.ObjectID{idX})
+				if err == nil || !strings.Contains(err.Error(), "stale record is removed") {
+					t.Fatalf("FETCH of an object whose tier copy vanished: %v, want the stale record removed", err)
+				}
+				waitPlacement(t, cb, idX, "[]")
 			}
 
 			want := uint64(len(persisted) + len(spilled) + len("persisted") + len("spilled"))

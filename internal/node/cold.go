@@ -107,7 +107,15 @@ func (n *Node) fetchCold(ctx context.Context, sc Store, id streamwire.ID, held *
 		return fail(streamwire.StatusStoreError, "read its record in the cold tier %s: %v", url, err)
 	}
 	if !found[0] {
-		return fail(streamwire.StatusNotFound, "the directory records a copy in the cold tier %s (written by %s), but the tier has no record of it: deleted since, or a file:// directory on another machine", c.Where(), c.Node)
+		if c.Host != host { // a file:// directory of another machine: maybe not this one
+			return fail(streamwire.StatusNotFound, "the directory records a copy in the cold tier %s (written by %s), but the tier has no record of it: deleted since, or a file:// directory on another machine", c.Where(), c.Node)
+		}
+		// The very tier this store reads has no such object: the record
+		// is stale (the copy was removed by hand, or by a store without a
+		// stream server), and goes.
+		n.dir.QueueColdRemoval(id, c.Tier, c.Host)
+		n.log.Warn("removed a stale cold record: the tier has no such object", "object", fmt.Sprintf("%x", id[:]), "tier", c.Where(), "written_by", c.Node)
+		return fail(streamwire.StatusNotFound, "the directory recorded a copy in the cold tier %s (written by %s), but the tier has no record of it (deleted since): the stale record is removed", c.Where(), c.Node)
 	}
 	t := n.cfg.Activity.Begin(activity.In, "restore", c.Where(), 1)
 	t.Expect(int64(c.Size))
