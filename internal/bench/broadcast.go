@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -123,7 +124,7 @@ func Broadcast(ctx context.Context, cfg BroadcastConfig, w io.Writer) (map[strin
 	if err != nil {
 		return nil, err
 	}
-	bcast, failed, err := timeBroadcast(ctx, origin, nw, cfg)
+	bcast, failed, err := timeBroadcast(ctx, origin, nw, cfg, res)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +148,10 @@ func Broadcast(ctx context.Context, cfg BroadcastConfig, w io.Writer) (map[strin
 	if failed > 0 {
 		fmt.Fprintf(w, "  %d nodes failed\n", failed)
 	}
+	fmt.Fprintf(w, "  %-40s %v to %v s\n", "  members done after", res["fastest_node_s"], res["slowest_node_s"])
+	if v, ok := res["origin_sent_ratio"]; ok {
+		fmt.Fprintf(w, "  %-40s %v × the object\n", "  the origin's link carried", v)
+	}
 	fmt.Fprintf(w, "  %-40s %8.3f GB/s, unverified %.3f GB/s (verified_ratio %.2f)\n", "PULL of one object over one link", pull.verified, pull.unverified, pull.verified/pull.unverified)
 	return res, nil
 }
@@ -168,7 +173,7 @@ func timeSingle(ctx context.Context, origin *store.Client, nw *netns, size int) 
 	return time.Since(start).Seconds(), nil
 }
 
-func timeBroadcast(ctx context.Context, origin *store.Client, nw *netns, cfg BroadcastConfig) (float64, int, error) {
+func timeBroadcast(ctx context.Context, origin *store.Client, nw *netns, cfg BroadcastConfig, res map[string]any) (float64, int, error) {
 	id, err := origin.Put(ctx, benchData(cfg.Size, 2), nil)
 	if err != nil {
 		return 0, 0, err
@@ -189,15 +194,22 @@ func timeBroadcast(ctx context.Context, origin *store.Client, nw *netns, cfg Bro
 			return 0, 0, fmt.Errorf("the cluster did not register all nodes and the object in 20 s")
 		}
 	}
+	sentBefore := nw.sent(0)
 	start := time.Now()
 	out, err := c.Prefetch(ctx, id, "bench", true, cfg.Fanout)
 	elapsed := time.Since(start).Seconds()
+	if sent := nw.sent(0); sent > 0 && sentBefore > 0 {
+		res["origin_sent_ratio"] = round(float64(sent-sentBefore) / float64(cfg.Size))
+	}
 	failed := 0
+	fastest, slowest := math.Inf(1), 0.0
 	for _, o := range out {
 		if !o.OK {
 			failed++
 		}
+		fastest, slowest = min(fastest, o.Duration.Seconds()), max(slowest, o.Duration.Seconds())
 	}
+	res["fastest_node_s"], res["slowest_node_s"] = round(fastest), round(slowest)
 	if len(out) != cfg.Nodes {
 		return 0, 0, fmt.Errorf("prefetch reached %d of %d nodes: %v", len(out), cfg.Nodes, err)
 	}
@@ -286,6 +298,17 @@ func (n *netns) add(i int, rate string) error {
 		}
 	}
 	return nil
+}
+
+// sent is the bytes node i has sent on its link (the host end of its
+// veth received them), or 0 if unknown.
+func (n *netns) sent(i int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/sys/class/net/%sh%d/statistics/rx_bytes", n.prefix, i))
+	if err != nil {
+		return 0
+	}
+	v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return v
 }
 
 // run starts a program inside node i's namespace.
