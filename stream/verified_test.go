@@ -234,8 +234,9 @@ func TestPullSliceFallsBackWhenAPeerDies(t *testing.T) {
 	id := store.RandomObjectID()
 	data := randomData(size, 6)
 	putID(t, h.Socket, id, data, nil)
-	// q sees p through a proxy that dies after 2 MiB.
-	pDying := testutil.StartProxy(t, p.Addr, func(x *testutil.Proxy) { x.CutTotalAt, x.MaxConns = 2<<20, 3 })
+	// q sees p through a proxy that dies after 2 MiB: a swarm's fetch
+	// opens one connection to each source, and when it re-dials p is gone.
+	pDying := testutil.StartProxy(t, p.Addr, func(x *testutil.Proxy) { x.CutTotalAt, x.MaxConns = 2<<20, 1 })
 
 	type result struct {
 		out stream.PullOutcome
