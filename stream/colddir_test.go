@@ -1,6 +1,9 @@
 package stream_test
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,8 +35,9 @@ func TestColdCopiesInTheDirectory(t *testing.T) {
 			tier := medium.tier(t)
 			etcd := testutil.FreeAddr(t)
 			sockB, _ := testutil.StartStoreProcess(t, "32MiB", "-e", tier)
+			metricsB := testutil.FreeAddr(t)
 			_, addrB := testutil.StartStreamServer(t, "b", sockB, "127.0.0.1", "--etcd", "embedded", "--etcd-dir", filepath.Join(t.TempDir(), "etcd"),
-				"--etcd-listen", etcd, "--lease-ttl", "2s")
+				"--etcd-listen", etcd, "--lease-ttl", "2s", "--metrics-addr", metricsB)
 			sockA, storeA := testutil.StartStoreProcess(t, "32MiB", "-e", tier)
 			streamA, _ := testutil.StartStreamServer(t, "a", sockA, "127.0.0.1", "--etcd", "http://"+etcd, "--lease-ttl", "2s")
 			other := "file://" + filepath.Join(t.TempDir(), "other")
@@ -78,6 +82,15 @@ func TestColdCopiesInTheDirectory(t *testing.T) {
 			storeA.Process.Signal(syscall.SIGKILL)
 			time.Sleep(3 * time.Second) // past a's lease
 			waitPlacement(t, cb, idP, "[] cold: "+tier+" (written by a)")
+			// The dashboard's locate shows the cold copy too.
+			var located struct {
+				Holders []stream.Location `json:"holders"`
+				Cold    []stream.ColdCopy `json:"cold"`
+			}
+			getJSON(t, "http://"+metricsB+"/api/locate?id="+idP.String(), &located)
+			if len(located.Holders) != 0 || len(located.Cold) != 1 || located.Cold[0].Tier != tier || located.Cold[0].Node != "a" {
+				t.Errorf("/api/locate: %+v, want no holder and a's cold copy in %s", located, tier)
+			}
 
 			// c's store uses another tier: a clear error.
 			_, err = streamClient(t, addrC).Fetch(bg, []stream.ObjectID{idP})
@@ -157,5 +170,22 @@ func waitPlacement(t *testing.T, c *stream.Client, id stream.ObjectID, want stri
 			t.Fatalf("LOCATE %s: %s, want %s", id, got, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// getJSON decodes the JSON answer of a GET of url into v.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
 	}
 }

@@ -21,6 +21,15 @@ func (n *Node) Nodes(ctx context.Context) ([]cluster.Node, error) {
 	return n.dir.Nodes(ctx)
 }
 
+// Placements lists the holders and the cold copies of each object (nil
+// when standalone).
+func (n *Node) Placements(ctx context.Context, ids []streamwire.ID) (map[streamwire.ID]streamwire.Placement, error) {
+	if n.dir == nil {
+		return nil, nil
+	}
+	return n.locateCold(ctx, ids)
+}
+
 // Locate lists the holders of each object (nil when standalone).
 func (n *Node) Locate(ctx context.Context, ids []streamwire.ID) (map[streamwire.ID][]cluster.Location, error) {
 	if n.dir == nil {

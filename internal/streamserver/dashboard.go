@@ -192,8 +192,8 @@ func (s *Server) clusterSection(ctx context.Context) (any, error) {
 	return map[string]any{"clustered": true, "nodes": out}, nil
 }
 
-// apiLocate answers /api/locate?id=HEX: the holders of an object, as
-// LOCATE does.
+// apiLocate answers /api/locate?id=HEX: the holders of an object and its
+// cold copies, as LOCATE with LocateCold does.
 func (s *Server) apiLocate(w http.ResponseWriter, r *http.Request) {
 	q := strings.TrimSpace(r.URL.Query().Get("id"))
 	b, err := hex.DecodeString(q)
@@ -209,12 +209,13 @@ func (s *Server) apiLocate(w http.ResponseWriter, r *http.Request) {
 	id := streamwire.ID(b)
 	ctx, cancel := context.WithTimeout(r.Context(), dashboardTimeout)
 	defer cancel()
-	locs, err := n.Locate(ctx, []streamwire.ID{id})
+	ps, err := n.Placements(ctx, []streamwire.ID{id})
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the cluster directory did not answer: " + err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id.String(), "holders": locs[id]})
+	p := ps[id]
+	writeJSON(w, http.StatusOK, map[string]any{"id": id.String(), "holders": p.Holders, "cold": p.Cold})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -208,10 +208,14 @@ function locateBox() {
       const r = await fetch("api/locate?id=" + encodeURIComponent(id));
       const j = await r.json();
       if (!r.ok) { out.replaceChildren(h("div", { class: "err" }, j.error)); return; }
-      const hs = j.holders || [];
-      out.replaceChildren(hs.length
+      const hs = j.holders || [], cold = j.cold || [];
+      const parts = [hs.length
         ? table(["holder", "address", "size ", "digest"], hs.map((l) => h("tr", { "data-holder": l.node }, h("td", {}, l.node), h("td", { class: "mono" }, l.address), h("td", { class: "num" }, bytes(l.size)), h("td", { class: "mono" }, l.digest || "–"))))
-        : h("div", { class: "empty", id: "locate-none" }, "no node holds " + j.id));
+        : h("div", { class: "empty", id: "locate-none" }, (cold.length ? "no node holds it in memory: " : "no node holds ") + j.id)];
+      if (cold.length) {
+        parts.push(table(["cold copy in", "written by", "size ", "digest"], cold.map((c) => h("tr", { "data-cold": c.tier }, h("td", { class: "mono" }, c.host ? c.tier + " on " + c.host : c.tier), h("td", {}, c.node), h("td", { class: "num" }, bytes(c.size)), h("td", { class: "mono" }, c.digest || "–")))));
+      }
+      out.replaceChildren(...parts);
     } catch (e) {
       out.replaceChildren(h("div", { class: "err" }, "locate failed: " + e));
     }
