@@ -107,6 +107,9 @@ func (o *options) locateCmd() *cobra.Command {
 		Short: "List the nodes that hold an object, and the cold tiers that hold a copy, according to the cluster directory",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cold && !asJSON {
+				return fmt.Errorf("--cold goes with --json: the text output always lists the cold copies")
+			}
 			id, err := store.ParseObjectID(args[0])
 			if err != nil {
 				return err

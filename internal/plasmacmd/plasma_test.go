@@ -105,6 +105,7 @@ func TestErrorsAreOneSentence(t *testing.T) {
 	missing := "ffffffffffffffffffffffffffffffffffffffff"
 	c.fail("not in the store", "get", missing)
 	c.fail("want 40 hex digits", "get", "abc")
+	c.fail("--cold goes with --json", "locate", "--cold", missing)
 	c.fail("not found", "rm", missing)
 	c.fail("at most 65536", "put", "--metadata", strings.Repeat("m", 65537), "-")
 	c.fail("not both", "put", "--metadata", "a", "--metadata-file", "b", "-")
