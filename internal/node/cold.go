@@ -87,11 +87,7 @@ func (n *Node) fetchCold(ctx context.Context, sc Store, id streamwire.ID, held *
 	if len(copies) == 0 {
 		return fail(streamwire.StatusNotFound, "no node of the cluster holds it")
 	}
-	url, err := sc.Client.ColdTier(ctx)
-	if err != nil {
-		return fail(streamwire.StatusStoreError, "the local store: %v", err)
-	}
-	_, host := n.cold.get()
+	url, host := n.cold.get() // learned when the node last synced with its store
 	c, ok := sameTier(copies, url, host)
 	if !ok {
 		mine := "has no cold tier"

@@ -107,17 +107,17 @@ func (n *Node) locate(ctx context.Context, ids []streamwire.ID) (map[streamwire.
 // locateCold answers a LOCATE with LocateCold: the holders and the cold
 // copies of each object.
 func (n *Node) locateCold(ctx context.Context, ids []streamwire.ID) (map[streamwire.ID]streamwire.Placement, error) {
+	locs, err := n.locate(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
 	out := map[streamwire.ID]streamwire.Placement{}
 	for _, id := range ids {
-		holders, err := n.dir.Holders(ctx, id)
-		if err != nil {
-			return nil, err
-		}
 		cold, err := n.dir.ColdCopies(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		out[id] = streamwire.Placement{Holders: holders, Cold: cold}
+		out[id] = streamwire.Placement{Holders: locs[id], Cold: cold}
 	}
 	return out, nil
 }
