@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/plasmastream/plasmastream/internal/fsutil"
 )
 
 // Defaults of the file streamer.
@@ -232,21 +234,9 @@ func (s *FileStreamingService) writeFile(name string, b []byte) error {
 		return err
 	}
 	if s.fsync {
-		return syncDir(s.dir)
+		return fsutil.SyncDir(s.dir)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Close writes what is queued and stops the writer.

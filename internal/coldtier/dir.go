@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/plasmastream/plasmastream/internal/fsutil"
 	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
@@ -97,16 +98,7 @@ func (t *dirTier) writeFile(ctx context.Context, key string, data []byte) (err e
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dst))
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return fsutil.SyncDir(filepath.Dir(dst))
 }
 
 func (t *dirTier) GetRecord(_ context.Context, id wire.ID) (Record, error) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/plasmastream/plasmastream/internal/fsutil"
 	"github.com/plasmastream/plasmastream/internal/wire"
 )
 
@@ -104,35 +105,11 @@ func LoadState(path string) (*State, error) {
 // file beside it, fsynced, renamed over it, and the directory fsynced.
 // A crash at any point leaves the old state or the new one.
 func SaveState(path string, s *State) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("state file: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("state file: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(s.Marshal())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := fsutil.WriteFileAtomic(path, s.Marshal()); err != nil {
 		return fmt.Errorf("state file %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("state file %s: sync its directory: %w", path, err)
-		}
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/plasmastream/plasmastream/internal/fsutil"
 )
 
 // DefaultKeyFile is where `plasma keygen` writes a key when not told.
@@ -183,7 +185,7 @@ func writeFileAtomic(path string, data []byte, force bool) (err error) {
 	if err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return fsutil.SyncDir(dir)
 }
 
 // checkPrivateMode refuses a private key file that others may read (see
@@ -208,17 +210,4 @@ func privateModeOK(perm os.FileMode, fileUID, euid int) bool {
 		return true
 	}
 	return fileUID == 0 && euid != 0 && perm&0o037 == 0
-}
-
-// syncDir makes a rename or link in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
