@@ -44,6 +44,7 @@ type Proxy struct {
 	stallTotal int64
 	conns      int
 	killed     bool
+	dialed     func() // for this package's tests: runs between the dial and the registration
 	cut        bool
 	open       map[net.Conn]bool
 
@@ -106,6 +107,9 @@ func (p *Proxy) accept(target string) {
 		if err != nil {
 			c.Close()
 			continue
+		}
+		if p.dialed != nil {
+			p.dialed()
 		}
 		p.mu.Lock()
 		if p.killed { // accepted before Kill closed the listener, dialled after
