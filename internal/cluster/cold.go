@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -205,12 +206,29 @@ func (d *Directory) ColdCopies(parent context.Context, id wire.ID) ([]ColdCopy, 
 	}
 	out := make([]ColdCopy, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		var c ColdCopy
-		if err := json.Unmarshal(kv.Value, &c); err != nil || c.Tier == "" || strings.Contains(strings.TrimPrefix(string(kv.Key), d.coldPrefix(id)), "/") {
+		c, err := decodeColdRecord(strings.TrimPrefix(string(kv.Key), d.coldPrefix(id)), kv.Value)
+		if err != nil {
 			d.log.Warn("ignoring malformed cold record", "key", string(kv.Key), "err", err)
 			continue
 		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// decodeColdRecord reads one cold record: the last segment of its key
+// (the escaped tier, no slash) and its JSON value, which must name a
+// tier.
+func decodeColdRecord(keyTail string, value []byte) (ColdCopy, error) {
+	var c ColdCopy
+	if err := json.Unmarshal(value, &c); err != nil {
+		return ColdCopy{}, err
+	}
+	switch {
+	case c.Tier == "":
+		return ColdCopy{}, errors.New("the record names no tier")
+	case strings.Contains(keyTail, "/"):
+		return ColdCopy{}, errors.New("the key has more segments than a cold record's")
+	}
+	return c, nil
 }
