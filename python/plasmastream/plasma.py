@@ -53,9 +53,10 @@ __all__ = [
 ArrowException = PlasmaError
 
 MAX_METADATA = w.MAX_METADATA
-# connect(num_retries=-1) retries this often, this far apart (pyarrow's
-# kNumConnectAttempts and kConnectTimeoutMs).
-DEFAULT_CONNECT_RETRIES = 50
+# connect(num_retries=-1) retries this often, this far apart: what Arrow 11's
+# C++ client did (kNumConnectAttempts and kConnectTimeoutMs, 8 s in all; its
+# Python docstring said 50).
+DEFAULT_CONNECT_RETRIES = 80
 CONNECT_RETRY_DELAY = 0.1
 
 
@@ -330,8 +331,8 @@ class PlasmaClient(_base.PlasmaClient):
 
 def connect(store_socket_name, num_retries=-1, *, socket_owner=None) -> PlasmaClient:
     """Connect to the store at ``store_socket_name``, retrying a failed
-    connection ``num_retries`` times 100 ms apart (-1: 50 times, as
-    pyarrow). Raises ``ConnectionClosed`` (an ``IOError``) if it never
+    connection ``num_retries`` times 100 ms apart (-1: 80 times, as
+    pyarrow did). Raises ``ConnectionClosed`` (an ``IOError``) if it never
     answers. ``socket_owner`` as for :func:`plasmastream.connect`."""
     retries = DEFAULT_CONNECT_RETRIES if num_retries < 0 else int(num_retries)
     for attempt in range(retries + 1):

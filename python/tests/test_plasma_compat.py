@@ -54,7 +54,7 @@ def test_connect_retries_until_the_store_listens(go_bins, tmp_path):
 
     def connect():
         try:
-            got["client"] = plasma.connect(sock)  # default: 50 retries 100 ms apart
+            got["client"] = plasma.connect(sock)  # default: 80 retries 100 ms apart
         except Exception as e:  # reported below
             got["error"] = e
 
@@ -367,3 +367,139 @@ def test_put_layout_decoder_rejects_garbage():
             bad = bytearray(good)
             struct.pack_into("<QQ", bad, 24, len(good) - 8, 100)  # buffer 0 past the end
             _pickled.loads(memoryview(bytes(bad)))
+
+
+# What pyarrow.plasma (Arrow 11) declared, written out here so that a drift
+# in our names, parameter names or defaults fails: code calling with keywords
+# or relying on a default must keep working.
+_PYARROW_SIGNATURES = {
+    "create": [("object_id", None), ("data_size", None), ("metadata", b"")],
+    "create_and_seal": [("object_id", None), ("data", None), ("metadata", b"")],
+    "seal": [("object_id", None)],
+    "abort": [("object_id", None)],
+    "get_buffers": [("object_ids", None), ("timeout_ms", -1), ("with_meta", False)],
+    "get_metadata": [("object_ids", None), ("timeout_ms", -1)],
+    "put_raw_buffer": [("value", None), ("object_id", None), ("metadata", b""), ("memcopy_threads", 6)],
+    "put": [("value", None), ("object_id", None), ("memcopy_threads", 6), ("serialization_context", None)],
+    "get": [("object_ids", None), ("timeout_ms", -1), ("serialization_context", None)],
+    "contains": [("object_id", None)],
+    "hash": [("object_id", None)],
+    "evict": [("num_bytes", None)],
+    "delete": [("object_ids", None)],
+    "list": [],
+    "store_capacity": [],
+    "subscribe": [],
+    "get_notification_socket": [],
+    "get_next_notification": [],
+    "decode_notifications": [("buf", None)],
+    "disconnect": [],
+    "debug_string": [],
+    "set_client_options": [("client_name", None), ("limit_output_memory", None)],
+}
+
+
+def _params(fn, skip_self=True):
+    import inspect
+
+    out = []
+    for p in list(inspect.signature(fn).parameters.values())[1 if skip_self else 0:]:
+        if p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue  # our additions, never positional
+        out.append((p.name, None if p.default is p.empty else p.default))
+    return out
+
+
+def test_names_and_signatures_are_pyarrows():
+    for name in ("ObjectID", "ObjectNotAvailable", "PlasmaBuffer", "PlasmaClient", "PlasmaObjectExists",
+                 "PlasmaObjectNotFound", "PlasmaStoreFull", "connect", "start_plasma_store"):
+        assert hasattr(plasma, name), name
+    for method, want in _PYARROW_SIGNATURES.items():
+        assert _params(getattr(plasma.PlasmaClient, method)) == want, method
+    assert isinstance(plasma.PlasmaClient.store_socket_name, property)
+    assert _params(plasma.connect, False) == [("store_socket_name", None), ("num_retries", -1)]
+    assert _params(plasma.start_plasma_store, False) == [
+        ("plasma_store_memory", None), ("use_valgrind", False), ("use_profiler", False),
+        ("plasma_directory", None), ("use_hugepages", False), ("external_store", None)]
+    assert callable(plasma.ObjectID.from_random) and callable(plasma.ObjectID.binary)
+
+
+def test_connect_retries_as_pyarrow_did(tmp_path, monkeypatch):
+    """num_retries=-1 retries 80 times 100 ms apart (Arrow 11's C++ client),
+    n retries n times, 0 tries once; then an IOError naming the socket."""
+    sleeps = []
+    monkeypatch.setattr(plasma.time, "sleep", sleeps.append)
+    for n, want in ((-1, 80), (3, 3), (0, 0)):
+        sleeps.clear()
+        with pytest.raises(IOError, match="gone.sock"):
+            plasma.connect(str(tmp_path / "gone.sock"), n)
+        assert sleeps == [0.1] * want, n
+
+
+def test_object_ids_from_random_differ_across_processes():
+    import subprocess
+    import sys
+
+    code = "import plasmastream.plasma as p; print(p.ObjectID.from_random().binary().hex())"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    got = {subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() for _ in range(2)}
+    assert len(got) == 2 and all(len(h) == 40 for h in got)
+
+
+def test_list_times_are_seconds(pc):
+    """create_time is the unix time of create, construct_duration the
+    seconds from create to seal (-1 before), as pyarrow's list()."""
+    import time
+
+    t1 = time.time()
+    oid = rid()
+    buf = pc.create(oid, 3)
+    t2 = time.time()
+    entry = pc.list()[oid]
+    assert t1 - 1.5 <= entry["create_time"] <= t2 + 1.5
+    assert entry["construct_duration"] == -1
+    time.sleep(0.5)
+    t3 = time.time()
+    pc.seal(oid)
+    t4 = time.time()
+    d = pc.list()[oid]["construct_duration"]
+    assert t3 - t2 - 0.25 <= d <= t4 - t1 + 1.5
+    del buf
+
+
+class _Blob:
+    """Not numpy: a value that hands pickle 5 its buffer out of band."""
+
+    def __init__(self, buf):
+        self.buf = buf
+
+    def __reduce_ex__(self, protocol):
+        return _Blob, (pickle.PickleBuffer(self.buf),)
+
+
+def test_put_any_buffer_exporter_is_zero_copy(pc):
+    src = bytearray(os.urandom(1 << 20))
+    oid = pc.put({"blob": _Blob(src), "n": 1})
+    got = pc.get(oid)["blob"].buf
+    view = memoryview(got)
+    assert view.readonly and bytes(view) == bytes(src)
+    addr = np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0]
+    assert pc._ro_base <= addr and addr + len(src) <= pc._ro_base + pc._arena_size
+
+
+def test_start_plasma_store_options(go_bins, monkeypatch, tmp_path):
+    monkeypatch.setenv("PLASMASTREAM_STORE_SERVER", os.path.join(go_bins, "plasma-store-server"))
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    # plasma_directory: the store's shared-memory file lives there (-d).
+    with plasma.start_plasma_store(4 * MiB, plasma_directory=str(shm)) as (name, proc):
+        c = plasma.connect(name, num_retries=0)
+        oid = c.put(b"x" * 1000)
+        assert c.get(oid) == b"x" * 1000
+        maps = open(f"/proc/{proc.pid}/maps").read()
+        assert str(shm) in maps, "the arena is not mapped from plasma_directory"
+        c.disconnect()
+    for kw in ({"use_valgrind": True}, {"use_profiler": True}):
+        with pytest.raises(NotImplementedError, match="pprof"):
+            with plasma.start_plasma_store(4 * MiB, **kw):
+                pass
