@@ -1,6 +1,6 @@
 """Benchmark: the store against pickling through shared memory and a pipe.
 
-    python -m plasmastream.bench --socket /tmp/plasma [--size-mib 256]
+    python -m plasmastream.bench [--socket /tmp/plasma | --start-store BYTES] [--size-mib 256]
 
 Measures, for one numpy array of --size-mib MiB (float64):
 
@@ -27,8 +27,11 @@ Measures, for one numpy array of --size-mib MiB (float64):
   (unpickles) it.
 
 GB/s are 10^9 bytes of the array per second, end to end (until the other
-process has the array). Prints a table, then as the last line one JSON
-object with all the figures.
+process has the array). Prints the three paths side by side (put, get p50,
+end to end), the ratio of the plasma get p50 to the raw buffer get p50, the
+details, then as the last line one JSON object with all the figures. With
+neither --socket nor --start-store and no store at the default socket, it
+runs a store of 1.5x the array plus 64 MiB for the run.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def _plasma_pickle_child(sock: str, conn_in, conn_out) -> None:
     from plasmastream import plasma
 
     client = plasma.connect(sock)
+    conn_out.send("ready")
     while True:
         msg = conn_in.recv()
         if msg is None:
@@ -64,6 +68,7 @@ def _plasma_pickle_child(sock: str, conn_in, conn_out) -> None:
 
 def _plasma_child(sock: str, conn_in, conn_out) -> None:
     client = plasmastream.connect(sock)
+    conn_out.send("ready")
     while True:
         msg = conn_in.recv()
         if msg is None:
@@ -80,6 +85,7 @@ def _shm_child(name: str, conn_in, conn_out) -> None:
     # A spawned child shares the parent's resource tracker; the parent
     # unlinks the block.
     shm = shared_memory.SharedMemory(name=name)
+    conn_out.send("ready")
     while True:
         n = conn_in.recv()
         if n is None:
@@ -91,6 +97,7 @@ def _shm_child(name: str, conn_in, conn_out) -> None:
 
 
 def _pipe_child(conn_in, conn_out) -> None:
+    conn_out.send("ready")
     while True:
         arr = conn_in.recv()
         if arr is None:
@@ -100,13 +107,22 @@ def _pipe_child(conn_in, conn_out) -> None:
 
 
 class _Peer:
-    """Another process with a pipe each way."""
+    """Another process with a pipe each way, ready (connected, its block
+    attached) when the constructor returns, so that no timing includes its
+    start."""
 
     def __init__(self, ctx, target, *args):
         self.to_child_r, self.to_child = ctx.Pipe(duplex=False)
         self.from_child, self.from_child_w = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(target=target, args=args + (self.to_child_r, self.from_child_w), daemon=True)
         self.proc.start()
+        try:
+            ready = self.from_child.poll(120) and self.from_child.recv() == "ready"
+        except EOFError:  # it died (its error is on standard error)
+            ready = False
+        if not ready:
+            self.stop()
+            raise RuntimeError(f"the benchmark's {target.__name__} process did not start")
 
     def stop(self):
         try:
@@ -297,9 +313,46 @@ def _cpu_model() -> str:
     return "unknown cpu"
 
 
+def _store_listening(path: str) -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(path)
+        return True
+    except OSError:
+        return False
+
+
+def _fmt(v, unit: str) -> str:
+    return "—" if v is None else f"{v:.2f} {unit}" if unit == "GB/s" else f"{v:.1f} {unit}"
+
+
+def side_by_side(res: dict) -> list:
+    """The three ways to hand the array to another process, one row each:
+    (path, put, get p50, put here -> value there)."""
+    return [
+        ("plasmastream.plasma put/get (pickle 5, zero copy)", _fmt(res["plasma_put_GBps"], "GB/s"),
+         _fmt(res["plasma_get_p50_us"], "µs"), _fmt(res["plasma_pickle_e2e_GBps"], "GB/s")),
+        ("multiprocessing.shared_memory + pickle", _fmt(res["pickle_shm_put_GBps"], "GB/s"),
+         _fmt(res["pickle_shm_get_p50_us"], "µs"), _fmt(res["pickle_shm_GBps"], "GB/s")),
+        ("multiprocessing pipe (pickle)", _fmt(None, ""), _fmt(None, ""), _fmt(res["pickle_pipe_GBps"], "GB/s")),
+    ]
+
+
+def _table(rows, head=None) -> None:
+    rows = ([head] if head else []) + rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        cells = [f"{r[0]:<{widths[0]}}"] + [f"{c:>{w}}" for c, w in zip(r[1:], widths[1:])]
+        print("  " + "  ".join(cells).rstrip())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m plasmastream.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--socket", "-s", default=plasmastream.DEFAULT_SOCKET, help="store socket")
+    ap.add_argument("--socket", "-s", default=None,
+                    help=f"socket of a running store (default {plasmastream.DEFAULT_SOCKET}; when nothing listens "
+                         "there and --socket is not given, a store is started for the run)")
     ap.add_argument("--size-mib", type=int, default=256, help="array size in MiB (default 256)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per throughput figure (median)")
     ap.add_argument("--gets", type=int, default=1000, help="gets per latency figure")
@@ -307,34 +360,43 @@ def main(argv=None) -> int:
                     help="run a plasma-store-server of BYTES for the benchmark (plasma.start_plasma_store) "
                          "instead of using --socket; needs about 1.5x the array")
     args = ap.parse_args(argv)
-    if args.start_store:
-        from plasmastream.plasma import start_plasma_store
+    start = args.start_store
+    sock = args.socket or plasmastream.DEFAULT_SOCKET
+    if not start and not _store_listening(sock):
+        if args.socket:
+            print(f"python -m plasmastream.bench: no store listens at {sock}: start plasma-store-server -s {sock} "
+                  f"-m BYTES, or give --start-store BYTES to run one for the benchmark", file=sys.stderr)
+            return 2
+        start = (args.size_mib << 20) * 3 // 2 + (64 << 20)
+        print(f"no store at {sock}: starting a plasma-store-server of {start} bytes for the run", file=sys.stderr)
+    try:
+        if start:
+            from plasmastream.plasma import start_plasma_store
 
-        with start_plasma_store(args.start_store) as (name, _):
-            res = run(name, args.size_mib, args.repeat, args.gets)
-    else:
-        res = run(args.socket, args.size_mib, args.repeat, args.gets)
-    rows = [
-        ("plasma.put (pickle 5, out of band)", f"{res['plasma_put_GBps']:.2f} GB/s", ""),
-        ("plasma.get (zero-copy view)", f"{res['plasma_get_p50_us']:.1f} µs p50",
-         f"{res['plasma_get_p99_us']:.1f} µs p99; {res['get_vs_raw']:.2f}x the raw get"),
-        ("raw buffer get (memoryview)", f"{res['raw_get_p50_us']:.1f} µs p50", ""),
-        ("plasma.put -> plasma.get elsewhere", f"{res['plasma_pickle_e2e_GBps']:.2f} GB/s", "put + get there"),
-        ("pickle into shared_memory", f"{res['pickle_shm_put_GBps']:.2f} GB/s", "dumps + copy"),
-        ("pickle.loads from shared_memory", f"{res['pickle_shm_get_p50_us']:.1f} µs p50", "a copy"),
+            with start_plasma_store(start) as (name, _):
+                res = run(name, args.size_mib, args.repeat, args.gets)
+        else:
+            res = run(sock, args.size_mib, args.repeat, args.gets)
+    except (plasmastream.PlasmaError, FileNotFoundError, RuntimeError) as e:
+        print(f"python -m plasmastream.bench: {e}", file=sys.stderr)
+        return 1
+    print(f"array: {res['size_bytes'] / 2**20:.0f} MiB float64, python {sys.version.split()[0]}, "
+          f"numpy {np.__version__}, {os.cpu_count()} cpus ({_cpu_model()})")
+    print("side by side (put: into the store or shared memory; get: p50 in this process; "
+          "end to end: put here, the value in another process):")
+    _table(side_by_side(res), ("path", "put", "get p50", "end to end"))
+    print(f"plasma.get p50 / raw buffer get p50: {res['get_vs_raw']:.2f}x "
+          f"({res['plasma_get_p50_us']:.1f} µs / {res['raw_get_p50_us']:.1f} µs; the target is within 2x)")
+    print("details:")
+    _table([
+        ("plasma.get p99", f"{res['plasma_get_p99_us']:.1f} µs", ""),
+        ("raw buffer get (memoryview)", f"{res['raw_get_p50_us']:.1f} µs p50", "no unpickling"),
         ("plasmastream put_array", f"{res['put_GBps']:.2f} GB/s", f"best {res['put_GBps_best']:.2f} GB/s"),
         ("plasmastream get_array, large", f"{res['get_p50_us_large']:.1f} µs p50", f"{res['get_p99_us_large']:.1f} µs p99"),
         ("plasmastream get_array, 1 KiB", f"{res['get_p50_us_small']:.1f} µs p50", ""),
-        ("plasmastream put -> other process", f"{res['plasma_e2e_GBps']:.2f} GB/s", "put + get_array there"),
-        ("pickle via shared_memory", f"{res['pickle_shm_GBps']:.2f} GB/s", "dumps + copy + loads there"),
-        ("pickle via pipe", f"{res['pickle_pipe_GBps']:.2f} GB/s", "Connection.send + recv there"),
-    ]
-    print(f"array: {res['size_bytes'] / 2**20:.0f} MiB float64, python {sys.version.split()[0]}, "
-          f"numpy {np.__version__}, {os.cpu_count()} cpus ({_cpu_model()})")
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    for a, b, c in rows:
-        print(f"  {a:<{w0}}  {b:>{w1}}  {c}")
+        ("plasmastream put -> other process", f"{res['plasma_e2e_GBps']:.2f} GB/s", "put_array + get_array there"),
+        ("pickle.loads from shared_memory", f"{res['pickle_shm_get_p50_us']:.1f} µs p50", "a copy"),
+    ])
     print(json.dumps(res))
     return 0
 
