@@ -130,6 +130,12 @@ def test_error_classes(pc, store):
         pc.create(rid(), pc.store_capacity() + 1)
     with pytest.raises(plasma.PlasmaObjectNotFound):
         pc.hash(rid())
+    # seal and abort of an id this client did not create: pyarrow's
+    # PlasmaObjectNotFound too (abort aborted the process there), naming the id.
+    for call in (pc.seal, pc.abort):
+        missing = rid()
+        with pytest.raises(plasma.PlasmaObjectNotFound, match=missing.hex()):
+            call(missing)
     for cls in (plasma.PlasmaObjectExists, plasma.PlasmaObjectNotFound, plasma.PlasmaStoreFull):
         assert issubclass(cls, plasma.ArrowException)
     # Metadata over our limit: what a pyarrow user catches when an object
