@@ -432,8 +432,12 @@ def test_names_and_signatures_are_pyarrows():
 def test_connect_retries_as_pyarrow_did(tmp_path, monkeypatch):
     """num_retries=-1 retries 80 times 100 ms apart (Arrow 11's C++ client),
     n retries n times, 0 tries once; then an IOError naming the socket."""
+    import types
+
     sleeps = []
-    monkeypatch.setattr(plasma.time, "sleep", sleeps.append)
+    # plasma's own name for the time module only (time.sleep stays as it is
+    # for every other thread).
+    monkeypatch.setattr(plasma, "time", types.SimpleNamespace(sleep=sleeps.append))
     for n, want in ((-1, 80), (3, 3), (0, 0)):
         sleeps.clear()
         with pytest.raises(IOError, match="gone.sock"):
