@@ -515,29 +515,20 @@ def test_start_plasma_store_options(go_bins, monkeypatch, tmp_path):
                 pass
 
 
-def _huge_pages_free() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("HugePages_Free:"):
-                return int(line.split()[1])
-    return 0
-
-
 def test_start_plasma_store_hugepages(go_bins, monkeypatch, capfd):
     """use_hugepages runs the store with --hugepages: where 2 MiB pages are
     reserved the arena is made of them; where none are, the start fails and
-    the store says how to reserve them."""
+    the store says how to reserve them. The outcome decides which is checked
+    (the machine's reserve is shared and may change while the test runs)."""
     monkeypatch.setenv("PLASMASTREAM_STORE_SERVER", os.path.join(go_bins, "plasma-store-server"))
-    if _huge_pages_free() >= 4:
+    try:
         with plasma.start_plasma_store(8 * MiB, use_hugepages=True) as (name, proc):
             c = plasma.connect(name, num_retries=0)
             oid = c.put(np.arange(1000))
             assert np.array_equal(c.get(oid), np.arange(1000))
             c.disconnect()
             smaps = open(f"/proc/{proc.pid}/smaps").read()
-            assert "KernelPageSize:     2048 kB" in smaps, "no mapping of the store is made of huge pages"
-    else:
-        with pytest.raises(RuntimeError, match="exited unexpectedly"):
-            with plasma.start_plasma_store(8 * MiB, use_hugepages=True):
-                pass
+            assert "KernelPageSize:     2048 kB" in smaps, "the store started, but none of its mappings is of huge pages"
+    except RuntimeError as e:
+        assert "exited unexpectedly" in str(e)
         assert "vm.nr_hugepages" in capfd.readouterr().err
