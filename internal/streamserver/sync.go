@@ -169,6 +169,12 @@ func (s *Server) runPeer(ctx context.Context, sc *storeConn, pr streamwire.PeerR
 	}()
 	dial := func() (*transfer.Conn, error) {
 		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout, s.peerTLS)
+		if err != nil && s.peerTLS != nil && ctx.Err() == nil {
+			// The caller learns only that no trusted node answered there;
+			// the reason (refused, not TLS, another key) is the operator's.
+			s.log.With("component", "conn").Info("SYNC peer did not prove a trusted key", "peer", pr.Addr, "err", err)
+			err = &transfer.UntrustedPeerError{Addr: pr.Addr, Err: err}
+		}
 		return c, err // Summarize names the peer
 	}
 	t := s.activity.Begin(activity.In, "sync "+pr.Kind.String(), pr.Addr, len(pr.IDs))

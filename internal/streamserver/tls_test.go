@@ -233,7 +233,8 @@ func TestTLSRoles(t *testing.T) {
 // A write key asks node b to SYNC from node a: b dials a with its own
 // key over TLS. Peers that do not prove a trusted key, or do not speak
 // TLS, fail with PeerUnreachable and a reply that echoes nothing of
-// theirs.
+// theirs and does not say which of the two they were
+// (TestSyncIsNotAPortScanner has more such peers).
 func TestTLSSyncBetweenNodes(t *testing.T) {
 	k := newKeyring(t, "a", "b", "c", "writer")
 	a := k.startKeyed(t, "a", k.trustFile(t, "a.trust", "b", "read"))
@@ -256,8 +257,8 @@ func TestTLSSyncBetweenNodes(t *testing.T) {
 	_ = res
 
 	for i, peer := range []struct{ addr, sock, name, why string }{
-		{c.Addr, c.Socket, "c", "does not prove a trusted key"},
-		{plain.Addr, plain.Socket, "plainnode", "does not speak TLS"},
+		{c.Addr, c.Socket, "c", "not a reachable plasma node whose key this node trusts"},
+		{plain.Addr, plain.Socket, "plainnode", "not a reachable plasma node whose key this node trusts"},
 	} {
 		theirs := putObjects(t, peer.sock, 1, byte(10+i))
 		res, err := cl.Sync(ctx, []stream.PeerRequest{{Kind: stream.Copy, From: peer.addr, Objects: theirs}})
