@@ -44,27 +44,36 @@ func service(t *testing.T, banner []byte, readFirst bool) string {
 	return ln.Addr().String()
 }
 
-// syncReply sends a SYNC COPY of one object from addr through c and
-// returns the peer's status and everything the reply says about it, with
-// addr itself replaced by "PEER".
-func syncReply(t *testing.T, c *stream.Client, addr string) (stream.Status, string) {
+// replies asks the node behind c to SYNC COPY an object from addr, and
+// to PULL one from it, and returns the status of each and everything the
+// replies say about the peer, with addr itself replaced by "PEER".
+func replies(t *testing.T, c *stream.Client, addr string) (st [2]stream.Status, said [2]string) {
 	t.Helper()
 	res, err := c.Sync(context.Background(), []stream.PeerRequest{{Kind: stream.Copy, From: addr, Objects: []stream.ObjectID{{1}}}})
 	if err == nil || len(res.Peers) != 1 || len(res.Peers[0].Objects) != 1 {
 		t.Fatalf("SYNC from %s: %v %+v, want one failed peer request", addr, err, res)
 	}
 	pr := res.Peers[0]
-	said := err.Error() + " | " + pr.Message + " | " + pr.Objects[0].Message
-	return pr.Status, strings.ReplaceAll(said, addr, "PEER")
+	st[0], said[0] = pr.Status, err.Error()+" | "+pr.Message+" | "+pr.Objects[0].Message
+	out, err := c.Pull(context.Background(), stream.ObjectID{1}, []stream.PullSource{{Node: "x", Addr: addr}}, 0, 1)
+	if err == nil || out.OK || len(out.Sources) != 1 {
+		t.Fatalf("PULL from %s: %v %+v, want a failed source", addr, err, out)
+	}
+	st[1], said[1] = stream.Status(out.Code), err.Error()+" | "+out.Message+" | "+out.Sources[0].Failed
+	for i := range said {
+		said[i] = strings.ReplaceAll(said[i], addr, "PEER")
+	}
+	return st, said
 }
 
-// A SYNC makes a node dial whatever host:port its caller names, so its
-// reply must not turn the node into a port scanner. With keys, a closed
-// port, services that are not ours, a plain (keyless) plasma node and a
-// plasma node with an untrusted key all get the very same reply (the
-// reason goes to the node's log); without keys, services that are not
-// ours all get one reply that quotes none of their bytes (a frame type,
-// flags or length read from a banner).
+// A SYNC, and a PULL from named sources, make a node dial whatever
+// host:port its caller names, so their replies must not turn the node
+// into a port scanner. With keys, a closed port, services that are not
+// ours, a plain (keyless) plasma node and a plasma node with an
+// untrusted key all get the very same reply (the reason goes to the
+// node's log); without keys, services that are not ours all get one
+// reply that quotes none of their bytes (a frame type, flags or length
+// read from a banner).
 func TestSyncIsNotAPortScanner(t *testing.T) {
 	k := newKeyring(t, "b", "stranger", "writer")
 	var logs testutil.Buffer
@@ -84,23 +93,26 @@ func TestSyncIsNotAPortScanner(t *testing.T) {
 		"long, banner": service(t, []byte{0xff, 0xff, 0xff, 0x0f, 'A', 'B', 0, 0, 0, 0, 0, 0}, true),
 	}
 	bg := context.Background()
+	request := [2]string{"SYNC", "PULL"}
 
 	pc, err := stream.Connect(bg, plain.Addr, stream.WithTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	var first string
+	var first [2]string
 	for name, addr := range foreign {
-		st, said := syncReply(t, pc, addr)
-		t.Logf("without keys, %s: %s %s", name, st, said)
-		if !strings.Contains(said, "did not answer as a plasma stream server") {
-			t.Fatalf("without keys, a SYNC from a %s service: %s %q", name, st, said)
-		}
-		if first == "" {
-			first = said
-		} else if said != first {
-			t.Fatalf("without keys, replies differ with the service's bytes:\n%q\n%q", first, said)
+		_, said := replies(t, pc, addr)
+		for i := range said {
+			t.Logf("without keys, %s from %s: %s", request[i], name, said[i])
+			if !strings.Contains(said[i], "did not answer as a plasma stream server") {
+				t.Fatalf("without keys, a %s from a %s service: %q", request[i], name, said[i])
+			}
+			if first[i] == "" {
+				first[i] = said[i]
+			} else if said[i] != first[i] {
+				t.Fatalf("without keys, %s replies differ with the service's bytes:\n%q\n%q", request[i], first[i], said[i])
+			}
 		}
 	}
 
@@ -114,17 +126,19 @@ func TestSyncIsNotAPortScanner(t *testing.T) {
 	for name, addr := range foreign {
 		targets[name] = addr
 	}
-	first = ""
+	first = [2]string{}
 	for name, addr := range targets {
-		st, said := syncReply(t, kc, addr)
-		t.Logf("with keys, %s: %s %s", name, st, said)
-		if st != stream.StatusPeerUnreachable {
-			t.Fatalf("with keys, a SYNC from a %s: %s %q, want PeerUnreachable", name, st, said)
-		}
-		if first == "" {
-			first = said
-		} else if said != first {
-			t.Fatalf("with keys, the reply tells a %s from another target:\n%q\n%q", name, first, said)
+		st, said := replies(t, kc, addr)
+		for i := range said {
+			t.Logf("with keys, %s from %s: %s %s", request[i], name, st[i], said[i])
+			if st[i] != stream.StatusPeerUnreachable {
+				t.Fatalf("with keys, a %s from a %s: %s %q, want PeerUnreachable", request[i], name, st[i], said[i])
+			}
+			if first[i] == "" {
+				first[i] = said[i]
+			} else if said[i] != first[i] {
+				t.Fatalf("with keys, the %s reply tells a %s from another target:\n%q\n%q", request[i], name, first[i], said[i])
+			}
 		}
 	}
 	// The operator still learns why, from the node's log.

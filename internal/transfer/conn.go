@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -506,3 +507,18 @@ func (e *UntrustedPeerError) Error() string {
 }
 
 func (e *UntrustedPeerError) Unwrap() error { return e.Err }
+
+// DialNode is Dial for a node dialling another one on behalf of a caller
+// (a SYNC's or a PULL's peers, a fetch's holders, the targets of a
+// prefetch or a delete). With keys (tlsCfg set), a failure before the peer
+// proved a trusted key is logged to log with its reason and returned as
+// an *UntrustedPeerError, so the caller's reply tells nothing about what
+// listens at addr.
+func DialNode(ctx context.Context, addr string, role streamwire.Role, name string, timeout time.Duration, tlsCfg *tls.Config, log *slog.Logger) (*Conn, error) {
+	c, _, err := Dial(ctx, addr, role, name, timeout, tlsCfg)
+	if err != nil && tlsCfg != nil && ctx.Err() == nil {
+		log.Info("peer did not prove a trusted key", "peer", addr, "err", err)
+		err = &UntrustedPeerError{Addr: addr, Err: err}
+	}
+	return c, err
+}
