@@ -187,6 +187,9 @@ func makeEntry(key, name, role string) (e Entry, err error) {
 	if e.Key, err = ParsePublicKey(key); err != nil {
 		return e, err
 	}
+	if name == "" { // only TOML can say so: in text it is a missing field
+		return e, errors.New("empty name: each key needs one, for logs and errors")
+	}
 	if err := checkName(name); err != nil {
 		return e, err
 	}
