@@ -27,6 +27,10 @@ func dial(ctx context.Context, socket string, cfg connectConfig) (*mux, *os.File
 		return nil, nil, hr, fmt.Errorf("connect to store at %s (is plasma-store-server running?): %w", socket, err)
 	}
 	uc := c.(*net.UnixConn)
+	if err := cfg.checkPeer(uc, socket); err != nil {
+		uc.Close()
+		return nil, nil, hr, err
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		uc.SetDeadline(dl)
 	} else {

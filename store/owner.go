@@ -3,10 +3,14 @@ package store
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrSocketOwner is a store socket owned by a user this client does not
@@ -65,22 +69,49 @@ func (c *connectConfig) checkOwner(socket string) error {
 		return nil
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
+	if !ok || c.trusts(st.Uid) {
 		return nil
 	}
-	me := uint32(os.Geteuid())
-	if st.Uid == me || st.Uid == 0 {
+	return ownerError(fmt.Sprintf("socket %s is owned by", socket), "by", st.Uid)
+}
+
+// checkPeer refuses a connection whose listening process (SO_PEERCRED)
+// runs as a user checkOwner would refuse. The socket's owner was checked
+// before connecting, but the path may have led elsewhere by the time of
+// connect (a symbolic link swapped in a directory another user can
+// write); the kernel's record of who listens cannot be swapped.
+func (c *connectConfig) checkPeer(uc *net.UnixConn, socket string) error {
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
+		return err
+	}
+	if cerr != nil {
+		return fmt.Errorf("store at %s: who serves the socket (SO_PEERCRED): %w", socket, cerr)
+	}
+	if c.trusts(cred.Uid) {
 		return nil
 	}
-	for _, uid := range c.owners {
-		if st.Uid == uid {
-			return nil
-		}
-	}
-	owner, hint := fmt.Sprintf("uid %d", st.Uid), strconv.FormatUint(uint64(st.Uid), 10)
+	return ownerError(fmt.Sprintf("the store at %s runs as", socket), "as", cred.Uid)
+}
+
+// trusts reports whether uid may own or serve the store: this user, root
+// or one given with WithSocketOwner.
+func (c *connectConfig) trusts(uid uint32) bool {
+	return uid == uint32(os.Geteuid()) || uid == 0 || slices.Contains(c.owners, uid)
+}
+
+// ownerError names the user who owns or serves the socket (what and
+// prep say which) and how to trust it.
+func ownerError(what, prep string, uid uint32) error {
+	owner, hint := fmt.Sprintf("uid %d", uid), strconv.FormatUint(uint64(uid), 10)
 	if u, err := user.LookupId(hint); err == nil {
-		owner, hint = fmt.Sprintf("uid %d (%s)", st.Uid, u.Username), u.Username
+		owner, hint = fmt.Sprintf("uid %d (%s)", uid, u.Username), u.Username
 	}
-	return fmt.Errorf("%w: socket %s is owned by %s, not by you (uid %d) or root: another user's store? pass --socket-owner %s to trust it",
-		ErrSocketOwner, socket, owner, me, hint)
+	return fmt.Errorf("%w: %s %s, not %s you (uid %d) or root: another user's store? pass --socket-owner %s to trust it",
+		ErrSocketOwner, what, owner, prep, os.Geteuid(), hint)
 }

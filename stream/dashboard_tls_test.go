@@ -39,7 +39,7 @@ func TestDashboardRequiresTrust(t *testing.T) {
 		t.Fatal(err)
 	}
 	httpAddr := testutil.FreeAddr(t)
-	testutil.StartNode(t, "n", "16MiB", "-k", files["node"], "--trusted-keys", trusted, "--http-addr", httpAddr)
+	node := testutil.StartNode(t, "n", "16MiB", "-k", files["node"], "--trusted-keys", trusted, "--http-addr", httpAddr, "--log-level", "debug")
 	testutil.WaitTCP(t, httpAddr)
 
 	get := func(cfg *tls.Config, url string) (int, string, error) {
@@ -87,6 +87,26 @@ func TestDashboardRequiresTrust(t *testing.T) {
 	}
 	if code, body, err := get(readerTLS, base+"/api/state"); err != nil || code != 200 || !strings.Contains(body, `"name":"n"`) {
 		t.Errorf("the reader's key: %d %q %v; want the state", code, body, err)
+	}
+	// No private key reaches /metrics, the dashboard's state, the log or
+	// the command line (ps): keys come from files, never flag values.
+	_, metrics, err := get(readerTLS, base+"/metrics")
+	if err != nil || !strings.Contains(metrics, "plasma_") {
+		t.Fatalf("/metrics with the reader's key: %v %.200q", err, metrics)
+	}
+	_, state, _ := get(readerTLS, base+"/api/state")
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", node.Stream.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, file := range files {
+		seed, _ := os.ReadFile(file)
+		secret := strings.TrimSpace(string(seed))
+		for where, text := range map[string]string{"/metrics": metrics, "/api/state": state, "the log": node.Log.String(), "the command line": string(cmdline)} {
+			if len(secret) != 64 || strings.Contains(text, secret) || strings.Contains(text, secret[:32]) {
+				t.Errorf("%s holds the private key of %s", where, name)
+			}
+		}
 	}
 	// A node with another key is refused by the reader's pinned server key.
 	wrong, _ := stream.Credentials{Key: files["reader"], ServerKey: ids["stranger"].Public().String()}.TLSConfig()

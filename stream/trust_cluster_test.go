@@ -140,7 +140,8 @@ func wantNotPermitted(t *testing.T, what string, err error) {
 
 // Three nodes with mutual TLS everywhere, etcd included, move, prefetch
 // and delete objects; a fourth joins with no file edited on the first
-// three; roles hold across nodes; SIGHUP with a key removed cuts it off;
+// three; roles hold across nodes; SIGHUP with a key removed cuts it off,
+// and with a registered node's key listed as none cuts that node off;
 // no secret reaches a log.
 func TestSecuredClusterTrustsRegisteredKeys(t *testing.T) {
 	c := newSecuredCluster(t)
@@ -234,11 +235,26 @@ func TestSecuredClusterTrustsRegisteredKeys(t *testing.T) {
 		t.Fatalf("prefetch after the reload: %v %+v", err, out)
 	}
 
-	// A node that leaves is no longer trusted: d's key is refused by a
+	// A registered node is cut off by one line and a SIGHUP: d listed
+	// with the role none is refused by a, although it is still
+	// registered; b, not reloaded, still serves it.
+	c.writeTrust(t, "admin", "admin", "d", "none")
+	c.nodes["a"].Stream.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); !c.refused("a", "d"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a registered node listed with the role none is still served after SIGHUP")
+		}
+	}
+	waitNodes(t, c.client(t, "admin", "a"), 4)
+	if c.refused("b", "d") {
+		t.Fatal("b, whose trust file was not reloaded, refuses the registered node d")
+	}
+
+	// A node that leaves is no longer trusted: d's key is refused by b
 	// once d's registration is gone.
 	d.Stream.Process.Signal(syscall.SIGINT)
-	waitNodes(t, c.client(t, "admin", "a"), 3)
-	if !c.refused("a", "d") {
+	waitNodes(t, c.client(t, "admin", "b"), 3)
+	if !c.refused("b", "d") {
 		t.Fatal("the key of a node that left is still served")
 	}
 

@@ -123,7 +123,7 @@ func reloadOnHangup(ctx context.Context, srv *streamserver.Server) {
 func (o *options) define(f *pflag.FlagSet) {
 	cfg := &o.cfg
 	f.StringVarP(&cfg.PrivateKey, "private-key", "k", cfg.PrivateKey, "this node's private key FILE (plasma keygen): with --trusted-keys, every connection runs mutual TLS 1.3 with pinned keys")
-	f.StringVar(&cfg.TrustedKeys, "trusted-keys", cfg.TrustedKeys, "trust FILE: the public keys allowed to connect, one per line: KEY NAME read|write|admin (reloaded on SIGHUP)")
+	f.StringVar(&cfg.TrustedKeys, "trusted-keys", cfg.TrustedKeys, "trust FILE: the public keys allowed to connect, one per line: KEY NAME read|write|admin|none (none: refused, even if registered in the cluster; reloaded on SIGHUP)")
 	f.StringVar(&cfg.TLS.Cert, "tls-cert", cfg.TLS.Cert, "CA mode: this node's certificate FILE (PEM, plasma ca issue), with --tls-key and --tls-ca; excludes -k/--trusted-keys (reloaded on SIGHUP)")
 	f.StringVar(&cfg.TLS.Key, "tls-key", cfg.TLS.Key, "CA mode: the private key FILE of --tls-cert (PEM, mode 0600)")
 	f.StringVar(&cfg.TLS.CA, "tls-ca", cfg.TLS.CA, "CA mode: the CA certificate(s) FILE (PEM) every peer's certificate must chain to")

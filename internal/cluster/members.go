@@ -131,19 +131,28 @@ func (m *Members) watch(ctx context.Context, prefix string, from int64) error {
 
 // parse reads a node record that carries a well-formed key.
 func (m *Members) parse(key, value []byte) (Node, bool) {
-	n, err := parseNode(value)
-	if err != nil {
+	n, ok, err := parseMember(value)
+	switch {
+	case err != nil:
 		m.d.log.Warn("ignoring malformed node record", "key", string(key), "err", err)
-		return n, false
+	case !ok && n.Key != "":
+		m.d.log.Warn("ignoring a node record's malformed key", "node", n.Name)
+	}
+	return n, ok
+}
+
+// parseMember decodes a node record read from etcd: ok when it names a
+// node and publishes a well-formed key (then in lower case, as ByKey looks
+// it up); err when it is not a node record at all.
+func parseMember(value []byte) (n Node, ok bool, err error) {
+	if n, err = parseNode(value); err != nil {
+		return n, false, err
 	}
 	if !validKey(n.Key) {
-		if n.Key != "" {
-			m.d.log.Warn("ignoring a node record's malformed key", "node", n.Name)
-		}
-		return n, false
+		return n, false, nil
 	}
 	n.Key = strings.ToLower(n.Key)
-	return n, true
+	return n, true, nil
 }
 
 func (m *Members) changed() {

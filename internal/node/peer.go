@@ -14,14 +14,15 @@ import (
 	"github.com/plasmastream/plasmastream/internal/transfer"
 )
 
-// Every exchange with another node goes through transfer.Dial: transfers
-// (COPY, RANGE) as a peer, and the requests a node sends on behalf of its
-// own (PULL, SYNC, DELETE) as a client named for the purpose.
+// Every exchange with another node goes through transfer.DialNode:
+// transfers (COPY, RANGE) as a peer, and the requests a node sends on
+// behalf of its own (PULL, SYNC, DELETE) as a client named for the
+// purpose. With keys, whoever named the address (a PULL's --from) learns
+// nothing of what listens there unless it is a trusted node.
 
 // dialPeer connects to another node's stream server for a transfer.
 func (n *Node) dialPeer(ctx context.Context, addr string) (*transfer.Conn, error) {
-	c, _, err := transfer.Dial(ctx, addr, streamwire.RolePeer, n.cfg.Name, n.cfg.IOTimeout, n.cfg.TLS)
-	return c, err
+	return transfer.DialNode(ctx, addr, streamwire.RolePeer, n.cfg.Name, n.cfg.IOTimeout, n.cfg.TLS, n.log)
 }
 
 // request runs one request on a connection of its own to the server at
@@ -31,7 +32,7 @@ func (n *Node) dialPeer(ctx context.Context, addr string) (*transfer.Conn, error
 func (n *Node) request(ctx context.Context, addr, purpose string, f func(*transfer.Conn) error) (err error) {
 	ctx, span := tracing.Start(ctx, "plasma.peer."+purpose, trace.SpanKindClient, attribute.String("plasma.peer", addr))
 	defer func() { tracing.End(span, "", err) }()
-	c, _, err := transfer.Dial(ctx, addr, streamwire.RoleClient, n.cfg.Name+"/"+purpose, n.cfg.IOTimeout, n.cfg.TLS)
+	c, err := transfer.DialNode(ctx, addr, streamwire.RoleClient, n.cfg.Name+"/"+purpose, n.cfg.IOTimeout, n.cfg.TLS, n.log)
 	if err == nil {
 		err = c.Propagate(ctx)
 	}

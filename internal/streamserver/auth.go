@@ -88,13 +88,16 @@ func (s *Server) loadTrust() error {
 }
 
 // lookupKey finds a peer's key: in the trust file first (which may give
-// a registered node another role), then, in a cluster whose etcd is
-// secured, among the keys of the live registrations, with the role
-// --cluster-role gives them. It is what the TLS handshake checks and
-// what each request's role comes from.
+// a registered node another role, or refuse it with the role none), then,
+// in a cluster whose etcd is secured, among the keys of the live
+// registrations, with the role --cluster-role gives them. It is what the
+// TLS handshake checks and what each request's role comes from.
 func (s *Server) lookupKey(k trust.PublicKey) (trust.Entry, bool) {
 	if e, ok := s.trust.Lookup(k); ok {
 		return e, true
+	}
+	if s.trust.Refuses(k) {
+		return trust.Entry{}, false
 	}
 	mem := s.members.Load()
 	if mem == nil || s.memberRole == trust.RoleNone {

@@ -168,7 +168,9 @@ func (s *Server) runPeer(ctx context.Context, sc *storeConn, pr streamwire.PeerR
 		tracing.End(span, res.Status.String(), nil)
 	}()
 	dial := func() (*transfer.Conn, error) {
-		c, _, err := transfer.Dial(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout, s.peerTLS)
+		// With keys the caller learns only that no trusted node answered
+		// there; the reason (refused, not TLS, another key) is logged.
+		c, err := transfer.DialNode(ctx, pr.Addr, streamwire.RolePeer, s.cfg.NodeName, s.cfg.IOTimeout, s.peerTLS, s.log.With("component", "conn"))
 		return c, err // Summarize names the peer
 	}
 	t := s.activity.Begin(activity.In, "sync "+pr.Kind.String(), pr.Addr, len(pr.IDs))

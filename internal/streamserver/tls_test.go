@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -233,7 +234,8 @@ func TestTLSRoles(t *testing.T) {
 // A write key asks node b to SYNC from node a: b dials a with its own
 // key over TLS. Peers that do not prove a trusted key, or do not speak
 // TLS, fail with PeerUnreachable and a reply that echoes nothing of
-// theirs.
+// theirs and does not say which of the two they were
+// (TestSyncIsNotAPortScanner has more such peers).
 func TestTLSSyncBetweenNodes(t *testing.T) {
 	k := newKeyring(t, "a", "b", "c", "writer")
 	a := k.startKeyed(t, "a", k.trustFile(t, "a.trust", "b", "read"))
@@ -256,8 +258,8 @@ func TestTLSSyncBetweenNodes(t *testing.T) {
 	_ = res
 
 	for i, peer := range []struct{ addr, sock, name, why string }{
-		{c.Addr, c.Socket, "c", "does not prove a trusted key"},
-		{plain.Addr, plain.Socket, "plainnode", "does not speak TLS"},
+		{c.Addr, c.Socket, "c", "not a reachable plasma node whose key this node trusts"},
+		{plain.Addr, plain.Socket, "plainnode", "not a reachable plasma node whose key this node trusts"},
 	} {
 		theirs := putObjects(t, peer.sock, 1, byte(10+i))
 		res, err := cl.Sync(ctx, []stream.PeerRequest{{Kind: stream.Copy, From: peer.addr, Objects: theirs}})
@@ -382,4 +384,66 @@ func TestTLSSyncLargeObject(t *testing.T) {
 		t.Fatalf("the object copied over TLS differs from the original")
 	}
 	dst.Release(ctx, id)
+}
+
+// A byte flipped in flight between two nodes with keys is caught by TLS
+// first: the record fails its authentication tag, the connection ends,
+// and BLAKE3 never sees a corrupt byte (no integrity failure, no corrupt
+// group); what lands in the store is whole or absent, never the flipped
+// bytes.
+func TestTLSFlippedByteCaughtByTLS(t *testing.T) {
+	k := newKeyring(t, "a", "b", "writer")
+	a := k.startKeyed(t, "a", k.trustFile(t, "a.trust", "b", "read"))
+	var logs testutil.Buffer
+	b := testnode.Start(t, "b", 64<<20, func(c *streamserver.Config) {
+		c.PrivateKey, c.TrustedKeys = k.file["b"], k.trustFile(t, "b.trust", "writer", "write", "a", "read")
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	ctx := context.Background()
+	data := testutil.Pattern(6<<20, 8)
+	id, err := testutil.StoreClient(t, a.Socket).Put(ctx, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every connection through the proxy has a byte flipped 3 MiB in, so
+	// no attempt, first or resumed, can bring the whole object.
+	proxy := testutil.StartProxy(t, a.Addr, func(p *testutil.Proxy) { p.FlipAt = 3 << 20 })
+	cl, err := stream.Connect(ctx, b.Addr, k.as("writer", "b")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	res, err := cl.Sync(ctx, []stream.PeerRequest{{Kind: stream.Copy, From: proxy.Addr, Objects: []stream.ObjectID{id}}})
+	if err == nil {
+		t.Fatalf("SYNC through a proxy flipping a byte succeeded: %+v", res)
+	}
+	said := err.Error()
+	if len(res.Peers) == 1 {
+		said += " | " + res.Peers[0].Message
+	}
+	t.Logf("SYNC through the flipping proxy: %s", said)
+	if !strings.Contains(said+logs.String(), "bad record MAC") {
+		t.Fatalf("the flipped byte was not caught by TLS (no bad record MAC): %s\n%s", said, logs.String())
+	}
+	st := b.Server.Stats()
+	if n, g := st.IntegrityFailures.Load(), st.CorruptGroups.Load(); n != 0 || g != 0 {
+		t.Fatalf("a corrupt byte got past TLS: %d integrity failures, %d corrupt groups", n, g)
+	}
+	sc := testutil.StoreClient(t, b.Socket)
+	if ok, err := sc.Contains(ctx, id); err != nil || ok {
+		t.Fatalf("b holds the object after failed transfers: %v %v", ok, err)
+	}
+
+	// Without the flips, the same SYNC brings the object whole.
+	if _, err := cl.Sync(ctx, []stream.PeerRequest{{Kind: stream.Copy, From: a.Addr, Objects: []stream.ObjectID{id}}}); err != nil {
+		t.Fatalf("SYNC without the proxy: %v", err)
+	}
+	o, err := sc.GetOne(ctx, id, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Release(ctx, id)
+	if !bytes.Equal(o.Data, data) {
+		t.Fatal("the object differs from the original")
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -400,7 +401,31 @@ func Hello(c *Conn, role streamwire.Role, name string) (streamwire.HelloReply, e
 		return hr, err
 	}
 	err := c.Expect(streamwire.TypeHello|streamwire.ReplyBit, &hr)
-	return hr, err
+	return hr, notOurProtocol(err)
+}
+
+// ErrNotPlasma is a peer whose answer to HELLO is not a frame of this
+// protocol (another service on that port). Its message is fixed: a SYNC
+// names any host:port, and a reply that quoted what came back (a frame
+// type, flags or length read from another service's banner) would let
+// whoever can send a SYNC read bytes of services the node can reach.
+var ErrNotPlasma = &ProtocolError{Msg: "the peer did not answer as a plasma stream server"}
+
+// notOurProtocol replaces an error made from the bytes of a peer's
+// answer to HELLO by ErrNotPlasma. A refusal in our protocol (an
+// ErrorReply) and network errors (end of stream, reset, deadline: net.Error
+// covers *net.OpError), which carry none of the peer's bytes, pass
+// unchanged.
+func notOurProtocol(err error) error {
+	var er *streamwire.ErrorReply
+	var ne net.Error
+	switch {
+	case err == nil, errors.As(err, &er), errors.As(err, &ne),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, context.Canceled):
+		return err
+	}
+	return ErrNotPlasma
 }
 
 // Dial connects to a stream server and performs the handshake. With
@@ -465,3 +490,35 @@ func (e *HandshakeError) Error() string {
 }
 
 func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// UntrustedPeerError is how a node with keys reports, to whoever asked it
+// to dial an address (a SYNC names any host:port), any failure before
+// the peer proved a trusted key: no route, a closed port, a service that
+// does not speak TLS, a TLS server with another key all read the same, so
+// the node cannot be used to tell open ports from closed ones. Err holds
+// the detail, for the node's own log only.
+type UntrustedPeerError struct {
+	Addr string
+	Err  error
+}
+
+func (e *UntrustedPeerError) Error() string {
+	return "not a reachable plasma node whose key this node trusts (the node's log says why)"
+}
+
+func (e *UntrustedPeerError) Unwrap() error { return e.Err }
+
+// DialNode is Dial for a node dialling another one on behalf of a caller
+// (a SYNC's or a PULL's peers, a fetch's holders, the targets of a
+// prefetch or a delete). With keys (tlsCfg set), a failure before the peer
+// proved a trusted key is logged to log with its reason and returned as
+// an *UntrustedPeerError, so the caller's reply tells nothing about what
+// listens at addr.
+func DialNode(ctx context.Context, addr string, role streamwire.Role, name string, timeout time.Duration, tlsCfg *tls.Config, log *slog.Logger) (*Conn, error) {
+	c, _, err := Dial(ctx, addr, role, name, timeout, tlsCfg)
+	if err != nil && tlsCfg != nil && ctx.Err() == nil {
+		log.Info("peer did not prove a trusted key", "peer", addr, "err", err)
+		err = &UntrustedPeerError{Addr: addr, Err: err}
+	}
+	return c, err
+}

@@ -52,8 +52,9 @@ func ErrStatus(err error) streamwire.Status {
 	var te interface{ Timeout() bool }
 	var dns *net.DNSError
 	var he *HandshakeError
+	var ue *UntrustedPeerError
 	switch {
-	case errors.As(err, &he):
+	case errors.As(err, &ue), errors.As(err, &he):
 		return streamwire.StatusPeerUnreachable // not a trusted node: nothing more to say
 	case errors.As(err, &er):
 		return er.Status

@@ -77,10 +77,20 @@ type Set struct {
 	entries []Entry // in file order
 }
 
-// Lookup returns the entry for a key.
+// Lookup returns the entry for a key the set trusts. A key listed with
+// the role none is not trusted: see Refuses.
 func (s *Set) Lookup(k PublicKey) (Entry, bool) {
 	e, ok := s.byKey[k]
-	return e, ok
+	return e, ok && e.Role != RoleNone
+}
+
+// Refuses reports whether the set lists k with the role none: a key to
+// refuse even where it would otherwise be trusted (a node registered in
+// the cluster directory), so that removing a node from a cluster whose
+// nodes trust each other's registrations is one line and a SIGHUP.
+func (s *Set) Refuses(k PublicKey) bool {
+	e, ok := s.byKey[k]
+	return ok && e.Role == RoleNone
 }
 
 // Len is the number of trusted keys.
@@ -177,12 +187,17 @@ func makeEntry(key, name, role string) (e Entry, err error) {
 	if e.Key, err = ParsePublicKey(key); err != nil {
 		return e, err
 	}
+	if name == "" { // only TOML can say so: in text it is a missing field
+		return e, errors.New("empty name: each key needs one, for logs and errors")
+	}
 	if err := checkName(name); err != nil {
 		return e, err
 	}
 	e.Name = name
-	if e.Role, err = ParseRole(role); err != nil {
-		return e, err
+	if role == "none" {
+		e.Role = RoleNone
+	} else if e.Role, err = ParseRole(role); err != nil {
+		return e, fmt.Errorf("role %q: want read, write, admin or none (refused)", clip(role))
 	}
 	return e, nil
 }

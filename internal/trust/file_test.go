@@ -58,7 +58,7 @@ func TestParseFileErrors(t *testing.T) {
 		{"short key", "abcd n read", `line 1: public key "abcd": want 64 hex digits, got 4 characters`},
 		{"bad hex", "\n" + strings.Repeat("zz", 32) + " n read", "line 2: public key"},
 		{"odd hex", keyA[:63] + "g n read", "want 64 hex digits"},
-		{"unknown role", keyA + " n owner", `line 1: role "owner": want read, write or admin`},
+		{"unknown role", keyA + " n owner", `line 1: role "owner": want read, write, admin or none (refused)`},
 		{"upper-case role", keyA + " n Admin", `role "Admin"`},
 		{"extra field", keyA + " n read extra", "line 1: want `<public key> <name> <role>`, got 4 fields"},
 		{"name with space", keyA + " my node read", "got 4 fields (a name has no spaces)"},
@@ -196,6 +196,7 @@ func FuzzParseFile(f *testing.F) {
 		keyA + " a read\n" + keyA + " b read\n",
 		keyA + " a read\n" + keyB + " a read\n",
 		keyA + " a owner\n",
+		keyA + " a none\n" + keyB + " b read\n",
 		keyA + " a read extra\n",
 		"zz" + keyA[2:] + " a read\n",
 		keyA + "\ta\tread",
@@ -224,9 +225,38 @@ func FuzzParseFile(f *testing.F) {
 			t.Fatalf("%d entries, %d after a round trip", s.Len(), again.Len())
 		}
 		for _, e := range s.Entries() {
-			if g, ok := again.Lookup(e.Key); !ok || g != e {
-				t.Fatalf("entry %+v became %+v", e, g)
+			g, ok := again.Lookup(e.Key)
+			if e.Role == RoleNone {
+				ok, g = !ok && again.Refuses(e.Key), e
+			}
+			if !ok || g != e {
+				t.Fatalf("entry %+v became %+v (%v)", e, g, ok)
 			}
 		}
 	})
+}
+
+// A key listed with the role none is refused: Lookup does not find it,
+// Refuses says so (the stream server then refuses it even when the
+// cluster directory would trust it); the TOML form reads the same.
+func TestParseFileRefusedKey(t *testing.T) {
+	ka, _ := ParsePublicKey(keyA)
+	kb, _ := ParsePublicKey(keyB)
+	text, err := ParseFile(strings.NewReader(keyA+" node-d none # removed\n"+keyB+" reader read\n"), "peers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	toml, err := ParseTOML(strings.NewReader("[[key]]\nkey = \""+keyA+"\"\nname = \"node-d\"\nrole = \"none\"\n"+
+		"[[key]]\nkey = \""+keyB+"\"\nname = \"reader\"\nrole = \"read\"\n"), "peers.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Set{text, toml} {
+		if e, ok := s.Lookup(ka); ok || !s.Refuses(ka) {
+			t.Errorf("%s: a key of role none: Lookup %+v %v, Refuses %v; want refused", s.Name(), e, ok, s.Refuses(ka))
+		}
+		if e, ok := s.Lookup(kb); !ok || e.Role != RoleRead || s.Refuses(kb) {
+			t.Errorf("%s: a read key: %+v %v, Refuses %v", s.Name(), e, ok, s.Refuses(kb))
+		}
+	}
 }

@@ -34,6 +34,9 @@ func (s *Store) Set() *Set { return s.set.Load() }
 // Lookup finds a key in the current set; it suits VerifyPinned.
 func (s *Store) Lookup(k PublicKey) (Entry, bool) { return s.set.Load().Lookup(k) }
 
+// Refuses reports whether the current set lists k with the role none.
+func (s *Store) Refuses(k PublicKey) bool { return s.set.Load().Refuses(k) }
+
 // Reload reads the file again. On error the set in use stays, and the
 // error says so.
 func (s *Store) Reload() error {

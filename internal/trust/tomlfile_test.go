@@ -41,6 +41,7 @@ func TestParseTOMLErrors(t *testing.T) {
 		{"bad key", tomlEntryText("abcd", "a", "read"), `[[key]] #1: public key "abcd": want 64 hex digits`},
 		{"bad role", tomlEntryText(keyA, "a", "owner"), `[[key]] #1: role "owner"`},
 		{"bad name", tomlEntryText(keyA, "a b", "read"), `[[key]] #1: name "a b"`},
+		{"empty name", tomlEntryText(keyA, "", "read"), `[[key]] #1: empty name`},
 		{"top-level field", "version = 2\n" + tomlEntryText(keyA, "a", "read"), `f.toml: unknown field "version"`},
 		{"key not tables", "key = \"" + keyA + "\"\n", "key must be [[key]] tables"},
 	} {
@@ -112,8 +113,11 @@ func FuzzParseTOML(f *testing.F) {
 			fmt.Fprintf(&out, "%s %s %s\n", e.Key, e.Name, e.Role)
 		}
 		again, err := ParseFile(strings.NewReader(out.String()), "again")
-		if err != nil || again.Len() != s.Len() {
-			t.Fatalf("written-out set: %v, %d entries of %d", err, again.Len(), s.Len())
+		if err != nil {
+			t.Fatalf("written-out set does not parse: %v\n%s", err, out.String())
+		}
+		if again.Len() != s.Len() {
+			t.Fatalf("written-out set: %d entries of %d", again.Len(), s.Len())
 		}
 	})
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import array
 import os
 import socket
+import struct
 import time
 
 from . import _wire as w
@@ -32,21 +33,15 @@ def resolve_user(user) -> int:
         raise ValueError(f"socket owner {user!r}: no such user (give a user name or a numeric uid)") from None
 
 
-def check_socket_owner(path: str, socket_owner=None) -> None:
-    """Refuse a socket owned by anyone but this user, root and socket_owner
-    (a uid, a user name, or a list of them). A missing socket passes:
-    connecting reports it."""
-    try:
-        uid = os.stat(path).st_uid
-    except OSError:
-        return
-    me = os.geteuid()
-    trusted = {me, 0}
+def _trusted_uids(socket_owner) -> set:
+    trusted = {os.geteuid(), 0}
     if socket_owner is not None:
         owners = socket_owner if isinstance(socket_owner, (list, tuple, set)) else [socket_owner]
         trusted.update(resolve_user(o) for o in owners)
-    if uid in trusted:
-        return
+    return trusted
+
+
+def _owner_error(what: str, prep: str, uid: int) -> SocketOwnerError:
     owner, hint = f"uid {uid}", str(uid)
     try:
         import pwd
@@ -55,9 +50,33 @@ def check_socket_owner(path: str, socket_owner=None) -> None:
         owner, hint = f"uid {uid} ({name})", name
     except (KeyError, ImportError):
         pass
-    raise SocketOwnerError(
-        f"socket {path} is owned by {owner}, not by you (uid {me}) or root: "
+    return SocketOwnerError(
+        f"{what} {owner}, not {prep} you (uid {os.geteuid()}) or root: "
         f"another user's store? pass socket_owner={hint!r} to trust it")
+
+
+def check_socket_owner(path: str, socket_owner=None) -> None:
+    """Refuse a socket owned by anyone but this user, root and socket_owner
+    (a uid, a user name, or a list of them). A missing socket passes:
+    connecting reports it."""
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return
+    if uid not in _trusted_uids(socket_owner):
+        raise _owner_error(f"socket {path} is owned by", "by", uid)
+
+
+def check_socket_peer(sock: socket.socket, path: str, socket_owner=None) -> None:
+    """Refuse a connected socket whose listening process (SO_PEERCRED) runs
+    as a user check_socket_owner would refuse: the path may have led
+    elsewhere between the owner check and the connect."""
+    peercred = getattr(socket, "SO_PEERCRED", None)
+    if peercred is None:  # not Linux: the owner check is all there is
+        return
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i")))
+    if uid not in _trusted_uids(socket_owner):
+        raise _owner_error(f"the store at {path} runs as", "as", uid)
 
 
 class Conn:
@@ -78,6 +97,7 @@ class Conn:
             except OSError as e:
                 raise ConnectionClosed(
                     f"connect to store at {path} (is plasma-store-server running?): {e}") from e
+            check_socket_peer(self.sock, path, socket_owner)
             self.arena_fd, self.arena_size, self.capacity = self._handshake(version)
             self.sock.settimeout(None)
         except BaseException:

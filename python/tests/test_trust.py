@@ -3,8 +3,13 @@ user is refused, and a verified get refuses an object another client
 overwrote in shared memory."""
 
 import os
+import shutil
+import subprocess
+import tempfile
+import time
 
 import pytest
+from conftest import stop_process
 
 import plasmastream as ps
 from plasmastream._blake3 import blake3
@@ -29,6 +34,45 @@ def test_socket_owner(store):
         c.subscribe().close()  # trusts what its client trusts
     finally:
         c.disconnect()
+
+
+def test_store_run_by_another_user(go_bins):
+    # A socket that looks right (root's) with another user's store behind
+    # it, as after a path swapped between the owner check and the connect:
+    # refused after connecting, from SO_PEERCRED. Needs root.
+    if os.geteuid() != 0:
+        pytest.skip("needs root: only root can run a store as another user")
+    d = tempfile.mkdtemp(prefix="psforeign")
+    proc = None
+    try:
+        os.chmod(d, 0o755)
+        exe, run = os.path.join(d, "plasma-store-server"), os.path.join(d, "run")
+        shutil.copy(os.path.join(go_bins, "plasma-store-server"), exe)
+        os.chmod(exe, 0o755)
+        os.mkdir(run, 0o700)
+        os.chown(run, 65534, 65534)
+        sock = os.path.join(run, "s.sock")
+        proc = subprocess.Popen([exe, "-m", "1MiB", "-s", sock, "-d", ""], user=65534, group=65534,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while not os.path.exists(sock):
+            assert proc.poll() is None and time.monotonic() < deadline, "the foreign store did not start"
+            time.sleep(0.01)
+        os.chown(sock, 0, 0)
+        with pytest.raises(ps.SocketOwnerError, match="runs as uid 65534") as e:
+            ps.connect(sock)
+        assert "socket_owner=" in str(e.value) and sock in str(e.value)
+        with pytest.raises(ps.SocketOwnerError):
+            subscribe(sock)
+        c = ps.connect(sock, socket_owner=65534)
+        try:
+            c.put(b"trusted", ps.ObjectID.from_random())
+        finally:
+            c.disconnect()
+    finally:
+        if proc is not None:
+            stop_process(proc)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.mark.parametrize("size", [5, 5000])
