@@ -1,6 +1,7 @@
 package streaming_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -215,81 +217,151 @@ func metric(t *testing.T, addr, sample string) float64 {
 	return 0
 }
 
-// The write_dir removed under a running server (a disk that fails):
-// with stop-node-on-error = true the server stops with a clear message
-// and a non-zero status; with false it goes on, counts the lost block
-// in its metrics, and its next block records the gap.
-func TestStateWriteDirRemoved(t *testing.T) {
-	for _, stop := range []bool{true, false} {
-		t.Run(fmt.Sprintf("stop-node-on-error=%v", stop), func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "state")
-			sock, _ := testutil.StartStoreProcess(t, "64MiB")
-			c := testutil.StoreClient(t, sock)
-			metrics := testutil.FreeAddr(t)
-			srv := startServer(t, sock, "r", "--store.streamers", "file", "--store.block-interval", "20ms",
-				"--streamers.file.write_dir", dir, fmt.Sprintf("--streamers.file.stop-node-on-error=%v", stop), "--metrics-addr", metrics)
-			waitFor(t, "the start block", func() int { return len(readBlockFiles(t, dir, "")) }, func(n int) bool { return n == 1 })
+// mountFull mounts a tmpfs of size bytes on dir (a disk of its own, which
+// the test can fill); it needs root, as CI runs.
+func mountFull(t *testing.T, dir string, size int) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
+		t.Fatalf("mount a small tmpfs on %s (the full disk of this test; it needs root): %v", dir, err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+}
+
+// fill writes a file into dir until the disk is full.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	name := filepath.Join(dir, "filler")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling %s: %v", dir, err)
+			}
+			return name
+		}
+	}
+}
+
+// The write_dir failing under a running server (a disk that fails: the
+// directory removed, or the disk full), with each stop-node-on-error:
+// true stops the server with a clear message and a non-zero status;
+// false goes on, counts the lost block in its metrics, and its next block
+// records the gap.
+func TestStateWriteDirFails(t *testing.T) {
+	for _, tc := range []struct {
+		cause string
+		setup func(t *testing.T, dir string)
+		// breakDir makes writes fail; repair undoes it.
+		breakDir func(t *testing.T, dir string) (repair func())
+		why      string // in the server's message
+	}{
+		{"removed", func(*testing.T, string) {}, func(t *testing.T, dir string) func() {
 			if err := os.RemoveAll(dir); err != nil {
 				t.Fatal(err)
 			}
-			lostID := put(t, c, "lost", "")
-			if stop {
-				if code := srv.waitExit(t); code == 0 {
-					t.Fatalf("exit status 0 after a block could not be written")
+			return func() {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
 				}
-				msg := srv.stderr.String()
-				if !strings.Contains(msg, "block 2 could not be written to "+dir) || !strings.Contains(msg, "stop-node-on-error") {
-					t.Fatalf("stderr does not say why the node stopped:\n%s", msg)
-				}
-				return
 			}
-			waitFor(t, "the lost block counted", func() float64 {
-				return metric(t, metrics, `plasma_stream_state_blocks_lost_total{streamer="file"}`)
-			}, func(v float64) bool { return v >= 1 })
-			// The node is not ready while its streamer loses blocks.
-			waitFor(t, "/readyz to report the lost block", func() string {
-				resp, err := http.Get("http://" + metrics + "/readyz")
-				if err != nil {
-					return err.Error()
+		}, "no such file or directory"},
+		{"full", func(t *testing.T, dir string) { mountFull(t, dir, 1<<20) }, func(t *testing.T, dir string) func() {
+			filler := fill(t, dir)
+			return func() {
+				if err := os.Remove(filler); err != nil {
+					t.Fatal(err)
 				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				return fmt.Sprint(resp.StatusCode, " ", string(b))
-			}, func(s string) bool {
-				return strings.HasPrefix(s, "503 ") && strings.Contains(s, "state streaming: failed: streamer file lost a block")
+			}
+		}, "no space left on device"},
+	} {
+		for _, stop := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/stop-node-on-error=%v", tc.cause, stop), func(t *testing.T) {
+				writeDirFails(t, tc.setup, tc.breakDir, tc.why, stop)
 			})
-			// The dashboard shows it too.
-			waitFor(t, "the dashboard's state streaming section", func() string {
-				resp, err := http.Get("http://" + metrics + "/api/state")
-				if err != nil {
-					return err.Error()
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				return string(b)
-			}, func(s string) bool {
-				return strings.Contains(s, `"name":"streaming"`) && strings.Contains(s, `"healthy":false`) && strings.Contains(s, `"last_lost":"file"`)
-			})
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			id := put(t, c, "after", "")
-			blocks := waitFor(t, "a block after the gap", func() []fileBlock { return readBlockFiles(t, dir, "") },
-				func(bs []fileBlock) bool { return len(bs) > 0 })
-			b := blocks[0]
-			if b.block != 3 || b.prev != 1 || len(b.pairs) != 1 || fmt.Sprintf("%x", b.pairs[0].key) != hexID(id) {
-				t.Fatalf("the block after the gap: %+v (pairs %d); want block 3 with prev 1 (block 2, holding %s, lost) and %s",
-					b.meta, len(b.pairs), hexID(lostID), hexID(id))
-			}
-			if _, err := testutil.StoreClient(t, sock).Contains(bg, id); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-srv.exited:
-				t.Fatalf("the server stopped with stop-node-on-error = false:\n%s", srv.stderr.String())
-			default:
-			}
-		})
+		}
+	}
+}
+
+func writeDirFails(t *testing.T, setup func(*testing.T, string), breakDir func(*testing.T, string) func(), why string, stop bool) {
+	dir := filepath.Join(t.TempDir(), "state")
+	setup(t, dir)
+	sock, _ := testutil.StartStoreProcess(t, "64MiB")
+	c := testutil.StoreClient(t, sock)
+	metrics := testutil.FreeAddr(t)
+	srv := startServer(t, sock, "r", "--store.streamers", "file", "--store.block-interval", "20ms",
+		"--streamers.file.write_dir", dir, fmt.Sprintf("--streamers.file.stop-node-on-error=%v", stop), "--metrics-addr", metrics)
+	waitFor(t, "the start block", func() int { return len(readBlockFiles(t, dir, "")) }, func(n int) bool { return n == 1 })
+	repair := breakDir(t, dir)
+	lostID := put(t, c, "lost", "")
+	if stop {
+		if code := srv.waitExit(t); code == 0 {
+			t.Fatalf("exit status 0 after a block could not be written")
+		}
+		msg := srv.stderr.String()
+		if !strings.Contains(msg, "block 2 could not be written to "+dir) || !strings.Contains(msg, why) ||
+			!strings.Contains(msg, "stop-node-on-error") {
+			t.Fatalf("stderr does not say why the node stopped (want %q):\n%s", why, msg)
+		}
+		return
+	}
+	waitFor(t, "the lost block counted", func() float64 {
+		return metric(t, metrics, `plasma_stream_state_blocks_lost_total{streamer="file"}`)
+	}, func(v float64) bool { return v >= 1 })
+	if msg := srv.stderr.String(); !strings.Contains(msg, why) {
+		t.Fatalf("the log does not say why the block was lost (want %q):\n%s", why, msg)
+	}
+	// The node is not ready while its streamer loses blocks.
+	waitFor(t, "/readyz to report the lost block", func() string {
+		resp, err := http.Get("http://" + metrics + "/readyz")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Sprint(resp.StatusCode, " ", string(b))
+	}, func(s string) bool {
+		return strings.HasPrefix(s, "503 ") && strings.Contains(s, "state streaming: failed: streamer file lost a block")
+	})
+	// The dashboard shows it too.
+	waitFor(t, "the dashboard's state streaming section", func() string {
+		resp, err := http.Get("http://" + metrics + "/api/state")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}, func(s string) bool {
+		return strings.Contains(s, `"name":"streaming"`) && strings.Contains(s, `"healthy":false`) && strings.Contains(s, `"last_lost":"file"`)
+	})
+	repair()
+	id := put(t, c, "after", "")
+	blocks := waitFor(t, "a block after the gap", func() []fileBlock { return readBlockFiles(t, dir, "") },
+		func(bs []fileBlock) bool { return len(bs) > 0 && bs[len(bs)-1].block > 1 })
+	b := blocks[slices.IndexFunc(blocks, func(b fileBlock) bool { return b.block > 1 })]
+	if b.block != 3 || b.prev != 1 || len(b.pairs) != 1 || fmt.Sprintf("%x", b.pairs[0].key) != hexID(id) {
+		t.Fatalf("the block after the gap: %+v (pairs %d); want block 3 with prev 1 (block 2, holding %s, lost) and %s",
+			b.meta, len(b.pairs), hexID(lostID), hexID(id))
+	}
+	// Nothing of the lost block is left: no file of block 2, no
+	// temporary file.
+	for _, name := range mustReadDir(t, dir) {
+		if strings.Contains(name, "block-2-") || strings.HasSuffix(name, ".tmp") {
+			t.Fatalf("%s is left in %s after block 2 was lost", name, dir)
+		}
+	}
+	select {
+	case <-srv.exited:
+		t.Fatalf("the server stopped with stop-node-on-error = false:\n%s", srv.stderr.String())
+	default:
 	}
 }
 
