@@ -92,3 +92,64 @@ func TestFileStreamerFsyncOption(t *testing.T) {
 		}
 	}
 }
+
+// blockSink is a StreamingService that keeps the blocks it is given.
+type blockSink struct {
+	mu     sync.Mutex
+	blocks []*Block
+}
+
+func (s *blockSink) Stream(*sync.WaitGroup, <-chan struct{}) error { return nil }
+func (s *blockSink) LastBlock() (uint64, error)                    { return 0, nil }
+func (s *blockSink) Close() error                                  { return nil }
+func (s *blockSink) ListenBlock(b *Block) {
+	s.mu.Lock()
+	s.blocks = append(s.blocks, b)
+	s.mu.Unlock()
+}
+
+func (s *blockSink) sizes() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int
+	for _, b := range s.blocks {
+		out = append(out, len(b.Pairs))
+	}
+	return out
+}
+
+// A block closes when it holds store.block-changes changes, even when
+// more arrive at once: a burst of 5 with block-changes 2 makes blocks of
+// 2 and 2, and the fifth waits (for more changes, the interval, or a
+// flush).
+func TestCommitterBlockChanges(t *testing.T) {
+	sink := &blockSink{}
+	c, err := NewCommitter(CommitterConfig{Node: "n", Interval: time.Hour, Changes: 2, Services: []StreamingService{sink}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Snapshot(nil)
+	for k := range 5 {
+		c.Set(StoreTransfers, []byte{byte(k)}, []byte("v"))
+	}
+	var wg sync.WaitGroup
+	quit := make(chan struct{})
+	c.Run(&wg, quit) // the burst is pending: Run finds the kick
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Equal(sink.sizes(), []int{0, 2, 2}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("blocks of %v changes, want 0 (the start), 2, 2", sink.sizes())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := sink.sizes(); !slices.Equal(got, []int{0, 2, 2}) {
+		t.Fatalf("blocks of %v changes: the fifth change did not wait", got)
+	}
+	c.Flush()
+	if got := sink.sizes(); !slices.Equal(got, []int{0, 2, 2, 1}) {
+		t.Fatalf("after Flush, blocks of %v changes, want 0 2 2 1", got)
+	}
+	close(quit)
+	wg.Wait()
+}
