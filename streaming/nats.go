@@ -222,6 +222,12 @@ func (s *NATSStreamingService) run() {
 // publishOnce publishes b, unless check finds the stream already holds
 // its commit.
 func (s *NATSStreamingService) publishOnce(b *Block, check bool) error {
+	// While the connection is down, a publish would wait in the client's
+	// reconnect buffer and might land long after this block was given up
+	// (dropped beyond max-pending): fail at once instead.
+	if !s.nc.IsConnected() {
+		return fmt.Errorf("not connected to NATS (%s)", s.nc.Status())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), natsOpTimeout)
 	defer cancel()
 	if check {
@@ -229,8 +235,9 @@ func (s *NATSStreamingService) publishOnce(b *Block, check bool) error {
 		if err != nil {
 			return err
 		}
+		// What the stream holds is what the next commit follows.
+		s.prev = max(s.prev, min(last, b.Number))
 		if last >= b.Number {
-			s.prev = max(s.prev, b.Number)
 			return nil
 		}
 	}

@@ -1,6 +1,8 @@
 package streaming_test
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -173,3 +175,66 @@ func TestStateEmbeddedNATSRestart(t *testing.T) {
 }
 
 type readBlockT = streaming.ReadBlock
+
+// The memory a node holds for NATS is bounded: beyond
+// streamers.nats.max-pending bytes held while NATS is away, the oldest
+// blocks are dropped, counted in the metrics; the first commit after
+// says how many (prev), the newest held block is published once NATS is
+// back, nothing twice, and the node goes on.
+func TestStateNATSMaxPending(t *testing.T) {
+	nats := startExternalNATS(t)
+	sock, _ := testutil.StartStoreProcess(t, "64MiB")
+	c := testutil.StoreClient(t, sock)
+	metrics := testutil.FreeAddr(t)
+	srv := startServer(t, sock, "mp", "--store.streamers", "nats", "--store.block-interval", "20ms", "--nats", nats.url(),
+		"--streamers.nats.max-pending", "1", "--metrics-addr", metrics)
+	waitFor(t, "the start block", func() int { _, b := natsChanges(t, nats.url(), "mp"); return len(b) }, func(n int) bool { return n == 1 })
+	nats.kill()
+	readyz := func() string {
+		resp, err := http.Get("http://" + metrics + "/readyz")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	waitFor(t, "the node to see NATS gone", readyz, func(s string) bool { return strings.Contains(s, "is not connected") })
+	// Three blocks while NATS is away; max-pending 1 byte holds only the
+	// newest.
+	var during []store.ObjectID
+	for i := range 3 {
+		during = append(during, put(t, c, "during"+strconv.Itoa(i), ""))
+		if i == 0 {
+			waitFor(t, "block 2 held", srv.stderr.String, func(s string) bool { return strings.Contains(s, "holding blocks until NATS is back") })
+			continue
+		}
+		waitFor(t, "the block committed", func() float64 {
+			return metric(t, metrics, `plasma_stream_state_blocks_lost_total{streamer="nats"}`)
+		}, func(v float64) bool { return v >= float64(i) })
+	}
+	nats.start(t)
+	// The newest block held is published (before the next change: a
+	// second block would push it out of max-pending too).
+	waitFor2(t, nats.url(), "mp", 1)
+	after := put(t, c, "after", "")
+	cs, blocks := waitFor2(t, nats.url(), "mp", 2)
+	if got, want := strings.Join(objectSets(cs), " "), hexID(during[2])+" "+hexID(after); got != want {
+		t.Fatalf("objects read back from NATS: %s, want %s (the newest block held, then the one after)", got, want)
+	}
+	if lost := metric(t, metrics, `plasma_stream_state_blocks_lost_total{streamer="nats"}`); lost != 2 {
+		t.Fatalf("%v blocks counted lost, want 2", lost)
+	}
+	var nums []uint64
+	for _, b := range blocks {
+		nums = append(nums, b.Number)
+	}
+	if len(blocks) != 3 || nums[0] != 1 || nums[1] != 4 || blocks[1].Meta.Prev != 1 || blocks[1].Meta.Lost() != 2 || blocks[2].Meta.Prev != 4 {
+		t.Fatalf("blocks %v (prev of the second: %d); want 1, then 4 with prev 1 (blocks 2 and 3 dropped), then 5", nums, blocks[1].Meta.Prev)
+	}
+	select {
+	case <-srv.exited:
+		t.Fatalf("the server stopped:\n%s", srv.stderr.String())
+	default:
+	}
+}
