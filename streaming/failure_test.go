@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
@@ -76,8 +79,9 @@ type writer struct {
 	done chan struct{}
 }
 
-func startWriter(t *testing.T, sock string) *writer {
+func startWriter(t *testing.T, sock string, metaSize int) *writer {
 	c := testutil.StoreClient(t, sock)
+	meta := strings.Repeat("m", metaSize) // big metadata: big objects infos, big block files
 	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
@@ -87,7 +91,7 @@ func startWriter(t *testing.T, sock string) *writer {
 				return
 			default:
 			}
-			id, err := c.Put(bg, []byte(fmt.Sprintf("object %d", i)), nil)
+			id, err := c.Put(bg, []byte(fmt.Sprintf("object %d", i)), []byte(meta))
 			if err != nil {
 				t.Error(err)
 				return
@@ -95,7 +99,7 @@ func startWriter(t *testing.T, sock string) *writer {
 			w.mu.Lock()
 			w.ids = append(w.ids, id)
 			w.mu.Unlock()
-			time.Sleep(time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 		}
 	}()
 	t.Cleanup(w.halt)
@@ -134,16 +138,75 @@ func highestBlockFile(t *testing.T, dir string) uint64 {
 	return last
 }
 
+// dirWatch watches a directory with inotify for block files written in
+// place: a final block file name must appear only by a rename (IN_MOVED_TO),
+// never be created, written or closed after writing under that name.
+type dirWatch struct {
+	f       *os.File
+	done    chan struct{}
+	renamed int    // final names that appeared by a rename
+	inPlace string // the first final name written in place
+}
+
+func watchDir(t *testing.T, dir string) *dirWatch {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MODIFY|unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO); err != nil {
+		t.Fatal(err)
+	}
+	w := &dirWatch{f: os.NewFile(uintptr(fd), "inotify"), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := w.f.Read(buf)
+			if err != nil {
+				return
+			}
+			for b := buf[:n]; len(b) >= unix.SizeofInotifyEvent; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
+				name := strings.TrimRight(string(b[unix.SizeofInotifyEvent:unix.SizeofInotifyEvent+ev.Len]), "\x00")
+				b = b[unix.SizeofInotifyEvent+ev.Len:]
+				if ev.Mask&unix.IN_Q_OVERFLOW != 0 && w.inPlace == "" {
+					w.inPlace = "(inotify queue overflow: events lost)"
+				}
+				if blockName.MatchString(name) {
+					if ev.Mask&unix.IN_MOVED_TO != 0 {
+						w.renamed++
+					} else if w.inPlace == "" {
+						w.inPlace = fmt.Sprintf("%s (inotify mask %#x)", name, ev.Mask)
+					}
+				}
+			}
+		}
+	}()
+	return w
+}
+
+// halt stops the watch and returns the first block file written in place
+// ("": none) and how many appeared by a rename.
+func (w *dirWatch) halt() (string, int) {
+	w.f.Close()
+	<-w.done
+	return w.inPlace, w.renamed
+}
+
 // SIGKILL while blocks are being written, three times: every file under
 // a final name is complete, and the restarted server goes on with the
 // next block number, a start block holding every object written before.
+// All along, every block file appears under its name by a rename
+// (inotify), never written in place, so a consumer cannot see half a file.
 func TestStateFileSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
-	sock, _ := testutil.StartStoreProcess(t, "64MiB")
-	args := []string{"--store.streamers", "file", "--store.block-interval", "5ms", "--store.block-changes", "3",
+	sock, _ := testutil.StartStoreProcess(t, "256MiB")
+	args := []string{"--store.streamers", "file", "--store.block-interval", "5ms", "--store.block-changes", "20",
 		"--streamers.file.write_dir", dir, "--streamers.file.fsync=true"}
 	srv := startServer(t, sock, "k", args...)
-	w := startWriter(t, sock)
+	w := startWriter(t, sock, 32<<10)
+	watch := watchDir(t, dir)
+	t.Cleanup(func() { watch.halt() })
 	for round := range 3 {
 		// Let blocks be written, then kill at once.
 		before := highestBlockFile(t, dir)
@@ -185,6 +248,9 @@ func TestStateFileSurvivesSIGKILL(t *testing.T) {
 				}
 			}
 		}
+	}
+	if inPlace, renamed := watch.halt(); inPlace != "" || renamed == 0 {
+		t.Fatalf("block files written in place: %s (%d appeared by a rename)", inPlace, renamed)
 	}
 }
 
