@@ -283,6 +283,17 @@ func metric(t *testing.T, addr, sample string) float64 {
 	return 0
 }
 
+// httpGet returns "STATUS BODY" of http://addr/path, or the error.
+func httpGet(addr, path string) string {
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return fmt.Sprint(resp.StatusCode, " ", string(b))
+}
+
 // mountFull mounts a tmpfs of size bytes on dir (a disk of its own, which
 // the test can fill); it needs root, as CI runs.
 func mountFull(t *testing.T, dir string, size int) {
@@ -385,27 +396,11 @@ func writeDirFails(t *testing.T, setup func(*testing.T, string), breakDir func(*
 		t.Fatalf("the log does not say why the block was lost (want %q):\n%s", why, msg)
 	}
 	// The node is not ready while its streamer loses blocks.
-	waitFor(t, "/readyz to report the lost block", func() string {
-		resp, err := http.Get("http://" + metrics + "/readyz")
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Sprint(resp.StatusCode, " ", string(b))
-	}, func(s string) bool {
+	waitFor(t, "/readyz to report the lost block", func() string { return httpGet(metrics, "/readyz") }, func(s string) bool {
 		return strings.HasPrefix(s, "503 ") && strings.Contains(s, "state streaming: failed: streamer file lost a block")
 	})
 	// The dashboard shows it too.
-	waitFor(t, "the dashboard's state streaming section", func() string {
-		resp, err := http.Get("http://" + metrics + "/api/state")
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}, func(s string) bool {
+	waitFor(t, "the dashboard's state streaming section", func() string { return httpGet(metrics, "/api/state") }, func(s string) bool {
 		return strings.Contains(s, `"name":"streaming"`) && strings.Contains(s, `"healthy":false`) && strings.Contains(s, `"last_lost":"file"`)
 	})
 	repair()

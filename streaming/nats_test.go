@@ -1,8 +1,6 @@
 package streaming_test
 
 import (
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -190,16 +188,8 @@ func TestStateNATSMaxPending(t *testing.T) {
 		"--streamers.nats.max-pending", "1", "--metrics-addr", metrics)
 	waitFor(t, "the start block", func() int { _, b := natsChanges(t, nats.url(), "mp"); return len(b) }, func(n int) bool { return n == 1 })
 	nats.kill()
-	readyz := func() string {
-		resp, err := http.Get("http://" + metrics + "/readyz")
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
-	waitFor(t, "the node to see NATS gone", readyz, func(s string) bool { return strings.Contains(s, "is not connected") })
+	waitFor(t, "the node to see NATS gone", func() string { return httpGet(metrics, "/readyz") },
+		func(s string) bool { return strings.Contains(s, "is not connected") })
 	// Three blocks while NATS is away; max-pending 1 byte holds only the
 	// newest.
 	var during []store.ObjectID
