@@ -2,7 +2,9 @@ package streaming_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -195,4 +197,51 @@ func TestNATSSubjectsAndRetry(t *testing.T) {
 	if len(nums) != 3 || nums[0] != 1 || nums[2] != 3 {
 		t.Fatalf("blocks read back %v, want 1 2 3", nums)
 	}
+}
+
+// A directory written by runs with output-metadata on and off: the data
+// files without meta files are committed blocks too, except the highest,
+// which may still be waiting for its meta file; a block whose writer was
+// killed between its two renames is read once a later block exists.
+func TestDirReaderMixedMetadata(t *testing.T) {
+	dir := t.TempDir()
+	run := func(meta bool, keys ...string) {
+		svc, err := streaming.NewFileStreamingService(streaming.Options{streaming.OptStreamersFileWriteDir: dir,
+			streaming.OptStreamersFileOutputMetadata: meta, streaming.OptStreamersFileFsync: false}, nil, streaming.Env{Node: "m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := commitBlocks(t, svc, keys...).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocks := func() []uint64 {
+		r, err := streaming.OpenDir(dir, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.Blocks()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	want := func(w ...uint64) {
+		t.Helper()
+		if got := blocks(); !slices.Equal(got, w) {
+			t.Fatalf("committed blocks %v, want %v", got, w)
+		}
+	}
+	run(true, "a")  // blocks 1, 2 with meta
+	run(false, "b") // 3, 4 without
+	want(1, 2, 3)
+	run(true, "c") // 5, 6 with meta
+	want(1, 2, 3, 4, 5, 6)
+	// Killed between the renames of block 6: its meta file never came.
+	if err := os.Remove(filepath.Join(dir, "block-6-meta")); err != nil {
+		t.Fatal(err)
+	}
+	want(1, 2, 3, 4, 5)
+	run(true) // 7 (a start block)
+	want(1, 2, 3, 4, 5, 6, 7)
 }
