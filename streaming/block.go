@@ -2,6 +2,7 @@ package streaming
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -87,15 +88,37 @@ func NewCommitter(cfg CommitterConfig) (*Committer, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	var last uint64
+	var unknown []error
 	for _, s := range cfg.Services {
 		n, err := s.LastBlock()
+		var u *LastBlockUnknownError
+		if errors.As(err, &u) {
+			unknown = append(unknown, err)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		last = max(last, n)
 	}
+	if len(unknown) > 0 {
+		if len(unknown) == len(cfg.Services) {
+			return nil, fmt.Errorf("%w; no other streamer holds the block numbers, and numbering from 1 again would clash with the blocks already there: make it reachable, or add the file streamer", errors.Join(unknown...))
+		}
+		for _, err := range unknown {
+			cfg.Logger.Warn(err.Error() + "; numbering from the other streamers (stop-node-on-error = false)")
+		}
+	}
 	return &Committer{cfg: cfg, next: last + 1, kick: make(chan struct{}, 1)}, nil
 }
+
+// LastBlockUnknownError is a service's LastBlock that could not ask its
+// destination (stop-node-on-error = false): the other services number
+// the blocks; a node with no other service does not start.
+type LastBlockUnknownError struct{ Err error }
+
+func (e *LastBlockUnknownError) Error() string { return e.Err.Error() }
+func (e *LastBlockUnknownError) Unwrap() error { return e.Err }
 
 // Next is the number the next block will get.
 func (c *Committer) Next() uint64 {

@@ -1,11 +1,15 @@
 package streaming_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
@@ -226,5 +230,56 @@ func TestStateNATSMaxPending(t *testing.T) {
 	case <-srv.exited:
 		t.Fatalf("the server stopped:\n%s", srv.stderr.String())
 	default:
+	}
+}
+
+// NATS unreachable when a node starts (stop-node-on-error = false): with
+// the file streamer beside it, the node starts, numbering on from its
+// files, and NATS gets the blocks when it comes, after those of the
+// earlier run; with the NATS streamer alone the node cannot know where
+// the stream's numbers stop, and refuses to start, saying why.
+func TestStateNATSDownAtStart(t *testing.T) {
+	nats := startExternalNATS(t)
+	sock, _ := testutil.StartStoreProcess(t, "64MiB")
+	c := testutil.StoreClient(t, sock)
+	dir := t.TempDir()
+	args := []string{"--store.streamers", "file,nats", "--store.block-interval", "20ms", "--streamers.file.write_dir", dir, "--nats", nats.url()}
+	srv := startServer(t, sock, "d", args...)
+	id1 := put(t, c, "first", "")
+	_, before := waitFor2(t, nats.url(), "d", 1)
+	srv.kill(t)
+	nats.kill()
+
+	ctx, cancel := context.WithTimeout(bg, time.Minute) // a server that starts is killed then
+	defer cancel()
+	b, err := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "plasma-stream-server"), "-s", sock, "--bind", "127.0.0.1",
+		"-p", strconv.Itoa(testutil.FreePort(t, "127.0.0.1")), "--node-name", "d", "--store.streamers", "nats", "--nats", nats.url()).CombinedOutput()
+	if out := string(b); err == nil || ctx.Err() != nil || !strings.Contains(out, "no other streamer holds the block numbers") ||
+		!strings.Contains(out, "add the file streamer") {
+		t.Fatalf("the NATS streamer alone, NATS unreachable: %v\n%s\nwant a refusal to start", err, out)
+	}
+
+	srv = startServer(t, sock, "d", args...)
+	id2 := put(t, c, "second", "")
+	waitFor(t, "the block in the files", func() []change { cs, _ := fileChanges(t, dir, ""); return cs },
+		func(cs []change) bool { return slices.Contains(cs, change{"objects", "set", hexID(id2)}) })
+	nats.start(t)
+	cs, blocks := waitFor2(t, nats.url(), "d", 2) // id1 (again in the restart's snapshot: one set), id2
+	last := before[len(before)-1].Number
+	var start *readBlockT
+	for i, b := range blocks {
+		if i > 0 && b.Number <= blocks[i-1].Number {
+			t.Fatalf("block %d after block %d in the stream", b.Number, blocks[i-1].Number)
+		}
+		if b.Number > last && start == nil {
+			start = b
+		}
+	}
+	if start == nil || start.Number != last+1 || !start.Meta.Start {
+		t.Fatalf("after block %d of the first run the stream holds %+v: want the restart's start block, numbered next", last, start)
+	}
+	sets := objectSets(cs)
+	if sets[0] != hexID(id1) || sets[len(sets)-1] != hexID(id2) {
+		t.Fatalf("objects in the stream: %v", sets)
 	}
 }

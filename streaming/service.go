@@ -155,7 +155,9 @@ type StreamingService interface {
 	// ListenBlock takes one block. The block is shared: read only.
 	ListenBlock(b *Block)
 	// LastBlock is the highest block number the destination already
-	// holds from an earlier run of this node (0: none).
+	// holds from an earlier run of this node (0: none). A
+	// *LastBlockUnknownError says the destination cannot be asked now and
+	// the service goes on anyway: the others number the blocks.
 	LastBlock() (uint64, error)
 	io.Closer
 }
