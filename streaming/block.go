@@ -2,6 +2,7 @@ package streaming
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -87,15 +88,37 @@ func NewCommitter(cfg CommitterConfig) (*Committer, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	var last uint64
+	var unknown []error
 	for _, s := range cfg.Services {
 		n, err := s.LastBlock()
+		var u *LastBlockUnknownError
+		if errors.As(err, &u) {
+			unknown = append(unknown, err)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		last = max(last, n)
 	}
+	if len(unknown) > 0 {
+		if len(unknown) == len(cfg.Services) {
+			return nil, fmt.Errorf("%w; no other streamer holds the block numbers, and numbering from 1 again would clash with the blocks already there: make it reachable, or add the file streamer", errors.Join(unknown...))
+		}
+		for _, err := range unknown {
+			cfg.Logger.Warn(err.Error() + "; numbering from the other streamers (stop-node-on-error = false)")
+		}
+	}
 	return &Committer{cfg: cfg, next: last + 1, kick: make(chan struct{}, 1)}, nil
 }
+
+// LastBlockUnknownError is a service's LastBlock that could not ask its
+// destination (stop-node-on-error = false): the other services number
+// the blocks; a node with no other service does not start.
+type LastBlockUnknownError struct{ Err error }
+
+func (e *LastBlockUnknownError) Error() string { return e.Err.Error() }
+func (e *LastBlockUnknownError) Unwrap() error { return e.Err }
 
 // Next is the number the next block will get.
 func (c *Committer) Next() uint64 {
@@ -137,7 +160,8 @@ func (c *Committer) Snapshot(objects []StoreKVPair) {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
 	if c.started {
-		c.commitLocked(false, nil)
+		for c.commitLocked(false, nil) {
+		}
 	}
 	c.commitLocked(true, objects)
 }
@@ -156,7 +180,7 @@ func (c *Committer) Run(wg *sync.WaitGroup, quit <-chan struct{}) {
 				c.Flush()
 				return
 			case <-c.kick:
-				c.Flush()
+				c.flushFull()
 			case <-t.C:
 				c.mu.Lock()
 				due := len(c.pend) > 0 && time.Since(c.first) >= c.cfg.Interval
@@ -169,32 +193,53 @@ func (c *Committer) Run(wg *sync.WaitGroup, quit <-chan struct{}) {
 	}()
 }
 
-// Flush commits the pending changes now (nothing before the first
-// Snapshot, nothing when none are pending).
+// Flush commits the pending changes now, in blocks of at most Changes
+// (nothing before the first Snapshot, nothing when none are pending).
 func (c *Committer) Flush() {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
 	if c.started {
-		c.commitLocked(false, nil)
+		for c.commitLocked(false, nil) {
+		}
 	}
 }
 
-// commitLocked makes a block of the pending changes (and, for a
-// snapshot, objects) and hands it to every service.
-func (c *Committer) commitLocked(snapshot bool, objects []StoreKVPair) {
+// flushFull commits blocks of Changes changes while that many are
+// pending; the rest waits for more changes or the interval.
+func (c *Committer) flushFull() {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	for c.started {
+		c.mu.Lock()
+		full := len(c.pend) >= c.cfg.Changes
+		c.mu.Unlock()
+		if !full || !c.commitLocked(false, nil) {
+			return
+		}
+	}
+}
+
+// commitLocked makes a block of the pending changes, at most Changes of
+// them (a snapshot block: all of them and objects), hands it to every
+// service, and reports whether it did.
+func (c *Committer) commitLocked(snapshot bool, objects []StoreKVPair) bool {
 	if c.closed {
-		return
+		return false
 	}
 	c.mu.Lock()
 	pend := c.pend
-	c.pend = nil
+	if !snapshot && len(pend) > c.cfg.Changes {
+		pend, c.pend = pend[:c.cfg.Changes:c.cfg.Changes], pend[c.cfg.Changes:]
+	} else {
+		c.pend = nil
+	}
 	c.mu.Unlock()
 	if snapshot {
 		// Changes of objects before the snapshot are superseded by it.
 		pend = slices.DeleteFunc(pend, func(p StoreKVPair) bool { return !c.started && p.StoreKey == StoreObjects })
 		pend = append(pend, objects...)
 	} else if len(pend) == 0 {
-		return
+		return false
 	}
 	slices.SortStableFunc(pend, func(a, b StoreKVPair) int {
 		switch {
@@ -214,6 +259,7 @@ func (c *Committer) commitLocked(snapshot bool, objects []StoreKVPair) {
 	for _, s := range c.cfg.Services {
 		s.ListenBlock(b)
 	}
+	return true
 }
 
 // Close commits what is pending and closes every service (each writes

@@ -1,6 +1,7 @@
 package streaming_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,8 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
@@ -74,8 +79,9 @@ type writer struct {
 	done chan struct{}
 }
 
-func startWriter(t *testing.T, sock string) *writer {
+func startWriter(t *testing.T, sock string, metaSize int) *writer {
 	c := testutil.StoreClient(t, sock)
+	meta := strings.Repeat("m", metaSize) // big metadata: big objects infos, big block files
 	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
@@ -85,7 +91,7 @@ func startWriter(t *testing.T, sock string) *writer {
 				return
 			default:
 			}
-			id, err := c.Put(bg, []byte(fmt.Sprintf("object %d", i)), nil)
+			id, err := c.Put(bg, []byte(fmt.Sprintf("object %d", i)), []byte(meta))
 			if err != nil {
 				t.Error(err)
 				return
@@ -93,7 +99,7 @@ func startWriter(t *testing.T, sock string) *writer {
 			w.mu.Lock()
 			w.ids = append(w.ids, id)
 			w.mu.Unlock()
-			time.Sleep(time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 		}
 	}()
 	t.Cleanup(w.halt)
@@ -132,16 +138,75 @@ func highestBlockFile(t *testing.T, dir string) uint64 {
 	return last
 }
 
+// dirWatch watches a directory with inotify for block files written in
+// place: a final block file name must appear only by a rename (IN_MOVED_TO),
+// never be created, written or closed after writing under that name.
+type dirWatch struct {
+	f       *os.File
+	done    chan struct{}
+	renamed int    // final names that appeared by a rename
+	inPlace string // the first final name written in place
+}
+
+func watchDir(t *testing.T, dir string) *dirWatch {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MODIFY|unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO); err != nil {
+		t.Fatal(err)
+	}
+	w := &dirWatch{f: os.NewFile(uintptr(fd), "inotify"), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := w.f.Read(buf)
+			if err != nil {
+				return
+			}
+			for b := buf[:n]; len(b) >= unix.SizeofInotifyEvent; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
+				name := strings.TrimRight(string(b[unix.SizeofInotifyEvent:unix.SizeofInotifyEvent+ev.Len]), "\x00")
+				b = b[unix.SizeofInotifyEvent+ev.Len:]
+				if ev.Mask&unix.IN_Q_OVERFLOW != 0 && w.inPlace == "" {
+					w.inPlace = "(inotify queue overflow: events lost)"
+				}
+				if blockName.MatchString(name) {
+					if ev.Mask&unix.IN_MOVED_TO != 0 {
+						w.renamed++
+					} else if w.inPlace == "" {
+						w.inPlace = fmt.Sprintf("%s (inotify mask %#x)", name, ev.Mask)
+					}
+				}
+			}
+		}
+	}()
+	return w
+}
+
+// halt stops the watch and returns the first block file written in place
+// ("": none) and how many appeared by a rename.
+func (w *dirWatch) halt() (string, int) {
+	w.f.Close()
+	<-w.done
+	return w.inPlace, w.renamed
+}
+
 // SIGKILL while blocks are being written, three times: every file under
 // a final name is complete, and the restarted server goes on with the
 // next block number, a start block holding every object written before.
+// All along, every block file appears under its name by a rename
+// (inotify), never written in place, so a consumer cannot see half a file.
 func TestStateFileSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
-	sock, _ := testutil.StartStoreProcess(t, "64MiB")
-	args := []string{"--store.streamers", "file", "--store.block-interval", "5ms", "--store.block-changes", "3",
+	sock, _ := testutil.StartStoreProcess(t, "256MiB")
+	args := []string{"--store.streamers", "file", "--store.block-interval", "5ms", "--store.block-changes", "20",
 		"--streamers.file.write_dir", dir, "--streamers.file.fsync=true"}
 	srv := startServer(t, sock, "k", args...)
-	w := startWriter(t, sock)
+	w := startWriter(t, sock, 32<<10)
+	watch := watchDir(t, dir)
+	t.Cleanup(func() { watch.halt() })
 	for round := range 3 {
 		// Let blocks be written, then kill at once.
 		before := highestBlockFile(t, dir)
@@ -184,6 +249,9 @@ func TestStateFileSurvivesSIGKILL(t *testing.T) {
 			}
 		}
 	}
+	if inPlace, renamed := watch.halt(); inPlace != "" || renamed == 0 {
+		t.Fatalf("block files written in place: %s (%d appeared by a rename)", inPlace, renamed)
+	}
 }
 
 func mustReadDir(t *testing.T, dir string) []string {
@@ -215,81 +283,146 @@ func metric(t *testing.T, addr, sample string) float64 {
 	return 0
 }
 
-// The write_dir removed under a running server (a disk that fails):
-// with stop-node-on-error = true the server stops with a clear message
-// and a non-zero status; with false it goes on, counts the lost block
-// in its metrics, and its next block records the gap.
-func TestStateWriteDirRemoved(t *testing.T) {
-	for _, stop := range []bool{true, false} {
-		t.Run(fmt.Sprintf("stop-node-on-error=%v", stop), func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "state")
-			sock, _ := testutil.StartStoreProcess(t, "64MiB")
-			c := testutil.StoreClient(t, sock)
-			metrics := testutil.FreeAddr(t)
-			srv := startServer(t, sock, "r", "--store.streamers", "file", "--store.block-interval", "20ms",
-				"--streamers.file.write_dir", dir, fmt.Sprintf("--streamers.file.stop-node-on-error=%v", stop), "--metrics-addr", metrics)
-			waitFor(t, "the start block", func() int { return len(readBlockFiles(t, dir, "")) }, func(n int) bool { return n == 1 })
+// httpGet returns "STATUS BODY" of http://addr/path, or the error.
+func httpGet(addr, path string) string {
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return fmt.Sprint(resp.StatusCode, " ", string(b))
+}
+
+// mountFull mounts a tmpfs of size bytes on dir (a disk of its own, which
+// the test can fill); it needs root, as CI runs.
+func mountFull(t *testing.T, dir string, size int) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
+		t.Fatalf("mount a small tmpfs on %s (the full disk of this test; it needs root): %v", dir, err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+}
+
+// fill writes a file into dir until the disk is full.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	name := filepath.Join(dir, "filler")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling %s: %v", dir, err)
+			}
+			return name
+		}
+	}
+}
+
+// The write_dir failing under a running server (a disk that fails: the
+// directory removed, or the disk full), with each stop-node-on-error:
+// true stops the server with a clear message and a non-zero status;
+// false goes on, counts the lost block in its metrics, and its next block
+// records the gap.
+func TestStateWriteDirFails(t *testing.T) {
+	for _, tc := range []struct {
+		cause string
+		setup func(t *testing.T, dir string)
+		// breakDir makes writes fail; repair undoes it.
+		breakDir func(t *testing.T, dir string) (repair func())
+		why      string // in the server's message
+	}{
+		{"removed", func(*testing.T, string) {}, func(t *testing.T, dir string) func() {
 			if err := os.RemoveAll(dir); err != nil {
 				t.Fatal(err)
 			}
-			lostID := put(t, c, "lost", "")
-			if stop {
-				if code := srv.waitExit(t); code == 0 {
-					t.Fatalf("exit status 0 after a block could not be written")
+			return func() {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
 				}
-				msg := srv.stderr.String()
-				if !strings.Contains(msg, "block 2 could not be written to "+dir) || !strings.Contains(msg, "stop-node-on-error") {
-					t.Fatalf("stderr does not say why the node stopped:\n%s", msg)
-				}
-				return
 			}
-			waitFor(t, "the lost block counted", func() float64 {
-				return metric(t, metrics, `plasma_stream_state_blocks_lost_total{streamer="file"}`)
-			}, func(v float64) bool { return v >= 1 })
-			// The node is not ready while its streamer loses blocks.
-			waitFor(t, "/readyz to report the lost block", func() string {
-				resp, err := http.Get("http://" + metrics + "/readyz")
-				if err != nil {
-					return err.Error()
+		}, "no such file or directory"},
+		{"full", func(t *testing.T, dir string) { mountFull(t, dir, 1<<20) }, func(t *testing.T, dir string) func() {
+			filler := fill(t, dir)
+			return func() {
+				if err := os.Remove(filler); err != nil {
+					t.Fatal(err)
 				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				return fmt.Sprint(resp.StatusCode, " ", string(b))
-			}, func(s string) bool {
-				return strings.HasPrefix(s, "503 ") && strings.Contains(s, "state streaming: failed: streamer file lost a block")
+			}
+		}, "no space left on device"},
+	} {
+		for _, stop := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/stop-node-on-error=%v", tc.cause, stop), func(t *testing.T) {
+				writeDirFails(t, tc.setup, tc.breakDir, tc.why, stop)
 			})
-			// The dashboard shows it too.
-			waitFor(t, "the dashboard's state streaming section", func() string {
-				resp, err := http.Get("http://" + metrics + "/api/state")
-				if err != nil {
-					return err.Error()
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				return string(b)
-			}, func(s string) bool {
-				return strings.Contains(s, `"name":"streaming"`) && strings.Contains(s, `"healthy":false`) && strings.Contains(s, `"last_lost":"file"`)
-			})
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			id := put(t, c, "after", "")
-			blocks := waitFor(t, "a block after the gap", func() []fileBlock { return readBlockFiles(t, dir, "") },
-				func(bs []fileBlock) bool { return len(bs) > 0 })
-			b := blocks[0]
-			if b.block != 3 || b.prev != 1 || len(b.pairs) != 1 || fmt.Sprintf("%x", b.pairs[0].key) != hexID(id) {
-				t.Fatalf("the block after the gap: %+v (pairs %d); want block 3 with prev 1 (block 2, holding %s, lost) and %s",
-					b.meta, len(b.pairs), hexID(lostID), hexID(id))
-			}
-			if _, err := testutil.StoreClient(t, sock).Contains(bg, id); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-srv.exited:
-				t.Fatalf("the server stopped with stop-node-on-error = false:\n%s", srv.stderr.String())
-			default:
-			}
-		})
+		}
+	}
+}
+
+func writeDirFails(t *testing.T, setup func(*testing.T, string), breakDir func(*testing.T, string) func(), why string, stop bool) {
+	dir := filepath.Join(t.TempDir(), "state")
+	setup(t, dir)
+	sock, _ := testutil.StartStoreProcess(t, "64MiB")
+	c := testutil.StoreClient(t, sock)
+	metrics := testutil.FreeAddr(t)
+	srv := startServer(t, sock, "r", "--store.streamers", "file", "--store.block-interval", "20ms",
+		"--streamers.file.write_dir", dir, fmt.Sprintf("--streamers.file.stop-node-on-error=%v", stop), "--metrics-addr", metrics)
+	waitFor(t, "the start block", func() int { return len(readBlockFiles(t, dir, "")) }, func(n int) bool { return n == 1 })
+	repair := breakDir(t, dir)
+	lostID := put(t, c, "lost", "")
+	if stop {
+		if code := srv.waitExit(t); code == 0 {
+			t.Fatalf("exit status 0 after a block could not be written")
+		}
+		msg := srv.stderr.String()
+		if !strings.Contains(msg, "block 2 could not be written to "+dir) || !strings.Contains(msg, why) ||
+			!strings.Contains(msg, "stop-node-on-error") {
+			t.Fatalf("stderr does not say why the node stopped (want %q):\n%s", why, msg)
+		}
+		return
+	}
+	waitFor(t, "the lost block counted", func() float64 {
+		return metric(t, metrics, `plasma_stream_state_blocks_lost_total{streamer="file"}`)
+	}, func(v float64) bool { return v >= 1 })
+	if msg := srv.stderr.String(); !strings.Contains(msg, why) {
+		t.Fatalf("the log does not say why the block was lost (want %q):\n%s", why, msg)
+	}
+	// The node is not ready while its streamer loses blocks.
+	waitFor(t, "/readyz to report the lost block", func() string { return httpGet(metrics, "/readyz") }, func(s string) bool {
+		return strings.HasPrefix(s, "503 ") && strings.Contains(s, "state streaming: failed: streamer file lost a block")
+	})
+	// The dashboard shows it too.
+	waitFor(t, "the dashboard's state streaming section", func() string { return httpGet(metrics, "/api/state") }, func(s string) bool {
+		return strings.Contains(s, `"name":"streaming"`) && strings.Contains(s, `"healthy":false`) && strings.Contains(s, `"last_lost":"file"`)
+	})
+	repair()
+	id := put(t, c, "after", "")
+	blocks := waitFor(t, "a block after the gap", func() []fileBlock { return readBlockFiles(t, dir, "") },
+		func(bs []fileBlock) bool { return len(bs) > 0 && bs[len(bs)-1].block > 1 })
+	b := blocks[slices.IndexFunc(blocks, func(b fileBlock) bool { return b.block > 1 })]
+	if b.block != 3 || b.prev != 1 || len(b.pairs) != 1 || fmt.Sprintf("%x", b.pairs[0].key) != hexID(id) {
+		t.Fatalf("the block after the gap: %+v (pairs %d); want block 3 with prev 1 (block 2, holding %s, lost) and %s",
+			b.meta, len(b.pairs), hexID(lostID), hexID(id))
+	}
+	// Nothing of the lost block is left: no file of block 2, no
+	// temporary file.
+	for _, name := range mustReadDir(t, dir) {
+		if strings.Contains(name, "block-2-") || strings.HasSuffix(name, ".tmp") {
+			t.Fatalf("%s is left in %s after block 2 was lost", name, dir)
+		}
+	}
+	select {
+	case <-srv.exited:
+		t.Fatalf("the server stopped with stop-node-on-error = false:\n%s", srv.stderr.String())
+	default:
 	}
 }
 

@@ -221,7 +221,7 @@ func (s *FileStreamingService) writeFile(name string, b []byte) error {
 	}
 	_, err = f.Write(b)
 	if err == nil && s.fsync {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -234,10 +234,17 @@ func (s *FileStreamingService) writeFile(name string, b []byte) error {
 		return err
 	}
 	if s.fsync {
-		return fsutil.SyncDir(s.dir)
+		return syncDir(s.dir)
 	}
 	return nil
 }
+
+// syncFile and syncDir make a file's contents and a directory's entries
+// durable (variables so that a test can watch when they are called).
+var (
+	syncFile = (*os.File).Sync
+	syncDir  = fsutil.SyncDir
+)
 
 // Close writes what is queued and stops the writer.
 func (s *FileStreamingService) Close() error {

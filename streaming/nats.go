@@ -144,8 +144,10 @@ func (s *NATSStreamingService) lastCommitted(ctx context.Context) (uint64, error
 }
 
 // LastBlock is the last block the stream holds of this node. With NATS
-// unreachable it is an error if stop-node-on-error, else 0 (numbering
-// then comes from the other streamers).
+// unreachable it is an error if stop-node-on-error, else an
+// ErrLastBlockUnknown: numbering then comes from the other streamers, and
+// without one the node cannot start (it would number from 1 again, and
+// the stream would take its blocks for ones it already holds).
 func (s *NATSStreamingService) LastBlock() (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), natsOpTimeout)
 	defer cancel()
@@ -155,8 +157,7 @@ func (s *NATSStreamingService) LastBlock() (uint64, error) {
 		if s.stopOnError {
 			return 0, err
 		}
-		s.log.Warn(err.Error() + "; going on (stop-node-on-error = false)")
-		return 0, nil
+		return 0, &LastBlockUnknownError{Err: err}
 	}
 	s.prev = n
 	return n, nil
@@ -222,6 +223,12 @@ func (s *NATSStreamingService) run() {
 // publishOnce publishes b, unless check finds the stream already holds
 // its commit.
 func (s *NATSStreamingService) publishOnce(b *Block, check bool) error {
+	// While the connection is down, a publish would wait in the client's
+	// reconnect buffer and might land long after this block was given up
+	// (dropped beyond max-pending): fail at once instead.
+	if !s.nc.IsConnected() {
+		return fmt.Errorf("not connected to NATS (%s)", s.nc.Status())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), natsOpTimeout)
 	defer cancel()
 	if check {
@@ -229,8 +236,9 @@ func (s *NATSStreamingService) publishOnce(b *Block, check bool) error {
 		if err != nil {
 			return err
 		}
+		// What the stream holds is what the next commit follows.
+		s.prev = max(s.prev, min(last, b.Number))
 		if last >= b.Number {
-			s.prev = max(s.prev, b.Number)
 			return nil
 		}
 	}

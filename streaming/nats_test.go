@@ -1,11 +1,15 @@
 package streaming_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
@@ -173,3 +177,109 @@ func TestStateEmbeddedNATSRestart(t *testing.T) {
 }
 
 type readBlockT = streaming.ReadBlock
+
+// The memory a node holds for NATS is bounded: beyond
+// streamers.nats.max-pending bytes held while NATS is away, the oldest
+// blocks are dropped, counted in the metrics; the first commit after
+// says how many (prev), the newest held block is published once NATS is
+// back, nothing twice, and the node goes on.
+func TestStateNATSMaxPending(t *testing.T) {
+	nats := startExternalNATS(t)
+	sock, _ := testutil.StartStoreProcess(t, "64MiB")
+	c := testutil.StoreClient(t, sock)
+	metrics := testutil.FreeAddr(t)
+	srv := startServer(t, sock, "mp", "--store.streamers", "nats", "--store.block-interval", "20ms", "--nats", nats.url(),
+		"--streamers.nats.max-pending", "1", "--metrics-addr", metrics)
+	waitFor(t, "the start block", func() int { _, b := natsChanges(t, nats.url(), "mp"); return len(b) }, func(n int) bool { return n == 1 })
+	nats.kill()
+	waitFor(t, "the node to see NATS gone", func() string { return httpGet(metrics, "/readyz") },
+		func(s string) bool { return strings.Contains(s, "is not connected") })
+	// Three blocks while NATS is away; max-pending 1 byte holds only the
+	// newest.
+	var during []store.ObjectID
+	for i := range 3 {
+		during = append(during, put(t, c, "during"+strconv.Itoa(i), ""))
+		if i == 0 {
+			waitFor(t, "block 2 held", srv.stderr.String, func(s string) bool { return strings.Contains(s, "holding blocks until NATS is back") })
+			continue
+		}
+		waitFor(t, "the block committed", func() float64 {
+			return metric(t, metrics, `plasma_stream_state_blocks_lost_total{streamer="nats"}`)
+		}, func(v float64) bool { return v >= float64(i) })
+	}
+	nats.start(t)
+	// The newest block held is published (before the next change: a
+	// second block would push it out of max-pending too).
+	waitFor2(t, nats.url(), "mp", 1)
+	after := put(t, c, "after", "")
+	cs, blocks := waitFor2(t, nats.url(), "mp", 2)
+	if got, want := strings.Join(objectSets(cs), " "), hexID(during[2])+" "+hexID(after); got != want {
+		t.Fatalf("objects read back from NATS: %s, want %s (the newest block held, then the one after)", got, want)
+	}
+	if lost := metric(t, metrics, `plasma_stream_state_blocks_lost_total{streamer="nats"}`); lost != 2 {
+		t.Fatalf("%v blocks counted lost, want 2", lost)
+	}
+	var nums []uint64
+	for _, b := range blocks {
+		nums = append(nums, b.Number)
+	}
+	if len(blocks) != 3 || nums[0] != 1 || nums[1] != 4 || blocks[1].Meta.Prev != 1 || blocks[1].Meta.Lost() != 2 || blocks[2].Meta.Prev != 4 {
+		t.Fatalf("blocks %v (prev of the second: %d); want 1, then 4 with prev 1 (blocks 2 and 3 dropped), then 5", nums, blocks[1].Meta.Prev)
+	}
+	select {
+	case <-srv.exited:
+		t.Fatalf("the server stopped:\n%s", srv.stderr.String())
+	default:
+	}
+}
+
+// NATS unreachable when a node starts (stop-node-on-error = false): with
+// the file streamer beside it, the node starts, numbering on from its
+// files, and NATS gets the blocks when it comes, after those of the
+// earlier run; with the NATS streamer alone the node cannot know where
+// the stream's numbers stop, and refuses to start, saying why.
+func TestStateNATSDownAtStart(t *testing.T) {
+	nats := startExternalNATS(t)
+	sock, _ := testutil.StartStoreProcess(t, "64MiB")
+	c := testutil.StoreClient(t, sock)
+	dir := t.TempDir()
+	args := []string{"--store.streamers", "file,nats", "--store.block-interval", "20ms", "--streamers.file.write_dir", dir, "--nats", nats.url()}
+	srv := startServer(t, sock, "d", args...)
+	id1 := put(t, c, "first", "")
+	_, before := waitFor2(t, nats.url(), "d", 1)
+	srv.kill(t)
+	nats.kill()
+
+	ctx, cancel := context.WithTimeout(bg, time.Minute) // a server that starts is killed then
+	defer cancel()
+	b, err := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "plasma-stream-server"), "-s", sock, "--bind", "127.0.0.1",
+		"-p", strconv.Itoa(testutil.FreePort(t, "127.0.0.1")), "--node-name", "d", "--store.streamers", "nats", "--nats", nats.url()).CombinedOutput()
+	if out := string(b); err == nil || ctx.Err() != nil || !strings.Contains(out, "no other streamer holds the block numbers") ||
+		!strings.Contains(out, "add the file streamer") {
+		t.Fatalf("the NATS streamer alone, NATS unreachable: %v\n%s\nwant a refusal to start", err, out)
+	}
+
+	srv = startServer(t, sock, "d", args...)
+	id2 := put(t, c, "second", "")
+	waitFor(t, "the block in the files", func() []change { cs, _ := fileChanges(t, dir, ""); return cs },
+		func(cs []change) bool { return slices.Contains(cs, change{"objects", "set", hexID(id2)}) })
+	nats.start(t)
+	cs, blocks := waitFor2(t, nats.url(), "d", 2) // id1 (again in the restart's snapshot: one set), id2
+	last := before[len(before)-1].Number
+	var start *readBlockT
+	for i, b := range blocks {
+		if i > 0 && b.Number <= blocks[i-1].Number {
+			t.Fatalf("block %d after block %d in the stream", b.Number, blocks[i-1].Number)
+		}
+		if b.Number > last && start == nil {
+			start = b
+		}
+	}
+	if start == nil || start.Number != last+1 || !start.Meta.Start {
+		t.Fatalf("after block %d of the first run the stream holds %+v: want the restart's start block, numbered next", last, start)
+	}
+	sets := objectSets(cs)
+	if sets[0] != hexID(id1) || sets[len(sets)-1] != hexID(id2) {
+		t.Fatalf("objects in the stream: %v", sets)
+	}
+}

@@ -189,7 +189,10 @@ func (a *natsAssembler) add(prefix, subject string, h nats.Header, data []byte) 
 	if n <= a.last || n < a.from {
 		return nil, nil
 	}
-	want, _ := strconv.Atoi(h.Get(hdrParts))
+	want, err := strconv.Atoi(h.Get(hdrParts))
+	if err != nil || want < 0 {
+		return nil, fmt.Errorf("%w: block %d: commit with %s %q", ErrCorrupt, n, hdrParts, h.Get(hdrParts))
+	}
 	if len(parts) < want {
 		return nil, fmt.Errorf("%w: block %d: %d data messages before its commit, which says %d", ErrCorrupt, n, len(parts), want)
 	}
@@ -197,6 +200,9 @@ func (a *natsAssembler) add(prefix, subject string, h nats.Header, data []byte) 
 	m, err := DecodeMeta(data)
 	if err != nil {
 		return nil, fmt.Errorf("block %d commit: %w", n, err)
+	}
+	if m.Block != n {
+		return nil, fmt.Errorf("%w: the commit of block %d holds the meta of block %d", ErrCorrupt, n, m.Block)
 	}
 	rb := &ReadBlock{Number: n, Meta: &m}
 	for _, p := range parts {

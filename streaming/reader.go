@@ -74,28 +74,37 @@ func prefixOf(name string) (string, bool) {
 // Prefix is the prefix read.
 func (r *DirReader) Prefix() string { return r.prefix }
 
-// Blocks lists the committed blocks, ascending: those with a meta file
-// or, in a directory without meta files (output-metadata = false), those
-// with a data file.
+// Blocks lists the committed blocks, ascending: those with a meta file;
+// in a directory without meta files (output-metadata = false), those with
+// a data file. A data file without its meta file below the highest block
+// is committed too: it was written by a run with output-metadata = false
+// (the setting changed between runs), or its writer was killed between
+// the two renames and has moved on; only the highest block waits for its
+// meta file.
 func (r *DirReader) Blocks() ([]uint64, error) {
 	ents, err := os.ReadDir(r.dir)
 	if err != nil {
 		return nil, err
 	}
-	var data, meta []uint64
+	data, meta := map[uint64]bool{}, map[uint64]bool{}
+	var top uint64
 	for _, e := range ents {
 		n, kind, ok := parseName(e.Name(), r.prefix)
 		switch {
 		case !ok:
+			continue
 		case kind == "meta":
-			meta = append(meta, n)
+			meta[n] = true
 		default:
-			data = append(data, n)
+			data[n] = true
 		}
+		top = max(top, n)
 	}
-	out := meta
-	if len(meta) == 0 {
-		out = data
+	var out []uint64
+	for n := range data {
+		if meta[n] || len(meta) == 0 || n < top {
+			out = append(out, n)
+		}
 	}
 	slices.Sort(out)
 	return out, nil

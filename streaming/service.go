@@ -21,13 +21,19 @@ const (
 	NATS
 )
 
-var serviceNames = map[ServiceType]string{File: "file", NATS: "nats"}
+var (
+	typesMu      sync.RWMutex
+	serviceNames = map[ServiceType]string{File: "file", NATS: "nats"}
+)
 
 // ServiceTypeFromString returns the ServiceType named name ("file",
-// "nats"), Unknown for any other name.
+// "nats", or one RegisterServiceType added), Unknown for any other name.
 func ServiceTypeFromString(name string) ServiceType {
+	name = strings.ToLower(strings.TrimSpace(name))
+	typesMu.RLock()
+	defer typesMu.RUnlock()
 	for t, n := range serviceNames {
-		if n == strings.ToLower(strings.TrimSpace(name)) {
+		if n == name {
 			return t
 		}
 	}
@@ -36,10 +42,34 @@ func ServiceTypeFromString(name string) ServiceType {
 
 // String is the name of t as store.streamers lists it.
 func (t ServiceType) String() string {
+	typesMu.RLock()
+	defer typesMu.RUnlock()
 	if n, ok := serviceNames[t]; ok {
 		return n
 	}
 	return "unknown"
+}
+
+// RegisterServiceType adds a kind of streaming service named name (lower
+// case letters, digits, '-' and '_') and returns its ServiceType: a
+// program that embeds a stream server puts its ServiceConstructor under
+// it in the table it passes to LoadStreamingServices, and store.streamers
+// may then name it, with its options under streamers.<name>.
+func RegisterServiceType(name string) (ServiceType, error) {
+	if name == "" || strings.TrimLeft(name, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return Unknown, fmt.Errorf("streamer name %q: use lower case letters, digits, '-' and '_'", name)
+	}
+	typesMu.Lock()
+	defer typesMu.Unlock()
+	last := Unknown
+	for t, n := range serviceNames {
+		if n == name {
+			return Unknown, fmt.Errorf("streamer %q is already registered", name)
+		}
+		last = max(last, t)
+	}
+	serviceNames[last+1] = name
+	return last + 1, nil
 }
 
 // Streaming option keys: the keys of the stream server's TOML file
@@ -125,7 +155,9 @@ type StreamingService interface {
 	// ListenBlock takes one block. The block is shared: read only.
 	ListenBlock(b *Block)
 	// LastBlock is the highest block number the destination already
-	// holds from an earlier run of this node (0: none).
+	// holds from an earlier run of this node (0: none). A
+	// *LastBlockUnknownError says the destination cannot be asked now and
+	// the service goes on anyway: the others number the blocks.
 	LastBlock() (uint64, error)
 	io.Closer
 }
@@ -152,6 +184,8 @@ func NewServiceConstructor(name string) (ServiceConstructor, error) {
 }
 
 func knownNames() string {
+	typesMu.RLock()
+	defer typesMu.RUnlock()
 	var names []string
 	for _, n := range serviceNames {
 		names = append(names, fmt.Sprintf("%q", n))
@@ -161,8 +195,9 @@ func knownNames() string {
 }
 
 // LoadStreamingServices builds the services store.streamers names, each
-// with the keys of its streamers.<name>.keys ("*": all; empty: the
-// service is off and not built). table nil: ServiceConstructorLookupTable.
+// with the keys of its streamers.<name>.keys ("*" or not set: all; empty:
+// the service is off and not built). table nil:
+// ServiceConstructorLookupTable.
 func LoadStreamingServices(opts AppOptions, table map[ServiceType]ServiceConstructor, env Env) ([]StreamingService, error) {
 	if table == nil {
 		table = ServiceConstructorLookupTable()
@@ -193,6 +228,9 @@ func LoadStreamingServices(opts AppOptions, table map[ServiceType]ServiceConstru
 		keys, err := stringsOpt(opts, keysOpt)
 		if err != nil {
 			return fail(err)
+		}
+		if keys == nil {
+			keys = []string{"*"} // not set: all, as the flags' default
 		}
 		keys, err = ExposedKeys(keysOpt, keys)
 		if err != nil {
