@@ -11,10 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"lukechampine.com/blake3"
 
 	"github.com/plasmastream/plasmastream/internal/natsconn"
 	"github.com/plasmastream/plasmastream/internal/streamserver"
+	"github.com/plasmastream/plasmastream/internal/testnode"
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
 )
@@ -152,8 +154,7 @@ func TestStatAndLocate(t *testing.T) {
 // An import streams the file into shared memory: the Go heap of the
 // server (in this process) grows by far less than the file.
 func TestImportNotThroughTheHeap(t *testing.T) {
-	n := start(t, "streamer", embedded(t, natsconn.Sites{}))
-	nc := client(t, n.Server.NATSURL())
+	_, nc := importer(t, "streamer")
 	const size = 48 << 20
 	path := filepath.Join(t.TempDir(), "f")
 	if err := os.WriteFile(path, testutil.Pattern(size, 3), 0o644); err != nil {
@@ -170,14 +171,19 @@ func TestImportNotThroughTheHeap(t *testing.T) {
 	}
 }
 
+// importer is a node with its own embedded NATS, and a plain client of
+// that NATS.
+func importer(t *testing.T, name string) (*testnode.Node, *nats.Conn) {
+	n := start(t, name, embedded(t, natsconn.Sites{}))
+	return n, client(t, n.Server.NATSURL())
+}
+
 // A file that fits the store but not the room left beside objects in use
 // is refused as too large for the store now, leaving nothing; once they
 // are released, the same import succeeds.
 func TestImportTooLargeNow(t *testing.T) {
-	n := start(t, "full", embedded(t, natsconn.Sites{}))
-	nc := client(t, n.Server.NATSURL())
-	st := testutil.StoreClient(t, n.Socket)
-	ctx := context.Background()
+	n, nc := importer(t, "full")
+	st, ctx := testutil.StoreClient(t, n.Socket), context.Background()
 	pinned, err := st.Put(ctx, testutil.Pattern(60<<20, 1), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -208,10 +214,8 @@ func TestImportTooLargeNow(t *testing.T) {
 // and the object it had created is aborted: nothing unsealed is left, and
 // every object stored is its content's address.
 func TestImportOfAChangingFile(t *testing.T) {
-	n := start(t, "changing", embedded(t, natsconn.Sites{}))
-	nc := client(t, n.Server.NATSURL())
-	st := testutil.StoreClient(t, n.Socket)
-	ctx := context.Background()
+	n, nc := importer(t, "changing")
+	st, ctx := testutil.StoreClient(t, n.Socket), context.Background()
 	const size = 16 << 20
 	path := filepath.Join(t.TempDir(), "growing.log")
 	if err := os.WriteFile(path, testutil.Pattern(size, 5), 0o644); err != nil {

@@ -39,19 +39,24 @@ func keyed(t *testing.T, dir string, ids map[string]trust.Identity, name string,
 	return func(c *streamserver.Config) { c.PrivateKey, c.TrustedKeys = key, file }
 }
 
-// With node keys, announcements are signed and a subscriber acts only on
-// those of the keys it trusts: not on an untrusted node's, an unsigned
-// one, or one whose fields were changed after signing.
-func TestSignedAnnouncements(t *testing.T) {
-	dir := t.TempDir()
+// identities are new node keys for names.
+func identities(t *testing.T, names ...string) map[string]trust.Identity {
 	ids := map[string]trust.Identity{}
-	for _, n := range []string{"a", "b", "c"} {
+	for _, n := range names {
 		id, err := trust.Generate()
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids[n] = id
 	}
+	return ids
+}
+
+// With node keys, announcements are signed and a subscriber acts only on
+// those of the keys it trusts: not on an untrusted node's, an unsigned
+// one, or one whose fields were changed after signing.
+func TestSignedAnnouncements(t *testing.T) {
+	dir, ids := t.TempDir(), identities(t, "a", "b", "c")
 	a := start(t, "a", embedded(t, natsconn.Sites{}), keyed(t, dir, ids, "a", "b"))
 	url := a.Server.NATSURL()
 	b := start(t, "b", via(url), keyed(t, dir, ids, "b", "a"), subscribe("s.>"))
@@ -93,15 +98,7 @@ func TestSignedAnnouncements(t *testing.T) {
 // publisher. On a node without keys, such a subscription still refuses
 // unsigned announcements.
 func TestSubscriptionPublishers(t *testing.T) {
-	dir := t.TempDir()
-	ids := map[string]trust.Identity{}
-	for _, n := range []string{"a", "b", "c"} {
-		id, err := trust.Generate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[n] = id
-	}
+	dir, ids := t.TempDir(), identities(t, "a", "b", "c")
 	a := start(t, "a", embedded(t, natsconn.Sites{}), keyed(t, dir, ids, "a", "b"))
 	url := a.Server.NATSURL()
 	c := start(t, "c", via(url), keyed(t, dir, ids, "c", "b"))
