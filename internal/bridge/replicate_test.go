@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -377,4 +379,26 @@ func TestLateSubscriberCatchesUp(t *testing.T) {
 		return ok
 	})
 	holds(t, b, id, data)
+}
+
+// publish.subjects bounds where a node announces: elsewhere the announce
+// request, and the announcement asked with an import, are refused.
+func TestPublishSubjects(t *testing.T) {
+	a := start(t, "a", embedded(t, natsconn.Sites{}), func(c *streamserver.Config) { c.Bridge.Publish = []string{"sensors.>", "logs.*"} })
+	nc := client(t, a.Server.NATSURL())
+	id := put(t, a, testutil.Pattern(64<<10, 1))
+	for _, s := range []string{"sensors.a.b", "logs.x"} {
+		announce(t, nc, "a", id, s)
+	}
+	for _, s := range []string{"models.m", "logs.x.y", "sensors"} {
+		if e := request(t, nc, "plasma.announce", []byte(id.String()+" "+s), nil); !strings.Contains(e, `a does not publish on "`+s+`"`) {
+			t.Errorf("announce on %s: error %q; want it refused, naming publish.subjects", s, e)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(path, testutil.Pattern(100<<10, 2), 0o644)
+	e := request(t, nc, "plasma.import", []byte(`{"path": "`+path+`", "announce": "models.m"}`), nil)
+	if !strings.Contains(e, "imported "+path+" as ") || !strings.Contains(e, `does not publish on "models.m"`) {
+		t.Errorf("import announced on models.m: error %q; want the import done and the announcement refused", e)
+	}
 }
