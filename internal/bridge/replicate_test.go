@@ -319,14 +319,14 @@ func TestNATSRestartDuringReplication(t *testing.T) {
 	hash := announce(t, nc, "a", id, "x.first").Hash.String()
 	<-proxy.Stalled()
 	// The report shows the blob in flight, with the bytes verified so far
-	// (at most the 2 MiB the proxy let through).
+	// (not all: every connection to a stalls 2 MiB in).
 	var inflight bridge.BlobReplication
 	waitFor(t, "b's report of the bytes in flight", func() bool {
 		inflight, _ = blobState(report(t, nc, "b"), hash)
 		return inflight.State == bridge.StateFetching && inflight.Bytes > 0
 	})
-	if inflight.Bytes > 2<<20 || len(inflight.Holders) != 1 || inflight.Holders[0].Node != "a" {
-		t.Errorf("b's report while the blob is in flight: %+v; want a as its holder and at most 2 MiB verified", inflight)
+	if inflight.Bytes >= uint64(len(first)) || len(inflight.Holders) != 1 || inflight.Holders[0].Node != "a" {
+		t.Errorf("b's report while the blob is in flight: %+v; want a as its holder and part of the blob verified", inflight)
 	}
 	ns.stop()
 	proxy.Resume()
