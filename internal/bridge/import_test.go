@@ -80,8 +80,8 @@ func TestImportByRequest(t *testing.T) {
 	outside := filepath.Join(t.TempDir(), "outside")
 	os.WriteFile(outside, []byte("secret"), 0o644)
 	for _, c := range []struct{ payload, want string }{
-		{filepath.Join(dir, "missing"), "no such file"},
-		{dir, "not a regular file"},
+		{filepath.Join(dir, "missing"), filepath.Join(dir, "missing") + ": no such file on this node's machine"},
+		{dir, "not a regular file (a directory)"},
 		{"relative/path", "absolute path"},
 		{sparse, "too large"},
 		{outside, "not under an import directory"},
@@ -92,6 +92,10 @@ func TestImportByRequest(t *testing.T) {
 		if e := request(t, nc, "plasma.import", []byte(c.payload), nil); !strings.Contains(e, c.want) {
 			t.Errorf("import %q: error %q; want it to say %q", c.payload, e, c.want)
 		}
+	}
+	// One sentence, not Go's error text after it.
+	if e := request(t, nc, "plasma.import", []byte(filepath.Join(dir, "missing")), nil); e != "import "+filepath.Join(dir, "missing")+": no such file on this node's machine" {
+		t.Errorf("import of a missing file: error %q", e)
 	}
 	objs, err := st.List(ctx)
 	if err != nil {
