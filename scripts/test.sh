@@ -23,6 +23,8 @@ fi
 # The S3 server of the cold-tier tests, built once outside the clone
 # (minutes the first time); the tests fail, naming this script, without it.
 scripts/versitygw.sh >/dev/null
+# The standard NATS tool, through which the bridge's tests send requests.
+scripts/natscli.sh >/dev/null
 
 go vet ./...
 go test -race -count=1 -timeout 20m ./...

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/plasmastream/plasmastream/internal/trust"
 )
 
@@ -74,6 +76,41 @@ func FuzzParseSubscription(f *testing.F) {
 		sub, err := ParseSubscription(s)
 		if err == nil && checkPattern(sub.Subject) != nil {
 			t.Fatalf("accepted %q as %+v", s, sub)
+		}
+	})
+}
+
+// The payload of stat and locate: an id or a hash, nothing else.
+func FuzzParseObject(f *testing.F) {
+	for _, s := range []string{strings.Repeat("ab", 20), " " + strings.Repeat("0f", 32) + "\n", "xyz", strings.Repeat("g", 40), ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, hash, err := ParseObject(s)
+		if err != nil {
+			return
+		}
+		switch h := strings.ToLower(strings.TrimSpace(s)); {
+		case len(h) == 40 && hash.IsZero() && id.String() == h:
+		case len(h) == 64 && hash.String() == h && id.String() == h[:40]:
+		default:
+			t.Fatalf("accepted %q as id %s, hash %s", s, id, hash)
+		}
+	})
+}
+
+// Subscriptions and the replication request's filter are subject
+// patterns: every pattern checkPattern accepts matches what NATS matches.
+func FuzzMatches(f *testing.F) {
+	for _, s := range [][2]string{{"a.>", "a.b"}, {"*.b", "a.b"}, {">", "x"}, {"a.*.c", "a.b.c"}, {"a.b", "a.b.c"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, subject string) {
+		if checkPattern(pattern) != nil || CheckSubject(subject) != nil {
+			return
+		}
+		if got, want := matches(pattern, subject), server.SubjectMatchesFilter(subject, pattern); got != want {
+			t.Fatalf("matches(%q, %q) = %v; NATS says %v", pattern, subject, got, want)
 		}
 	})
 }

@@ -66,7 +66,7 @@ func importFile(ctx context.Context, st *store.Client, path string, dirs []strin
 		return Imported{}, fmt.Errorf("%s: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return Imported{}, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, fi.Mode().Type())
+		return Imported{}, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, kind(fi.Mode()))
 	}
 	size := uint64(fi.Size())
 	if size > st.Capacity() {
@@ -178,15 +178,40 @@ func hashMapped(f *os.File, size uint64) (store.Digest, error) {
 	return store.Digest(bao.Sum(mm)), nil
 }
 
-// openError is os.Open's error as one sentence.
+// openError is os.Open's error as one sentence (still errors.Is the
+// fs error, without repeating its text).
 func openError(path string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s: no such file on this node's machine: %w", path, fs.ErrNotExist)
+		return sentence{path + ": no such file on this node's machine", fs.ErrNotExist}
 	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("%s: permission denied: the stream server's user cannot read it: %w", path, fs.ErrPermission)
+		return sentence{path + ": permission denied: the stream server's user cannot read it", fs.ErrPermission}
 	}
 	return err
+}
+
+// sentence is an error that says msg and unwraps to cause.
+type sentence struct {
+	msg   string
+	cause error
+}
+
+func (e sentence) Error() string { return e.msg }
+func (e sentence) Unwrap() error { return e.cause }
+
+// kind names what a file that is not a regular one is.
+func kind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "file type " + m.Type().String()
 }
 
 // allowed checks path against the import directories (none: any path)

@@ -53,13 +53,17 @@ func (b *Bridge) onAnnouncement(sub Subscription, kind string) nats.MsgHandler {
 			b.log.Warn("ignoring a malformed announcement", "subject", m.Subject, "err", err)
 			return
 		}
+		if a.Node == b.cfg.Node {
+			// Our own, come back: neither acted on nor refused (a keyed
+			// node need not trust its own key, nor be a publisher of its
+			// subscriptions). An announcement forged under our name is
+			// skipped too, which only loses the forger's message.
+			return
+		}
 		if why := b.refuse(sub, &a); why != "" {
 			b.m.announcements.WithLabelValues("refused").Inc()
 			b.log.Warn("ignoring an announcement", "subject", m.Subject, "node", a.Node, "why", why)
 			return
-		}
-		if a.Node == b.cfg.Node {
-			return // our own
 		}
 		b.m.announcements.WithLabelValues("accepted").Inc()
 		b.learn(&a)

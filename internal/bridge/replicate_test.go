@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,8 +157,8 @@ func TestReplicateAcrossSitesResumes(t *testing.T) {
 	id := put(t, a1, data)
 	put(t, a2, data)
 	a := announce(t, site1, "a1", id, "sensors.temp")
-	if a.Addr != proxy.Addr || a.ID() != id || a.Size != size {
-		t.Fatalf("announcement %+v", a)
+	if a.Addr != proxy.Addr || a.ID() != id || a.Size != size || a.Name != "test blob" || a.Node != "a1" || a.Subject != "sensors.temp" {
+		t.Fatalf("announcement %+v; want a1's blob, its size and name, and the address a1 is reached at", a)
 	}
 	hash := a.Hash.String()
 	<-proxy.Stalled()
@@ -174,6 +176,9 @@ func TestReplicateAcrossSitesResumes(t *testing.T) {
 			last = fmt.Sprintf("%+v", r)
 			return ok && s.State == bridge.StateFailed
 		})
+		if s, _ := blobState(report(t, site2, b), hash); !strings.Contains(s.Error, "a1") {
+			t.Errorf("%s's failure %q does not name the source that died", b, s.Error)
+		}
 	}
 	lacks(t, b1, id)
 	lacks(t, b2, id)
@@ -192,6 +197,10 @@ func TestReplicateAcrossSitesResumes(t *testing.T) {
 		}
 		resumed += s.Resumed
 		waitFor(t, b.Name+"'s replicated message at site 1", func() bool { _, ok := replicated.from(b.Name); return ok })
+		m, _ := replicated.from(b.Name)
+		if !m.Replicated || m.Subject != "sensors.temp" || m.Hash != a.Hash || m.Addr != b.Addr || m.Bytes != size {
+			t.Errorf("%s's message on plasma.replicated.sensors.temp: %+v; want the blob, its size and %s's address", b.Name, m, b.Name)
+		}
 	}
 	if resumed == 0 {
 		t.Errorf("no subscriber resumed: both fetched the blob from byte 0 again after its holder died")
@@ -229,7 +238,9 @@ func TestCorruptSourceRejected(t *testing.T) {
 		failure = s.Error
 		return s.State == bridge.StateFailed
 	})
-	t.Logf("b's error: %s", failure)
+	if !strings.Contains(failure, "a1") || !strings.Contains(failure, "does not match") {
+		t.Errorf("b's failure %q; want it to name a1 and the group that did not verify", failure)
+	}
 	lacks(t, b, id)
 	announce(t, nc, "a2", id, "models.m1")
 	waitFor(t, "b replicating from the honest holder", func() bool {
@@ -305,8 +316,18 @@ func TestNATSRestartDuringReplication(t *testing.T) {
 	replicated := collectOn(t, nc, "plasma.replicated.>")
 	first := testutil.Pattern(8<<20, 5)
 	id := put(t, a, first)
-	announce(t, nc, "a", id, "x.first")
+	hash := announce(t, nc, "a", id, "x.first").Hash.String()
 	<-proxy.Stalled()
+	// The report shows the blob in flight, with the bytes verified so far
+	// (not all: every connection to a stalls 2 MiB in).
+	var inflight bridge.BlobReplication
+	waitFor(t, "b's report of the bytes in flight", func() bool {
+		inflight, _ = blobState(report(t, nc, "b"), hash)
+		return inflight.State == bridge.StateFetching && inflight.Bytes > 0
+	})
+	if inflight.Bytes >= uint64(len(first)) || len(inflight.Holders) != 1 || inflight.Holders[0].Node != "a" {
+		t.Errorf("b's report while the blob is in flight: %+v; want a as its holder and part of the blob verified", inflight)
+	}
 	ns.stop()
 	proxy.Resume()
 	waitFor(t, "b replicating while NATS is down", func() bool {
@@ -358,4 +379,26 @@ func TestLateSubscriberCatchesUp(t *testing.T) {
 		return ok
 	})
 	holds(t, b, id, data)
+}
+
+// publish.subjects bounds where a node announces: elsewhere the announce
+// request, and the announcement asked with an import, are refused.
+func TestPublishSubjects(t *testing.T) {
+	a := start(t, "a", embedded(t, natsconn.Sites{}), func(c *streamserver.Config) { c.Bridge.Publish = []string{"sensors.>", "logs.*"} })
+	nc := client(t, a.Server.NATSURL())
+	id := put(t, a, testutil.Pattern(64<<10, 1))
+	for _, s := range []string{"sensors.a.b", "logs.x"} {
+		announce(t, nc, "a", id, s)
+	}
+	for _, s := range []string{"models.m", "logs.x.y", "sensors"} {
+		if e := request(t, nc, "plasma.announce", []byte(id.String()+" "+s), nil); !strings.Contains(e, `a does not publish on "`+s+`"`) {
+			t.Errorf("announce on %s: error %q; want it refused, naming publish.subjects", s, e)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(path, testutil.Pattern(100<<10, 2), 0o644)
+	e := request(t, nc, "plasma.import", []byte(`{"path": "`+path+`", "announce": "models.m"}`), nil)
+	if !strings.Contains(e, "imported "+path+" as ") || !strings.Contains(e, `does not publish on "models.m"`) {
+		t.Errorf("import announced on models.m: error %q; want the import done and the announcement refused", e)
+	}
 }

@@ -90,3 +90,49 @@ func TestSitesErrors(t *testing.T) {
 		}
 	}
 }
+
+// Two embedded servers joined as one NATS cluster by --nats-config (each
+// file's cluster block routes to the other): a message published on one
+// reaches a subscriber on the other, and JetStream answers on both.
+func TestSitesJoinedAsCluster(t *testing.T) {
+	routes := []int{freePort(t), freePort(t)}
+	conns := make([]*Conn, 2)
+	errs := make(chan error, 2)
+	for i, name := range []string{"n1", "n2"} {
+		conf := filepath.Join(t.TempDir(), name+".conf")
+		os.WriteFile(conf, []byte(fmt.Sprintf("server_name: %s\ncluster {\n  name: plasma\n  listen: 127.0.0.1:%d\n  routes: [ nats-route://127.0.0.1:%d ]\n}\n",
+			name, routes[i], routes[1-i])), 0o600)
+		go func() {
+			c, err := Connect(context.Background(), Config{Servers: Embedded, Listen: "127.0.0.1:0", Dir: t.TempDir(), Name: name, Sites: Sites{ConfigFile: conf}})
+			conns[i] = c
+			errs <- err
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range conns {
+		defer c.Close()
+	}
+	crosses(t, conns[0].NC, conns[1].NC, "east")
+	crosses(t, conns[1].NC, conns[0].NC, "west")
+	for _, c := range conns {
+		js, err := c.NC.JetStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			_, err := js.AccountInfo()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: JetStream: %v", c.ClientURL(), err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}

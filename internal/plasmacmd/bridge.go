@@ -115,7 +115,11 @@ func (o *options) replicationCmd() *cobra.Command {
 }
 
 func printReplication(w io.Writer, r *bridge.Replication) {
-	fmt.Fprintf(w, "node %s, subscribed to: %s\n", r.Node, strings.Join(r.Subscriptions, " "))
+	subs := strings.Join(r.Subscriptions, " ")
+	if subs == "" {
+		subs = "nothing (subscribe.subjects)"
+	}
+	fmt.Fprintf(w, "node %s, subscribed to: %s\n", r.Node, subs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SUBJECT\tID\tSIZE\tNAME\tSTATE\tPROGRESS\tHOLDERS\tERROR")
 	for _, s := range r.Subjects {

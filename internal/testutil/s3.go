@@ -38,14 +38,29 @@ const (
 // when it is missing.
 func VersityGW(t testing.TB) string {
 	t.Helper()
+	return tool(t, "versitygw", "the S3 server of the cold-tier tests", "scripts/versitygw.sh")
+}
+
+// NATSCLI is the path of the standard NATS tool, natscli's nats, installed
+// as versitygw is. A test that needs it fails (never skips) when it is
+// missing.
+func NATSCLI(t testing.TB) string {
+	t.Helper()
+	return tool(t, "nats", "the NATS command-line tool of the bridge's tests", "scripts/natscli.sh")
+}
+
+// tool is the path of a tool the tests need that a script installs into
+// $PLASMA_TOOLS_BIN or ~/.cache/plasma-tools/bin, outside the clone.
+func tool(t testing.TB, name, what, script string) string {
+	t.Helper()
 	dir := os.Getenv("PLASMA_TOOLS_BIN")
 	if dir == "" {
 		home, _ := os.UserHomeDir()
 		dir = filepath.Join(home, ".cache", "plasma-tools", "bin")
 	}
-	bin := filepath.Join(dir, "versitygw")
+	bin := filepath.Join(dir, name)
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("versitygw, the S3 server of the cold-tier tests, is not installed at %s: run scripts/versitygw.sh (scripts/test.sh does)", bin)
+		t.Fatalf("%s, %s, is not installed at %s: run %s (scripts/test.sh does)", name, what, bin, script)
 	}
 	return bin
 }
