@@ -136,7 +136,7 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.StringVar(&cfg.Bind, "bind", cfg.Bind, "address to listen on (default: all interfaces, IPv4 and IPv6, serving only loopback peers unless --allow-unauthenticated or keys are given)")
 	f.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", cfg.AllowUnauthenticated, "with --bind at its default, serve every host that reaches the port, not only loopback peers: any of them can read, take and delete objects")
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "name of this node in logs and replies")
-	f.StringVar(&cfg.MetricsAddr, "http-addr", cfg.MetricsAddr, "serve HTTP on this address (e.g. :9121): the dashboard (/), Prometheus /metrics, /healthz (alive) and /readyz (store connected, cluster joined); with keys, HTTPS requiring the read role but for the probes (docs/metrics.md)")
+	f.StringVar(&cfg.MetricsAddr, "http-addr", cfg.MetricsAddr, "serve HTTP on this address (e.g. :9121): the dashboard (/), Prometheus /metrics, /healthz (alive) and /readyz (store connected, cluster joined, state streamers healthy; reasons in the body); with keys, HTTPS requiring the read role but for the probes (docs/metrics.md)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "the same as --http-addr (its former name)")
 	f.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", cfg.OTLPEndpoint, "export OpenTelemetry spans of SYNC, COPY, TAKE, FETCH, PULL, PREFETCH and DELETE (per peer and per object) to this OTLP/gRPC collector: host:port or http://host:port (plain), https://host:port (TLS); the trace context travels between nodes in the protocol")
 	f.DurationVar(&cfg.IOTimeout, "io-timeout", cfg.IOTimeout, "deadline of each network step; a peer silent for longer is dropped")

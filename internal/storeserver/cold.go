@@ -176,6 +176,13 @@ func (s *state) startSpill(o *object) bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		cs.spilling -= o.allocSize
+		switch {
+		case err == nil:
+			s.n.spills++
+			s.n.spilledBytes += o.dataSize + uint64(o.metaSize)
+		case !errors.Is(err, errDeletedWhileWriting):
+			s.n.spillFailures++
+		}
 		if err != nil {
 			o.spillFailed = true
 			if !errors.Is(err, errDeletedWhileWriting) {
