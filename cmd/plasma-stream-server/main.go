@@ -144,7 +144,7 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.DurationVar(&cfg.ResumeKeep, "resume-keep", cfg.ResumeKeep, "how long the verified part of a failed fetch or COPY is kept for the next one to resume from, within half the store's capacity (0: not at all)")
 	f.IntVar(&cfg.SyncConcurrency, "sync-concurrency", cfg.SyncConcurrency, "peer requests of one SYNC run at once")
 	cliutil.SizeVar(f, &cfg.RequestMemory, "request-memory", "memory all connections together may hold of requests being read; a request that does not fit is refused (a SYNC costs 2.5 times its size: the largest legal one, 1024 peers × 65,536 ids, needs 3.2GiB)")
-	f.BoolVar(&cfg.Pprof, "debug-pprof", cfg.Pprof, "also serve Go's profiler at /debug/pprof/ on --metrics-addr")
+	f.BoolVar(&cfg.Pprof, "debug-pprof", cfg.Pprof, "also serve Go's profiler at /debug/pprof/ on --http-addr")
 	f.StringVar(&cfg.Cluster.Etcd, "etcd", cfg.Cluster.Etcd, `join a cluster: "embedded" (an etcd member in this process) or etcd client URLs, comma-separated`)
 	f.StringVar(&cfg.Cluster.EtcdDir, "etcd-dir", cfg.Cluster.EtcdDir, "data directory of the embedded etcd member")
 	f.StringVar(&cfg.Cluster.EtcdListen, "etcd-listen", cfg.Cluster.EtcdListen, "client address of the embedded etcd member")
