@@ -184,6 +184,11 @@ func TestKubernetesDaemonSet(t *testing.T) {
 			}
 		}
 	}
+	for _, v := range asMaps(dig(spec, "volumes")) {
+		if v["name"] == "socket" && dig(v, "emptyDir", "medium") != "Memory" {
+			t.Errorf("the shared socket volume is not memory-backed: %v", v)
+		}
+	}
 	shared := false
 	for _, a := range mounts["store"] {
 		for _, b := range mounts["stream"] {
@@ -193,6 +198,28 @@ func TestKubernetesDaemonSet(t *testing.T) {
 	if !shared {
 		t.Errorf("store and stream do not share the socket volume: %v", mounts)
 	}
+}
+
+// The manifest reaches etcd and NATS as external services (not embedded
+// in the pods): their addresses are Kubernetes service names.
+func TestKubernetesExternalServices(t *testing.T) {
+	for _, doc := range manifests(t) {
+		if doc["kind"] != "ConfigMap" || dig(doc, "metadata", "name") != "plasma-stream" {
+			continue
+		}
+		var cfg map[string]any
+		if _, err := toml.Decode(dig(doc, "data", "stream.toml").(string), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		for key, scheme := range map[string]string{"etcd": "https://", "nats": "nats://"} {
+			v, _ := cfg[key].(string)
+			if !strings.HasPrefix(v, scheme) || !strings.Contains(v, ".svc:") {
+				t.Errorf("stream.toml %s = %q, want an external service (%s<name>.<namespace>.svc:PORT)", key, v, scheme)
+			}
+		}
+		return
+	}
+	t.Fatal("no plasma-stream ConfigMap in plasma.yaml")
 }
 
 func asList(v any) []string {

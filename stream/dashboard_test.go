@@ -59,15 +59,21 @@ func TestDashboardInBrowser(t *testing.T) {
 		_, err := ca.Sync(bg, []stream.PeerRequest{{Kind: stream.Copy, From: slow.Addr, Objects: []stream.ObjectID{id}}})
 		synced <- err
 	}()
-	// The transfer's row appears and its byte count grows between polls.
-	first := transferBytes(t, ctx, 0)
-	transferBytes(t, ctx, first)
+	// The transfer's row appears and its bar grows between polls, with a
+	// rate beside it.
+	first := transferBar(t, ctx, 0)
+	transferBar(t, ctx, first)
 	run("see the progress bar", chromedp.WaitVisible(chromedp.CSS(`tr[data-transfer] .bar > span`)))
 	screenshot(t, ctx, shots, "dashboard-transfer.png")
 	if err := <-synced; err != nil {
 		t.Fatalf("the slow SYNC failed: %v", err)
 	}
 	run("see the transfer finished ok", chromedp.WaitVisible(chromedp.CSS(`#no-active`)), chromedp.WaitVisible(chromedp.CSS(`tr[data-recent] .badge.ok`)))
+	// Its outcome per object, under "objects".
+	run("open the finished transfer's objects", chromedp.Click(chromedp.CSS(`tr[data-recent] details summary`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-recent] details tbody .badge.ok`)))
+	pollTrue(t, ctx, "the object's outcome", fmt.Sprintf(
+		`[...document.querySelectorAll("tr[data-recent] details tbody tr")].some((r) => r.cells[0].textContent === %q && r.cells[1].textContent === "ok")`, id.String()))
 
 	run("locate the object", chromedp.SendKeys(chromedp.CSS(`#locate-id`), id.String()), chromedp.Click(chromedp.CSS(`#locate button`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-holder="a"]`)), chromedp.WaitVisible(chromedp.CSS(`tr[data-holder="c"]`)))
@@ -80,19 +86,35 @@ func TestDashboardInBrowser(t *testing.T) {
 	screenshot(t, ctx, shots, "dashboard.png")
 }
 
-// transferBytes waits until the dashboard shows a transfer in progress
-// with more than after bytes, and returns them.
-func transferBytes(t *testing.T, ctx context.Context, after int64) int64 {
+// transferBar waits until the dashboard shows a transfer in progress
+// whose bar is filled beyond after percent (and not full) with a rate
+// above zero, and returns how far it is filled.
+func transferBar(t *testing.T, ctx context.Context, after float64) float64 {
 	t.Helper()
 	actx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	got, err := chromedp.Run(actx, chromedp.Poll[int64](fmt.Sprintf(
-		`(() => { const r = document.querySelector("tr[data-transfer]"); return r && Number(r.dataset.bytes) > %d ? Number(r.dataset.bytes) : null; })()`, after),
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second)))
+	got, err := chromedp.Run(actx, chromedp.Poll[float64](fmt.Sprintf(`(() => {
+		const r = document.querySelector("tr[data-transfer]");
+		if (!r) return null;
+		const w = parseFloat(r.querySelector(".bar > span").style.width);
+		const rate = r.cells[4].textContent;
+		return w > %g && w < 100 && Number(r.dataset.bytes) > 0 && !rate.startsWith("0 ") ? w : null;
+	})()`, after), chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second)))
 	if err != nil {
-		t.Fatalf("browser: no transfer in progress beyond %d bytes: %v", after, err)
+		t.Fatalf("browser: no transfer in progress with its bar beyond %g%%: %v", after, err)
 	}
 	return got
+}
+
+// pollTrue waits until the JavaScript expression is true.
+func pollTrue(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(actx, chromedp.Poll[bool](`(() => (`+expr+`) || null)()`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("browser: never saw %s: %v", what, err)
+	}
 }
 
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {

@@ -51,6 +51,9 @@ func TestHealthAndReadiness(t *testing.T) {
 		"--etcd", strings.Join(etcd.Endpoints(), ","), "--lease-ttl", "2s", "--etcd-timeout", "1s")
 	waitProbe(t, port, "/readyz", 200, "store: ok\ncluster: ok")
 	waitProbe(t, port, "/healthz", 200, "ok: a")
+	// The same address serves the metrics and the dashboard.
+	waitProbe(t, port, "/metrics", 200, "plasma_stream_store_up 1")
+	waitProbe(t, port, "/", 200, "dash.js")
 
 	etcd.Kill(0)
 	waitProbe(t, port, "/readyz", 503, "cluster: failed")

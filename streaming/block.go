@@ -347,6 +347,14 @@ func (q *blockQueue) done(b *Block) {
 	q.mu.Unlock()
 }
 
+// backlog is what the queue holds: blocks committed and not yet
+// delivered, and their bytes.
+func (q *blockQueue) backlog() Backlog {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return Backlog{Blocks: len(q.q), Bytes: q.bytes}
+}
+
 func (q *blockQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -261,3 +261,6 @@ func (s *FileStreamingService) Close() error {
 	})
 	return err
 }
+
+// Backlog reports the blocks waiting to be written.
+func (s *FileStreamingService) Backlog() (string, Backlog) { return "file", s.q.backlog() }

@@ -296,3 +296,6 @@ func (s *NATSStreamingService) Close() error {
 	})
 	return err
 }
+
+// Backlog reports the blocks waiting to be published.
+func (s *NATSStreamingService) Backlog() (string, Backlog) { return "nats", s.q.backlog() }

@@ -2,6 +2,8 @@ package streaming_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,7 +89,8 @@ func TestStateNATSExternalOutage(t *testing.T) {
 	nats := startExternalNATS(t)
 	sock, _ := testutil.StartStoreProcess(t, "64MiB")
 	c := testutil.StoreClient(t, sock)
-	srv := startServer(t, sock, "n1", "--store.streamers", "nats", "--store.block-interval", "20ms", "--nats", nats.url())
+	httpAddr := testutil.FreeAddr(t)
+	srv := startServer(t, sock, "n1", "--store.streamers", "nats", "--store.block-interval", "20ms", "--nats", nats.url(), "--http-addr", httpAddr)
 	var ids []store.ObjectID
 	putSome := func(tag string) {
 		for i := range 3 {
@@ -101,9 +104,34 @@ func TestStateNATSExternalOutage(t *testing.T) {
 	putSome("during")
 	// The node holds the blocks it could not publish.
 	waitFor(t, "the node to hold blocks", srv.stderr.String, func(s string) bool { return strings.Contains(s, "holding blocks until NATS is back") })
+	// The dashboard shows the NATS streamer's lag: the blocks it holds.
+	lag := func() streaming.Backlog {
+		var st struct {
+			Sections []struct {
+				Name string `json:"name"`
+				Data struct {
+					Lag map[string]streaming.Backlog `json:"lag"`
+				} `json:"data"`
+			} `json:"sections"`
+		}
+		resp, err := http.Get("http://" + httpAddr + "/api/state")
+		if err != nil {
+			return streaming.Backlog{}
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&st)
+		for _, sec := range st.Sections {
+			if sec.Name == "streaming" {
+				return sec.Data.Lag["nats"]
+			}
+		}
+		return streaming.Backlog{}
+	}
+	waitFor(t, "the dashboard to show the held blocks as lag", lag, func(b streaming.Backlog) bool { return b.Blocks > 0 && b.Bytes > 0 })
 	nats.start(t)
 	putSome("after")
 	cs, blocks := waitFor2(t, nats.url(), "n1", len(ids))
+	waitFor(t, "the lag to go once NATS is back", lag, func(b streaming.Backlog) bool { return b.Blocks == 0 })
 	if got, want := strings.Join(objectSets(cs), " "), strings.Join(hexIDs(ids), " "); got != want {
 		t.Fatalf("objects read back from NATS:\n%s\nwant\n%s", got, want)
 	}

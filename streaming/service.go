@@ -162,6 +162,20 @@ type StreamingService interface {
 	io.Closer
 }
 
+// Backlog is how far a streaming service's destination is behind the
+// committer: the blocks committed that it has not yet written or
+// published, and their bytes.
+type Backlog struct {
+	Blocks int   `json:"blocks"`
+	Bytes  int64 `json:"bytes"`
+}
+
+// Backlogged is a streaming service that reports its backlog (the file
+// and NATS streamers do); name is its kind ("file", "nats").
+type Backlogged interface {
+	Backlog() (name string, b Backlog)
+}
+
 // ServiceConstructor builds a streaming service from the options, the
 // store keys it exposes (nil: all) and the node's Env.
 type ServiceConstructor func(opts AppOptions, keys []string, env Env) (StreamingService, error)

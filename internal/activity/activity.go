@@ -2,6 +2,7 @@ package activity
 
 import (
 	"cmp"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ const (
 // use New.
 type Registry struct {
 	received atomic.Int64 // bytes moved by incoming transfers, ever
+	log      *slog.Logger // each transfer's start and end (component=transfer)
 
 	mu     sync.Mutex
 	next   uint64
@@ -29,8 +31,15 @@ type Registry struct {
 	errors []Error  // oldest first, at most Errors
 }
 
-// New returns an empty registry.
-func New() *Registry { return &Registry{active: map[uint64]*Transfer{}} }
+// New returns an empty registry that also logs each transfer to log
+// (nil: no logging): its start and success at debug level, a failure at
+// info, so that --log-level info,transfer=debug shows every transfer.
+func New(log *slog.Logger) *Registry {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{active: map[uint64]*Transfer{}, log: log}
+}
 
 // Transfer is one transfer under way. Add and Expect may be called from
 // several goroutines at once.
@@ -65,6 +74,7 @@ func (r *Registry) Begin(dir Direction, kind, peer string, objects int) *Transfe
 	r.next++
 	t := &Transfer{r: r, id: r.next, incoming: bool(dir), kind: kind, peer: peer, objects: objects, start: time.Now()}
 	r.active[t.id] = t
+	r.log.Debug("transfer started", "transfer", t.id, "kind", kind, "peer", peer, "objects", objects)
 	return t
 }
 
@@ -141,6 +151,16 @@ func (t *Transfer) End(results []streamwire.ObjectResult, err error) {
 		rec.Error = err.Error()
 	}
 	r := t.r
+	attrs := []any{"transfer", t.id, "kind", t.kind, "peer", t.peer, "objects", t.objects, "failed", rec.Failed,
+		"bytes", rec.Bytes, "seconds", rec.Duration}
+	switch {
+	case err != nil:
+		r.log.Info("transfer failed", append(attrs, "err", err)...)
+	case len(failures) > 0:
+		r.log.Info("transfer finished with failed objects", append(attrs, "first_failure", failures[0].ID+": "+failures[0].Status+" "+failures[0].Message)...)
+	default:
+		r.log.Debug("transfer finished", attrs...)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.active, t.id)

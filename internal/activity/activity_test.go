@@ -9,7 +9,7 @@ import (
 )
 
 func TestRegistryBoundsAndOutcomes(t *testing.T) {
-	r := New()
+	r := New(nil)
 	a := r.Begin(In, "sync copy", "10.0.0.1:9120", 2)
 	a.Expect(300)
 	a.Add(100, 1)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,18 @@ func TestTopOnATerminal(t *testing.T) {
 	waitScreen("the finished transfer", func(f string) bool {
 		return strings.Contains(f, "TRANSFERS UNDER WAY (0)") && strings.Contains(f, "1 objects, 16.0 MiB in") && strings.Contains(f, ", ok")
 	})
+	// The node rows: a holds the object now, and some frame showed a
+	// receiving at a rate above zero.
+	waitScreen("a's object", func(f string) bool { return regexp.MustCompile(`\r\na +127\.0\.0\.1:\d+ +1 `).MatchString(f) })
+	rated := false
+	for _, line := range strings.Split(scr.String(), "\r\n") {
+		if rx, _, ok := strings.Cut(line, "/s"); ok && strings.HasPrefix(line, "a ") && !strings.HasSuffix(rx, " 0 B") {
+			rated = true
+		}
+	}
+	if !rated {
+		t.Errorf("no frame showed a receiving at a rate above zero:\n%s", scr.String())
+	}
 	tty.WriteString("q")
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()

@@ -78,13 +78,14 @@ func openCold(cfg *Config) (*coldState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cold tier %s: list its objects: %w", tier, err)
 	}
+	log := cfg.Logger.With("component", "cold", "cold_tier", tier.String())
 	for _, e := range bad {
-		cfg.Logger.Warn("cold tier: ignoring an unreadable record", "err", e)
+		log.Warn("cold tier: ignoring an unreadable record", "err", e)
 	}
 	c := cfg.Cold
 	c.SetDefaults()
 	cs := &coldState{
-		tier: tier, log: cfg.Logger.With("cold_tier", tier.String()), timeout: cfg.ColdTimeout,
+		tier: tier, log: log, timeout: cfg.ColdTimeout,
 		spillSem: make(chan struct{}, c.Concurrency), restoreSem: make(chan struct{}, c.Concurrency),
 		partSize: c.PartSize, concurrency: c.Concurrency,
 		entries: make(map[storewire.ID]*coldEntry, len(recs)), worker: newClient(0), progress: make(chan struct{}),
@@ -94,7 +95,7 @@ func openCold(cfg *Config) (*coldState, error) {
 	for _, r := range recs {
 		cs.entries[r.ID] = &coldEntry{rec: r}
 	}
-	cfg.Logger.Info("cold tier open", "url", tier.String(), "objects", len(recs))
+	log.Info("cold tier open", "objects", len(recs))
 	return cs, nil
 }
 
@@ -176,6 +177,13 @@ func (s *state) startSpill(o *object) bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		cs.spilling -= o.allocSize
+		switch {
+		case err == nil:
+			s.n.spills++
+			s.n.spilledBytes += o.dataSize + uint64(o.metaSize)
+		case !errors.Is(err, errDeletedWhileWriting):
+			s.n.spillFailures++
+		}
 		if err != nil {
 			o.spillFailed = true
 			if !errors.Is(err, errDeletedWhileWriting) {

@@ -52,7 +52,11 @@ func (s *state) startRestore(e *coldEntry) {
 		defer s.mu.Unlock()
 		e.restoring = false
 		if err != nil {
+			s.n.restoreFailures++
 			cs.log.Warn("restore failed", "id", rec.ID.String(), "err", err)
+		} else {
+			s.n.restores++
+			s.n.restoredBytes += rec.DataSize + uint64(len(rec.Metadata))
 		}
 		s.restored(rec.ID, err)
 	}()

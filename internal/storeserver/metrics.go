@@ -107,11 +107,24 @@ var (
 	descDigests      = prometheus.NewDesc("plasma_store_digest_backlog", "Sealed objects waiting for their background BLAKE3 digest and bao outboard (each waits at least a second after its seal).", nil, nil)
 	descBlocked      = prometheus.NewDesc("plasma_store_blocked_get_memory_bytes", "Memory held by blocked Gets (bounded by --blocked-get-memory).", nil, nil)
 	descSubscribers  = prometheus.NewDesc("plasma_store_subscribers", "Clients subscribed to the store's events (a stream server is one).", nil, nil)
+
+	// The cold tier (-e); all zero without one.
+	descSpills        = prometheus.NewDesc("plasma_store_spills_total", "Eviction victims written to the cold tier before their memory was freed, by result: ok, or failed (evicted without a copy).", []string{"result"}, nil)
+	descSpilledBytes  = prometheus.NewDesc("plasma_store_spilled_bytes_total", "Bytes (data and metadata) of the objects spilled to the cold tier.", nil, nil)
+	descSpilling      = prometheus.NewDesc("plasma_store_spilling_bytes", "Arena bytes of the objects being spilled now (freed when their writes end).", nil, nil)
+	descRestores      = prometheus.NewDesc("plasma_store_restores_total", "Objects read back from the cold tier for a Get, by result: ok (verified and sealed), or failed.", []string{"result"}, nil)
+	descRestoredBytes = prometheus.NewDesc("plasma_store_restored_bytes_total", "Bytes (data and metadata) of the objects restored from the cold tier.", nil, nil)
+	descColdObjects   = prometheus.NewDesc("plasma_store_cold_objects", "Objects of which the cold tier holds a copy, as far as this store knows, by whether the store also has them in memory (in_memory) or not (cold_only).", []string{"where"}, nil)
+	descColdBytes     = prometheus.NewDesc("plasma_store_cold_bytes", "Data bytes of the objects of plasma_store_cold_objects, by the same label.", []string{"where"}, nil)
+	descColdDescs     = []*prometheus.Desc{descSpills, descSpilledBytes, descSpilling, descRestores, descRestoredBytes, descColdObjects, descColdBytes}
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descObjects, descObjectBytes, descCapacity, descUsed, descPinned, descLargestFree, descFreeBlocks,
 		descClients, descEvictions, descEvictedBytes, descCompactions, descMoved, descDigests, descBlocked, descSubscribers} {
+		ch <- d
+	}
+	for _, d := range descColdDescs {
 		ch <- d
 	}
 }
@@ -141,6 +154,21 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descEvictedBytes, v.n.evictedBytes)
 	counter(descCompactions, v.n.compactions)
 	counter(descMoved, v.n.movedBytes)
+
+	labelled := func(d *prometheus.Desc, t prometheus.ValueType, x uint64, label string) {
+		ch <- prometheus.MustNewConstMetric(d, t, float64(x), label)
+	}
+	labelled(descSpills, prometheus.CounterValue, v.n.spills, "ok")
+	labelled(descSpills, prometheus.CounterValue, v.n.spillFailures, "failed")
+	counter(descSpilledBytes, v.n.spilledBytes)
+	gauge(descSpilling, v.spilling)
+	labelled(descRestores, prometheus.CounterValue, v.n.restores, "ok")
+	labelled(descRestores, prometheus.CounterValue, v.n.restoreFailures, "failed")
+	counter(descRestoredBytes, v.n.restoredBytes)
+	for i, where := range [2]string{"in_memory", "cold_only"} {
+		gauge(descColdObjects, v.coldObjects[i], where)
+		gauge(descColdBytes, v.coldBytes[i], where)
+	}
 }
 
 // Object states of plasma_store_objects.
@@ -159,6 +187,10 @@ type metricsView struct {
 	capacity, used, pinned, largestFree, freeBlocks uint64
 	clients, waitBytes, subscribers                 uint64
 	n                                               counters
+	// The cold tier's copies: [0] of objects also in memory, [1] of
+	// objects only there.
+	coldObjects, coldBytes [2]uint64
+	spilling               uint64
 }
 
 func (s *state) metricsView() metricsView {
@@ -176,6 +208,17 @@ func (s *state) metricsView() metricsView {
 		}
 		v.objects[st]++
 		v.bytes[st] += o.dataSize + uint64(o.metaSize)
+	}
+	if cs := s.cold; cs != nil {
+		v.spilling = cs.spilling
+		for id, e := range cs.entries {
+			where := 1
+			if _, ok := s.objects[id]; ok {
+				where = 0
+			}
+			v.coldObjects[where]++
+			v.coldBytes[where] += e.rec.DataSize
+		}
 	}
 	return v
 }

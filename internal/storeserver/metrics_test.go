@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plasmastream/plasmastream/internal/coldtier"
 	"github.com/plasmastream/plasmastream/internal/storeserver"
 	"github.com/plasmastream/plasmastream/internal/testutil"
 	"github.com/plasmastream/plasmastream/store"
@@ -137,5 +138,86 @@ func TestStoreMetricsAddrInUse(t *testing.T) {
 	_, err := storeserver.New(storeserver.Config{Capacity: 1 << 20, Socket: testutil.ShortDir(t) + "/s.sock", MetricsAddr: srv.Server.MetricsAddr()})
 	if err == nil || !strings.Contains(err.Error(), "--metrics-addr "+srv.Server.MetricsAddr()) {
 		t.Fatalf("second store on the same metrics address: %v", err)
+	}
+}
+
+// Compactions are counted: half the store free in 64 KiB holes, a 512
+// KiB object fits only after one.
+func TestStoreMetricsCompactions(t *testing.T) {
+	srv := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 1 << 20, MetricsAddr: "127.0.0.1:0"})
+	addr := srv.Server.MetricsAddr()
+	ctx := context.Background()
+	c := testutil.StoreClient(t, srv.Socket)
+	var drop []store.ObjectID
+	for i := range 16 {
+		id, err := c.Put(ctx, testutil.Pattern(64<<10-64, byte(i)), []byte{byte(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			drop = append(drop, id)
+		}
+	}
+	if _, err := c.Delete(ctx, drop...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, testutil.Pattern(512<<10, 99), nil); err != nil {
+		t.Fatal(err)
+	}
+	m := scrape(t, addr)
+	if m[`plasma_store_compactions_total`] < 1 || m[`plasma_store_compacted_bytes_total`] == 0 || m[`plasma_store_evictions_total`] != 0 {
+		t.Errorf("compactions %v, compacted bytes %v, evictions %v: want a compaction that moved bytes and no eviction",
+			m[`plasma_store_compactions_total`], m[`plasma_store_compacted_bytes_total`], m[`plasma_store_evictions_total`])
+	}
+}
+
+// With a cold tier, spills and restores are counted, and the copies the
+// tier holds are told apart by whether memory has them too.
+func TestStoreMetricsSpillsAndRestores(t *testing.T) {
+	m0 := fileMedium(t)
+	srv := testutil.StartStoreConfig(t, storeserver.Config{Capacity: 4 << 20, MetricsAddr: "127.0.0.1:0",
+		Cold: coldtier.Config{URL: m0.url, PartSize: 5 << 20}, ColdTimeout: 30 * time.Second})
+	addr := srv.Server.MetricsAddr()
+	ctx := context.Background()
+	c := testutil.StoreClient(t, srv.Socket)
+	m := scrape(t, addr)
+	for _, s := range []string{`plasma_store_spills_total{result="ok"}`, `plasma_store_spills_total{result="failed"}`,
+		`plasma_store_restores_total{result="ok"}`, `plasma_store_cold_objects{where="cold_only"}`, `plasma_store_spilling_bytes`} {
+		if v, ok := m[s]; !ok || v != 0 {
+			t.Errorf("%s = %v (present %v) before any spill, want 0", s, v, ok)
+		}
+	}
+	const size = 512 << 10
+	var ids []store.ObjectID
+	for i := range 16 { // 8 MiB into 4 MiB: the first ones spill
+		id, err := c.Put(ctx, testutil.Pattern(size, byte(i)), nil)
+		if err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+		ids = append(ids, id)
+	}
+	m = scrape(t, addr)
+	spills := m[`plasma_store_spills_total{result="ok"}`]
+	if spills < 8 || m[`plasma_store_spilled_bytes_total`] != spills*size {
+		t.Errorf("after 8 MiB into 4 MiB: %v spills of %v bytes, want at least 8 of %d bytes each", spills, m[`plasma_store_spilled_bytes_total`], size)
+	}
+	if m[`plasma_store_spills_total{result="failed"}`] != 0 {
+		t.Errorf("failed spills: %v", m[`plasma_store_spills_total{result="failed"}`])
+	}
+	coldOnly := m[`plasma_store_cold_objects{where="cold_only"}`]
+	if coldOnly < 8 || m[`plasma_store_cold_bytes{where="cold_only"}`] != coldOnly*size {
+		t.Errorf("cold-only copies: %v objects, %v bytes", coldOnly, m[`plasma_store_cold_bytes{where="cold_only"}`])
+	}
+
+	// A Get of the first object restores it.
+	if _, _, err := getBytes(ctx, c, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	m = scrape(t, addr)
+	if m[`plasma_store_restores_total{result="ok"}`] != 1 || m[`plasma_store_restored_bytes_total`] != size {
+		t.Errorf("after one restore: %v restores of %v bytes", m[`plasma_store_restores_total{result="ok"}`], m[`plasma_store_restored_bytes_total`])
+	}
+	if m[`plasma_store_cold_objects{where="in_memory"}`] < 1 {
+		t.Errorf("the restored object's copy is not counted as in memory too: %v", m[`plasma_store_cold_objects{where="in_memory"}`])
 	}
 }

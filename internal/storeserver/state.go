@@ -79,6 +79,10 @@ func errf(code storewire.Code, format string, args ...any) error {
 // counters are the Stats figures that are not derived from the table.
 type counters struct {
 	evictions, evictedBytes, compactions, movedBytes uint64
+	// The cold tier's: spills (writes of eviction victims) and restores
+	// (reads back for a Get), each ended well or not.
+	spills, spilledBytes, spillFailures      uint64
+	restores, restoredBytes, restoreFailures uint64
 }
 
 // state is the whole store behind one mutex.

@@ -1,11 +1,15 @@
 package streamserver_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +177,40 @@ func TestDashboardCAMode(t *testing.T) {
 	} {
 		if code, body, err := httpGet(cfg, base+"/api/state"); err == nil && code == 200 {
 			t.Errorf("%s certificate read the dashboard: %.100q", name, body)
+		}
+	}
+}
+
+// The dashboard is our own files only: none of them loads anything from
+// elsewhere (no CDN, no absolute URL), and every page is served with a
+// policy that lets the browser run nothing but them.
+func TestDashboardIsSelfContained(t *testing.T) {
+	files, err := os.ReadDir("dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	absolute := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}|@import|<iframe|\beval\(`)
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join("dashboard", f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The SVG namespace is a name, not a place anything is loaded from.
+		b = bytes.ReplaceAll(b, []byte(`"http://www.w3.org/2000/svg"`), nil)
+		if m := absolute.Find(b); m != nil {
+			t.Errorf("dashboard/%s refers to something outside the binary: %q", f.Name(), m)
+		}
+	}
+	httpAddr := testutil.FreeAddr(t)
+	testnode.Start(t, "a", 1<<20, func(c *streamserver.Config) { c.MetricsAddr = httpAddr })
+	for _, name := range []string{"", "dash.js", "dash.css"} {
+		r, err := http.Get("http://" + httpAddr + "/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if csp := r.Header.Get("Content-Security-Policy"); r.StatusCode != 200 || !strings.Contains(csp, "default-src 'self'") {
+			t.Errorf("GET /%s: %d, Content-Security-Policy %q", name, r.StatusCode, csp)
 		}
 	}
 }

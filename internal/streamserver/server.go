@@ -16,6 +16,7 @@ import (
 
 	"github.com/plasmastream/plasmastream/internal/activity"
 	"github.com/plasmastream/plasmastream/internal/bridge"
+	"github.com/plasmastream/plasmastream/internal/cliutil"
 	"github.com/plasmastream/plasmastream/internal/cluster"
 	"github.com/plasmastream/plasmastream/internal/natsconn"
 	"github.com/plasmastream/plasmastream/internal/netutil"
@@ -92,7 +93,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, start: time.Now(), conns: map[net.Conn]struct{}{}, keyed: map[net.Conn]trust.PublicKey{},
-		budget: memBudget{limit: cfg.RequestMemory}, activity: activity.New(), storeDone: make(chan struct{}), refusing: make(chan struct{}, maxTLSRefusals)}
+		budget: memBudget{limit: cfg.RequestMemory}, activity: activity.New(cfg.Logger.With(cliutil.LogComponent, "transfer")), storeDone: make(chan struct{}), refusing: make(chan struct{}, maxTLSRefusals)}
 	if err := s.loadTrust(); err != nil {
 		if cfg.Listener != nil {
 			cfg.Listener.Close()

@@ -33,6 +33,8 @@ type stateStream struct {
 	watching  chan struct{}      // closed when it has ended
 
 	lost atomic.Pointer[lostBlock] // the last block a service lost
+
+	services []streaming.StreamingService
 }
 
 // lostBlock is a block a streaming service could not deliver.
@@ -127,7 +129,7 @@ func (s *Server) startStreaming(ctx context.Context) (*stateStream, error) {
 		}
 		return nil, fmt.Errorf("state streaming: %w", err)
 	}
-	ss.c = c
+	ss.c, ss.services = c, services
 	c.Run(&ss.wg, ss.quit)
 	s.log.Info("state streaming", "streamers", len(services), "first block", c.Next())
 	return ss, nil
@@ -277,6 +279,9 @@ type stateView struct {
 	Problem       string `json:"problem,omitempty"`
 	LastLost      string `json:"last_lost,omitempty"` // the streamer that last lost a block, and when
 	LastLostSince string `json:"last_lost_ago,omitempty"`
+	// Lag is each streamer's backlog: blocks committed and not yet
+	// delivered to its destination.
+	Lag map[string]streaming.Backlog `json:"lag,omitempty"`
 }
 
 func (ss *stateStream) view() stateView {
@@ -292,6 +297,15 @@ func (ss *stateStream) view() stateView {
 	}
 	if l := ss.lost.Load(); l != nil {
 		v.LastLost, v.LastLostSince = l.service, time.Since(l.at).Round(time.Second).String()
+	}
+	for _, svc := range ss.services {
+		if b, ok := svc.(streaming.Backlogged); ok {
+			if v.Lag == nil {
+				v.Lag = map[string]streaming.Backlog{}
+			}
+			name, lag := b.Backlog()
+			v.Lag[name] = lag
+		}
 	}
 	return v
 }

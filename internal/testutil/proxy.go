@@ -47,6 +47,7 @@ type Proxy struct {
 	dialed     func() // for this package's tests: runs between the dial and the registration
 	cut        bool
 	open       map[net.Conn]bool
+	target     string // where connections go (SetTarget)
 
 	stalled   chan struct{} // closed when a connection reaches StallAt or StallTotalAt
 	resume    chan struct{}
@@ -69,7 +70,8 @@ func StartProxy(t testing.TB, target string, configure ...func(*Proxy)) *Proxy {
 	for _, f := range configure {
 		f(p)
 	}
-	go p.accept(target)
+	p.target = target
+	go p.accept()
 	t.Cleanup(func() { p.Resume(); ln.Close(); p.wg.Wait() })
 	return p
 }
@@ -87,7 +89,15 @@ func (p *Proxy) Stalled() <-chan struct{} { return p.stalled }
 // Resume lets stalled connections go on.
 func (p *Proxy) Resume() { p.once.Do(func() { close(p.resume) }) }
 
-func (p *Proxy) accept(target string) {
+// SetTarget sends later connections to addr: for a proxy started before
+// the server it fronts (one the server advertises as its address).
+func (p *Proxy) SetTarget(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = addr
+}
+
+func (p *Proxy) accept() {
 	var backoff netutil.AcceptBackoff
 	for n := 1; ; n++ {
 		c, err := p.ln.Accept()
@@ -103,6 +113,9 @@ func (p *Proxy) accept(target string) {
 			c.Close()
 			continue
 		}
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
 		s, err := net.Dial("tcp", target)
 		if err != nil {
 			c.Close()
