@@ -189,7 +189,7 @@ func (s *FileStreamingService) lost(n int) {
 // ListenBlock queues b for writing.
 func (s *FileStreamingService) ListenBlock(b *Block) {
 	if d := s.q.push(b); d > 0 {
-		s.log.Error(fmt.Sprintf("state streaming: %d blocks dropped: the writer is %d bytes behind", d, DefaultFileMaxPending))
+		s.log.Error(fmt.Sprintf("state streaming: %d blocks dropped: the writer is more than max-pending (%d bytes) behind", d, s.q.limit))
 		s.lost(d)
 	}
 }
