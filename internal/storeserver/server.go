@@ -105,12 +105,17 @@ type Server struct {
 	metricsLn net.Listener // nil without MetricsAddr
 }
 
+// createArena is arena.Create; a test replaces it to look at the socket
+// while the memory is being reserved.
+var createArena = arena.Create
+
 // ErrStoreRunning is returned by New when a live store already serves on
 // the socket.
 var ErrStoreRunning = errors.New("a store is already serving on this socket")
 
-// New reserves the arena and binds the socket. The store serves nothing
-// until Serve is called.
+// New binds the socket, reserves the arena, and only then makes the
+// socket appear at its path. The store serves nothing until Serve is
+// called.
 func New(cfg Config) (*Server, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -135,7 +140,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	a, err := arena.Create(cfg.Capacity, arena.Options{Dir: cfg.Dir, HugePages: cfg.HugePages})
+	a, err := createArena(cfg.Capacity, arena.Options{Dir: cfg.Dir, HugePages: cfg.HugePages})
 	if err != nil {
 		sock.close()
 		return nil, err
@@ -155,6 +160,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.metricsLn != nil {
 		s.metrics = newMetrics(s)
+	}
+	// Only now, with the memory reserved, does the socket appear: a
+	// client that finds it finds a store that will answer.
+	if err := sock.publish(); err != nil {
+		if s.metricsLn != nil {
+			s.metricsLn.Close()
+		}
+		a.Close()
+		sock.close()
+		return nil, err
 	}
 	return s, nil
 }

@@ -19,18 +19,23 @@ import (
 // nor delete objects. --socket-mode and --socket-group share it.
 const DefaultSocketMode fs.FileMode = 0o600
 
-// socketFile is the store's bound socket at its final path. Its inode is
-// remembered so that closing the store removes its own socket and never
-// one that another store has bound at the same path since.
+// socketFile is the store's bound socket. listen binds it in a private
+// directory; publish renames it to its final path once the store can
+// serve, so a client never connects to a store that is still starting
+// (and may yet fail to reserve its memory). Its inode is remembered so
+// that closing the store removes its own socket and never one that
+// another store has bound at the same path since.
 type socketFile struct {
 	ln       *net.UnixListener
 	path     string
+	dir, tmp string // the private directory and the name bound in it, until published
 	dev, ino uint64
 }
 
-// listen binds path with the given mode and group (gid < 0: the
-// process's), replacing a stale socket file left by a dead store and
-// refusing when a live one answers.
+// listen binds a socket for path with the given mode and group (gid < 0:
+// the process's), after removing a stale socket file left there by a dead
+// store and refusing when a live one answers. The socket is not at path
+// until publish.
 //
 // The socket never exists at path with wider permissions than asked:
 // it is bound inside a fresh directory of mode 0700 beside path (no other
@@ -47,37 +52,43 @@ func listen(path string, mode fs.FileMode, gid int) (*socketFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: a private directory to bind in: %w", path, err)
 	}
-	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, "s")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	// The listener would unlink tmp, not path: socketFile.close removes
 	// the socket instead.
 	ln.SetUnlinkOnClose(false)
-	sf := &socketFile{ln: ln, path: path}
-	if err := sf.place(tmp, mode, gid); err != nil {
-		ln.Close()
+	sf := &socketFile{ln: ln, path: path, dir: dir, tmp: tmp}
+	if err := sf.setMode(mode, gid); err != nil {
+		sf.close()
 		return nil, err
 	}
 	return sf, nil
 }
 
-// place gives the socket at tmp its mode and group and renames it to
-// sf.path, without replacing anything that appeared there meanwhile.
-func (sf *socketFile) place(tmp string, mode fs.FileMode, gid int) error {
-	if err := os.Chmod(tmp, mode); err != nil {
+// setMode gives the socket, still in its private directory, its mode and
+// group.
+func (sf *socketFile) setMode(mode fs.FileMode, gid int) error {
+	if err := os.Chmod(sf.tmp, mode); err != nil {
 		return fmt.Errorf("socket %s: set mode %#o: %w", sf.path, mode, err)
 	}
 	if gid >= 0 {
-		if err := os.Lchown(tmp, -1, gid); err != nil {
+		if err := os.Lchown(sf.tmp, -1, gid); err != nil {
 			return fmt.Errorf("--socket-group %s: cannot give the socket to this group: %w (only root can give a file to a group it is not a member of)", groupName(gid), err)
 		}
 	}
-	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, sf.path, unix.RENAME_NOREPLACE)
+	return nil
+}
+
+// publish renames the socket to sf.path, without replacing anything that
+// appeared there meanwhile, and removes the private directory.
+func (sf *socketFile) publish() error {
+	err := unix.Renameat2(unix.AT_FDCWD, sf.tmp, unix.AT_FDCWD, sf.path, unix.RENAME_NOREPLACE)
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		err = os.Rename(tmp, sf.path) // a file system without RENAME_NOREPLACE
+		err = os.Rename(sf.tmp, sf.path) // a file system without RENAME_NOREPLACE
 	}
 	if errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("listen on %s: a file appeared there while the store was starting; is another store starting on it?", sf.path)
@@ -89,12 +100,19 @@ func (sf *socketFile) place(tmp string, mode fs.FileMode, gid int) error {
 	if err := unix.Lstat(sf.path, &st); err == nil {
 		sf.dev, sf.ino = st.Dev, st.Ino
 	}
+	os.RemoveAll(sf.dir)
+	sf.dir, sf.tmp = "", ""
 	return nil
 }
 
-// close stops listening and removes the socket if it is still this one.
+// close stops listening and removes the socket if it is still this one
+// (or, before publish, its private directory).
 func (sf *socketFile) close() {
 	sf.ln.Close()
+	if sf.dir != "" {
+		os.RemoveAll(sf.dir)
+		return
+	}
 	var st unix.Stat_t
 	if unix.Lstat(sf.path, &st) == nil && st.Dev == sf.dev && st.Ino == sf.ino {
 		os.Remove(sf.path)
