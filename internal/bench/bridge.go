@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -100,13 +101,16 @@ func Bridge(ctx context.Context, cfg BridgeConfig, w io.Writer) (map[string]any,
 // benchReplicate runs the rounds of replication against a single copy.
 func benchReplicate(ctx context.Context, nc *nats.Conn, nodes []*node, cfg BridgeConfig, res map[string]any) error {
 	a, b1 := nodes[0], nodes[1]
-	replicated := make(chan string, 16)
+	// A report names its subject and node: a round ends when both
+	// subscribers have reported its own subject, never on a late or
+	// repeated report of another round.
+	replicated := make(chan [2]string, 64)
 	sub, err := nc.Subscribe("plasma.replicated.>", func(m *nats.Msg) {
 		var r struct {
 			Node string `json:"node"`
 		}
 		json.Unmarshal(m.Data, &r)
-		replicated <- r.Node
+		replicated <- [2]string{strings.TrimPrefix(m.Subject, "plasma.replicated."), r.Node}
 	})
 	if err != nil {
 		return err
@@ -136,13 +140,16 @@ func benchReplicate(ctx context.Context, nc *nats.Conn, nodes []*node, cfg Bridg
 		copies = append(copies, d)
 		cpuStart := serversCPU(nodes...)
 		start := time.Now()
-		if err := bridge.Request(nc, "plasma.announce.a", []byte(fmt.Sprintf("%s bench.r%d", id, round)), time.Minute, nil); err != nil {
+		subject := fmt.Sprintf("bench.r%d", round)
+		if err := bridge.Request(nc, "plasma.announce.a", []byte(fmt.Sprintf("%s %s", id, subject)), time.Minute, nil); err != nil {
 			return err
 		}
-		for got := 0; got < 2; {
+		for got := map[string]bool{}; !got["b1"] || !got["b2"]; {
 			select {
-			case <-replicated:
-				got++
+			case r := <-replicated:
+				if r[0] == subject {
+					got[r[1]] = true
+				}
 			case <-time.After(5 * time.Minute):
 				return errors.New("the subscribers did not replicate the blob within 5 minutes")
 			case <-ctx.Done():
