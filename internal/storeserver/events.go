@@ -93,5 +93,18 @@ func (e *eventQueue) popBatch(batch []storewire.Event, max int) ([]storewire.Eve
 	}
 }
 
+// tryPopBatch is popBatch without the wait: it appends what is queued,
+// up to max, and reports whether the queue is still open.
+func (e *eventQueue) tryPopBatch(batch []storewire.Event, max int) ([]storewire.Event, bool) {
+	e.mu.Lock()
+	if e.head == len(e.q) {
+		closed := e.closed
+		e.mu.Unlock()
+		return batch, !closed
+	}
+	e.mu.Unlock()
+	return e.popBatch(batch, max)
+}
+
 // keepEvents is the most event slots a drained queue keeps.
 const keepEvents = 256

@@ -2,6 +2,7 @@ package storeserver
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/plasmastream/plasmastream/internal/storewire"
 )
@@ -167,6 +168,10 @@ func (cn *conn) list(reqID uint32) error {
 // eventBatch is the most events one write sends to a subscriber.
 const eventBatch = 256
 
+// eventLinger is how long a subscriber's writer waits, after the first
+// event of a batch, for more to join it.
+const eventLinger = 500 * time.Microsecond
+
 // subscribe starts the goroutine that forwards events to this client
 // (what flags ask for). It ends when the state closes the queue at
 // disconnect. A second Subscribe on the connection changes nothing.
@@ -186,6 +191,14 @@ func (cn *conn) subscribe(flags uint32) {
 			var ok bool
 			if batch, ok = events.popBatch(batch[:0], eventBatch); len(batch) == 0 && !ok {
 				return
+			}
+			if ok && len(batch) < eventBatch {
+				// Let the events of the next moment join this write: a
+				// store sealing thousands of objects a second then wakes
+				// its subscriber (a stream server streaming state) once
+				// per eventLinger, not once per seal.
+				time.Sleep(eventLinger)
+				batch, _ = events.tryPopBatch(batch, eventBatch-len(batch))
 			}
 			frames = frames[:0]
 			for i := range batch {
