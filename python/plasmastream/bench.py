@@ -61,8 +61,12 @@ def _plasma_pickle_child(sock: str, conn_in, conn_out) -> None:
         if msg is None:
             break
         arr = client.get(ObjectID.from_hex(msg))
-        conn_out.send(arr.shape[0])
+        n = arr.shape[0]
+        # Released before the answer: the parent deletes the object and
+        # puts the next one at once, and a store of 1.5x the array has no
+        # room for both.
         del arr
+        conn_out.send(n)
     client.disconnect()
 
 
@@ -74,8 +78,12 @@ def _plasma_child(sock: str, conn_in, conn_out) -> None:
         if msg is None:
             break
         arr = client.get_array(ObjectID.from_hex(msg))
-        conn_out.send(arr.shape[0])
+        n = arr.shape[0]
+        # Released before the answer: the parent deletes the object and
+        # puts the next one at once, and a store of 1.5x the array has no
+        # room for both.
         del arr
+        conn_out.send(n)
     client.disconnect()
 
 
