@@ -87,27 +87,40 @@ def plan(value) -> Plan:
     return Plan(body, bufs)
 
 
-def loads(view, what: str = "object"):
+def _name(what) -> str:
+    """``what`` as errors name it: a string as it is, an id (anything
+    ``as_id_bytes`` takes) as ``object <hex>``."""
+    if isinstance(what, str):
+        return what
+    from .objectid import as_id_bytes
+    try:
+        return f"object {as_id_bytes(what).hex()}"
+    except (TypeError, ValueError):
+        return f"object {what!r}"
+
+
+def loads(view, what="object"):
     """The value stored in ``view`` (the object's data); its out-of-band
     buffers become slices of ``view`` (no copy). ``what`` names the object
-    in errors."""
+    in errors: a string, or its id (formatted only when there is an
+    error)."""
     n = len(view)
     if n < _HEAD.size:
-        raise NotPickled(f"{what} was not stored by plasmastream.plasma put(): {n} bytes of data "
+        raise NotPickled(f"{_name(what)} was not stored by plasmastream.plasma put(): {n} bytes of data "
                          f"is too short for its header; read it with get_buffers()")
     magic, count, _, body_len = _HEAD.unpack_from(view)
     if magic != MAGIC:
-        raise NotPickled(f"{what} was not stored by plasmastream.plasma put() (its data does not start "
+        raise NotPickled(f"{_name(what)} was not stored by plasmastream.plasma put() (its data does not start "
                          f"with the put header); read it with get_buffers()")
     start = _HEAD.size + count * _ENTRY.size
     if start + body_len > n:
-        raise NotPickled(f"{what}: header of a put() object promises {count} buffers and a "
+        raise NotPickled(f"{_name(what)}: header of a put() object promises {count} buffers and a "
                          f"{body_len}-byte pickle, more than the {n} bytes of data")
     bufs = []
     for i in range(count):
         off, length = _ENTRY.unpack_from(view, _HEAD.size + i * _ENTRY.size)
         if off < start + body_len or off + length > n:
-            raise NotPickled(f"{what}: buffer {i} of a put() object at [{off}, +{length}) lies "
+            raise NotPickled(f"{_name(what)}: buffer {i} of a put() object at [{off}, +{length}) lies "
                              f"outside its {n} bytes of data")
         bufs.append(pickle.PickleBuffer(view[off:off + length]))
     return pickle.loads(view[start:start + body_len], buffers=bufs)

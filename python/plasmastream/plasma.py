@@ -220,15 +220,17 @@ class PlasmaClient(_base.PlasmaClient):
         ``timeout_ms`` (-1: wait forever). Arrays come back as read-only
         views of the store's memory, holding the object until collected."""
         _no_context(serialization_context)
-        if not isinstance(object_ids, Sequence):
-            return self.get([object_ids], timeout_ms)[0]
+        if type(object_ids) is ObjectID or not isinstance(object_ids, Sequence):
+            # One id: the common case, without the list's machinery.
+            (r,) = self._get([object_ids], timeout_ms)
+            return ObjectNotAvailable if r is None else _pickled.loads(r[0][:r[1]], object_ids)
         ids = list(object_ids)
         out = []
         for oid, r in zip(ids, self._get(ids, timeout_ms)):
             if r is None:
                 out.append(ObjectNotAvailable)
             else:
-                out.append(_pickled.loads(r[0][:r[1]], f"object {as_id_bytes(oid).hex()}"))
+                out.append(_pickled.loads(r[0][:r[1]], oid))
         return out
 
     def get_buffers(self, object_ids, timeout_ms=-1, with_meta=False):

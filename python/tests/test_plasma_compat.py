@@ -166,8 +166,10 @@ def test_put_and_get_values(pc):
     raw = pc.put_raw_buffer(b"Bytes Test", metadata=b"RAW")
     ((meta, data),) = pc.get_buffers([raw], with_meta=True)
     assert meta == b"RAW" and data.to_pybytes() == b"Bytes Test"
-    with pytest.raises(_pickled.NotPickled, match="get_buffers"):
+    with pytest.raises(_pickled.NotPickled, match=f"object {raw.binary().hex()} was not stored by .*get_buffers"):
         pc.get(raw)
+    with pytest.raises(_pickled.NotPickled, match=f"object {raw.binary().hex()} was not stored by"):
+        pc.get([ids[0], raw])
     (data,) = pc.get_buffers([ids[0]])
     assert plasma.deserialize(data) == values[0]
     with pytest.raises(TypeError, match="pickle"):
