@@ -28,25 +28,7 @@ import (
 // on one core.
 func BenchmarkTLSCost(b *testing.B) {
 	const size = 256 << 20
-	a, err := trust.Generate()
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := trust.Generate()
-	if err != nil {
-		b.Fatal(err)
-	}
-	keys := func(trust.PublicKey) (trust.Entry, bool) {
-		return trust.Entry{Name: "peer", Role: trust.RoleAdmin}, true
-	}
-	serverCfg, err := trust.TLSConfig(a, keys)
-	if err != nil {
-		b.Fatal(err)
-	}
-	clientCfg, err := trust.TLSConfig(c, keys)
-	if err != nil {
-		b.Fatal(err)
-	}
+	serverCfg, clientCfg := nodeTLSConfigs(b)
 	var tcpCPU, tlsCPU time.Duration
 	for b.Loop() {
 		tcpCPU += moveOverLoopback(b, size, nil, nil)
@@ -65,23 +47,31 @@ func BenchmarkTLSCost(b *testing.B) {
 // The benchmark's harness moves every byte, over TCP and over the node's
 // mutual TLS (a short run, so that go test without -bench keeps it working).
 func TestTLSCostHarness(t *testing.T) {
-	a, _ := trust.Generate()
-	c, _ := trust.Generate()
-	keys := func(trust.PublicKey) (trust.Entry, bool) {
-		return trust.Entry{Name: "peer", Role: trust.RoleAdmin}, true
-	}
-	serverCfg, err := trust.TLSConfig(a, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clientCfg, err := trust.TLSConfig(c, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	serverCfg, clientCfg := nodeTLSConfigs(t)
 	for _, size := range []int{1, 5<<20 + 3} {
 		moveOverLoopback(t, size, nil, nil)
 		moveOverLoopback(t, size, serverCfg, clientCfg)
 	}
+}
+
+// nodeTLSConfigs are the TLS configurations of two nodes with keys of
+// their own that trust each other.
+func nodeTLSConfigs(tb testing.TB) (server, client *tls.Config) {
+	tb.Helper()
+	keys := func(trust.PublicKey) (trust.Entry, bool) {
+		return trust.Entry{Name: "peer", Role: trust.RoleAdmin}, true
+	}
+	var cfgs [2]*tls.Config
+	for i := range cfgs {
+		id, err := trust.Generate()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if cfgs[i], err = trust.TLSConfig(id, keys); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return cfgs[0], cfgs[1]
 }
 
 // moveOverLoopback sends size bytes from one end of a loopback TCP
