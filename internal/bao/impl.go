@@ -2,6 +2,7 @@ package bao
 
 import (
 	"github.com/klauspost/cpuid/v2"
+	_ "github.com/plasmastream/plasmastream/internal/cpufeatures" // PLASMA_CPU_DISABLE, before roots is chosen
 	zeebo "github.com/zeebo/blake3"
 	"lukechampine.com/blake3/guts"
 )
