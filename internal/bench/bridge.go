@@ -3,13 +3,13 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -144,17 +144,8 @@ func benchReplicate(ctx context.Context, nc *nats.Conn, nodes []*node, cfg Bridg
 		if err := bridge.Request(nc, "plasma.announce.a", []byte(fmt.Sprintf("%s %s", id, subject)), time.Minute, nil); err != nil {
 			return err
 		}
-		for got := map[string]bool{}; !got["b1"] || !got["b2"]; {
-			select {
-			case r := <-replicated:
-				if r[0] == subject {
-					got[r[1]] = true
-				}
-			case <-time.After(5 * time.Minute):
-				return errors.New("the subscribers did not replicate the blob within 5 minutes")
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		if err := awaitReplicated(ctx, replicated, subject, 5*time.Minute, "b1", "b2"); err != nil {
+			return err
 		}
 		reps = append(reps, time.Since(start))
 		cpu += serversCPU(nodes...) - cpuStart
@@ -168,6 +159,27 @@ func benchReplicate(ctx context.Context, nc *nats.Conn, nodes []*node, cfg Bridg
 	res["replicate_two_GBps"] = round(float64(cfg.Size) / 1e9 / median(reps).Seconds())
 	res["replicate_ratio"] = round(median(reps).Seconds() / median(copies).Seconds())
 	res["replicate_cpu_s_per_GB"] = round(perGB(cpu, 2*cfg.Size, cfg.Rounds)) // per GB received
+	return nil
+}
+
+// awaitReplicated returns once every one of nodes has reported the blob
+// of subject replicated (reports are [subject, node]); reports of other
+// subjects, late ones of an earlier round, and repeats do not count.
+func awaitReplicated(ctx context.Context, reports <-chan [2]string, subject string, limit time.Duration, nodes ...string) error {
+	timeout := time.After(limit)
+	nodes = slices.Clone(nodes)
+	for len(nodes) > 0 {
+		select {
+		case r := <-reports:
+			if i := slices.Index(nodes, r[1]); r[0] == subject && i >= 0 {
+				nodes = slices.Delete(nodes, i, i+1)
+			}
+		case <-timeout:
+			return fmt.Errorf("%v did not replicate the blob of %s within %v", nodes, subject, limit)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return nil
 }
 

@@ -11,9 +11,6 @@ import (
 // Env is the environment variable read at start-up.
 const Env = "PLASMA_CPU_DISABLE"
 
-// Disabled is what Env turned off, for logs and benchmark reports.
-var Disabled []string
-
 func init() {
 	names, err := parse(os.Getenv(Env))
 	if err != nil {
@@ -23,7 +20,6 @@ func init() {
 	for _, n := range names {
 		cpuid.CPU.Disable(cpuid.ParseFeature(n))
 	}
-	Disabled = names
 }
 
 // parse splits v into feature names cpuid knows; an unknown one is an

@@ -69,25 +69,9 @@ func (e *eventQueue) close() {
 // queue is closed and drained.
 func (e *eventQueue) popBatch(batch []storewire.Event, max int) ([]storewire.Event, bool) {
 	for {
-		e.mu.Lock()
-		if e.head < len(e.q) {
-			n := min(len(e.q)-e.head, max)
-			batch = append(batch, e.q[e.head:e.head+n]...)
-			clear(e.q[e.head : e.head+n]) // drop the metadata copies they hold
-			if e.head += n; e.head == len(e.q) {
-				e.head = 0
-				e.q = e.q[:0]
-				if cap(e.q) > keepEvents {
-					e.q = nil // a drained burst does not keep its memory
-				}
-			}
-			e.mu.Unlock()
-			return batch, true
-		}
-		closed := e.closed
-		e.mu.Unlock()
-		if closed {
-			return batch, false
+		batch, open, took := e.take(batch, max)
+		if took || !open {
+			return batch, open
 		}
 		<-e.ready
 	}
@@ -96,14 +80,29 @@ func (e *eventQueue) popBatch(batch []storewire.Event, max int) ([]storewire.Eve
 // tryPopBatch is popBatch without the wait: it appends what is queued,
 // up to max, and reports whether the queue is still open.
 func (e *eventQueue) tryPopBatch(batch []storewire.Event, max int) ([]storewire.Event, bool) {
+	batch, open, _ := e.take(batch, max)
+	return batch, open
+}
+
+// take appends up to max queued events to batch; took says whether there
+// were any, open whether the queue is open or still holds events.
+func (e *eventQueue) take(batch []storewire.Event, max int) (_ []storewire.Event, open, took bool) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.head == len(e.q) {
-		closed := e.closed
-		e.mu.Unlock()
-		return batch, !closed
+		return batch, !e.closed, false
 	}
-	e.mu.Unlock()
-	return e.popBatch(batch, max)
+	n := min(len(e.q)-e.head, max)
+	batch = append(batch, e.q[e.head:e.head+n]...)
+	clear(e.q[e.head : e.head+n]) // drop the metadata copies they hold
+	if e.head += n; e.head == len(e.q) {
+		e.head = 0
+		e.q = e.q[:0]
+		if cap(e.q) > keepEvents {
+			e.q = nil // a drained burst does not keep its memory
+		}
+	}
+	return batch, true, true
 }
 
 // keepEvents is the most event slots a drained queue keeps.

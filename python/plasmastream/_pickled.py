@@ -22,6 +22,7 @@ import pickle
 import struct
 
 from .errors import PlasmaError
+from .objectid import as_id_bytes
 
 __all__ = ["Plan", "plan", "loads", "NotPickled", "MAGIC"]
 
@@ -92,7 +93,6 @@ def _name(what) -> str:
     ``as_id_bytes`` takes) as ``object <hex>``."""
     if isinstance(what, str):
         return what
-    from .objectid import as_id_bytes
     try:
         return f"object {as_id_bytes(what).hex()}"
     except (TypeError, ValueError):

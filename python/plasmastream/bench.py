@@ -60,14 +60,19 @@ def _plasma_pickle_child(sock: str, conn_in, conn_out) -> None:
         msg = conn_in.recv()
         if msg is None:
             break
-        arr = client.get(ObjectID.from_hex(msg))
-        n = arr.shape[0]
-        # Released before the answer: the parent deletes the object and
-        # puts the next one at once, and a store of 1.5x the array has no
-        # room for both.
-        del arr
-        conn_out.send(n)
+        conn_out.send(_length_released(client.get, msg))
     client.disconnect()
+
+
+def _length_released(get, msg: str) -> int:
+    """The length of the array ``get`` returns for the id ``msg`` (hex),
+    once its reference is released: the parent deletes the object and
+    puts the next one as soon as it has the answer, and a store of 1.5x
+    the array has no room for both."""
+    arr = get(ObjectID.from_hex(msg))
+    n = arr.shape[0]
+    del arr
+    return n
 
 
 def _plasma_child(sock: str, conn_in, conn_out) -> None:
@@ -77,13 +82,7 @@ def _plasma_child(sock: str, conn_in, conn_out) -> None:
         msg = conn_in.recv()
         if msg is None:
             break
-        arr = client.get_array(ObjectID.from_hex(msg))
-        n = arr.shape[0]
-        # Released before the answer: the parent deletes the object and
-        # puts the next one at once, and a store of 1.5x the array has no
-        # room for both.
-        del arr
-        conn_out.send(n)
+        conn_out.send(_length_released(client.get_array, msg))
     client.disconnect()
 
 

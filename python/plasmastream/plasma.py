@@ -220,7 +220,7 @@ class PlasmaClient(_base.PlasmaClient):
         ``timeout_ms`` (-1: wait forever). Arrays come back as read-only
         views of the store's memory, holding the object until collected."""
         _no_context(serialization_context)
-        if type(object_ids) is ObjectID or not isinstance(object_ids, Sequence):
+        if not isinstance(object_ids, Sequence):
             # One id: the common case, without the list's machinery.
             (r,) = self._get([object_ids], timeout_ms)
             return ObjectNotAvailable if r is None else _pickled.loads(r[0][:r[1]], object_ids)

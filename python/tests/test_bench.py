@@ -58,3 +58,42 @@ def test_bench_without_a_store_at_socket_says_what_to_do(tmp_path, capsys):
     assert bench.main(["--socket", sock, "--size-mib", "1"]) == 2
     err = capsys.readouterr().err
     assert sock in err and "--start-store" in err and "plasma-store-server" in err
+
+
+
+@pytest.mark.parametrize("child", ["_plasma_pickle_child", "_plasma_child"])
+def test_other_process_releases_before_it_answers(go_bins, store, monkeypatch, child):
+    """The benchmark's other process answers only once its reference to the
+    object is gone: the parent deletes the object and puts the next one as
+    soon as it has the answer, and a store of 1.5x the array had no room
+    for both. The child's loop runs here, and at the moment it answers its
+    own connection lists the object with no reference."""
+    import numpy as np
+    from plasmastream import plasma
+
+    parent = plasma.connect(store.socket, num_retries=0)
+    oid = parent.put(np.arange(1000)) if child == "_plasma_pickle_child" else parent.put_array(np.arange(1000))
+    clients = []
+    real_connect, real_plasma_connect = plasmastream.connect, plasma.connect
+    monkeypatch.setattr(plasmastream, "connect", lambda *a, **k: clients.append(real_connect(*a, **k)) or clients[-1])
+    monkeypatch.setattr(plasma, "connect", lambda *a, **k: clients.append(real_plasma_connect(*a, **k)) or clients[-1])
+    answers = []
+
+    class In:
+        msgs = [oid.binary().hex(), None]
+
+        def recv(self):
+            return self.msgs.pop(0)
+
+    class Out:
+        def send(self, v):
+            if v != "ready":
+                refs = {o.binary() if hasattr(o, "binary") else o: i["ref_count"]
+                        for o, i in plasmastream.PlasmaClient.list(clients[0]).items()}
+                answers.append((v, refs[oid.binary()]))
+
+    try:
+        getattr(bench, child)(store.socket, In(), Out())
+        assert answers == [(1000, 0)], "the child answered while it still held the object"
+    finally:
+        parent.disconnect()
