@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/plasmastream/plasmastream/internal/spinread"
+	"github.com/plasmastream/plasmastream/internal/spinconn"
 	"github.com/plasmastream/plasmastream/internal/storewire"
 )
 
@@ -29,7 +29,7 @@ type frame struct {
 // hand-off — on machines where waking a goroutine costs as much as the
 // round trip itself, that halves the latency of every request.
 type mux struct {
-	uc    *net.UnixConn
+	uc    sock
 	r     *bufio.Reader // used only by the holder of token
 	token chan struct{} // capacity 1; holding it means reading the socket
 
@@ -47,17 +47,28 @@ type mux struct {
 // requests.
 const keepBuffer = 64 << 10
 
+// sock is the connection's socket: a *spinconn.Conn, or the
+// *net.UnixConn itself for a connection that parks between messages.
+type sock interface {
+	io.ReadWriteCloser
+	SetReadDeadline(time.Time) error
+}
+
 // clientSpin is how long a caller polls for its reply before parking; the
-// store answers most requests well within it (see package spinread).
+// store answers most requests well within it (see package spinconn).
 var clientSpin = 100 * time.Microsecond
 
+// newMux takes over uc: polled for replies out of the runtime's poller,
+// unless park is set (or the descriptor cannot be duplicated).
 func newMux(uc *net.UnixConn, park bool) *mux {
-	var src io.Reader = uc
-	if sr, err := spinread.New(uc, clientSpin); err == nil && !park {
-		src = sr
+	var s sock = uc
+	if !park {
+		if c, err := spinconn.Detach(uc, clientSpin); err == nil {
+			s = c
+		}
 	}
 	m := &mux{
-		uc: uc, r: bufio.NewReaderSize(src, 64<<10), token: make(chan struct{}, 1),
+		uc: s, r: bufio.NewReaderSize(s, 64<<10), token: make(chan struct{}, 1),
 		pending: map[uint32]*pend{}, done: make(chan struct{}),
 	}
 	m.token <- struct{}{}

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/plasmastream/plasmastream/internal/spinread"
+	"github.com/plasmastream/plasmastream/internal/spinconn"
 	"github.com/plasmastream/plasmastream/internal/storewire"
 )
 
@@ -21,23 +21,30 @@ import (
 // by short-lived goroutines under the same write lock.
 type conn struct {
 	s   *Server
-	uc  *net.UnixConn
+	uc  *net.UnixConn // until the handshake is done
 	c   *client
-	r   *bufio.Reader
+	r   *bufio.Reader // reads src
+	src swapReader
 	wmu sync.Mutex
 	out []byte // reply buffer, reused; guarded by wmu
 	wg  sync.WaitGroup
 
-	closeOnce sync.Once
-	cred      unix.Ucred // the client process, as the kernel saw it connect
+	smu    sync.Mutex
+	sock   io.ReadWriteCloser // uc, then (see detach) the spinconn.Conn that replaced it
+	closed bool               // guarded by smu
+
+	cred unix.Ucred // the client process, as the kernel saw it connect
 }
 
+// swapReader reads whichever socket the connection has now, so that the
+// bytes the bufio.Reader holds survive the change after the handshake.
+type swapReader struct{ r io.Reader }
+
+func (s *swapReader) Read(b []byte) (int, error) { return s.r.Read(b) }
+
 func newConn(s *Server, uc *net.UnixConn) *conn {
-	var src io.Reader = uc
-	if sr, err := spinread.New(uc, serverSpin); err == nil {
-		src = sr
-	}
-	cn := &conn{s: s, uc: uc, r: bufio.NewReaderSize(src, 64<<10), cred: peerCred(uc)}
+	cn := &conn{s: s, uc: uc, sock: uc, src: swapReader{uc}, cred: peerCred(uc)}
+	cn.r = bufio.NewReaderSize(&cn.src, 64<<10)
 	cn.c = newClient(uint32(cn.cred.Pid))
 	cn.c.send = cn.sendAsync
 	cn.c.drop = cn.close
@@ -57,7 +64,35 @@ const keepRequest = 1<<20 + keepBuffer
 // before parking (see package spinread for the measurements behind it).
 var serverSpin = 50 * time.Microsecond
 
-func (cn *conn) close() { cn.closeOnce.Do(func() { cn.uc.Close() }) }
+// close ends the connection; any goroutine may call it, any number of
+// times.
+func (cn *conn) close() {
+	cn.smu.Lock()
+	defer cn.smu.Unlock()
+	if !cn.closed {
+		cn.closed = true
+		cn.sock.Close()
+	}
+}
+
+// detach moves the connection, once its handshake is done, to a
+// spinconn.Conn: requests are polled for out of the runtime's poller (see
+// package spinconn). Only the serving goroutine calls it, before any
+// other goroutine writes; if the descriptor cannot be duplicated the
+// connection keeps parking in the poller.
+func (cn *conn) detach() {
+	cn.smu.Lock()
+	defer cn.smu.Unlock()
+	if cn.closed {
+		return
+	}
+	sc, err := spinconn.Detach(cn.uc, serverSpin)
+	if err != nil {
+		cn.s.log.Debug("client connection stays in the poller", "err", err)
+		return
+	}
+	cn.sock, cn.src.r = sc, sc
+}
 
 // serve runs the connection to its end and then returns everything the
 // client held to the store.
@@ -88,6 +123,7 @@ func (cn *conn) serve() {
 		return
 	}
 	cn.uc.SetDeadline(time.Time{})
+	cn.detach()
 	log.Debug("client connected")
 	var buf []byte
 	for {
@@ -170,7 +206,7 @@ func (cn *conn) reply(t storewire.Type, reqID uint32, payload []byte) error {
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
 	cn.out = storewire.AppendFrame(cn.out[:0], t, reqID, payload)
-	_, err := cn.uc.Write(cn.out)
+	_, err := cn.sock.Write(cn.out)
 	if cap(cn.out) > keepBuffer {
 		cn.out = nil // do not pin a large reply's buffer forever
 	}
@@ -181,7 +217,7 @@ func (cn *conn) reply(t storewire.Type, reqID uint32, payload []byte) error {
 func (cn *conn) write(frames []byte) error {
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
-	_, err := cn.uc.Write(frames)
+	_, err := cn.sock.Write(frames)
 	return err
 }
 

@@ -74,15 +74,16 @@ type Config struct {
 
 // DefaultMaxClients is the client limit derived from this process's limit
 // of open files (RLIMIT_NOFILE, soft; the Go runtime raises it to the hard
-// limit at start): each client costs the store one descriptor, and 32 plus
-// a sixteenth of the limit are left for the arena, the listener, logs and
-// the runtime.
+// limit at start): 32 plus a sixteenth of the limit are left for the
+// arena, the listener, logs and the runtime, and each client costs the
+// store up to two descriptors (its socket, and while it is idle the
+// duplicate parked in the poller; see package spinconn).
 func DefaultMaxClients() int {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > math.MaxInt32 {
 		return 1 << 20
 	}
-	return max(1, int(rl.Cur)-32-int(rl.Cur/16))
+	return max(1, (int(rl.Cur)-32-int(rl.Cur/16))/2)
 }
 
 // Server is a running store: its arena, its socket and its clients.
