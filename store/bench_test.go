@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 
 	"github.com/plasmastream/plasmastream/internal/testutil"
@@ -66,5 +67,28 @@ func BenchmarkCreateAndSealBatch(b *testing.B) {
 		}
 		c.Delete(ctx, ids...)
 		b.StartTimer()
+	}
+}
+
+// A reply's payload is allocated at its own size: the mux once read every
+// reply into a fresh 4 KiB buffer, so that a client making small requests
+// allocated 4.5 KiB per round trip and ran the collector every few
+// thousand requests.
+func TestSmallRepliesAllocateLittle(t *testing.T) {
+	sock, _ := testutil.StartStoreProcess(t, "64MiB")
+	c := testutil.StoreClient(t, sock)
+	ctx := context.Background()
+	id := store.RandomObjectID()
+	const n = 2000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		if _, err := c.Contains(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 2048 {
+		t.Fatalf("%d bytes allocated per Contains round trip, want under 2048", per)
 	}
 }
