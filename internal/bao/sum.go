@@ -12,6 +12,9 @@ const SegmentSize = guts.ChunkSize << maxGroup
 // segment (measured on 2 cores: the library 2.4–3.2 GB/s, two workers
 // 4.2–4.4 GB/s).
 func Sum(data []byte) [32]byte {
+	if len(data) == 0 {
+		return emptyRoot // every small object's metadata, at both ends of a transfer
+	}
 	if len(data) <= SegmentSize {
 		return rootOf(data) // serial: no goroutine for small data
 	}
@@ -19,6 +22,9 @@ func Sum(data []byte) [32]byte {
 	parallel(len(cvs), 1, func(i int) { cvs[i] = segmentCV(data, i) })
 	return cvToBytes(parents(nil, cvs, uint64(len(data)), SegmentSize, guts.FlagRoot))
 }
+
+// emptyRoot is the digest of no bytes.
+var emptyRoot = gutsRoot(nil)
 
 // segmentCV is the chaining value of segment i of data (the last may be
 // short).
