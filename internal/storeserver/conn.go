@@ -61,7 +61,7 @@ const keepBuffer = 64 << 10
 const keepRequest = 1<<20 + keepBuffer
 
 // serverSpin is how long a connection polls for the client's next request
-// before parking (see package spinread for the measurements behind it).
+// before parking (see package spinconn for the measurements behind it).
 var serverSpin = 50 * time.Microsecond
 
 // close ends the connection; any goroutine may call it, any number of
