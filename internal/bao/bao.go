@@ -70,10 +70,8 @@ func BuildGroup(data []byte, group int) (outboard []byte, root [32]byte) {
 	gs := uint64(guts.ChunkSize) << group
 	out := make([]byte, outboardSize(size, group))
 	binary.LittleEndian.PutUint64(out, size)
-	if size <= gs {
-		n := subtree(data, 0)
-		n.Flags |= guts.FlagRoot
-		return out, cvToBytes(guts.ChainingValue(n))
+	if size <= gs { // one group, at most a segment: only the root
+		return out, rootOf(data)
 	}
 	leaves := make([][8]uint32, groups(size, group))
 	leaf := func(i int) {

@@ -10,7 +10,9 @@ import (
 
 // choices are the root choices of every kind of CPU, whatever this one is.
 var choices = map[string]rootChoice{
-	"avx512": chooseRoot(true, true), "avx2": chooseRoot(false, true), "neither": chooseRoot(false, false),
+	"avx512 amd": chooseRoot(true, true, false), "avx2 amd": chooseRoot(false, true, false),
+	"avx512 intel": chooseRoot(true, true, true), "avx2 intel": chooseRoot(false, true, true),
+	"neither": chooseRoot(false, false, false),
 }
 
 // agree checks that for data both implementations, every CPU's choice,
