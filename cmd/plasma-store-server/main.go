@@ -110,7 +110,7 @@ func (o *options) define(f *pflag.FlagSet) {
 	f.StringVar(&o.level, "log-level", o.level, "log level: debug, info, warn or error, optionally per component: info,transfer=debug,cluster=warn")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.IntVar(&cfg.MaxClients, "max-clients", cfg.MaxClients,
-		"most clients connected at once; one more is told \"store busy\" and closed. 0: the default, the open-file limit (RLIMIT_NOFILE) minus 32 and a sixteenth of it, kept for the arena and other descriptors")
+		"most clients connected at once; one more is told \"store busy\" and closed. 0: the default, half of the open-file limit (RLIMIT_NOFILE) minus 32 and a sixteenth of it (kept for the arena and other descriptors): an idle client holds two descriptors")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "serve Prometheus /metrics and /healthz on this address (e.g. 127.0.0.1:9123; docs/metrics.md); \"\": none")
 	cliutil.SizeVar(f, &cfg.WaitMemory, "blocked-get-memory", "memory that blocked Gets may hold, all clients together; a Get beyond it fails with \"store busy\"")
 	f.StringVar(&o.configFile, "config", "", "TOML file of options, keyed by long flag name (external-store = \"s3://b/p\"); flags given on the command line win")
