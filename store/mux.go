@@ -265,7 +265,7 @@ func (m *mux) readFor(ctx context.Context, p *pend) {
 			interrupted = false
 		}
 		dmu.Unlock()
-		h, payload, err := m.readFrame()
+		h, payload, _, err := storewire.ReadFrame(m.r, nil, storewire.MaxReplyPayload)
 		dmu.Lock()
 		inFrame = false
 		dmu.Unlock()
@@ -275,29 +275,6 @@ func (m *mux) readFor(ctx context.Context, p *pend) {
 		}
 		m.dispatch(h, payload)
 	}
-}
-
-// readFrame reads the frame whose header readFor has peeked into a
-// payload of its own, allocated at its exact size: a reply is usually a
-// few bytes, and its receiver keeps it.
-func (m *mux) readFrame() (storewire.Header, []byte, error) {
-	hb, err := m.r.Peek(storewire.HeaderSize)
-	if err != nil {
-		return storewire.Header{}, nil, err
-	}
-	h, err := storewire.ParseHeader(hb, storewire.MaxReplyPayload)
-	if err != nil {
-		return h, nil, err
-	}
-	m.r.Discard(storewire.HeaderSize)
-	payload := make([]byte, h.Length)
-	if _, err := io.ReadFull(m.r, payload); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return h, nil, err
-	}
-	return h, payload, nil
 }
 
 // dispatch hands a frame to the request it answers.

@@ -65,9 +65,12 @@ func AppendFrame(dst []byte, t uint16, reqID uint32, payload []byte) []byte {
 
 // ReadFrame reads one frame from r into buf (grown as needed) and returns
 // the header, the payload (aliasing the returned buffer) and the buffer.
+// A buffer it has to make is of the frame's exact size: a caller that
+// keeps each payload (nil buf) allocates only what it keeps, and one that
+// passes the buffer back reuses it for every frame no larger.
 func ReadFrame(r io.Reader, buf []byte, max uint32) (Header, []byte, []byte, error) {
 	if cap(buf) < HeaderSize {
-		buf = make([]byte, 0, 4096)
+		buf = make([]byte, 0, HeaderSize)
 	}
 	hb := buf[:HeaderSize]
 	if _, err := io.ReadFull(r, hb); err != nil {
